@@ -1,0 +1,16 @@
+/* The godwit subcommands; each returns the process exit status. */
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+/* Exit statuses, documented in README.md. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1       /* bad input or a host problem: nothing was started */
+#define CLI_EXIT_USAGE 2       /* unknown command or option */
+#define CLI_EXIT_GUEST_CRASH 3 /* the guest died: triple fault, KVM internal error */
+
+int cmd_run(int argc, char **argv);
+
+/* Print "godwit: <message>" on stderr as one line. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what godwit needs to build and test on Debian 12, then configure build/.
+# Usage: scripts/setup.sh [BUILD_DIR]   (run as root, or with sudo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+
+packages=(
+	gcc meson ninja-build pkg-config
+	libzstd-dev librsync-dev libssl-dev libcurl4-openssl-dev libcriterion-dev
+	e2fsprogs cpio
+	# the lean Linux test guest (tests/guest/linux/build.sh)
+	linux-source-6.1 bc flex bison libelf-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" --buildtype=debugoptimized
+fi
+ninja -C "$build"

@@ -1,0 +1,272 @@
+/* Shared helpers for tests that run the godwit binary on /dev/kvm. */
+#include "tests/common/gw_test.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void require_kvm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		cr_skip_test("/dev/kvm is not usable here (%s)", strerror(errno));
+	close(fd);
+}
+
+void gw_proc_init(struct gw_proc *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->pid = -1;
+	snprintf(p->dir, sizeof(p->dir), "/tmp/gwtest.XXXXXX");
+	cr_assert_not_null(mkdtemp(p->dir), "mkdtemp: %s", strerror(errno));
+	snprintf(p->console, sizeof(p->console), "%s/console.log", p->dir);
+	snprintf(p->api, sizeof(p->api), "%s/api.sock", p->dir);
+	snprintf(p->out, sizeof(p->out), "%s/stdout.log", p->dir);
+	snprintf(p->err, sizeof(p->err), "%s/stderr.log", p->dir);
+}
+
+void gw_spawn(struct gw_proc *p, const char *const *argv)
+{
+	const char *args[64];
+	unsigned n = 0;
+
+	args[n++] = GODWIT_BIN;
+	for (; argv[n - 1] && n < 63; n++)
+		args[n] = argv[n - 1];
+	args[n] = NULL;
+	p->pid = fork();
+	cr_assert_geq(p->pid, 0, "fork: %s", strerror(errno));
+	if (p->pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int out = open(p->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int err = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		execv(GODWIT_BIN, (char *const *)args);
+		_exit(127);
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static bool gw_reap(struct gw_proc *p, int flags)
+{
+	if (p->reaped)
+		return true;
+	if (p->pid <= 0)
+		return false;
+	if (waitpid(p->pid, &p->status, flags) == p->pid) {
+		p->reaped = true;
+		return true;
+	}
+	return false;
+}
+
+bool gw_wait_exit(struct gw_proc *p, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	do {
+		if (gw_reap(p, WNOHANG))
+			return true;
+		usleep(10000);
+	} while (now_ms() < end);
+	return gw_reap(p, WNOHANG);
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+void gw_proc_cleanup(struct gw_proc *p)
+{
+	if (p->pid > 0 && !p->reaped) {
+		kill(p->pid, SIGKILL);
+		gw_reap(p, 0);
+	}
+	if (p->dir[0])
+		rm_rf(p->dir);
+}
+
+char *gw_read_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int ch;
+
+	if (!f)
+		return NULL;
+	while ((ch = fgetc(f)) != EOF) {
+		if (len + 2 > cap) {
+			cap = cap ? cap * 2 : 4096;
+			buf = realloc(buf, cap);
+		}
+		buf[len++] = (char)ch;
+	}
+	fclose(f);
+	if (!buf)
+		buf = calloc(1, 1);
+	else
+		buf[len] = '\0';
+	return buf;
+}
+
+/* The n-th line (1-based) starting with prefix, copied to line; false if fewer. */
+static bool find_line(const char *text, const char *prefix, unsigned n, char *line, size_t len,
+		      unsigned *count)
+{
+	size_t plen = strlen(prefix);
+	unsigned seen = 0;
+
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+
+		if (!nl)
+			break; /* an unfinished line is not a line yet */
+		if ((size_t)(nl - p) >= plen && strncmp(p, prefix, plen) == 0) {
+			seen++;
+			if (seen == n && line) {
+				size_t l = (size_t)(nl - p) < len - 1 ? (size_t)(nl - p) : len - 1;
+
+				memcpy(line, p, l);
+				line[l] = '\0';
+			}
+		}
+		p = nl + 1;
+	}
+	if (count)
+		*count = seen;
+	return n > 0 && seen >= n;
+}
+
+unsigned gw_count_lines(const char *file, const char *prefix)
+{
+	char *text = gw_read_file(file);
+	unsigned n = 0;
+
+	find_line(text, prefix, 0, NULL, 0, &n);
+	free(text);
+	return n;
+}
+
+bool gw_wait_line(struct gw_proc *p, const char *file, const char *prefix, unsigned n,
+		  char *line, size_t len, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		char *text = gw_read_file(file);
+		bool ok = find_line(text, prefix, n, line, len, NULL);
+
+		free(text);
+		if (ok)
+			return true;
+		if (now_ms() >= end || (p && gw_reap(p, WNOHANG)))
+			return false;
+		usleep(20000);
+	}
+}
+
+bool gw_api(const char *sock, const char *req, char *reply, size_t len)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t got = 0;
+	int fd;
+	bool ok = false;
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		goto out;
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+		goto out;
+	while (got + 1 < len) {
+		ssize_t n = recv(fd, reply + got, 1, 0);
+
+		if (n <= 0)
+			goto out;
+		if (reply[got] == '\n')
+			break;
+		got++;
+	}
+	reply[got] = '\0';
+	ok = true;
+out:
+	close(fd);
+	return ok;
+}
+
+bool gw_parse_hb(const char *line, struct gw_hb *hb)
+{
+	const char *e;
+	int used = 0;
+
+	memset(hb, 0, sizeof(*hb));
+	if (sscanf(line, "HB %31s %" SCNu64 "%n", hb->id, &hb->counter, &used) != 2 || !used)
+		return false;
+	e = strstr(line, " e=");
+	if (!e)
+		return false;
+	return sscanf(e, " e=%" SCNu64, &hb->errors) == 1;
+}
+
+uint64_t gw_splitmix64(uint64_t x)
+{
+	uint64_t z;
+
+	x += 0x9e3779b97f4a7c15ULL;
+	z = x;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void gw_pattern_sector(uint64_t seed, uint64_t sector, uint8_t out[512])
+{
+	for (unsigned k = 0; k < 64; k++) {
+		uint64_t w = gw_splitmix64(seed ^ (sector << 6 | k));
+
+		for (unsigned b = 0; b < 8; b++)
+			out[k * 8 + b] = (uint8_t)(w >> (8 * b));
+	}
+}
+
+uint32_t gw_crc32(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint32_t crc = 0xffffffffu;
+
+	for (size_t i = 0; i < len; i++) {
+		crc ^= p[i];
+		for (int b = 0; b < 8; b++)
+			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+	}
+	return ~crc;
+}

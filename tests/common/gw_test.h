@@ -1,0 +1,68 @@
+/* Shared helpers for tests that run the godwit binary on /dev/kvm. */
+#ifndef TESTS_COMMON_GW_TEST_H
+#define TESTS_COMMON_GW_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Skip the calling Criterion test, with the reason, when /dev/kvm is absent or not ours. */
+void require_kvm(void);
+
+/* A godwit process with its own scratch directory. */
+struct gw_proc {
+	pid_t pid;
+	char dir[128];     /* mkdtemp'd, removed by gw_proc_cleanup */
+	char console[192]; /* dir/console.log */
+	char api[192];     /* dir/api.sock */
+	char out[192];     /* dir/stdout.log */
+	char err[192];     /* dir/stderr.log */
+	int status;        /* wait status once reaped */
+	bool reaped;
+};
+
+/* Make the scratch directory and paths. */
+void gw_proc_init(struct gw_proc *p);
+
+/* Start GODWIT_BIN with argv (argv[0] is the subcommand; NULL-terminated). */
+void gw_spawn(struct gw_proc *p, const char *const *argv);
+
+/* Wait up to timeout_ms for exit; returns true and sets p->status if it exited. */
+bool gw_wait_exit(struct gw_proc *p, int timeout_ms);
+
+/* SIGKILL (if still running) and reap; remove the scratch directory. */
+void gw_proc_cleanup(struct gw_proc *p);
+
+/*
+ * Wait up to timeout_ms until file holds at least n lines starting with prefix; copy the
+ * n-th into line. Returns false on timeout (or if the process died first).
+ */
+bool gw_wait_line(struct gw_proc *p, const char *file, const char *prefix, unsigned n,
+		  char *line, size_t len, int timeout_ms);
+
+/* Count lines of file that start with prefix. */
+unsigned gw_count_lines(const char *file, const char *prefix);
+
+/* The whole of a small file as a string (malloc'd), or NULL. */
+char *gw_read_file(const char *path);
+
+/* Send one API request line and read one reply line. Returns false on any failure. */
+bool gw_api(const char *sock, const char *req, char *reply, size_t len);
+
+/* A heartbeat line "HB <id> <counter> ... e=<n>", parsed. */
+struct gw_hb {
+	char id[32];
+	uint64_t counter;
+	uint64_t errors;
+};
+bool gw_parse_hb(const char *line, struct gw_hb *hb);
+
+/* The guests' disk pattern: word k of sector s is splitmix64(seed ^ (s << 6 | k)). */
+uint64_t gw_splitmix64(uint64_t x);
+void gw_pattern_sector(uint64_t seed, uint64_t sector, uint8_t out[512]);
+
+/* zlib's CRC-32 (IEEE 802.3), as the guests print it. */
+uint32_t gw_crc32(const void *buf, size_t len);
+
+#endif

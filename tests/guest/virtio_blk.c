@@ -1,0 +1,234 @@
+/* Finds a legacy virtio-blk PCI device and moves sectors through one polled virtqueue. */
+#include "virtio_blk.h"
+
+#include "console.h"
+#include "hw.h"
+#include "lib.h"
+#include "platform.h"
+
+#define PCI_CONFIG_ADDR 0xcf8
+#define PCI_CONFIG_DATA 0xcfc
+#define PCI_VENDOR_VIRTIO 0x1af4
+#define PCI_DEVICE_VIRTIO_BLK_LEGACY 0x1001
+#define VBLK_IO_FALLBACK 0xe000         /* 4 KiB aligned, clear of the legacy ISA ports */
+
+/* Legacy virtio header in BAR0's I/O space, without MSI-X (device config at 20). */
+#define VIO_HOST_FEATURES 0
+#define VIO_GUEST_FEATURES 4
+#define VIO_QUEUE_PFN 8
+#define VIO_QUEUE_SIZE 12
+#define VIO_QUEUE_SELECT 14
+#define VIO_QUEUE_NOTIFY 16
+#define VIO_STATUS 18
+#define VIO_ISR 19
+#define VIO_BLK_CAPACITY 20
+
+#define VIO_STATUS_ACK 1
+#define VIO_STATUS_DRIVER 2
+#define VIO_STATUS_DRIVER_OK 4
+#define VIO_BLK_F_FLUSH (1u << 9)
+
+#define VRING_DESC_F_NEXT 1
+#define VRING_DESC_F_WRITE 2
+#define VRING_ALIGN 4096
+#define VRING_MAX 1024
+#define VRING_BYTES (32 * 1024)         /* a legacy ring of VRING_MAX entries fits */
+#define VBLK_TIMEOUT_TICKS (10 * PLATFORM_TICK_HZ)
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vblk_req_header {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+/*
+ * Driver state; only the BSP uses it. The ring and the buffers are addressed by the device
+ * through their physical addresses, which equal their virtual ones here.
+ */
+struct vblk_dev {
+	bool present;
+	bool dead;                      /* a request timed out: the ring state is unknown */
+	uint16_t iobase;
+	uint16_t qsize;
+	uint16_t avail_idx;             /* next avail->idx to publish */
+	uint16_t used_seen;             /* used->idx consumed so far */
+	uint64_t capacity;
+	struct vring_desc *desc;
+	volatile uint16_t *avail;       /* flags, idx, ring[qsize] */
+	volatile uint16_t *used;        /* flags, idx, then {u32 id, u32 len}[qsize] */
+};
+
+static struct vblk_dev vblk;
+static uint8_t vblk_ring[VRING_BYTES] __attribute__((aligned(4096)));
+static uint8_t vblk_data[VBLK_CHUNK_SECTORS * VBLK_SECTOR_BYTES] __attribute__((aligned(4096)));
+static struct vblk_req_header vblk_header;
+static volatile uint8_t vblk_status;
+
+static uint32_t pci_config_read(uint32_t dev, uint32_t fn, uint32_t off)
+{
+	outl(PCI_CONFIG_ADDR, 0x80000000u | dev << 11 | fn << 8 | (off & 0xfc));
+	return inl(PCI_CONFIG_DATA);
+}
+
+static void pci_config_write(uint32_t dev, uint32_t fn, uint32_t off, uint32_t v)
+{
+	outl(PCI_CONFIG_ADDR, 0x80000000u | dev << 11 | fn << 8 | (off & 0xfc));
+	outl(PCI_CONFIG_DATA, v);
+}
+
+/*
+ * Gives an unassigned I/O BAR0 the base VBLK_IO_FALLBACK (firmware such as qboot leaves
+ * BARs to the OS; godwit and SeaBIOS assign them). Returns the BAR's new value.
+ */
+static uint32_t vblk_bar0_assign(uint32_t dev, uint32_t fn)
+{
+	uint32_t size;
+
+	pci_config_write(dev, fn, 0x10, 0xffffffff);
+	size = ~(pci_config_read(dev, fn, 0x10) & 0xfffc) & 0xffff;
+	if (size >= 0x1000)
+		return 0;
+	pci_config_write(dev, fn, 0x10, VBLK_IO_FALLBACK);
+	return pci_config_read(dev, fn, 0x10);
+}
+
+/* Returns the I/O base of BAR0 of the first legacy virtio-blk function on bus 0, or 0. */
+static uint16_t vblk_pci_find(void)
+{
+	for (uint32_t dev = 0; dev < 32; dev++) {
+		uint32_t fns = 1;
+
+		for (uint32_t fn = 0; fn < fns; fn++) {
+			uint32_t id = pci_config_read(dev, fn, 0);
+
+			if ((id & 0xffff) == 0xffff)
+				continue;
+			if (fn == 0 && (pci_config_read(dev, 0, 0x0c) & 0x800000))
+				fns = 8;
+			if ((id & 0xffff) != PCI_VENDOR_VIRTIO || id >> 16 != PCI_DEVICE_VIRTIO_BLK_LEGACY)
+				continue;
+			uint32_t bar0 = pci_config_read(dev, fn, 0x10);
+
+			if (!(bar0 & 1))
+				continue;       /* a legacy device's BAR0 is I/O */
+			if ((bar0 & 0xfffc) == 0)
+				bar0 = vblk_bar0_assign(dev, fn);
+			if ((bar0 & 0xfffc) == 0)
+				continue;
+			/* Enable I/O decoding and bus mastering (command register bits 0 and 2). */
+			uint32_t cmd = pci_config_read(dev, fn, 0x04);
+
+			pci_config_write(dev, fn, 0x04, (cmd & 0xffff) | 0x5);
+			return (uint16_t)(bar0 & 0xfffc);
+		}
+	}
+	return 0;
+}
+
+bool vblk_probe(uint64_t *capacity)
+{
+	uint16_t io = vblk_pci_find();
+	uint32_t features;
+	uint64_t ring;
+
+	if (io == 0)
+		return false;
+	vblk.iobase = io;
+	outb(io + VIO_STATUS, 0);
+	outb(io + VIO_STATUS, VIO_STATUS_ACK);
+	outb(io + VIO_STATUS, VIO_STATUS_ACK | VIO_STATUS_DRIVER);
+	features = inl(io + VIO_HOST_FEATURES);
+	outl(io + VIO_GUEST_FEATURES, features & VIO_BLK_F_FLUSH);
+	outw(io + VIO_QUEUE_SELECT, 0);
+	vblk.qsize = inw(io + VIO_QUEUE_SIZE);
+	if (vblk.qsize < 4 || vblk.qsize > VRING_MAX) {
+		console_printf("DISK unusable qsize=%u\n", vblk.qsize);
+		return false;
+	}
+	/* Legacy layout: descriptors, avail ring, then the used ring at the next 4 KiB. */
+	memset(vblk_ring, 0, sizeof(vblk_ring));
+	ring = (uint64_t)(uintptr_t)vblk_ring;
+	vblk.desc = (struct vring_desc *)vblk_ring;
+	vblk.avail = (volatile uint16_t *)(vblk_ring + 16 * vblk.qsize);
+	uint64_t used_off = (16 * (uint64_t)vblk.qsize + 6 + 2 * (uint64_t)vblk.qsize +
+			     VRING_ALIGN - 1) & ~(uint64_t)(VRING_ALIGN - 1);
+
+	vblk.used = (volatile uint16_t *)(vblk_ring + used_off);
+	vblk.avail_idx = 0;
+	vblk.used_seen = 0;
+	outl(io + VIO_QUEUE_PFN, (uint32_t)(ring >> 12));
+	outb(io + VIO_STATUS, VIO_STATUS_ACK | VIO_STATUS_DRIVER | VIO_STATUS_DRIVER_OK);
+	vblk.capacity = (uint64_t)inl(io + VIO_BLK_CAPACITY) |
+			(uint64_t)inl(io + VIO_BLK_CAPACITY + 4) << 32;
+	vblk.present = true;
+	vblk.dead = false;
+	*capacity = vblk.capacity;
+	return true;
+}
+
+uint8_t *vblk_buffer(void)
+{
+	return vblk_data;
+}
+
+uint8_t vblk_request(uint32_t type, uint64_t lba, uint32_t sectors)
+{
+	uint16_t head = 0, n = 0, slot;
+	uint64_t until;
+
+	if (!vblk.present || vblk.dead)
+		return VBLK_S_IOERR;
+	if (type == VBLK_T_FLUSH)
+		sectors = 0;
+	else if (sectors == 0 || sectors > VBLK_CHUNK_SECTORS)
+		return VBLK_S_IOERR;
+	vblk_header.type = type;
+	vblk_header.reserved = 0;
+	vblk_header.sector = lba;
+	vblk_status = 0xff;
+
+	/* One request at a time, so it always uses descriptors 0, 1 and 2. */
+	vblk.desc[n] = (struct vring_desc){ (uintptr_t)&vblk_header, sizeof(vblk_header),
+					    VRING_DESC_F_NEXT, (uint16_t)(n + 1) };
+	n++;
+	if (sectors) {
+		vblk.desc[n] = (struct vring_desc){
+			(uintptr_t)vblk_data, sectors * VBLK_SECTOR_BYTES,
+			(uint16_t)(VRING_DESC_F_NEXT | (type == VBLK_T_IN ? VRING_DESC_F_WRITE : 0)),
+			(uint16_t)(n + 1) };
+		n++;
+	}
+	vblk.desc[n] = (struct vring_desc){ (uintptr_t)&vblk_status, 1, VRING_DESC_F_WRITE, 0 };
+
+	slot = vblk.avail_idx % vblk.qsize;
+	vblk.avail[2 + slot] = head;
+	/* Descriptors and ring entry are visible before the index (x86 keeps stores in order). */
+	compiler_barrier();
+	vblk.avail_idx++;
+	vblk.avail[1] = vblk.avail_idx;
+	compiler_barrier();
+	outw(vblk.iobase + VIO_QUEUE_NOTIFY, 0);
+
+	until = ticks_now() + VBLK_TIMEOUT_TICKS;
+	while (vblk.used[1] == vblk.used_seen) {
+		if (ticks_now() >= until) {
+			vblk.dead = true;
+			console_printf("DISK timeout type=%u lba=%lu\n", type, lba);
+			return VBLK_S_IOERR;
+		}
+		cpu_relax();
+	}
+	compiler_barrier();
+	vblk.used_seen++;
+	/* Reading ISR acknowledges the (unused, masked) interrupt so the line drops. */
+	(void)inb(vblk.iobase + VIO_ISR);
+	/* A status outside the three the spec defines is the device failing the request. */
+	return vblk_status <= VBLK_S_UNSUPP ? vblk_status : VBLK_S_IOERR;
+}

@@ -1,0 +1,98 @@
+/* The emulated devices: 8250 UART, PCI host bridge with config mechanism #1, virtio-blk. */
+#ifndef VMM_DEVICES_H
+#define VMM_DEVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/guest_mem.h"
+#include "vmm/irq.h"
+
+/* ---- 8250/16550A UART ---------------------------------------------------------------- */
+struct serial;
+
+/*
+ * Create a UART at I/O port base (8 ports) raising gsi through irq. Transmitted bytes go
+ * to out_fd (written whole; a failing fd drops output, never stalls the guest: a full one
+ * holds a vCPU at most 50 ms once, then bytes are dropped until it drains; a closed pipe
+ * gives EPIPE, never SIGPIPE). out_fd < 0 discards output; the caller keeps owning it.
+ * *irq is copied. Registers itself on pio. Returns 0 or -errno.
+ */
+int serial_create(struct serial **out, struct bus *pio, uint16_t base, const struct irq_chip *irq,
+		  unsigned gsi, int out_fd);
+/* Queue host bytes for the guest to receive (stdin). Excess beyond the FIFO is dropped. */
+void serial_input(struct serial *s, const void *buf, size_t len);
+/* Unregister from pio and free, once no vCPU runs. NULL is a no-op. */
+void serial_destroy(struct serial *s);
+
+/* ---- PCI ------------------------------------------------------------------------------ */
+struct pci_bus;
+
+#define PCI_MAX_SLOTS 32
+
+struct pci_bar_desc {
+	uint32_t size;                 /* power of two; 0 = unused BAR */
+	bool io;                       /* I/O space (else 32-bit non-prefetchable MMIO) */
+	const struct bus_dev_ops *ops; /* off is relative to the BAR's current base */
+	void *opaque;
+};
+
+struct pci_dev_desc {
+	uint16_t vendor_id, device_id;
+	uint16_t subsys_vendor_id, subsys_id;
+	uint32_t class_code; /* 24 bits: class, subclass, prog-if */
+	uint8_t revision;
+	struct pci_bar_desc bar[6];
+};
+
+/*
+ * Create bus 0 with a host bridge at 00.0 and config mechanism #1 on pio 0xcf8..0xcff.
+ * BARs are assigned from LAYOUT_PCI_IO_BASE (I/O) and LAYOUT_PCI_MMIO_GPA (MMIO) and
+ * registered on pio/mmio; a guest that reprograms a BAR moves the registration.
+ */
+int pci_bus_create(struct pci_bus **out, struct bus *pio, struct bus *mmio);
+/* Add a device in the next free slot (>= 1); *slot_out gets it. INTA of slot N is wired to
+ * GSI LAYOUT_PCI_IRQ_BASE + N - 1 and reported in the interrupt line register. */
+int pci_add_device(struct pci_bus *b, const struct pci_dev_desc *d, unsigned *slot_out);
+/*
+ * Take the device in slot off the bus: its BARs stop decoding and the slot reads as absent.
+ * A device calls this from its destroy function, before it frees what its BAR ops use, and
+ * only once no vCPU runs. Returns 0, or -ENOENT if the slot is empty or the host bridge.
+ */
+int pci_remove_device(struct pci_bus *b, unsigned slot);
+/* The GSI that INTA of slot (>= 1) is wired to: LAYOUT_PCI_IRQ_BASE + slot - 1. Slots whose
+ * GSI would pass the last IOAPIC pin are never handed out, so pci_add_device fills 1..8. */
+unsigned pci_slot_gsi(unsigned slot);
+/* Destroy the bus after every device on it (virtio_blk_destroy first). */
+void pci_bus_destroy(struct pci_bus *b);
+
+/* ---- virtio-blk (virtio-pci, legacy interface) ------------------------------------- */
+struct virtio_blk;
+
+struct virtio_blk_config {
+	const char *path;      /* raw image; size must be a multiple of 512 */
+	bool read_only;        /* open O_RDONLY, advertise VIRTIO_BLK_F_RO, fail writes */
+};
+
+/*
+ * Open the image and add a virtio-blk PCI device. A file that cannot be opened for writing
+ * because of its permissions is opened read-only (the guest gets I/O errors on write).
+ * Requests are served synchronously on the vCPU thread that notifies the queue, so none
+ * is in flight once all vCPUs are paused. mem is kept, not copied: pages the device writes
+ * are marked in whatever vmm_dirty bitmaps it holds at that moment. *irq is copied; the
+ * device raises pci_slot_gsi() of its slot. Returns 0, or -errno with a reason in err.
+ */
+int virtio_blk_create(struct virtio_blk **out, struct pci_bus *pci, const struct guest_mem *mem,
+		      const struct irq_chip *irq, const struct virtio_blk_config *cfg, char *err,
+		      size_t errlen);
+/* The image size, fixed when it was opened. */
+uint64_t virtio_blk_capacity_bytes(const struct virtio_blk *vb);
+/* True if asked for, or if the image could only be opened read-only. */
+bool virtio_blk_is_read_only(const struct virtio_blk *vb);
+/* Take the device off the PCI bus, close the image and free, once no vCPU runs and before
+ * pci_bus_destroy. NULL is a no-op. */
+void virtio_blk_destroy(struct virtio_blk *vb);
+
+#endif

@@ -1,0 +1,93 @@
+/* The VMM's public interface for cli/: create a VM from a config, run it, pause, stop. */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+
+struct vm_config {
+	const char *kernel_path;  /* bzImage or ELF with a PVH note; required */
+	const char *initrd_path;  /* NULL for none */
+	const char *cmdline;      /* NULL means "" */
+	uint64_t ram_bytes;       /* 64 MiB .. what the host has */
+	unsigned ncpus;           /* 1 .. LAYOUT_MAX_VCPUS */
+	const char *disk_path;    /* raw image for virtio-blk, NULL for none */
+	const char *cpu_features; /* CPUID policy, see cpuid.h; NULL means "host" */
+	int console_fd;           /* where guest serial output goes */
+};
+
+enum vm_exit_kind {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_POWEROFF,  /* guest powered off (ACPI S5) */
+	VM_EXIT_RESET,     /* guest reset (i8042, or KVM system event) */
+	VM_EXIT_QUIT,      /* asked to stop through vm_request_stop */
+	VM_EXIT_TRIPLE_FAULT,
+	VM_EXIT_INTERNAL,  /* KVM internal error, an emulation failure included */
+	VM_EXIT_FAIL_ENTRY,
+	VM_EXIT_HOST_ERROR, /* an ioctl failed */
+};
+
+/* Why the VM stopped; for the faults, where. */
+struct vm_exit_info {
+	enum vm_exit_kind kind;
+	unsigned vcpu;
+	uint64_t rip;
+	uint8_t insn[16];
+	unsigned insn_len;  /* 0 when the bytes could not be read */
+	char detail[160];   /* e.g. "KVM internal error 1 (emulation failure)" */
+};
+
+enum vm_run_state {
+	VM_STATE_CREATED = 0,
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,
+	VM_STATE_STOPPED,
+};
+
+/*
+ * Build a VM from cfg: KVM VM, RAM, irqchip and PIT, devices, kernel loaded, vCPUs
+ * created but not running. Returns 0 and the VM in *out, or -errno with a one-line reason
+ * naming the problem and its fix in err. Nothing is left behind on failure.
+ */
+int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t errlen);
+
+/* Start the vCPU threads. Call once, after vm_create. Returns 0 or -errno. */
+int vm_start(struct vm *vm);
+
+/*
+ * Wait until the VM stops (guest poweroff, reset, fault, or vm_request_stop), join the
+ * vCPU threads and fill info. Returns 0 or -errno.
+ */
+int vm_wait(struct vm *vm, struct vm_exit_info *info);
+
+/* Ask a running VM to stop with VM_EXIT_QUIT; vm_wait returns soon after. Any thread. */
+void vm_request_stop(struct vm *vm);
+
+/*
+ * Stop every vCPU outside KVM_RUN and return once all are parked. Idempotent.
+ * Returns -EINVAL if the VM is not running, 0 otherwise.
+ */
+int vm_pause(struct vm *vm);
+/* Let paused vCPUs run again. Returns -EINVAL if the VM is not paused. */
+int vm_resume(struct vm *vm);
+
+enum vm_run_state vm_state(struct vm *vm);
+const char *vm_state_name(enum vm_run_state s);
+
+/* Facts for status reports. */
+uint64_t vm_ram_bytes(const struct vm *vm);
+unsigned vm_ncpus(const struct vm *vm);
+
+/* Feed host input (stdin) to the guest's serial port. */
+void vm_console_input(struct vm *vm, const void *buf, size_t len);
+
+/* Free everything. The VM must be stopped (vm_wait returned) or never started. */
+void vm_destroy(struct vm *vm);
+
+/* Parse "512M", "1G", "1073741824" (bytes unless suffixed K/M/G/T, base 1024). */
+int vm_parse_size(const char *s, uint64_t *out);
+
+#endif
