@@ -48,7 +48,7 @@
 #define LAYOUT_IRQ_COM1         4
 #define LAYOUT_PORT_I8042       0x60   /* 0x60 and 0x64: enough of an i8042 to reset */
 #define LAYOUT_PORT_PM_BASE     0x600  /* ACPI PM1a event block (4 bytes) */
-#define LAYOUT_PORT_PM1A_CNT    0x604  /* ACPI PM1a control: SLP_EN with SLP_TYP 5 powers off */
+#define LAYOUT_PORT_PM1A_CNT    0x604  /* ACPI PM1a control: SLP_EN (any SLP_TYP) powers off */
 #define LAYOUT_PM1_SLP_EN       (1u << 13)
 #define LAYOUT_PORT_PCI_CONFIG  0xcf8  /* configuration mechanism #1: 0xcf8..0xcff */
 #define LAYOUT_PCI_IO_BASE      0xc000 /* I/O BARs are placed from here */

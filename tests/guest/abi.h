@@ -90,7 +90,7 @@ extern uint32_t ap_next_index;
 /* First byte after the image, from the linker script. */
 extern char guest_image_end[];
 
-/* Counted by the timer stub at CPL 0, read everywhere else. */
+/* Counted by the timer handler at CPL 0, read everywhere else. */
 extern volatile uint64_t guest_ticks;
 
 /* A ud2 that the trap handler recognises as a request to halt this CPU for good. */
@@ -100,7 +100,7 @@ void guest_halt(void) __attribute__((noreturn));
 void guest_main(void) __attribute__((noreturn));
 void ap_main(uint32_t cpu_index) __attribute__((noreturn));
 
-/* Called by the exception stubs at CPL 0 (vec, err, rip, cs from the frame). */
+/* Called by the exception entry points at CPL 0 (vec, err, rip, cs from the frame). */
 void trap_report(uint64_t vec, uint64_t err, uint64_t rip, uint64_t cs) __attribute__((noreturn));
 #endif
 

@@ -1,4 +1,4 @@
-/* PVH entry, the short CPL-0 setup (page tables, GDT, TSS, IDT), interrupt stubs and AP start of the test guest. */
+/* PVH entry, the short CPL-0 setup (page tables, GDT, TSS, IDT), interrupt entry points and AP start of the test guest. */
 #include "abi.h"
 
 /*
@@ -135,7 +135,7 @@ bsp_long64:
 	mov %eax, %gs
 	mov $(boot_kstacks + GUEST_KSTACK_BYTES), %esp
 
-	/* IDT: interrupt gates, DPL 0, vector v's stub at isr_table + 16 v (below 4 GiB). */
+	/* IDT: interrupt gates, DPL 0, vector v's entry point at isr_table + 16 v (below 4 GiB). */
 	mov $isr_table, %eax
 	mov $boot_idt, %edi
 	mov $GUEST_IDT_VECTORS, %ecx
@@ -295,7 +295,7 @@ ap_park:
 	jmp ap_park
 
 /*
- * Interrupt stubs, 16 bytes apart so the IDT fill can compute their addresses. Exceptions
+ * Interrupt entry points, 16 bytes apart so the IDT fill can compute their addresses. Exceptions
  * push a zero error code where the CPU pushes none, then the vector, for isr_common.
  */
 .macro ISR_EXC vec

@@ -93,8 +93,10 @@ static void workload_step(struct workload *wl)
 
 	if (bad)
 		workload_report(wl, i, want, got, bad);
-	/* The page is complete before pos moves past it; a snapshot between the two is fine,
-	 * since it resumes here and the page already holds what pos will say. */
+	/*
+	 * The page is complete before pos moves past it. A snapshot taken between the two is
+	 * fine: the guest resumes here, and the page already holds what pos is about to say.
+	 */
 	compiler_barrier();
 	if (i + 1 == wl->npages) {
 		wl->pos = 0;
