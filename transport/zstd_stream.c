@@ -1,0 +1,303 @@
+/* A zstd compression layer: streaming compression on write, bounded decompression on read. */
+#include "transport/zstd_stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "transport/byteorder.h"
+
+#define ZSTD_STREAM_OUT_BYTES (256u * 1024)
+
+_Static_assert(ZSTD_STREAM_OUT_BYTES <= ZSTD_STREAM_MAX_CHUNK, "writer chunks fit the reader");
+
+struct zstd_writer {
+	struct stream base;
+	struct stream *lower;
+	ZSTD_CCtx *cctx;
+	size_t out_len; /* compressed bytes waiting in out[4, 4 + out_len) */
+	uint8_t out[4 + ZSTD_STREAM_OUT_BYTES]; /* room for the chunk word in front */
+};
+
+struct zstd_reader {
+	struct stream base;
+	struct stream *lower;
+	ZSTD_DCtx *dctx;
+	ZSTD_inBuffer in;  /* the current chunk, in[pos, size) not yet decoded */
+	bool last_seen;    /* the LAST chunk was read */
+	bool frame_done;   /* zstd reported the end of a frame and nothing followed */
+	uint8_t *chunk;
+	size_t chunk_cap;
+};
+
+bool zstd_stream_workers_supported(void)
+{
+	ZSTD_bounds b = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers);
+
+	return !ZSTD_isError(b.error) && b.upperBound > 0;
+}
+
+/* Send the buffered compressed bytes down as one chunk. */
+static int zstd_emit(struct zstd_writer *w)
+{
+	int rc;
+
+	if (w->out_len == 0)
+		return 0;
+	le32_encode(w->out, (uint32_t)w->out_len);
+	rc = stream_write_all(w->lower, w->out, 4 + w->out_len);
+	w->out_len = 0;
+	return rc;
+}
+
+/*
+ * Feed len bytes with the given end directive until zstd has consumed them all and, for
+ * flush and end, has nothing left to give; full output buffers go down as chunks.
+ */
+static int zstd_pump(struct zstd_writer *w, const void *buf, size_t len, ZSTD_EndDirective op)
+{
+	ZSTD_inBuffer in = { buf, len, 0 };
+	size_t left;
+	int rc;
+
+	for (;;) {
+		ZSTD_outBuffer out = { w->out + 4, ZSTD_STREAM_OUT_BYTES, w->out_len };
+
+		left = ZSTD_compressStream2(w->cctx, &out, &in, op);
+		if (ZSTD_isError(left))
+			return -EIO;
+		w->out_len = out.pos;
+		if (out.pos == out.size) {
+			rc = zstd_emit(w);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (op == ZSTD_e_continue ? in.pos == in.size : left == 0)
+			return 0;
+	}
+}
+
+static int zstd_writer_write(struct stream *s, const void *buf, size_t len)
+{
+	return zstd_pump(STREAM_CONTAINER(s, struct zstd_writer, base), buf, len, ZSTD_e_continue);
+}
+
+static int zstd_writer_flush(struct stream *s)
+{
+	struct zstd_writer *w = STREAM_CONTAINER(s, struct zstd_writer, base);
+	int rc;
+
+	rc = zstd_pump(w, NULL, 0, ZSTD_e_flush);
+	if (rc == 0)
+		rc = zstd_emit(w);
+	if (rc == 0)
+		rc = stream_flush(w->lower);
+	return rc;
+}
+
+static int zstd_writer_close(struct stream *s, bool commit)
+{
+	struct zstd_writer *w = STREAM_CONTAINER(s, struct zstd_writer, base);
+	uint8_t last[4];
+	int rc = 0, rc2;
+
+	if (commit) {
+		rc = zstd_pump(w, NULL, 0, ZSTD_e_end);
+		if (rc == 0)
+			rc = zstd_emit(w);
+		le32_encode(last, ZSTD_STREAM_CHUNK_LAST);
+		if (rc == 0)
+			rc = stream_write_all(w->lower, last, sizeof(last));
+	}
+	rc2 = stream_close(w->lower, commit && rc == 0);
+	ZSTD_freeCCtx(w->cctx);
+	free(w);
+	return rc < 0 ? rc : rc2;
+}
+
+static const struct stream_ops zstd_writer_ops = {
+	.write = zstd_writer_write,
+	.flush = zstd_writer_flush,
+	.close = zstd_writer_close,
+};
+
+static int zstd_writer_setup(ZSTD_CCtx *cctx, const struct zstd_stream_opts *opts)
+{
+	int level = opts && opts->level ? opts->level : ZSTD_STREAM_LEVEL_DEFAULT;
+	int workers = opts ? opts->workers : 0;
+
+	if (level < ZSTD_minCLevel() || level > ZSTD_STREAM_LEVEL_MAX || workers < 0)
+		return -EINVAL;
+	if (workers > 0 && !zstd_stream_workers_supported())
+		return -ENOTSUP;
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)))
+		return -EINVAL;
+	if (workers > 0 && ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers)))
+		return -ENOTSUP;
+	return 0;
+}
+
+int zstd_writer_open(struct stream **out, struct stream *lower, const struct zstd_stream_opts *opts)
+{
+	uint8_t h[ZSTD_STREAM_HEADER_BYTES];
+	struct zstd_writer *w;
+	int rc;
+
+	w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	stream_init(&w->base, &zstd_writer_ops);
+	w->lower = lower;
+	w->out_len = 0;
+	w->cctx = ZSTD_createCCtx();
+	if (!w->cctx) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	rc = zstd_writer_setup(w->cctx, opts);
+	if (rc < 0)
+		goto err_cctx;
+	memcpy(h, ZSTD_STREAM_MAGIC, 4);
+	le16_encode(h + 4, ZSTD_STREAM_FORMAT_VERSION);
+	le16_encode(h + 6, 0);
+	rc = stream_write_all(lower, h, sizeof(h));
+	if (rc < 0)
+		goto err_cctx;
+	*out = &w->base;
+	return 0;
+err_cctx:
+	ZSTD_freeCCtx(w->cctx);
+err_free:
+	free(w);
+	return rc;
+}
+
+/* Read the next chunk into r->in. 0, or -EPROTO / -EBADMSG / -EMSGSIZE / lower's error. */
+static int zstd_next_chunk(struct zstd_reader *r)
+{
+	uint8_t word[4];
+	uint32_t v, len;
+	int rc;
+
+	rc = stream_read_all(r->lower, word, sizeof(word));
+	if (rc < 0)
+		return rc == -ENODATA ? -EPROTO : rc;
+	v = le32_decode(word);
+	len = v & ~ZSTD_STREAM_CHUNK_LAST;
+	if (v == ZSTD_STREAM_CHUNK_LAST) {
+		r->last_seen = true;
+		return stream_expect_end(r->lower);
+	}
+	if (v == 0 || (v & ZSTD_STREAM_CHUNK_LAST))
+		return -EBADMSG;
+	if (len > ZSTD_STREAM_MAX_CHUNK)
+		return -EMSGSIZE;
+	if (len > r->chunk_cap) {
+		uint8_t *p = realloc(r->chunk, len);
+
+		if (!p)
+			return -ENOMEM;
+		r->chunk = p;
+		r->chunk_cap = len;
+	}
+	rc = stream_read_all(r->lower, r->chunk, len);
+	if (rc < 0)
+		return rc == -ENODATA ? -EPROTO : rc;
+	r->in = (ZSTD_inBuffer){ r->chunk, len, 0 };
+	return 0;
+}
+
+static int zstd_reader_read(struct stream *s, void *buf, size_t len)
+{
+	struct zstd_reader *r = STREAM_CONTAINER(s, struct zstd_reader, base);
+	ZSTD_outBuffer out = { buf, len, 0 };
+	bool progress = true;
+	size_t ret;
+	int rc;
+
+	for (;;) {
+		/* Decode what we hold; zstd may also have output left from earlier input. */
+		if (!r->last_seen) {
+			size_t out_before = out.pos, in_before = r->in.pos;
+
+			ret = ZSTD_decompressStream(r->dctx, &out, &r->in);
+			if (ZSTD_isError(ret))
+				return -EBADMSG;
+			/* 0 means a frame ended; a later call without progress says nothing. */
+			progress = out.pos != out_before || r->in.pos != in_before;
+			if (ret == 0)
+				r->frame_done = true;
+			else if (progress)
+				r->frame_done = false;
+		}
+		if (out.pos == out.size)
+			return 0;
+		/* zstd stops at a frame's end with input left: go on decoding it. */
+		if (r->in.pos < r->in.size) {
+			if (!progress)
+				return -EBADMSG; /* cannot happen; never spin */
+			continue;
+		}
+		/* Output not full and input used up: zstd needs the next chunk. */
+		if (r->last_seen) {
+			if (!r->frame_done)
+				return -EPROTO;
+			return out.pos ? -EPROTO : -ENODATA;
+		}
+		rc = zstd_next_chunk(r);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+static int zstd_reader_close(struct stream *s, bool commit)
+{
+	struct zstd_reader *r = STREAM_CONTAINER(s, struct zstd_reader, base);
+	int rc = stream_close(r->lower, commit);
+
+	ZSTD_freeDCtx(r->dctx);
+	free(r->chunk);
+	free(r);
+	return rc;
+}
+
+static const struct stream_ops zstd_reader_ops = {
+	.read = zstd_reader_read,
+	.close = zstd_reader_close,
+};
+
+int zstd_reader_open(struct stream **out, struct stream *lower)
+{
+	uint8_t h[ZSTD_STREAM_HEADER_BYTES];
+	struct zstd_reader *r;
+	int rc;
+
+	rc = stream_read_all(lower, h, sizeof(h));
+	if (rc < 0)
+		return rc == -ENODATA ? -EPROTO : rc;
+	if (memcmp(h, ZSTD_STREAM_MAGIC, 4) != 0)
+		return -ENOMSG;
+	if (le16_decode(h + 4) != ZSTD_STREAM_FORMAT_VERSION || le16_decode(h + 6) != 0)
+		return -EPROTONOSUPPORT;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	stream_init(&r->base, &zstd_reader_ops);
+	r->lower = lower;
+	r->dctx = ZSTD_createDCtx();
+	if (!r->dctx) {
+		free(r);
+		return -ENOMEM;
+	}
+	if (ZSTD_isError(ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax,
+						ZSTD_STREAM_WINDOW_LOG_MAX))) {
+		ZSTD_freeDCtx(r->dctx);
+		free(r);
+		return -EINVAL;
+	}
+	*out = &r->base;
+	return 0;
+}
