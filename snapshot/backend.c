@@ -1,0 +1,106 @@
+/* The checked backend wrappers: object names are validated once, here, before any hook sees them. */
+#include "snapshot/backend.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define BACKEND_PARTIAL_SUFFIX ".partial"
+
+static bool name_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+bool backend_name_ok(const char *name)
+{
+	size_t n = strnlen(name, BACKEND_NAME_MAX + 1), start = 0;
+	size_t sfx = sizeof(BACKEND_PARTIAL_SUFFIX) - 1;
+
+	if (n == 0 || n > BACKEND_NAME_MAX)
+		return false;
+	if (n >= sfx && memcmp(name + n - sfx, BACKEND_PARTIAL_SUFFIX, sfx) == 0)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		size_t comp;
+
+		if (i < n && name[i] != '/') {
+			if (!name_char_ok(name[i]))
+				return false;
+			continue;
+		}
+		comp = i - start;
+		if (comp == 0)
+			return false; /* leading, trailing or doubled '/' */
+		if ((comp == 1 && name[start] == '.') ||
+		    (comp == 2 && name[start] == '.' && name[start + 1] == '.'))
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+/* A list prefix may be empty or end in '/'; otherwise it follows the name rules. */
+static bool prefix_ok(const char *prefix)
+{
+	size_t n = strnlen(prefix, BACKEND_NAME_MAX + 1);
+	char tmp[BACKEND_NAME_MAX + 1];
+
+	if (n == 0)
+		return true;
+	if (n > BACKEND_NAME_MAX)
+		return false;
+	memcpy(tmp, prefix, n + 1);
+	if (tmp[n - 1] == '/')
+		tmp[n - 1] = '\0';
+	return backend_name_ok(tmp);
+}
+
+int backend_put(struct backend *b, const char *name, const void *data, size_t len)
+{
+	if (!backend_name_ok(name))
+		return -EINVAL;
+	return b->ops->put(b, name, data, len);
+}
+
+int backend_get(struct backend *b, const char *name, uint64_t off, void *buf, size_t len)
+{
+	if (!backend_name_ok(name))
+		return -EINVAL;
+	return b->ops->get(b, name, off, buf, len);
+}
+
+int backend_get_all(struct backend *b, const char *name, size_t max_bytes, uint8_t **data,
+		    size_t *len)
+{
+	if (!backend_name_ok(name))
+		return -EINVAL;
+	return b->ops->get_all(b, name, max_bytes, data, len);
+}
+
+int backend_stat(struct backend *b, const char *name, uint64_t *bytes)
+{
+	if (!backend_name_ok(name))
+		return -EINVAL;
+	return b->ops->stat(b, name, bytes);
+}
+
+int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+{
+	if (!prefix_ok(prefix))
+		return -EINVAL;
+	return b->ops->list(b, prefix, fn, arg);
+}
+
+int backend_remove(struct backend *b, const char *name)
+{
+	if (!backend_name_ok(name))
+		return -EINVAL;
+	return b->ops->remove(b, name);
+}
+
+void backend_close(struct backend *b)
+{
+	if (b)
+		b->ops->close(b);
+}

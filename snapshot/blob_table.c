@@ -1,0 +1,103 @@
+/* A seeded open-addressing hash table from blob id to pack location. */
+#include "snapshot/blob_table_priv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "transport/byteorder.h"
+
+int blob_table_init(struct blob_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
+		return -EIO;
+	return 0;
+}
+
+void blob_table_free(struct blob_table *t)
+{
+	free(t->slots);
+	t->slots = NULL;
+	t->cap = t->n = 0;
+}
+
+static size_t slot_of(const struct blob_table *t, const struct blob_id *id)
+{
+	uint64_t h = le64_decode(id->b) ^ le64_decode(id->b + 8) ^ t->seed;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (size_t)h & (t->cap - 1);
+}
+
+const struct blob_loc *blob_table_find(const struct blob_table *t, const struct blob_id *id)
+{
+	if (t->cap == 0)
+		return NULL;
+	for (size_t i = slot_of(t, id);; i = (i + 1) & (t->cap - 1)) {
+		const struct blob_loc *s = &t->slots[i];
+
+		if (!s->used)
+			return NULL;
+		if (blob_id_eq(&s->id, id))
+			return s;
+	}
+}
+
+static void table_place(struct blob_table *t, const struct blob_loc *loc)
+{
+	size_t i = slot_of(t, &loc->id);
+
+	while (t->slots[i].used)
+		i = (i + 1) & (t->cap - 1);
+	t->slots[i] = *loc;
+	t->slots[i].used = 1;
+	t->n++;
+}
+
+static int table_grow(struct blob_table *t)
+{
+	struct blob_table bigger = *t;
+
+	bigger.cap = t->cap ? t->cap * 2 : 1024;
+	bigger.n = 0;
+	bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+	if (!bigger.slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slots[i].used)
+			table_place(&bigger, &t->slots[i]);
+	free(t->slots);
+	*t = bigger;
+	return 0;
+}
+
+int blob_table_add(struct blob_table *t, const struct blob_loc *loc)
+{
+	if (blob_table_find(t, &loc->id))
+		return 0;
+	if ((t->n + 1) * 10 > t->cap * 7) {
+		int rc = table_grow(t);
+
+		if (rc < 0)
+			return rc;
+	}
+	table_place(t, loc);
+	return 1;
+}
+
+const struct blob_loc *blob_table_next(const struct blob_table *t, size_t *pos)
+{
+	while (*pos < t->cap) {
+		const struct blob_loc *s = &t->slots[(*pos)++];
+
+		if (s->used)
+			return s;
+	}
+	return NULL;
+}

@@ -1,0 +1,52 @@
+/* The in-memory map from blob id to its place in a pack, loaded from every index at open. */
+#ifndef SNAPSHOT_BLOB_TABLE_PRIV_H
+#define SNAPSHOT_BLOB_TABLE_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot/blob.h"
+
+/*
+ * Open addressing with linear probing, keyed by id. Ids are hashes, but index files are
+ * untrusted input, so the probe start mixes the id with a random per-table seed: a
+ * crafted index cannot pile every entry into one probe run. 56 bytes per entry; the
+ * table stays at most 70% full. Owned by the thread that owns the repo.
+ */
+struct blob_loc {
+	struct blob_id id;
+	uint32_t pack;   /* slot in the repository's pack array (or any value for other uses) */
+	uint32_t offset; /* of the record header; packs are < 4 GiB */
+	uint32_t stored_bytes;
+	uint32_t raw_bytes;
+	uint32_t crc;
+	uint8_t type;
+	uint8_t flags;
+	uint8_t used; /* nonzero in occupied slots */
+};
+
+struct blob_table {
+	struct blob_loc *slots;
+	size_t cap; /* a power of two, or 0 */
+	size_t n;
+	uint64_t seed;
+};
+
+/* An empty table with a random seed (t). Returns 0 or -EIO (no randomness). */
+int blob_table_init(struct blob_table *t);
+
+void blob_table_free(struct blob_table *t);
+
+/* The entry for id, or NULL (t, id). Valid until the next add. */
+const struct blob_loc *blob_table_find(const struct blob_table *t, const struct blob_id *id);
+
+/*
+ * Insert loc unless its id is present (t, loc): the first copy wins. Returns 1 when
+ * added, 0 when already present, -ENOMEM.
+ */
+int blob_table_add(struct blob_table *t, const struct blob_loc *loc);
+
+/* Iterate (t, pos): start with *pos = 0; returns the next used entry or NULL at the end. */
+const struct blob_loc *blob_table_next(const struct blob_table *t, size_t *pos);
+
+#endif

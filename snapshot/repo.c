@@ -1,0 +1,392 @@
+/* Opening and creating repositories: location parsing, the config, and loading every index. */
+#include "snapshot/repo.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "snapshot/repo_priv.h"
+
+void repo_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The directory a location names: "DIR" or "file://DIR"; s3:// is for later. */
+static int location_dir(const char *location, const char **dir, char *err, size_t errlen)
+{
+	if (strncmp(location, "s3://", 5) == 0) {
+		repo_errf(err, errlen, "%s: S3 repositories are not supported yet", location);
+		return -EPROTONOSUPPORT;
+	}
+	if (strncmp(location, "file://", 7) == 0)
+		location += 7;
+	if (location[0] == '\0') {
+		repo_errf(err, errlen, "empty repository location");
+		return -EINVAL;
+	}
+	*dir = location;
+	return 0;
+}
+
+int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
+	      char *err, size_t errlen)
+{
+	static const char *const dirs[] = { "data", "index", "snapshots", "locks" };
+	uint8_t buf[REPO_CONFIG_BYTES];
+	struct repo_config cfg;
+	struct backend *be;
+	const char *dir;
+	uint64_t size;
+	int rc;
+
+	rc = location_dir(location, &dir, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = repo_config_make(&cfg, chunk_bytes, pack_target_bytes);
+	if (rc < 0) {
+		repo_errf(err, errlen, rc == -EINVAL
+			  ? "chunk size must be a power of two in [4 KiB, 16 MiB] and pack size in [1 MiB, 256 MiB]"
+			  : "no randomness for the repository id");
+		return rc;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		repo_errf(err, errlen, "create %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	rc = backend_dir_open(&be, dir);
+	if (rc < 0) {
+		repo_errf(err, errlen, "open %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	rc = backend_stat(be, "config", &size);
+	if (rc == 0) {
+		repo_errf(err, errlen, "%s is already a godwit repository", dir);
+		rc = -EEXIST;
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			rc = -errno;
+			repo_errf(err, errlen, "create %s: %s", path, strerror(-rc));
+			goto out;
+		}
+	}
+	repo_config_encode(&cfg, buf);
+	rc = backend_put(be, "config", buf, sizeof(buf));
+	if (rc == -EEXIST)
+		repo_errf(err, errlen, "%s is already a godwit repository", dir);
+	else if (rc < 0)
+		repo_errf(err, errlen, "write %s/config: %s", dir, strerror(-rc));
+out:
+	backend_close(be);
+	return rc;
+}
+
+/* The slot of pack id, adding one if new (r, id, bytes, slot). */
+static int repo_pack_slot(struct repo *r, const struct blob_id *id, uint64_t bytes,
+			  uint32_t *slot)
+{
+	const struct blob_loc *found = blob_table_find(&r->pack_slots, id);
+	int rc;
+
+	if (found) {
+		*slot = found->pack;
+		return 0;
+	}
+	rc = repo_pack_slot_new(r, slot);
+	if (rc < 0)
+		return rc;
+	rc = repo_pack_slot_publish(r, *slot, id, bytes);
+	if (rc < 0)
+		r->npacks--;
+	return rc;
+}
+
+/* Add every entry of a decoded or just-written index to the tables (r, ix). */
+static int repo_index_add(struct repo *r, const struct index_file *ix)
+{
+	for (uint32_t i = 0; i < ix->npacks; i++) {
+		const struct index_pack *p = &ix->packs[i];
+		uint32_t slot;
+		int rc = repo_pack_slot(r, &p->pack_id, p->pack_bytes, &slot);
+
+		if (rc < 0)
+			return rc;
+		for (uint32_t j = 0; j < p->nblobs; j++) {
+			const struct pack_entry *e = &p->entries[j];
+			struct blob_loc loc = {
+				.id = e->id,
+				.pack = slot,
+				.offset = (uint32_t)e->offset,
+				.stored_bytes = e->stored_bytes,
+				.raw_bytes = e->raw_bytes,
+				.crc = e->crc,
+				.type = e->type,
+				.flags = e->flags,
+			};
+
+			rc = blob_table_add(&r->blobs, &loc);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int repo_note_bad(struct repo *r, const char *name, int rc, const char *why)
+{
+	struct repo_bad_index *b = realloc(r->bad, (r->nbad + 1) * sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	r->bad = b;
+	b = &r->bad[r->nbad++];
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	b->rc = rc;
+	b->why = why;
+	return 0;
+}
+
+struct name_list {
+	char **names;
+	size_t n, cap;
+};
+
+static int name_list_add(void *arg, const char *name, uint64_t bytes)
+{
+	struct name_list *l = arg;
+
+	(void)bytes;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **p = realloc(l->names, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->names = p;
+		l->cap = cap;
+	}
+	l->names[l->n] = strdup(name);
+	if (!l->names[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static void name_list_free(struct name_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+}
+
+/* Load one index file (r, name): a decode failure is remembered, not returned. */
+static int repo_load_index(struct repo *r, const char *name)
+{
+	char expect[INDEX_NAME_BYTES];
+	struct index_file ix;
+	const char *why = NULL;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	rc = backend_get_all(r->be, name, INDEX_MAX_BYTES, &buf, &len);
+	if (rc == -EMSGSIZE)
+		return repo_note_bad(r, name, rc, "larger than the limit");
+	if (rc == -ENOENT)
+		return 0; /* removed by a prune since the list */
+	if (rc < 0)
+		return rc;
+	index_file_name(buf, len, expect);
+	if (strcmp(expect, name) != 0) {
+		/* Check the content first so a damaged file reports as damaged, not misnamed. */
+		rc = index_file_decode(buf, len, &ix, &why);
+		if (rc == 0) {
+			index_file_free(&ix);
+			rc = -EBADMSG;
+			why = "name does not match the content hash";
+		}
+		free(buf);
+		return rc == -ENOMEM ? rc : repo_note_bad(r, name, rc, why);
+	}
+	rc = index_file_decode(buf, len, &ix, &why);
+	free(buf);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		return repo_note_bad(r, name, rc, why);
+	rc = repo_index_add(r, &ix);
+	index_file_free(&ix);
+	return rc;
+}
+
+static int repo_load_config(struct repo *r, const char *dir, char *err, size_t errlen)
+{
+	const char *why = "";
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	rc = backend_get_all(r->be, "config", 4096, &buf, &len);
+	if (rc == -ENOENT) {
+		repo_errf(err, errlen,
+			  "not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
+			  dir);
+		return rc;
+	}
+	if (rc == -EMSGSIZE) {
+		repo_errf(err, errlen, "not a godwit repository: %s/config is too large", dir);
+		return -EBADMSG;
+	}
+	if (rc < 0) {
+		repo_errf(err, errlen, "read %s/config: %s", dir, strerror(-rc));
+		return rc;
+	}
+	rc = repo_config_decode(buf, len, &r->cfg, &why);
+	free(buf);
+	if (rc < 0)
+		repo_errf(err, errlen, "%s/config: %s", dir, why);
+	return rc;
+}
+
+int repo_open(struct repo **out, const char *location, char *err, size_t errlen)
+{
+	struct name_list idx = { 0 };
+	struct repo *r;
+	const char *dir;
+	int rc;
+
+	rc = location_dir(location, &dir, err, errlen);
+	if (rc < 0)
+		return rc;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->zstd_level = 1;
+	pack_builder_init(&r->pb);
+	r->location = strdup(dir);
+	r->cctx = ZSTD_createCCtx();
+	r->dctx = ZSTD_createDCtx();
+	if (!r->location || !r->cctx || !r->dctx) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	rc = blob_table_init(&r->blobs);
+	if (rc == 0)
+		rc = blob_table_init(&r->pack_slots);
+	if (rc < 0)
+		goto err_free;
+	rc = backend_dir_open(&r->be, dir);
+	if (rc == -ENOENT || rc == -ENOTDIR) {
+		repo_errf(err, errlen,
+			  "not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
+			  dir);
+		goto err_free;
+	}
+	if (rc < 0) {
+		repo_errf(err, errlen, "open %s: %s", dir, strerror(-rc));
+		goto err_free;
+	}
+	rc = repo_load_config(r, dir, err, errlen);
+	if (rc < 0)
+		goto err_free;
+	rc = backend_list(r->be, "index/", name_list_add, &idx);
+	for (size_t i = 0; rc == 0 && i < idx.n; i++)
+		rc = repo_load_index(r, idx.names[i]);
+	name_list_free(&idx);
+	if (rc < 0) {
+		repo_errf(err, errlen, "read the index of %s: %s", dir, strerror(-rc));
+		goto err_free;
+	}
+	*out = r;
+	return 0;
+err_free:
+	repo_close(r);
+	return rc;
+}
+
+void repo_close(struct repo *r)
+{
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < r->nunindexed; i++)
+		free(r->unindexed[i].entries);
+	free(r->unindexed);
+	pack_builder_free(&r->pb);
+	blob_table_free(&r->blobs);
+	blob_table_free(&r->pack_slots);
+	free(r->packs);
+	free(r->rec_buf);
+	free(r->bad);
+	ZSTD_freeCCtx(r->cctx);
+	ZSTD_freeDCtx(r->dctx);
+	backend_close(r->be);
+	free(r->location);
+	free(r);
+}
+
+const struct repo_config *repo_config_of(const struct repo *r)
+{
+	return &r->cfg;
+}
+
+const char *repo_location(const struct repo *r)
+{
+	return r->location;
+}
+
+struct backend *repo_backend(struct repo *r)
+{
+	return r->be;
+}
+
+void repo_stats_get(const struct repo *r, struct repo_stats *out)
+{
+	*out = r->stats;
+}
+
+int repo_pack_slot_new(struct repo *r, uint32_t *slot)
+{
+	struct blob_id zero = { { 0 } };
+
+	if (r->npacks == r->packs_cap) {
+		uint32_t cap = r->packs_cap ? r->packs_cap * 2 : 64;
+		struct repo_pack *p = realloc(r->packs, (size_t)cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		r->packs = p;
+		r->packs_cap = cap;
+	}
+	r->packs[r->npacks].id = zero;
+	r->packs[r->npacks].bytes = 0;
+	*slot = r->npacks++;
+	return 0;
+}
+
+int repo_pack_slot_publish(struct repo *r, uint32_t slot, const struct blob_id *id,
+			   uint64_t bytes)
+{
+	struct blob_loc loc = { .id = *id, .pack = slot };
+	int rc = blob_table_add(&r->pack_slots, &loc);
+
+	if (rc < 0)
+		return rc;
+	r->packs[slot].id = *id;
+	r->packs[slot].bytes = bytes;
+	return 0;
+}

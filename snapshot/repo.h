@@ -1,0 +1,173 @@
+/* The image repository: a content-addressed store of blobs in packs, with indexes and snapshot manifests. */
+#ifndef SNAPSHOT_REPO_H
+#define SNAPSHOT_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot/backend.h"
+#include "snapshot/blob.h"
+#include "snapshot/repo_config.h"
+
+/*
+ * Layout of a repository (objects of a backend; see README.md for the whole design):
+ *
+ *    config                 repo_config.h: what the repository is; written once
+ *    data/XX/<pack id>      pack.h: blobs, each compressed (later encrypted) on its own
+ *    index/<index id>       index_file.h: blob id -> pack, offset, lengths
+ *    snapshots/<snap id>    manifest.h: one snapshot, published last
+ *    locks/                 reserved for the lock objects prune will need
+ *
+ * Write ordering, which is what makes a crash harmless:
+ *   1. repo_blob_put appends blobs to an in-memory pack; a full pack is written (atomic,
+ *      durable) right away;
+ *   2. repo_flush writes the last pack, then one index file listing every pack written
+ *      since the previous index file;
+ *   3. snap_publish (manifest.h) flushes, then writes the manifest.
+ * A crash before 3 leaves packs and maybe an index that no manifest references: garbage
+ * for prune, invisible to restore and list. Every object is immutable once written.
+ *
+ * Threads: a struct repo is used by one thread at a time (the snapshot engine's).
+ * Return convention: 0 or a negative errno; the decode codes of transport/stream.h
+ * (-EPROTO truncated, -ENOMSG magic, -EPROTONOSUPPORT version, -EBADMSG checksum or
+ * corrupt content, -EMSGSIZE limit) mean the same here.
+ */
+struct repo;
+
+/* Counters since repo_open, for the engine's statistics and for benchmarks. */
+struct repo_stats {
+	uint64_t blobs_new;        /* blobs added to a pack */
+	uint64_t blobs_dedup;      /* puts that found their id already stored */
+	uint64_t bytes_new_raw;    /* plaintext bytes of new blobs */
+	uint64_t bytes_new_stored; /* their bytes after compression */
+	uint64_t bytes_dedup_raw;  /* plaintext bytes not stored again */
+	uint64_t packs_written;
+	uint64_t indexes_written;
+	uint64_t blobs_read;
+	uint64_t bytes_read_raw;
+};
+
+/* Where a stored blob lives, for repo_blob_info. */
+struct repo_blob_info {
+	uint8_t type; /* enum blob_type */
+	uint8_t flags; /* PACK_BLOB_F_* */
+	uint32_t raw_bytes;
+	uint32_t stored_bytes;
+	uint64_t offset;
+	struct blob_id pack_id; /* all zero while its pack is still being built */
+};
+
+/*
+ * Create a repository at location (location, chunk_bytes, pack_target_bytes, err,
+ * errlen): a directory path or file://PATH. The directory is made if missing (its
+ * parent must exist); the layout directories follow, and "config" is written last, so
+ * an interrupted init leaves no repository. chunk_bytes and pack_target_bytes of 0
+ * choose the defaults (64 KiB, 16 MiB). Returns 0; -EEXIST when a config is there
+ * already; -EPROTONOSUPPORT for s3:// (not yet); -EINVAL for bad sizes; or a system
+ * error. err gets a one-line reason on failure.
+ */
+int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
+	      char *err, size_t errlen);
+
+/*
+ * Open the repository at location (out, location, err, errlen): read and check the
+ * config, then read every index file into the in-memory table. An index file that fails
+ * to decode is skipped and remembered for repo_verify (its blobs then count as absent,
+ * which is safe: they get stored again). Returns 0; -ENOENT with "not a godwit
+ * repository: no config in DIR: ..." in err; the config's decode error with the reason;
+ * -EPROTONOSUPPORT for s3:// or a config this version cannot use; -ENOMEM; or a system
+ * error.
+ */
+int repo_open(struct repo **out, const char *location, char *err, size_t errlen);
+
+/*
+ * Close r (may be NULL) and free it. Blobs put since the last repo_flush are discarded
+ * (a snapshot abandoned midway publishes nothing); packs already written stay as
+ * garbage for prune.
+ */
+void repo_close(struct repo *r);
+
+const struct repo_config *repo_config_of(const struct repo *r);
+const char *repo_location(const struct repo *r);
+struct backend *repo_backend(struct repo *r);
+
+/* The zstd level for new blobs (r, level): 1 by default; -7..19. Returns 0 or -EINVAL. */
+int repo_set_zstd_level(struct repo *r, int level);
+
+/*
+ * The id of a blob with these bytes (r, data, len, out), by the repository's id
+ * algorithm: SHA-256 today, HMAC-SHA256 with a key from the repository key later. The
+ * single place ids are made. Returns 0, or -EIO when the hash fails.
+ */
+int blob_id_compute(const struct repo *r, const void *data, size_t len, struct blob_id *out);
+
+/*
+ * Store a blob (r, type, data, len, id) and return its id. When a blob with the same id
+ * is already stored (an index loaded at open, or a pack written or being built since)
+ * nothing is written. Otherwise the blob is compressed with zstd (kept raw when that
+ * does not shrink it) and appended to the pack being built; a pack that reaches the
+ * config's target size is written at once. Nothing is durable before repo_flush.
+ * Returns 0; -EINVAL for a bad type; -EMSGSIZE when len exceeds the config's blob_max;
+ * -ENOMEM; or a backend error, which is sticky: later puts and flushes return it.
+ */
+int repo_blob_put(struct repo *r, enum blob_type type, const void *data, size_t len,
+		  struct blob_id *id);
+
+/*
+ * Store a memory chunk or disk block (r, data, len, id): all-zero data gets the zero id
+ * and is not stored; anything else is repo_blob_put(BLOB_T_DATA).
+ */
+int repo_chunk_put(struct repo *r, const void *data, size_t len, struct blob_id *id);
+
+/*
+ * Split a large buffer into blobs of piece_bytes (the last may be shorter) and store
+ * each (r, type, data, len, piece_bytes, ids, n): used for rsync signatures, which
+ * outgrow one blob on big disks. *ids is malloc'd; the caller frees it. len 0 gives
+ * n = 0. Returns 0 or repo_blob_put's error.
+ */
+int repo_blob_put_split(struct repo *r, enum blob_type type, const void *data, size_t len,
+			size_t piece_bytes, struct blob_id **ids, uint32_t *n);
+
+/* True when id is stored (in an index, or a pack written or being built) (r, id). */
+bool repo_blob_known(const struct repo *r, const struct blob_id *id);
+
+/* Where id is stored (r, id, out). Returns 0 or -ENOENT. */
+int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_blob_info *out);
+
+/*
+ * Read blob id into a malloc'd buffer (r, id, data, len); the caller frees *data. Reads
+ * only the blob's byte range of its pack, then checks the record header against the
+ * index entry, the CRC32C, decompresses into exactly the indexed raw length (at most
+ * BLOB_RAW_MAX_BYTES) and checks that the id of the result is id, so a corrupted,
+ * truncated or swapped blob is never returned. Returns 0; -ENOENT when id is not in
+ * the index; -EBADMSG on any mismatch; -EPROTO when the pack is shorter than the index
+ * says; -ENOMEM; or a backend error (-ENOENT for a missing pack is returned as -EIO, so
+ * "not in the index" stays distinguishable).
+ */
+int repo_blob_get(struct repo *r, const struct blob_id *id, uint8_t **data, size_t *len);
+
+/*
+ * Like repo_blob_get, into the caller's buffer (r, id, dst, len): len must equal the
+ * blob's raw length (-EBADMSG otherwise). The zero id reads as len zero bytes, so a
+ * restore can call this for every entry of a memory or disk map.
+ */
+int repo_blob_read(struct repo *r, const struct blob_id *id, void *dst, size_t len);
+
+/*
+ * Read and concatenate blobs (r, ids, n, max_bytes, data, len), the inverse of
+ * repo_blob_put_split; -EMSGSIZE when the total would pass max_bytes.
+ */
+int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
+			 size_t max_bytes, uint8_t **data, size_t *len);
+
+/*
+ * Make every blob put so far durable (r): write the pack being built, then an index
+ * file for the packs written since the last one. Returns 0 or the (sticky) error.
+ */
+int repo_flush(struct repo *r);
+
+/* Copy the counters (r, out). */
+void repo_stats_get(const struct repo *r, struct repo_stats *out);
+
+#endif

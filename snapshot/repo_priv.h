@@ -1,0 +1,86 @@
+/* The repository object, shared by repo.c, manifest_store.c and verify.c. */
+#ifndef SNAPSHOT_REPO_PRIV_H
+#define SNAPSHOT_REPO_PRIV_H
+
+#include <zstd.h>
+
+#include "snapshot/blob_table_priv.h"
+#include "snapshot/index_file.h"
+#include "snapshot/pack.h"
+#include "snapshot/repo.h"
+
+/* Packs every index file lists, and the one being built; slot numbers are blob_loc.pack. */
+struct repo_pack {
+	struct blob_id id; /* all zero while being built */
+	uint64_t bytes;
+};
+
+/* A pack written since the last index file: what the next index file lists for it. */
+struct repo_unindexed {
+	uint32_t pack; /* slot */
+	uint32_t n;
+	struct pack_entry *entries;
+};
+
+/* An index file repo_open could not use, reported by repo_verify. */
+struct repo_bad_index {
+	char name[BACKEND_NAME_MAX + 1];
+	const char *why;
+	int rc;
+};
+
+/* Write an index file after this many packs even without a flush (about 1 GiB of data). */
+#define REPO_INDEX_AUTO_PACKS 64
+
+/*
+ * Everything below belongs to the one thread using the repo. The write path (pb,
+ * building, unindexed, err) and the read path (rec_buf) never run at the same time.
+ */
+struct repo {
+	struct backend *be;
+	char *location;
+	struct repo_config cfg;
+	int zstd_level;
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+
+	struct blob_table blobs;      /* blob id -> location */
+	struct blob_table pack_slots; /* pack id -> slot (in blob_loc.pack) */
+	struct repo_pack *packs;
+	uint32_t npacks, packs_cap;
+
+	int err; /* sticky write-path error */
+	struct pack_builder pb;
+	bool building; /* pb holds a pack in slot cur_pack */
+	uint32_t cur_pack;
+	struct repo_unindexed *unindexed;
+	uint32_t nunindexed, unindexed_cap;
+
+	uint8_t *rec_buf; /* one blob record read from a pack */
+	size_t rec_cap;
+
+	struct repo_bad_index *bad;
+	uint32_t nbad;
+
+	struct repo_stats stats;
+};
+
+/* Read and check the blob loc describes into dst, which holds loc->raw_bytes (r, loc, dst). */
+int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst);
+
+/* Decompress or copy a checked payload into dst and check the id (r, loc, payload, dst). */
+int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *payload,
+		     uint8_t *dst);
+
+/* A new pack slot with a zero id, for the pack being built (r, slot). Returns 0 or -ENOMEM. */
+int repo_pack_slot_new(struct repo *r, uint32_t *slot);
+
+/* Give slot its pack id and size once written, and map the id to it (r, slot, id, bytes). */
+int repo_pack_slot_publish(struct repo *r, uint32_t slot, const struct blob_id *id,
+			   uint64_t bytes);
+
+/* printf into err (may be NULL) when errlen > 0. */
+void repo_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

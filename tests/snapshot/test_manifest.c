@@ -1,0 +1,351 @@
+/* Tests for manifests: building, round trip, ids, and one test per corruption class. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "helpers.h"
+#include "snapshot/manifest.h"
+#include "transport/byteorder.h"
+
+static struct snap_manifest m;
+static uint8_t *obj;
+static size_t len;
+
+static void setup(void)
+{
+	struct blob_id sig[2];
+
+	manifest_init(&m);
+	cr_assert_eq(snap_id_make(1700000000123456789ull, m.id), 0);
+	cr_assert_eq(snap_id_make(1699999999000000000ull, m.parent), 0);
+	snprintf(m.vm_name, sizeof(m.vm_name), "web-1");
+	snprintf(m.cpu_features, sizeof(m.cpu_features), "avx2 sse4_2 x2apic");
+	m.created_ns = 1700000000123456789ull;
+	m.ncpus = 4;
+	cr_assert_eq(manifest_add_region(&m, 0, 3ull << 30, 64 << 10), 0);
+	cr_assert_eq(manifest_add_region(&m, 4ull << 30, (1ull << 30) + 4096, 64 << 10), 0);
+	cr_assert_eq(manifest_set_disk(&m, (10ull << 20) + 512, 64 << 10), 0);
+	for (uint64_t i = 0; i < m.regions[0].nchunks; i += 3)
+		fill_random(m.regions[0].ids[i].b, 32, i + 1);
+	for (uint64_t i = 0; i < m.regions[1].nchunks; i += 5)
+		fill_random(m.regions[1].ids[i].b, 32, i + 7);
+	for (uint64_t i = 0; i < m.disk_nblocks; i += 2)
+		fill_random(m.disk_ids[i].b, 32, i + 9);
+	fill_random(sig[0].b, 32, 77);
+	fill_random(sig[1].b, 32, 78);
+	cr_assert_eq(manifest_set_sig(&m, sig, 2), 0);
+	fill_random(m.state_id.b, 32, 5);
+	m.stats = (struct snap_stats){ 11, 22, 33, 44 };
+	cr_assert_eq(manifest_encode(&m, &obj, &len), 0);
+}
+
+static void teardown(void)
+{
+	manifest_free(&m);
+	free(obj);
+}
+
+TestSuite(manifest, .init = setup, .fini = teardown);
+
+static int decode_obj(const uint8_t *o, size_t n)
+{
+	struct snap_manifest out;
+	const char *why = NULL;
+	int rc = manifest_decode(o, n, &out, &why);
+
+	if (rc == 0)
+		manifest_free(&out);
+	else
+		cr_assert_not_null(why);
+	return rc;
+}
+
+static void reseal(uint8_t *o, size_t n)
+{
+	sha256_buf(o, n - 32, o + n - 32);
+}
+
+/* The decompressed body of obj (out_len). */
+static uint8_t *body(size_t *out_len)
+{
+	size_t raw = (size_t)le64_decode(obj + 8), stored = (size_t)le64_decode(obj + 16);
+	uint8_t *b = xmalloc(raw);
+
+	cr_assert_eq(ZSTD_decompress(b, raw, obj + 24, stored), raw);
+	*out_len = raw;
+	return b;
+}
+
+/* Replace obj by a correctly sealed object around body b (b, n), compressed or not. */
+static void rebuild(const uint8_t *b, size_t n, bool compress)
+{
+	size_t cap = 24 + ZSTD_compressBound(n) + 32, stored = n;
+
+	free(obj);
+	obj = xmalloc(cap);
+	memcpy(obj, MANIFEST_MAGIC, 4);
+	le16_encode(obj + 4, MANIFEST_FORMAT_VERSION);
+	le16_encode(obj + 6, compress ? MANIFEST_F_ZSTD : 0);
+	if (compress)
+		stored = ZSTD_compress(obj + 24, cap - 56, b, n, 1);
+	else
+		memcpy(obj + 24, b, n);
+	le64_encode(obj + 8, n);
+	le64_encode(obj + 16, stored);
+	len = 24 + stored + 32;
+	reseal(obj, len);
+}
+
+/* Offset of the fixed fields in the body: after the five strings. */
+static size_t fixed_off(void)
+{
+	return 2 + strlen(m.id) + 2 + strlen(m.parent) + 2 + strlen(m.vm_name) + 2 +
+	       strlen(m.godwit_version) + 2 + strlen(m.cpu_features);
+}
+
+/* Offset of the region table. */
+static size_t regions_off(void)
+{
+	return fixed_off() + 8 + 8 + 4 + 4 + 8 + 4 + 4 + 32 + 32;
+}
+
+Test(manifest, round_trips_every_field)
+{
+	struct snap_manifest out;
+
+	cr_assert_eq(manifest_decode(obj, len, &out, NULL), 0);
+	cr_assert_str_eq(out.id, m.id);
+	cr_assert_str_eq(out.parent, m.parent);
+	cr_assert_str_eq(out.vm_name, "web-1");
+	cr_assert_str_eq(out.godwit_version, GODWIT_VERSION);
+	cr_assert_str_eq(out.cpu_features, m.cpu_features);
+	cr_assert_eq(out.created_ns, m.created_ns);
+	cr_assert_eq(out.ram_bytes, (4ull << 30) + 4096);
+	cr_assert_eq(out.ncpus, 4);
+	cr_assert_eq(out.nregions, 2);
+	for (int r = 0; r < 2; r++) {
+		cr_assert_eq(out.regions[r].gpa, m.regions[r].gpa);
+		cr_assert_eq(out.regions[r].bytes, m.regions[r].bytes);
+		cr_assert_eq(out.regions[r].chunk_bytes, 64 << 10);
+		cr_assert_eq(out.regions[r].nchunks, m.regions[r].nchunks);
+		cr_assert_eq(memcmp(out.regions[r].ids, m.regions[r].ids, m.regions[r].nchunks * 32), 0);
+	}
+	cr_assert_eq(out.regions[1].nchunks, 16385, "a short last chunk counts");
+	cr_assert_eq(out.disk_bytes, m.disk_bytes);
+	cr_assert_eq(out.disk_nblocks, 161);
+	cr_assert_eq(memcmp(out.disk_ids, m.disk_ids, 161 * 32), 0);
+	cr_assert_eq(out.nsig, 2);
+	cr_assert_eq(memcmp(out.sig_ids, m.sig_ids, 64), 0);
+	cr_assert(blob_id_eq(&out.state_id, &m.state_id));
+	cr_assert_eq(out.stats.bytes_new, 11);
+	cr_assert_eq(out.stats.duration_ms, 44);
+	manifest_free(&out);
+}
+
+Test(manifest, zero_ids_compress_away)
+{
+	/* 4 GiB of RAM: 65537 ids = 2 MiB raw; two thirds of them zero. */
+	cr_assert_lt(len, 900u << 10, "len %zu", len);
+}
+
+Test(manifest, a_full_snapshot_has_no_parent)
+{
+	struct snap_manifest out;
+
+	m.parent[0] = '\0';
+	free(obj);
+	cr_assert_eq(manifest_encode(&m, &obj, &len), 0);
+	cr_assert_eq(manifest_decode(obj, len, &out, NULL), 0);
+	cr_assert_str_eq(out.parent, "");
+	manifest_free(&out);
+}
+
+Test(manifest, ids_sort_by_time_and_validate)
+{
+	char a[SNAP_ID_BYTES], b[SNAP_ID_BYTES];
+
+	cr_assert_eq(snap_id_make(1700000000000000000ull, a), 0);
+	cr_assert_eq(snap_id_make(1700000001000000000ull, b), 0);
+	cr_assert_eq(strncmp(a, "20231114T221320Z-", 17), 0, "%s", a);
+	cr_assert_lt(strcmp(a, b), 0);
+	cr_assert(snap_id_valid(a));
+	cr_assert_not(snap_id_valid("20231114T221320Z-ABCDEF01"));
+	cr_assert_not(snap_id_valid("20231114T221320Z-abcdef0"));
+	cr_assert_not(snap_id_valid("20231114T221320Z-abcdef012"));
+	cr_assert_not(snap_id_valid("../../etc/passwd"));
+	cr_assert_not(snap_id_valid("latest"));
+}
+
+Test(manifest, check_refuses_what_decode_would)
+{
+	const char *why = NULL;
+	struct blob_id zero = { { 0 } };
+
+	m.state_id = zero;
+	cr_assert_eq(manifest_check(&m, &why), -EINVAL);
+	cr_assert_str_eq(why, "no state blob");
+	fill_random(m.state_id.b, 32, 5);
+	m.ncpus = 0;
+	cr_assert_eq(manifest_check(&m, &why), -EINVAL);
+	m.ncpus = 4;
+	m.ram_bytes += 1;
+	cr_assert_eq(manifest_check(&m, &why), -EINVAL);
+	m.ram_bytes -= 1;
+	snprintf(m.vm_name, sizeof(m.vm_name), "bad\tname");
+	cr_assert_eq(manifest_check(&m, &why), -EINVAL);
+	snprintf(m.vm_name, sizeof(m.vm_name), "ok");
+	memcpy(m.parent, m.id, sizeof(m.id));
+	cr_assert_eq(manifest_check(&m, &why), -EINVAL);
+}
+
+Test(manifest, add_region_refuses_overlap_and_bad_chunks)
+{
+	cr_assert_eq(manifest_add_region(&m, (5ull << 30) - 4096, 8192, 64 << 10), -EINVAL);
+	cr_assert_eq(manifest_add_region(&m, 8ull << 30, 8192, 3000), -EINVAL);
+	cr_assert_eq(manifest_add_region(&m, 8ull << 30, 0, 65536), -EINVAL);
+	cr_assert_eq(manifest_add_region(&m, UINT64_MAX - 10, 65536, 65536), -EINVAL);
+}
+
+Test(manifest, rejects_bad_magic)
+{
+	obj[3] = 'X';
+	cr_assert_eq(decode_obj(obj, len), -ENOMSG);
+}
+
+Test(manifest, rejects_bad_version_and_flags)
+{
+	le16_encode(obj + 4, 7);
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -EPROTONOSUPPORT);
+	le16_encode(obj + 4, MANIFEST_FORMAT_VERSION);
+	le16_encode(obj + 6, MANIFEST_F_ZSTD | MANIFEST_F_AEAD);
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -EPROTONOSUPPORT);
+}
+
+Test(manifest, rejects_bad_checksum)
+{
+	obj[len / 2] ^= 4;
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	obj[len / 2] ^= 4;
+	obj[len - 1] ^= 4;
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+}
+
+Test(manifest, rejects_truncation_at_every_boundary)
+{
+	size_t cuts[] = { 0, 3, 4, 7, 8, 15, 16, 23, 24, 25, len / 2, len - 33, len - 32,
+			  len - 1 };
+
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
+		cr_assert_eq(decode_obj(obj, cuts[i]), -EPROTO, "cut at %zu", cuts[i]);
+}
+
+Test(manifest, rejects_trailing_bytes)
+{
+	uint8_t *longer = xmalloc(len + 1);
+
+	memcpy(longer, obj, len);
+	longer[len] = 0;
+	cr_assert_eq(decode_obj(longer, len + 1), -EBADMSG);
+	free(longer);
+}
+
+Test(manifest, rejects_oversized_body_lengths)
+{
+	le64_encode(obj + 8, MANIFEST_BODY_MAX_BYTES + 1);
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -EMSGSIZE);
+	le64_encode(obj + 8, 100);
+	le64_encode(obj + 16, UINT64_MAX - 10);
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -EMSGSIZE);
+}
+
+Test(manifest, rejects_a_raw_length_the_frame_does_not_declare)
+{
+	le64_encode(obj + 8, le64_decode(obj + 8) - 32);
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+}
+
+Test(manifest, uncompressed_bodies_decode_too)
+{
+	size_t n;
+	uint8_t *b = body(&n);
+
+	rebuild(b, n, false);
+	cr_assert_eq(decode_obj(obj, len), 0);
+	free(b);
+}
+
+Test(manifest, rejects_counts_that_do_not_match_the_maps)
+{
+	size_t n;
+	uint8_t *b = body(&n);
+
+	/* One more region than the table holds. */
+	le32_encode(b + fixed_off() + 20, 3);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	le32_encode(b + fixed_off() + 20, 2);
+	/* A region 64 KiB longer than its map. */
+	le64_encode(b + regions_off() + 8, (3ull << 30) + 65536);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	le64_encode(b + regions_off() + 8, 3ull << 30);
+	/* A huge signature count. */
+	le32_encode(b + fixed_off() + 36, 0xffffffffu);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	le32_encode(b + fixed_off() + 36, 2);
+	/* A disk of 2^60 bytes. */
+	le64_encode(b + fixed_off() + 24, 1ull << 60);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	le64_encode(b + fixed_off() + 24, (10ull << 20) + 512);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), 0, "restored");
+	free(b);
+}
+
+Test(manifest, rejects_regions_out_of_bounds)
+{
+	size_t n;
+	uint8_t *b = body(&n);
+
+	/* The second region moved to overlap the first. */
+	le64_encode(b + regions_off() + 24, 1ull << 30);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	/* ... or to wrap around the address space. */
+	le64_encode(b + regions_off() + 24, UINT64_MAX - 4096);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	le64_encode(b + regions_off() + 24, 4ull << 30);
+	/* A chunk size that is not a power of two. */
+	le32_encode(b + regions_off() + 16, 65535);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	free(b);
+}
+
+Test(manifest, rejects_bad_strings)
+{
+	size_t n;
+	uint8_t *b = body(&n);
+
+	/* An id string whose length runs past the body. */
+	le16_encode(b, 0xffff);
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	le16_encode(b, SNAP_ID_LEN);
+	/* A malformed id. */
+	b[2] = 'x';
+	rebuild(b, n, true);
+	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+	free(b);
+}

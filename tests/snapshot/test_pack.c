@@ -1,0 +1,261 @@
+/* Tests for packs: builder round trip, record checks, and one test per corruption class. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "snapshot/pack.h"
+#include "transport/byteorder.h"
+
+#define NBLOBS 5
+
+static struct pack_builder pb;
+static struct blob_id pack_id;
+static struct blob_id ids[NBLOBS];
+static uint8_t payloads[NBLOBS][3000];
+static uint32_t lens[NBLOBS] = { 3000, 1, 0, 1234, 2999 };
+
+static void setup(void)
+{
+	pack_builder_init(&pb);
+	cr_assert_eq(pack_builder_begin(&pb), 0);
+	for (int i = 0; i < NBLOBS; i++) {
+		uint8_t *dst;
+
+		fill_random(payloads[i], sizeof(payloads[i]), 100 + i);
+		sha256_buf(payloads[i], lens[i], ids[i].b);
+		cr_assert_eq(pack_builder_reserve(&pb, lens[i], &dst), 0);
+		memcpy(dst, payloads[i], lens[i]);
+		pack_builder_commit(&pb, &ids[i], BLOB_T_DATA + i % 4, 0, lens[i], lens[i], NULL);
+	}
+	cr_assert_eq(pack_builder_finish(&pb, &pack_id), 0);
+}
+
+static void teardown(void)
+{
+	pack_builder_free(&pb);
+}
+
+TestSuite(pack, .init = setup, .fini = teardown);
+
+static void reset(void)
+{
+	teardown();
+	setup();
+}
+
+static void reseal(uint8_t *buf, size_t len)
+{
+	sha256_buf(buf, len - 32, buf + len - 32);
+}
+
+static int decode(const uint8_t *buf, size_t len)
+{
+	struct pack_entry *es = NULL;
+	const char *why = NULL;
+	uint32_t n = 0;
+	int rc = pack_decode(buf, len, &es, &n, &why);
+
+	if (rc < 0)
+		cr_assert_not_null(why);
+	free(es);
+	return rc;
+}
+
+/* The offset of the trailer and of entry i in the built pack. */
+static size_t trailer_off(void)
+{
+	return pb.len - PACK_TAIL_BYTES - (PACK_TRAILER_HEAD_BYTES + NBLOBS * PACK_ENTRY_BYTES);
+}
+
+static size_t entry_off(int i)
+{
+	return trailer_off() + PACK_TRAILER_HEAD_BYTES + (size_t)i * PACK_ENTRY_BYTES;
+}
+
+Test(pack, round_trips_entries_and_payloads)
+{
+	struct pack_entry *es;
+	uint32_t n;
+	uint8_t sum[32];
+
+	cr_assert_eq(pack_decode(pb.buf, pb.len, &es, &n, NULL), 0);
+	cr_assert_eq(n, NBLOBS);
+	for (int i = 0; i < NBLOBS; i++) {
+		const uint8_t *payload;
+
+		cr_assert(blob_id_eq(&es[i].id, &ids[i]));
+		cr_assert_eq(es[i].raw_bytes, lens[i]);
+		cr_assert_eq(es[i].type, BLOB_T_DATA + i % 4);
+		cr_assert_eq(pack_record_check(pb.buf + es[i].offset,
+					       PACK_RECORD_HEADER_BYTES + es[i].stored_bytes, &es[i],
+					       &payload, NULL), 0);
+		cr_assert_eq(memcmp(payload, payloads[i], lens[i]), 0);
+	}
+	sha256_buf(pb.buf, pb.len, sum);
+	cr_assert_eq(memcmp(sum, pack_id.b, 32), 0, "the pack id is the hash of the file");
+	free(es);
+}
+
+Test(pack, name_is_fanned_out_by_the_first_byte)
+{
+	char name[PACK_NAME_BYTES], hex[BLOB_ID_HEX_BYTES];
+
+	pack_name(&pack_id, name);
+	blob_id_hex(&pack_id, hex);
+	cr_assert_eq(strncmp(name, "data/", 5), 0);
+	cr_assert_eq(strncmp(name + 5, hex, 2), 0);
+	cr_assert_str_eq(name + 8, hex);
+}
+
+Test(pack, builder_can_be_reused)
+{
+	struct blob_id id2;
+	uint8_t *dst;
+
+	cr_assert_eq(pack_builder_begin(&pb), 0);
+	cr_assert_eq(pack_builder_reserve(&pb, 10, &dst), 0);
+	memcpy(dst, "0123456789", 10);
+	pack_builder_commit(&pb, &ids[0], BLOB_T_META, 0, 10, 10, NULL);
+	cr_assert_eq(pack_builder_finish(&pb, &id2), 0);
+	cr_assert_eq(decode(pb.buf, pb.len), 0);
+	cr_assert_not(blob_id_eq(&id2, &pack_id));
+}
+
+Test(pack, empty_pack_is_refused)
+{
+	struct blob_id id2;
+
+	cr_assert_eq(pack_builder_begin(&pb), 0);
+	cr_assert_eq(pack_builder_finish(&pb, &id2), -EINVAL);
+}
+
+Test(pack, rejects_bad_magic)
+{
+	pb.buf[1] ^= 1;
+	cr_assert_eq(decode(pb.buf, pb.len), -ENOMSG);
+}
+
+Test(pack, rejects_bad_version_and_flags)
+{
+	le16_encode(pb.buf + 4, PACK_FORMAT_VERSION + 1);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EPROTONOSUPPORT);
+	le16_encode(pb.buf + 4, PACK_FORMAT_VERSION);
+	le16_encode(pb.buf + 6, 1);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EPROTONOSUPPORT);
+}
+
+Test(pack, rejects_bad_checksum_anywhere)
+{
+	size_t spots[] = { 8, 8 + 16 + 100, trailer_off(), entry_off(3) + 40, pb.len - 40, pb.len - 1 };
+
+	for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
+		pb.buf[spots[i]] ^= 0x10;
+		cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG, "flip at %zu", spots[i]);
+		pb.buf[spots[i]] ^= 0x10;
+	}
+	cr_assert_eq(decode(pb.buf, pb.len), 0);
+}
+
+Test(pack, rejects_truncation_at_every_length)
+{
+	for (size_t len = 0; len < pb.len; len++) {
+		int rc = decode(pb.buf, len);
+
+		/* Short of a tail, or a checksum over the wrong bytes: never accepted. */
+		cr_assert(rc == -EPROTO || rc == -EBADMSG, "len %zu: %d", len, rc);
+	}
+}
+
+Test(pack, rejects_truncation_even_when_resealed)
+{
+	/* Cut at a record boundary and re-checksum: the trailer no longer fits. */
+	size_t len = 8 + 16 + 3000 + 40;
+	uint8_t *cut = xmalloc(len);
+
+	memcpy(cut, pb.buf, len);
+	reseal(cut, len);
+	cr_assert_eq(decode(cut, len), -EBADMSG);
+	free(cut);
+}
+
+Test(pack, rejects_unknown_blob_type)
+{
+	pb.buf[entry_off(2) + 52] = BLOB_T_END;
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	pb.buf[entry_off(2) + 52] = 0;
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+}
+
+Test(pack, rejects_unknown_blob_flags)
+{
+	pb.buf[entry_off(1) + 53] = PACK_BLOB_F_AEAD;
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+}
+
+Test(pack, rejects_oversized_lengths)
+{
+	/* stored length pointing past the trailer */
+	le32_encode(pb.buf + entry_off(4) + 40, 1u << 30);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	reset();
+	/* raw length over the blob limit */
+	le32_encode(pb.buf + entry_off(0) + 44, BLOB_RAW_MAX_BYTES + 1);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	reset();
+	/* trailer length larger than the pack */
+	le32_encode(pb.buf + pb.len - 40, (uint32_t)pb.len);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	reset();
+	/* entry count larger than the trailer */
+	le32_encode(pb.buf + trailer_off(), 0xffffffffu);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	reset();
+	/* offsets that overlap the header */
+	le64_encode(pb.buf + entry_off(0) + 32, 0);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+}
+
+Test(pack, rejects_records_that_disagree_with_the_trailer)
+{
+	/* A payload byte changed and the file re-sealed: only the CRC notices. */
+	pb.buf[8 + 16 + 7] ^= 1;
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	reset();
+	/* The record header's raw length differs from the entry's. */
+	le32_encode(pb.buf + 8 + 4, 2999);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+}
+
+Test(pack, record_check_catches_short_reads_and_crc)
+{
+	struct pack_entry *es;
+	const uint8_t *payload;
+	uint32_t n;
+
+	cr_assert_eq(pack_decode(pb.buf, pb.len, &es, &n, NULL), 0);
+	cr_assert_eq(pack_record_check(pb.buf + es[0].offset, 16 + es[0].stored_bytes - 1, &es[0],
+				       &payload, NULL), -EPROTO);
+	es[0].crc ^= 1;
+	cr_assert_eq(pack_record_check(pb.buf + es[0].offset, 16 + es[0].stored_bytes, &es[0],
+				       &payload, NULL), -EBADMSG);
+	free(es);
+}
+
+Test(pack, rejects_oversized_pack)
+{
+	cr_assert_eq(decode(pb.buf, (size_t)PACK_MAX_BYTES + 1), -EMSGSIZE);
+}
