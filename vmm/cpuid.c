@@ -115,10 +115,11 @@ static const struct cpuid_feature *feature_find(const char *name, size_t len)
 	return NULL;
 }
 
-static struct kvm_cpuid_entry2 *entry_find(struct cpuid_table *t, uint32_t leaf, uint32_t sub)
+static const struct kvm_cpuid_entry2 *entry_lookup(const struct cpuid_table *t, uint32_t leaf,
+						   uint32_t sub)
 {
 	for (uint32_t i = 0; i < t->hdr.nent; i++) {
-		struct kvm_cpuid_entry2 *e = &t->hdr.entries[i];
+		const struct kvm_cpuid_entry2 *e = &t->hdr.entries[i];
 
 		if (e->function != leaf)
 			continue;
@@ -127,6 +128,11 @@ static struct kvm_cpuid_entry2 *entry_find(struct cpuid_table *t, uint32_t leaf,
 		return e;
 	}
 	return NULL;
+}
+
+static struct kvm_cpuid_entry2 *entry_find(struct cpuid_table *t, uint32_t leaf, uint32_t sub)
+{
+	return (struct kvm_cpuid_entry2 *)entry_lookup(t, leaf, sub);
 }
 
 static uint32_t *entry_reg(struct kvm_cpuid_entry2 *e, enum cpuid_reg r)
@@ -176,11 +182,28 @@ static void feature_hide(struct cpuid_table *t, const struct cpuid_feature *f, u
 	}
 }
 
-static bool feature_present(struct cpuid_table *t, const struct cpuid_feature *f)
+static bool feature_present(const struct cpuid_table *t, const struct cpuid_feature *f)
 {
-	struct kvm_cpuid_entry2 *e = entry_find(t, f->leaf, f->subleaf);
+	const struct kvm_cpuid_entry2 *e = entry_lookup(t, f->leaf, f->subleaf);
+	uint32_t v;
 
-	return e && (*entry_reg(e, f->reg) & (1u << f->bit));
+	if (!e)
+		return false;
+	switch (f->reg) {
+	case R_EAX:
+		v = e->eax;
+		break;
+	case R_EBX:
+		v = e->ebx;
+		break;
+	case R_ECX:
+		v = e->ecx;
+		break;
+	default:
+		v = e->edx;
+		break;
+	}
+	return (v >> f->bit) & 1;
 }
 
 static int template_apply(struct cpuid_table *t, const struct cpuid_template *tp)
@@ -271,6 +294,26 @@ void cpuid_set_vcpu(struct cpuid_table *t, unsigned apic_id, unsigned ncpus)
 			break;
 		}
 	}
+}
+
+int cpuid_missing_features(const struct cpuid_table *want, const struct cpuid_table *host,
+			   char *buf, size_t len)
+{
+	size_t off = 0;
+	int n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < NFEATURES; i++) {
+		const struct cpuid_feature *f = &cpuid_features[i];
+
+		if (!feature_present(want, f) || feature_present(host, f))
+			continue;
+		n++;
+		if (off < len)
+			off += snprintf(buf + off, len - off, "%s%s", off ? " " : "", f->name);
+	}
+	return n;
 }
 
 void cpuid_feature_names(char *buf, size_t len)

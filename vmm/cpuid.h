@@ -32,6 +32,14 @@ int cpuid_policy_apply(struct cpuid_table *t, const char *spec, char *err, size_
 /* Per-vCPU identity: initial APIC id in leaves 1, 0xb and 0x1f; logical count ncpus. */
 void cpuid_set_vcpu(struct cpuid_table *t, unsigned apic_id, unsigned ncpus);
 
+/*
+ * Which features of the table above does want have and host lack (want: a saved VM's
+ * table; host: KVM_GET_SUPPORTED_CPUID's answer)? Writes their names, space-separated,
+ * into buf (truncated to len) and returns how many there are.
+ */
+int cpuid_missing_features(const struct cpuid_table *want, const struct cpuid_table *host,
+			   char *buf, size_t len);
+
 /* Names understood in a spec, space-separated, for help text. */
 void cpuid_feature_names(char *buf, size_t len);
 

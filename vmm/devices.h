@@ -10,6 +10,16 @@
 #include "vmm/guest_mem.h"
 #include "vmm/irq.h"
 
+struct vs_enc; /* vmm/state_codec.h */
+
+/*
+ * Device state for vm_state_save / vm_state_load (format in vmm/state_format.h). Each
+ * device appends its record's payload to e with *_state_save, and applies one with
+ * *_state_load, which decodes and checks the whole payload before it changes anything
+ * (returns -EBADMSG for a malformed payload, -EINVAL for one that does not fit this
+ * device) and then re-drives the device's interrupt line. Both run while no vCPU does.
+ */
+
 /* ---- 8250/16550A UART ---------------------------------------------------------------- */
 struct serial;
 
@@ -26,6 +36,9 @@ int serial_create(struct serial **out, struct bus *pio, uint16_t base, const str
 void serial_input(struct serial *s, const void *buf, size_t len);
 /* Unregister from pio and free, once no vCPU runs. NULL is a no-op. */
 void serial_destroy(struct serial *s);
+/* Registers, receive FIFO and pending THRE interrupt; not the host side (out_fd). */
+void serial_state_save(struct serial *s, struct vs_enc *e);
+int serial_state_load(struct serial *s, const uint8_t *payload, size_t len);
 
 /* ---- PCI ------------------------------------------------------------------------------ */
 struct pci_bus;
@@ -67,6 +80,13 @@ int pci_remove_device(struct pci_bus *b, unsigned slot);
 unsigned pci_slot_gsi(unsigned slot);
 /* Destroy the bus after every device on it (virtio_blk_destroy first). */
 void pci_bus_destroy(struct pci_bus *b);
+/*
+ * The config address latch, BAR allocation cursors and every present device's config
+ * space. Loading needs the same devices in the same slots (read-only bytes must match),
+ * takes guest-writable bytes and BARs from the payload, and re-registers the BARs.
+ */
+void pci_state_save(struct pci_bus *b, struct vs_enc *e);
+int pci_state_load(struct pci_bus *b, const uint8_t *payload, size_t len);
 
 /* ---- virtio-blk (virtio-pci, legacy interface) ------------------------------------- */
 struct virtio_blk;
@@ -74,6 +94,8 @@ struct virtio_blk;
 struct virtio_blk_config {
 	const char *path;      /* raw image; size must be a multiple of 512 */
 	bool read_only;        /* open O_RDONLY, advertise VIRTIO_BLK_F_RO, fail writes */
+	bool change_log;       /* keep a change log with an IMAGE.gwlog sidecar (disk_log.h);
+				  ignored for a read-only disk */
 };
 
 /*
@@ -92,7 +114,15 @@ uint64_t virtio_blk_capacity_bytes(const struct virtio_blk *vb);
 /* True if asked for, or if the image could only be opened read-only. */
 bool virtio_blk_is_read_only(const struct virtio_blk *vb);
 /* Take the device off the PCI bus, close the image and free, once no vCPU runs and before
- * pci_bus_destroy. NULL is a no-op. */
+ * pci_bus_destroy. With a change log, this is the clean close that saves it (disk_log.h).
+ * NULL is a no-op. */
 void virtio_blk_destroy(struct virtio_blk *vb);
+/* Driver-visible state: features, queue address and indices, status, ISR, broken. */
+void virtio_blk_state_save(struct virtio_blk *vb, struct vs_enc *e);
+int virtio_blk_state_load(struct virtio_blk *vb, const uint8_t *payload, size_t len);
+/* The change log (see vm_disk_log_valid and vm_disk_log_fetch in vm_state.h); a device
+ * without one (read-only) is never valid and fetches -ENOTSUP. */
+bool virtio_blk_log_valid(struct virtio_blk *vb, const char *base);
+int virtio_blk_log_fetch(struct virtio_blk *vb, uint64_t *bitmap, const char *base);
 
 #endif

@@ -44,7 +44,9 @@ void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	for (uint64_t pg = first; pg <= last; pg++) {
 		_Atomic uint64_t *word = (_Atomic uint64_t *)&r->vmm_dirty[pg / 64];
 
-		atomic_fetch_or_explicit(word, 1ULL << (pg % 64), memory_order_relaxed);
+		/* Release: whoever sees the bit (an acquire exchange in vm_dirty_fetch) sees
+		 * the data written before it. */
+		atomic_fetch_or_explicit(word, 1ULL << (pg % 64), memory_order_release);
 	}
 }
 

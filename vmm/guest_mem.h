@@ -16,8 +16,10 @@ struct guest_region {
 	uint8_t *hva;
 	/*
 	 * Pages written by device emulation (virtio-blk reads into guest RAM), which KVM's
-	 * dirty log never sees. One bit per page, set atomically by any thread; fetched and
-	 * cleared by whoever runs dirty logging. NULL until dirty marking is enabled.
+	 * dirty log never sees. One bit per page, set atomically (release) by any thread
+	 * after it wrote the page; fetched and cleared (acquire exchange) by vm_dirty_fetch.
+	 * A VM allocates it with its RAM and keeps it to the end, so a device never marks
+	 * freed memory; NULL (outside a VM) means nobody is tracking.
 	 */
 	uint64_t *vmm_dirty;
 };
@@ -35,7 +37,10 @@ struct guest_mem {
  */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
-/* Record that the VMM itself wrote [gpa, gpa + len). Ranges outside RAM are ignored. */
+/*
+ * Record that the VMM itself wrote [gpa, gpa + len), after writing it. Ranges outside RAM
+ * are ignored.
+ */
 void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
 /*

@@ -8,6 +8,7 @@
 
 #include "vmm/layout.h"
 #include "vmm/pci_priv.h"
+#include "vmm/state_codec.h"
 
 #define PCI_MMIO_BAR_ALIGN 4096u /* keep memory BARs on their own pages */
 
@@ -392,4 +393,113 @@ void pci_bus_destroy(struct pci_bus *b)
 	pthread_mutex_unlock(&b->lock);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
+}
+
+/*
+ * PCI record: config address latch u32, next I/O BAR u32, next MMIO BAR u64, device
+ * count u32, then per present device (host bridge included) slot u8 and its 256-byte
+ * config space.
+ */
+void pci_state_save(struct pci_bus *b, struct vs_enc *e)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&b->lock);
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+		n += b->dev[s].present;
+	vs_enc_u32(e, b->config_addr);
+	vs_enc_u32(e, b->next_io);
+	vs_enc_u64(e, b->next_mmio);
+	vs_enc_u32(e, n);
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+		if (!b->dev[s].present)
+			continue;
+		vs_enc_u8(e, (uint8_t)s);
+		vs_enc_bytes(e, b->dev[s].cfg, PCI_CFG_BYTES);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Merge a saved config space into d's: BARs as a guest write would leave them, writable
+ * bits from saved, and every read-only byte must already match (the same device).
+ * Returns 0 or -EINVAL.
+ */
+static int pci_cfg_merge(const struct pci_dev *d, const uint8_t *saved, uint8_t *out)
+{
+	for (unsigned off = 0; off < PCI_CFG_BYTES; off++) {
+		if (off >= PCI_BAR0 && off < PCI_BAR_END) {
+			const struct pci_bar *bar = &d->bar[(off - PCI_BAR0) / 4];
+
+			out[off] = bar->desc.size ? saved[off] : d->cfg[off];
+			continue;
+		}
+		if ((saved[off] & ~d->wmask[off]) != (d->cfg[off] & ~d->wmask[off]))
+			return -EINVAL;
+		out[off] = saved[off];
+	}
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		const struct pci_bar *bar = &d->bar[i];
+		uint8_t *at = &out[PCI_BAR0 + 4 * i];
+		uint32_t mask;
+
+		if (!bar->desc.size)
+			continue;
+		mask = ~(bar->desc.size - 1) & (bar->desc.io ? PCI_BAR_IO_MASK : PCI_BAR_MEM_MASK);
+		cfg_put32(at, (cfg_get32(at) & mask) | (bar->desc.io ? PCI_BAR_SPACE_IO : 0));
+	}
+	return 0;
+}
+
+int pci_state_load(struct pci_bus *b, const uint8_t *payload, size_t len)
+{
+	uint8_t (*merged)[PCI_CFG_BYTES];
+	bool seen[PCI_MAX_SLOTS] = { false };
+	uint32_t config_addr, next_io, n;
+	uint64_t next_mmio;
+	struct vs_dec d;
+	int rc = 0;
+
+	vs_dec_init(&d, payload, len);
+	config_addr = vs_dec_u32(&d);
+	next_io = vs_dec_u32(&d);
+	next_mmio = vs_dec_u64(&d);
+	n = vs_dec_u32(&d);
+	if (d.err || n > PCI_MAX_SLOTS || vs_dec_left(&d) != (size_t)n * (1 + PCI_CFG_BYTES))
+		return -EBADMSG;
+	if (next_io < LAYOUT_PCI_IO_BASE || next_io > PCI_IO_SPACE_END ||
+	    next_mmio < LAYOUT_PCI_MMIO_GPA || next_mmio > LAYOUT_PCI_MMIO_GPA + LAYOUT_PCI_MMIO_BYTES)
+		return -EINVAL;
+	merged = calloc(PCI_MAX_SLOTS, PCI_CFG_BYTES);
+	if (!merged)
+		return -ENOMEM;
+	pthread_mutex_lock(&b->lock);
+	for (uint32_t k = 0; k < n && rc == 0; k++) {
+		uint8_t slot = vs_dec_u8(&d);
+		const uint8_t *cfg = vs_dec_ptr(&d, PCI_CFG_BYTES);
+
+		if (!cfg || slot >= PCI_MAX_SLOTS || seen[slot] || !b->dev[slot].present)
+			rc = -EINVAL;
+		else
+			rc = pci_cfg_merge(&b->dev[slot], cfg, merged[slot]);
+		if (rc == 0)
+			seen[slot] = true;
+	}
+	for (unsigned s = 0; s < PCI_MAX_SLOTS && rc == 0; s++) {
+		if (b->dev[s].present && !seen[s])
+			rc = -EINVAL; /* a device of ours the saved machine did not have */
+	}
+	if (rc == 0) {
+		for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+			if (seen[s])
+				memcpy(b->dev[s].cfg, merged[s], PCI_CFG_BYTES);
+		}
+		b->config_addr = config_addr & PCI_CONFIG_ADDR_MASK;
+		b->next_io = next_io;
+		b->next_mmio = next_mmio;
+		pci_bus_remap(b);
+	}
+	pthread_mutex_unlock(&b->lock);
+	free(merged);
+	return rc;
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/state_codec.h"
+
 /*
  * Ports: LAYOUT_PORT_PM_BASE .. +7 holds PM1a_EVT (status, enable) and PM1a_CNT at +4.
  * A write of SLP_EN to PM1a_CNT powers the machine off (we offer no S1-S4, so any
@@ -137,4 +139,35 @@ void pm_destroy(struct pm_dev *pm)
 		return;
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
+}
+
+/* PM record: pm1_sts u16, pm1_en u16, pm1_cnt u16 (the i8042 has no state). */
+void pm_state_save(struct pm_dev *pm, struct vs_enc *e)
+{
+	pthread_mutex_lock(&pm->lock);
+	vs_enc_u16(e, pm->pm1_sts);
+	vs_enc_u16(e, pm->pm1_en);
+	vs_enc_u16(e, pm->pm1_cnt);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+int pm_state_load(struct pm_dev *pm, const uint8_t *payload, size_t len)
+{
+	struct vs_dec d;
+	uint16_t sts, en, cnt;
+
+	vs_dec_init(&d, payload, len);
+	sts = vs_dec_u16(&d);
+	en = vs_dec_u16(&d);
+	cnt = vs_dec_u16(&d);
+	if (!vs_dec_done(&d))
+		return -EBADMSG;
+	if (cnt & LAYOUT_PM1_SLP_EN)
+		return -EINVAL; /* never stored: writing it powers off */
+	pthread_mutex_lock(&pm->lock);
+	pm->pm1_sts = sts;
+	pm->pm1_en = en;
+	pm->pm1_cnt = cnt;
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/state_codec.h"
+
 /* Register offsets from the base port; DLL and DLM replace RBR/THR and IER while LCR.DLAB. */
 #define UART_RBR 0 /* read: receive buffer; write: THR */
 #define UART_IER 1
@@ -466,4 +468,64 @@ void serial_destroy(struct serial *s)
 	bus_unregister(s->pio, s->base, s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+/*
+ * SERIAL record: ier lcr mcr lsr_errors msr_delta scr fcr dll dlm thre_pending (u8 each),
+ * rx count u8 (0..SERIAL_FIFO_BYTES), then the received bytes oldest first.
+ */
+void serial_state_save(struct serial *s, struct vs_enc *e)
+{
+	pthread_mutex_lock(&s->lock);
+	vs_enc_u8(e, s->ier);
+	vs_enc_u8(e, s->lcr);
+	vs_enc_u8(e, s->mcr);
+	vs_enc_u8(e, s->lsr_errors);
+	vs_enc_u8(e, s->msr_delta);
+	vs_enc_u8(e, s->scr);
+	vs_enc_u8(e, s->fcr);
+	vs_enc_u8(e, s->dll);
+	vs_enc_u8(e, s->dlm);
+	vs_enc_u8(e, s->thre_pending);
+	vs_enc_u8(e, (uint8_t)s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		vs_enc_u8(e, s->rx[(s->rx_head + i) % SERIAL_FIFO_BYTES]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_state_load(struct serial *s, const uint8_t *payload, size_t len)
+{
+	struct vs_dec d;
+	uint8_t r[10], rx[SERIAL_FIFO_BYTES], n;
+
+	vs_dec_init(&d, payload, len);
+	vs_dec_bytes(&d, r, sizeof(r));
+	n = vs_dec_u8(&d);
+	if (n > SERIAL_FIFO_BYTES)
+		return -EBADMSG;
+	vs_dec_bytes(&d, rx, n);
+	if (!vs_dec_done(&d))
+		return -EBADMSG;
+	/* Only values a guest could have produced: IER, MCR, FCR keep their masks. */
+	if ((r[0] & ~UART_IER_MASK) || (r[2] & ~UART_MCR_MASK) || (r[3] & ~UART_LSR_ERRORS) ||
+	    (r[4] & ~UART_MSR_DELTA) || (r[6] & ~UART_FCR_KEEP) || r[9] > 1)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->ier = r[0];
+	s->lcr = r[1];
+	s->mcr = r[2];
+	s->lsr_errors = r[3];
+	s->msr_delta = r[4];
+	s->scr = r[5];
+	s->fcr = r[6];
+	s->dll = r[7];
+	s->dlm = r[8];
+	s->thre_pending = r[9];
+	memcpy(s->rx, rx, n);
+	s->rx_head = 0;
+	s->rx_count = n;
+	s->irq_level = -1; /* unknown: drive the line to what the registers say */
+	serial_irq_update(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

@@ -114,10 +114,28 @@ static int vcpu_set_lapic_lints(struct vcpu *v)
 	return 0;
 }
 
+int vcpu_set_cpuid(struct vcpu *v, const struct cpuid_table *table, char *err, size_t errlen)
+{
+	struct cpuid_table *t = malloc(sizeof(*t));
+	int rc = 0;
+
+	if (!t) {
+		snprintf(err, errlen, "vCPU %u: CPUID: out of memory", v->id);
+		return -ENOMEM;
+	}
+	memcpy(t, table, sizeof(*t));
+	cpuid_set_vcpu(t, v->id, v->vm->ncpus);
+	if (ioctl(v->fd, KVM_SET_CPUID2, &t->hdr) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "vCPU %u: KVM_SET_CPUID2: %s", v->id, strerror(-rc));
+	}
+	free(t);
+	return rc;
+}
+
 int vcpu_init(struct vm *vm, unsigned id, char *err, size_t errlen)
 {
 	struct vcpu *v = &vm->vcpu[id];
-	struct cpuid_table *t = NULL;
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 	int rc;
 
@@ -136,20 +154,16 @@ int vcpu_init(struct vm *vm, unsigned id, char *err, size_t errlen)
 		snprintf(err, errlen, "mmap kvm_run of vCPU %u: %s", id, strerror(-rc));
 		goto err_close;
 	}
-	t = malloc(sizeof(*t));
-	if (!t) {
-		rc = -ENOMEM;
+	if (vm->dirty.backend == VM_DIRTY_RING) {
+		rc = dirty_ring_vcpu_map(v);
+		if (rc < 0) {
+			snprintf(err, errlen, "mmap dirty ring of vCPU %u: %s", id, strerror(-rc));
+			goto err_unmap;
+		}
+	}
+	rc = vcpu_set_cpuid(v, vm->cpuid, err, errlen);
+	if (rc < 0)
 		goto err_unmap;
-	}
-	memcpy(t, vm->cpuid, sizeof(*t));
-	cpuid_set_vcpu(t, id, vm->ncpus);
-	if (ioctl(v->fd, KVM_SET_CPUID2, &t->hdr) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "vCPU %u: KVM_SET_CPUID2: %s", id, strerror(-rc));
-		goto err_free;
-	}
-	free(t);
-	t = NULL;
 	rc = vcpu_set_boot_msrs(v, err, errlen);
 	if (rc < 0)
 		goto err_unmap;
@@ -164,9 +178,8 @@ int vcpu_init(struct vm *vm, unsigned id, char *err, size_t errlen)
 		goto err_unmap;
 	}
 	return 0;
-err_free:
-	free(t);
 err_unmap:
+	dirty_ring_vcpu_unmap(v);
 	munmap(v->run, vm->run_mmap_bytes);
 	v->run = NULL;
 err_close:
@@ -177,6 +190,7 @@ err_close:
 
 void vcpu_fini(struct vcpu *v)
 {
+	dirty_ring_vcpu_unmap(v);
 	if (v->run)
 		munmap(v->run, v->vm->run_mmap_bytes);
 	if (v->fd >= 0)
@@ -284,6 +298,12 @@ static bool vcpu_handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_INTR:
 		return true;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		if (dirty_ring_full(v) < 0) {
+			vcpu_fail(v, VM_EXIT_HOST_ERROR, "KVM_RESET_DIRTY_RINGS failed");
+			return false;
+		}
+		return true;
 	case KVM_EXIT_HLT:
 		/* Only without an in-kernel LAPIC; ours has one, so a halt here is final. */
 		vcpu_fail(v, VM_EXIT_INTERNAL, "vCPU halted with nothing to wake it");
@@ -346,6 +366,42 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 	return !vm->stop_req;
 }
 
+/*
+ * Let KVM finish the exit just handled without running guest code: with immediate_exit
+ * set, KVM_RUN completes the pending I/O or MMIO (loading an IN's data into RAX, moving
+ * RIP past the instruction) and returns -EINTR. A string instruction may need several
+ * more exits; each is handled the same way. Returns false when the vCPU must stop.
+ * Why: KVM_GET_REGS before this completion would save a RIP still at the IN, and the
+ * data it read would be lost (api.rst, KVM_RUN: "the operation is complete only after
+ * userspace re-entered the kernel"). A vCPU thread calls this before it parks, so a
+ * paused VM's state is whole.
+ */
+static bool vcpu_complete_exit(struct vcpu *v)
+{
+	for (;;) {
+		int rc;
+
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		rc = ioctl(v->fd, KVM_RUN, 0);
+		if (rc < 0) {
+			int e = errno;
+
+			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+			if (e == EINTR || e == EAGAIN)
+				break;
+			char detail[64];
+
+			snprintf(detail, sizeof(detail), "KVM_RUN failed: %s", strerror(e));
+			vcpu_fail(v, VM_EXIT_HOST_ERROR, detail);
+			return false;
+		}
+		if (!vcpu_handle_exit(v))
+			return false;
+	}
+	v->exit_pending = false;
+	return true;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -360,19 +416,27 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	for (;;) {
-		bool go;
+		bool go, finish;
 
 		pthread_mutex_lock(&vm->lock);
-		go = vcpu_wait_runnable(v);
+		finish = v->exit_pending && vm->pause_req && !vm->stop_req;
+		go = finish || vcpu_wait_runnable(v);
 		pthread_mutex_unlock(&vm->lock);
+		if (finish) {
+			if (!vcpu_complete_exit(v))
+				break;
+			continue;
+		}
 		if (!go)
 			break;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			int e = errno;
 
 			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-			if (e == EINTR || e == EAGAIN)
+			if (e == EINTR || e == EAGAIN) {
+				v->exit_pending = false; /* KVM finished it before noticing the kick */
 				continue;
+			}
 			char detail[64];
 
 			snprintf(detail, sizeof(detail), "KVM_RUN failed: %s", strerror(e));
@@ -381,6 +445,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (!vcpu_handle_exit(v))
 			break;
+		v->exit_pending = true;
 	}
 
 	pthread_mutex_lock(&vm->lock);

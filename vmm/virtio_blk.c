@@ -11,58 +11,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "vmm/disk_log.h"
+#include "vmm/virtio_blk_priv.h"
 #include "vmm/virtio_priv.h"
-
-#define VBLK_QUEUE_NUM VIRTIO_BLK_QUEUE_NUM
-#define VBLK_SEG_MAX   (VBLK_QUEUE_NUM - 2) /* data segments beside header and status */
-
-/* One guest-physical piece of a descriptor chain with a non-zero length. */
-struct vblk_seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write; /* device writes it (VRING_DESC_F_WRITE) */
-};
-
-/* A chain gathered from the ring: readable segments first, then writable ones. */
-struct vblk_req {
-	unsigned nseg;
-	uint64_t rd_bytes, wr_bytes;
-};
-
-/*
- * Fields above lock are set by virtio_blk_create and read-only afterwards. Everything
- * below it is owned by whichever thread holds lock: vCPU threads through the BAR0
- * handlers (a queue notify serves requests while holding it). The plain fields from
- * guest_features to broken are the whole device state a later save/load carries; the
- * ring itself lives in guest RAM.
- */
-struct virtio_blk {
-	struct pci_bus *pci;
-	unsigned slot, gsi;
-	const struct guest_mem *mem;
-	struct irq_chip irq;
-	int fd;
-	bool read_only;
-	uint64_t capacity_sectors;
-	uint32_t host_features;
-	uint8_t config[VIRTIO_BLK_CFG_BYTES];
-	char id[VIRTIO_BLK_ID_BYTES]; /* GET_ID answer, NUL-padded */
-
-	pthread_mutex_t lock;
-	uint32_t guest_features;
-	uint32_t queue_pfn;      /* 0: no queue */
-	uint16_t queue_sel;
-	uint16_t last_avail_idx; /* next available-ring entry to serve */
-	uint16_t used_idx;       /* next used-ring entry to fill; equals last_avail_idx */
-	uint8_t status;
-	uint8_t isr;
-	bool broken;             /* the driver corrupted the ring: idle until reset */
-
-	/* Scratch for the request being served. */
-	struct vblk_seg seg[VBLK_QUEUE_NUM];
-	struct iovec iov[VBLK_QUEUE_NUM];
-	struct vblk_seg piece[VBLK_QUEUE_NUM]; /* what iov maps, for dirty marks */
-};
 
 /*
  * Copy the chain starting at head into vb->seg, checking every index against its table,
@@ -205,6 +156,13 @@ static uint8_t vblk_rw(struct virtio_blk *vb, const struct vblk_req *r, uint64_t
 	n = vblk_iov_build(vb, r, !out, out ? VIRTIO_BLK_HDR_BYTES : 0, len);
 	if (n < 0)
 		return VIRTIO_BLK_S_IOERR;
+	/*
+	 * The one place guest data reaches the image. Marked before the write, and under
+	 * lock, so a fetch sees either neither or both (a failed write may still have
+	 * landed in part: the blocks count as changed either way).
+	 */
+	if (out && vb->has_log)
+		disk_log_mark(&vb->log, sector * VIRTIO_BLK_SECTOR_BYTES, len);
 	rc = vblk_io_full(vb->fd, vb->iov, n, sector * VIRTIO_BLK_SECTOR_BYTES, out);
 	if (!out) {
 		/* Even a failed read may have landed partly: the pages are dirty either way. */
@@ -546,10 +504,16 @@ int virtio_blk_create(struct virtio_blk **out, struct pci_bus *pci, const struct
 	vb->capacity_sectors = (uint64_t)bytes / VIRTIO_BLK_SECTOR_BYTES;
 	vblk_config_fill(vb);
 	vblk_id_make(vb->id, cfg->path);
+	if (cfg->change_log && !vb->read_only) {
+		rc = disk_log_open(&vb->log, cfg->path, vb->fd, (uint64_t)bytes, err, errlen);
+		if (rc < 0)
+			goto err_close;
+		vb->has_log = true;
+	}
 	rc = -pthread_mutex_init(&vb->lock, NULL);
 	if (rc < 0) {
 		vblk_err(err, errlen, cfg->path, -rc);
-		goto err_close;
+		goto err_log;
 	}
 	desc.bar[0].opaque = vb;
 	rc = pci_add_device(pci, &desc, &vb->slot);
@@ -564,6 +528,9 @@ int virtio_blk_create(struct virtio_blk **out, struct pci_bus *pci, const struct
 	return 0;
 err_mutex:
 	pthread_mutex_destroy(&vb->lock);
+err_log:
+	if (vb->has_log)
+		disk_log_free(&vb->log);
 err_close:
 	close(vb->fd);
 err_free:
@@ -586,6 +553,8 @@ void virtio_blk_destroy(struct virtio_blk *vb)
 	if (!vb)
 		return;
 	pci_remove_device(vb->pci, vb->slot);
+	if (vb->has_log)
+		disk_log_close(&vb->log); /* nowhere to report a failure: the log stays invalid */
 	pthread_mutex_destroy(&vb->lock);
 	close(vb->fd);
 	free(vb);

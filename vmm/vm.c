@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "vmm/boot.h"
+#include "vmm/state_priv.h"
 #include "vmm/vm_priv.h"
 
 #define KVM_API_EXPECTED 12
@@ -142,11 +143,11 @@ err_close:
 	return rc;
 }
 
-static int config_check(const struct vm_config *cfg, char *err, size_t errlen)
+static int config_check(const struct vm_config *cfg, bool restore, char *err, size_t errlen)
 {
 	uint64_t host = host_memory_bytes();
 
-	if (!cfg->kernel_path) {
+	if (!restore && !cfg->kernel_path) {
 		snprintf(err, errlen, "no kernel given: pass --kernel FILE");
 		return -EINVAL;
 	}
@@ -220,6 +221,18 @@ static int kvm_open_vm(struct vm *vm, char *err, size_t errlen)
 
 		ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	}
+	return 0;
+}
+
+/*
+ * The in-kernel LAPICs, PICs, IOAPIC and PIT. Created after the memory slots: KVM makes
+ * a slot of its own for the LAPIC page, and every later slot change then walks it
+ * (measured here: a 256 MiB slot took 8 ms after the irqchip, 0.2 ms before).
+ */
+static int kvm_create_irqchip(struct vm *vm, char *err, size_t errlen)
+{
+	int rc;
+
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(-rc));
@@ -249,6 +262,13 @@ static int vm_map_ram(struct vm *vm, char *err, size_t errlen)
 			 vm->ram_bytes / MIB, strerror(-rc));
 		return rc;
 	}
+	/*
+	 * Back guest RAM with transparent huge pages where the host allows: a guest's first
+	 * touch of its memory then costs one host fault per 2 MiB, not per 4 KiB (64 ms of
+	 * a 16 MiB working set's first fill here). Dirty logging still works per 4 KiB page:
+	 * KVM maps logged memory at 4 KiB. Advisory only, so its failure changes nothing.
+	 */
+	madvise(vm->ram, vm->ram_bytes, MADV_HUGEPAGE);
 	guest_mem_layout(&vm->mem, vm->ram, vm->ram_bytes);
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		struct kvm_userspace_memory_region slot = {
@@ -306,7 +326,7 @@ static int vm_setup_devices(struct vm *vm, const struct vm_config *cfg, char *er
 		return rc;
 	}
 	if (cfg->disk_path) {
-		struct virtio_blk_config bc = { .path = cfg->disk_path };
+		struct virtio_blk_config bc = { .path = cfg->disk_path, .change_log = true };
 
 		rc = virtio_blk_create(&vm->blk, vm->pci, &vm->mem, &vm->irq, &bc, err, errlen);
 		if (rc < 0)
@@ -348,20 +368,16 @@ static int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, const uint
 	return 0;
 }
 
-int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t errlen)
+/* Read and check the kernel and initrd that vm_create loads. */
+static int boot_files_read(const struct vm_config *cfg, uint8_t **kernel, size_t *kernel_len,
+			   uint8_t **initrd, size_t *initrd_len, char *err, size_t errlen)
 {
-	uint8_t *kernel = NULL, *initrd = NULL;
-	size_t kernel_len = 0, initrd_len = 0;
-	struct vm *vm;
 	int rc;
 
-	rc = config_check(cfg, err, errlen);
+	rc = file_read_all("kernel", cfg->kernel_path, kernel, kernel_len, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = file_read_all("kernel", cfg->kernel_path, &kernel, &kernel_len, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (boot_probe(kernel, kernel_len) == BOOT_KIND_INVALID) {
+	if (boot_probe(*kernel, *kernel_len) == BOOT_KIND_INVALID) {
 		snprintf(err, errlen, "kernel %s is neither a Linux bzImage nor an ELF with a PVH "
 			 "entry note: pass a bzImage or a vmlinux built with CONFIG_PVH=y",
 			 cfg->kernel_path);
@@ -369,18 +385,33 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t er
 		goto err_kernel;
 	}
 	if (cfg->initrd_path) {
-		rc = file_read_all("initrd", cfg->initrd_path, &initrd, &initrd_len, err, errlen);
+		rc = file_read_all("initrd", cfg->initrd_path, initrd, initrd_len, err, errlen);
 		if (rc < 0)
 			goto err_kernel;
 	}
+	return 0;
+err_kernel:
+	free(*kernel);
+	*kernel = NULL;
+	return rc;
+}
+
+/*
+ * What vm_create and vm_create_for_restore share: everything but the kernel. The order
+ * matters to KVM: the dirty ring must be enabled before any vCPU exists, and the MSR
+ * probe needs vCPU 0.
+ */
+static int vm_build(struct vm **out, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct vm *vm;
+	int rc;
+
 	rc = vcpu_signal_setup();
 	if (rc < 0)
-		goto err_initrd;
+		return rc;
 	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		rc = -ENOMEM;
-		goto err_initrd;
-	}
+	if (!vm)
+		return -ENOMEM;
 	vm->kvm_fd = vm->vm_fd = -1;
 	for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++)
 		vm->vcpu[i].fd = -1;
@@ -388,8 +419,16 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t er
 	vm->ram_bytes = cfg->ram_bytes;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->dirty.lock, NULL);
 	bus_init(&vm->pio);
 	bus_init(&vm->mmio);
+	if (cfg->disk_path) {
+		vm->disk_path = strdup(cfg->disk_path);
+		if (!vm->disk_path) {
+			rc = -ENOMEM;
+			goto err_vm;
+		}
+	}
 
 	rc = kvm_open_vm(vm, err, errlen);
 	if (rc < 0)
@@ -398,6 +437,11 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t er
 	if (rc < 0)
 		goto err_vm;
 	rc = vm_map_ram(vm, err, errlen);
+	if (rc == 0)
+		rc = kvm_create_irqchip(vm, err, errlen);
+	if (rc < 0)
+		goto err_vm;
+	rc = dirty_init(vm, cfg->dirty_ring, err, errlen);
 	if (rc < 0)
 		goto err_vm;
 	rc = vm_setup_devices(vm, cfg, err, errlen);
@@ -408,20 +452,53 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t er
 		if (rc < 0)
 			goto err_vm;
 	}
-	rc = vm_load_kernel(vm, cfg, kernel, kernel_len, initrd, initrd_len, err, errlen);
+	rc = vcpu_state_probe(vm, err, errlen);
 	if (rc < 0)
 		goto err_vm;
-	free(initrd);
-	free(kernel);
 	*out = vm;
 	return 0;
 err_vm:
 	vm_destroy(vm);
-err_initrd:
+	return rc;
+}
+
+int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_len = 0, initrd_len = 0;
+	struct vm *vm;
+	int rc;
+
+	rc = config_check(cfg, false, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = boot_files_read(cfg, &kernel, &kernel_len, &initrd, &initrd_len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = vm_build(&vm, cfg, err, errlen);
+	if (rc < 0)
+		goto out;
+	rc = vm_load_kernel(vm, cfg, kernel, kernel_len, initrd, initrd_len, err, errlen);
+	if (rc < 0) {
+		vm_destroy(vm);
+		goto out;
+	}
+	*out = vm;
+out:
 	free(initrd);
-err_kernel:
 	free(kernel);
 	return rc;
+}
+
+int vm_create_for_restore(struct vm **out, const struct vm_config *cfg, char *err,
+			  size_t errlen)
+{
+	int rc;
+
+	rc = config_check(cfg, true, err, errlen);
+	if (rc < 0)
+		return rc;
+	return vm_build(out, cfg, err, errlen);
 }
 
 int vm_start(struct vm *vm)
@@ -587,15 +664,18 @@ void vm_destroy(struct vm *vm)
 	pm_destroy(vm->pm);
 	if (vm->serial)
 		serial_destroy(vm->serial);
+	dirty_fini(vm);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_bytes);
 	free(vm->cpuid);
+	free(vm->disk_path);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	bus_destroy(&vm->mmio);
 	bus_destroy(&vm->pio);
+	pthread_mutex_destroy(&vm->dirty.lock);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);

@@ -17,6 +17,7 @@ struct vm_config {
 	const char *disk_path;    /* raw image for virtio-blk, NULL for none */
 	const char *cpu_features; /* CPUID policy, see cpuid.h; NULL means "host" */
 	int console_fd;           /* where guest serial output goes */
+	bool dirty_ring;          /* track dirty pages with KVM's dirty ring, not the bitmap */
 };
 
 enum vm_exit_kind {
@@ -53,6 +54,18 @@ enum vm_run_state {
  * naming the problem and its fix in err. Nothing is left behind on failure.
  */
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t errlen);
+
+/*
+ * Build a VM shell to restore into: as vm_create, but no kernel is loaded (kernel_path,
+ * initrd_path and cmdline are ignored) and RAM is left zero; vm_state_load (vm_state.h)
+ * then supplies the vCPU, VM and device state, and the caller fills RAM. The vCPUs start
+ * with cfg's CPUID policy; vm_state_load replaces it with the saved VM's table (KVM
+ * allows that until a vCPU first runs), so cpu_features need not be given again.
+ * ram_bytes, ncpus and the disk's size must match the saved VM's (see vm_state_peek);
+ * vm_state_load refuses a blob that disagrees. dirty_ring may differ.
+ */
+int vm_create_for_restore(struct vm **out, const struct vm_config *cfg, char *err,
+			  size_t errlen);
 
 /* Start the vCPU threads. Call once, after vm_create. Returns 0 or -errno. */
 int vm_start(struct vm *vm);

@@ -15,6 +15,9 @@
 #include "vmm/irq.h"
 #include "vmm/layout.h"
 #include "vmm/vm.h"
+#include "vmm/vm_state.h"
+
+#define VM_MAX_MSRS 256 /* MSRs a vCPU's state carries; VS_MAX_MSRS on the wire */
 
 struct vcpu {
 	struct vm *vm;
@@ -24,9 +27,55 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool parked; /* under vm->lock: this vCPU waits outside KVM_RUN */
+	/*
+	 * vCPU thread only: KVM finishes the last exit (an IN's data, an MMIO read) when
+	 * KVM_RUN is next entered, and until then the registers do not show it. Before it
+	 * parks, the thread re-enters with immediate_exit set to finish it (see vcpu.c).
+	 */
+	bool exit_pending;
+	struct kvm_dirty_gfn *ring; /* mmap'd dirty ring (ring backend), else NULL */
+	uint32_t ring_next;         /* under vm->dirty.lock: next ring entry to harvest */
+};
+
+/*
+ * What this KVM offers for dirty logging and state save; learned by vm_create. A
+ * successful vm_state_load (before any vCPU runs) replaces the MSR list by the loaded one.
+ */
+struct vm_caps {
+	bool manual_protect;  /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled on this VM */
+	bool initially_set;   /* ... with KVM_DIRTY_LOG_INITIALLY_SET */
+	uint32_t xsave_bytes; /* KVM_GET_XSAVE(2) buffer; 0: no XSAVE, use KVM_GET_FPU */
+	bool xsave2;          /* KVM_GET_XSAVE2 exists (KVM_CAP_XSAVE2 > 0) */
+	bool sregs2;          /* KVM_GET_SREGS2 / KVM_SET_SREGS2 */
+	bool xcrs;            /* KVM_GET_XCRS / KVM_SET_XCRS */
+	uint32_t tsc_khz;     /* KVM_GET_TSC_KHZ of vCPU 0; 0 if unknown */
+	unsigned nmsrs;       /* MSRs both KVM_GET_MSRS and KVM_SET_MSRS accept */
+	uint32_t msr_index[VM_MAX_MSRS];
+};
+
+/*
+ * Dirty-page tracking (dirty_log.c, dirty_ring.c). backend and the ring geometry are set
+ * by dirty_init and read-only afterwards. lock (made with the VM) serialises the
+ * controller thread (start, fetch, stop) against vCPU threads harvesting a full ring;
+ * the fields below it are under lock. Guest RAM's vmm_dirty bitmaps (guest_mem.h) live
+ * as long as the VM.
+ */
+struct vm_dirty {
+	enum vm_dirty_backend backend;
+	uint32_t ring_bytes;   /* per vCPU */
+	uint32_t ring_entries; /* a power of two */
+
+	pthread_mutex_t lock;
+	bool started;
+	bool report_all[GUEST_MEM_MAX_REGIONS]; /* next fetch of region i reports every page */
+	uint64_t *scratch[GUEST_MEM_MAX_REGIONS]; /* bitmap: KVM_GET_DIRTY_LOG's answer */
+	uint64_t *pending[GUEST_MEM_MAX_REGIONS]; /* ring: harvested, not yet fetched */
+	uint64_t ring_full_exits;                 /* statistics */
+	uint64_t ring_harvested;
 };
 
 struct pm_dev;
+struct vs_enc;
 
 struct vm {
 	/* Set up by vm_create, read-only afterwards. */
@@ -42,9 +91,12 @@ struct vm {
 	struct serial *serial;
 	struct pci_bus *pci;
 	struct virtio_blk *blk;
+	char *disk_path; /* cfg->disk_path, copied */
 	struct pm_dev *pm;
-	struct cpuid_table *cpuid;
+	struct cpuid_table *cpuid; /* replaced by vm_state_load before any vCPU runs */
 	unsigned ncpus;
+	struct vm_caps caps;
+	struct vm_dirty dirty;
 	struct vcpu vcpu[LAYOUT_MAX_VCPUS];
 
 	/* Run control, all under lock; cond signals any change. */
@@ -60,6 +112,11 @@ struct vm {
 
 /* vcpu.c */
 int vcpu_init(struct vm *vm, unsigned id, char *err, size_t errlen);
+/*
+ * Give v the VM's CPUID table with its own identity (cpuid_set_vcpu). KVM accepts a new
+ * table only until the vCPU first runs. Returns 0 or -errno with a reason in err.
+ */
+int vcpu_set_cpuid(struct vcpu *v, const struct cpuid_table *table, char *err, size_t errlen);
 void vcpu_fini(struct vcpu *v);
 int vcpu_thread_start(struct vcpu *v);
 /* Kick every vCPU out of KVM_RUN (they re-check pause/stop requests). vm->lock held. */
@@ -73,5 +130,35 @@ void vm_stop_with(struct vm *vm, const struct vm_exit_info *info);
 /* pm.c: ACPI PM1a control (power off) and an i8042 that can reset the machine. */
 int pm_create(struct pm_dev **out, struct vm *vm, struct bus *pio);
 void pm_destroy(struct pm_dev *pm);
+/* The PM record of a state blob (state_format.h): append to e, or apply payload. */
+void pm_state_save(struct pm_dev *pm, struct vs_enc *e);
+int pm_state_load(struct pm_dev *pm, const uint8_t *payload, size_t len);
+
+/* ---- dirty_log.c ---------------------------------------------------------------------- */
+/*
+ * Choose and prepare the dirty-page backend: the ring if ring (enabled on the VM, so
+ * before any vCPU exists), else the bitmap with manual protect where KVM has it; and
+ * allocate the per-region bitmaps. Call after RAM is laid out. Returns 0 or -errno with
+ * a reason in err.
+ */
+int dirty_init(struct vm *vm, bool ring, char *err, size_t errlen);
+/* Free what dirty_init allocated, once no vCPU or device runs. */
+void dirty_fini(struct vm *vm);
+/* Turn KVM_MEM_LOG_DIRTY_PAGES on or off for region i's memory slot. */
+int dirty_slot_set_logging(struct vm *vm, unsigned i, bool on);
+
+/* ---- dirty_ring.c --------------------------------------------------------------------- */
+/* Enable KVM_CAP_DIRTY_LOG_RING(_ACQ_REL) on the VM. Before any vCPU exists. */
+int dirty_ring_enable(struct vm *vm, char *err, size_t errlen);
+/* Map v's ring, right after KVM_CREATE_VCPU. Returns 0 or -errno. */
+int dirty_ring_vcpu_map(struct vcpu *v);
+void dirty_ring_vcpu_unmap(struct vcpu *v);
+/*
+ * Harvest every vCPU's ring into dirty.pending and reset the harvested entries, so the
+ * pages are write-protected again before this returns. vm->dirty.lock held.
+ */
+int dirty_ring_collect(struct vm *vm);
+/* KVM_EXIT_DIRTY_RING_FULL on v's thread: harvest and reset, then run on. */
+int dirty_ring_full(struct vcpu *v);
 
 #endif

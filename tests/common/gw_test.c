@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +39,23 @@ void gw_proc_init(struct gw_proc *p)
 
 void gw_spawn(struct gw_proc *p, const char *const *argv)
 {
-	const char *args[64];
+	gw_spawn_in(p, NULL, argv);
+}
+
+void gw_spawn_in(struct gw_proc *p, const char *ns, const char *const *argv)
+{
+	const char *args[72];
 	unsigned n = 0;
 
+	if (ns) {
+		args[n++] = "/usr/sbin/ip";
+		args[n++] = "netns";
+		args[n++] = "exec";
+		args[n++] = ns;
+	}
 	args[n++] = GODWIT_BIN;
-	for (; argv[n - 1] && n < 63; n++)
-		args[n] = argv[n - 1];
+	for (unsigned i = 0; argv[i] && n < 71; i++)
+		args[n++] = argv[i];
 	args[n] = NULL;
 	p->pid = fork();
 	cr_assert_geq(p->pid, 0, "fork: %s", strerror(errno));
@@ -55,7 +67,7 @@ void gw_spawn(struct gw_proc *p, const char *const *argv)
 		dup2(in, 0);
 		dup2(out, 1);
 		dup2(err, 2);
-		execv(GODWIT_BIN, (char *const *)args);
+		execv(args[0], (char *const *)args);
 		_exit(127);
 	}
 }
@@ -269,4 +281,51 @@ uint32_t gw_crc32(const void *buf, size_t len)
 			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
 	}
 	return ~crc;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+void gw_netns_create(struct gw_netns *n)
+{
+	unsigned id = (unsigned)getpid() % 250 + 1;
+
+	memset(n, 0, sizeof(*n));
+	if (geteuid() != 0)
+		cr_skip_test("two-host tests need root for network namespaces");
+	if (access("/usr/sbin/ip", X_OK) != 0)
+		cr_skip_test("two-host tests need ip(8) from iproute2");
+	snprintf(n->a, sizeof(n->a), "gw%u-a", (unsigned)getpid());
+	snprintf(n->b, sizeof(n->b), "gw%u-b", (unsigned)getpid());
+	snprintf(n->addr_a, sizeof(n->addr_a), "10.201.%u.1", id);
+	snprintf(n->addr_b, sizeof(n->addr_b), "10.201.%u.2", id);
+	if (sh("ip netns add %s && ip netns add %s", n->a, n->b) != 0)
+		cr_skip_test("cannot create network namespaces here");
+	n->up = true;
+	cr_assert_eq(sh("ip link add %sv type veth peer name %sv && "
+			"ip link set %sv netns %s && ip link set %sv netns %s && "
+			"ip -n %s addr add %s/24 dev %sv && ip -n %s addr add %s/24 dev %sv && "
+			"ip -n %s link set %sv up && ip -n %s link set lo up && "
+			"ip -n %s link set %sv up && ip -n %s link set lo up",
+			n->a, n->b, n->a, n->a, n->b, n->b, n->a, n->addr_a, n->a, n->b,
+			n->addr_b, n->b, n->a, n->a, n->a, n->b, n->b, n->b), 0,
+		     "veth setup failed");
+}
+
+void gw_netns_destroy(struct gw_netns *n)
+{
+	if (!n->up)
+		return;
+	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", n->a, n->b);
+	n->up = false;
 }

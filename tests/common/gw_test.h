@@ -28,6 +28,20 @@ void gw_proc_init(struct gw_proc *p);
 /* Start GODWIT_BIN with argv (argv[0] is the subcommand; NULL-terminated). */
 void gw_spawn(struct gw_proc *p, const char *const *argv);
 
+/* As gw_spawn, inside network namespace ns (NULL: this one). */
+void gw_spawn_in(struct gw_proc *p, const char *ns, const char *const *argv);
+
+/* Two hosts: network namespaces joined by a veth pair, unique to this process. */
+struct gw_netns {
+	char a[32], b[32];       /* namespace names */
+	char addr_a[32], addr_b[32];
+	bool up;
+};
+
+/* Make the pair, or skip the test (not root, no ip(8), no netns support). */
+void gw_netns_create(struct gw_netns *n);
+void gw_netns_destroy(struct gw_netns *n);
+
 /* Wait up to timeout_ms for exit; returns true and sets p->status if it exited. */
 bool gw_wait_exit(struct gw_proc *p, int timeout_ms);
 
