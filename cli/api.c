@@ -16,7 +16,7 @@
 
 #define API_MAX_CLIENTS 8
 #define API_LINE_MAX 4096
-#define API_REPLY_MAX 8192
+#define API_REPLY_MAX 32768
 
 struct api_client {
 	int fd; /* -1 when the slot is free */

@@ -9,6 +9,12 @@
 #define CLI_EXIT_GUEST_CRASH 3 /* the guest died: triple fault, KVM internal error */
 
 int cmd_run(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_repo(int argc, char **argv);
 
 /* Print "godwit: <message>" on stderr as one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

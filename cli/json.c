@@ -2,6 +2,7 @@
 #include "cli/json.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,30 @@ static int parse_string(struct json_cur *c, char *out, size_t cap)
 	return 0;
 }
 
-static int parse_value(struct json_cur *c, struct json_member *m)
+/* Skip a balanced object or array (strings respected). */
+static int skip_nested(struct json_cur *c)
+{
+	unsigned depth = 0;
+	char tmp[JSON_MAX_STR];
+
+	do {
+		if (c->p >= c->end)
+			return -EINVAL;
+		if (*c->p == '"') {
+			if (parse_string(c, tmp, sizeof(tmp)) < 0)
+				return -EINVAL;
+			continue;
+		}
+		if (*c->p == '{' || *c->p == '[')
+			depth++;
+		else if (*c->p == '}' || *c->p == ']')
+			depth--;
+		c->p++;
+	} while (depth > 0);
+	return 0;
+}
+
+static int parse_value(struct json_cur *c, struct json_member *m, bool nested_ok)
 {
 	static const struct { const char *word; enum json_type t; bool b; } words[] = {
 		{ "true", JSON_T_BOOL, true },
@@ -94,6 +118,10 @@ static int parse_value(struct json_cur *c, struct json_member *m)
 
 	if (c->p >= c->end)
 		return -EINVAL;
+	if (nested_ok && (*c->p == '{' || *c->p == '[')) {
+		m->type = JSON_T_NESTED;
+		return skip_nested(c);
+	}
 	if (*c->p == '"') {
 		m->type = JSON_T_STRING;
 		return parse_string(c, m->str, sizeof(m->str));
@@ -125,7 +153,8 @@ static int parse_value(struct json_cur *c, struct json_member *m)
 	return -EINVAL; /* objects, arrays, anything else */
 }
 
-int json_parse_obj(const char *text, size_t len, struct json_obj *o, char *err, size_t errlen)
+static int parse_obj(const char *text, size_t len, struct json_obj *o, bool nested_ok,
+		     char *err, size_t errlen)
 {
 	struct json_cur c = { .p = text, .end = text + len };
 
@@ -155,7 +184,7 @@ int json_parse_obj(const char *text, size_t len, struct json_obj *o, char *err, 
 			goto bad;
 		c.p++;
 		skip_ws(&c);
-		if (parse_value(&c, m) < 0)
+		if (parse_value(&c, m, nested_ok) < 0)
 			goto bad;
 		skip_ws(&c);
 		if (c.p < c.end && *c.p == ',') {
@@ -176,6 +205,17 @@ done:
 bad:
 	snprintf(err, errlen, "not a flat JSON object");
 	return -EINVAL;
+}
+
+int json_parse_obj(const char *text, size_t len, struct json_obj *o, char *err, size_t errlen)
+{
+	return parse_obj(text, len, o, false, err, errlen);
+}
+
+int json_parse_reply(const char *text, size_t len, struct json_obj *o, char *err,
+		     size_t errlen)
+{
+	return parse_obj(text, len, o, true, err, errlen);
 }
 
 const struct json_member *json_get(const struct json_obj *o, const char *key)

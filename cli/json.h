@@ -5,10 +5,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define JSON_MAX_MEMBERS 16
-#define JSON_MAX_STR 256
+#define JSON_MAX_MEMBERS 32
+#define JSON_MAX_STR 512
 
-enum json_type { JSON_T_INVALID = 0, JSON_T_STRING, JSON_T_NUMBER, JSON_T_BOOL, JSON_T_NULL };
+enum json_type {
+	JSON_T_INVALID = 0,
+	JSON_T_STRING,
+	JSON_T_NUMBER,
+	JSON_T_BOOL,
+	JSON_T_NULL,
+	JSON_T_NESTED, /* an object or array, skipped: only json_parse_reply makes these */
+};
 
 struct json_member {
 	char key[64];
@@ -29,6 +36,13 @@ struct json_obj {
  * or -EINVAL with a short reason in err for anything else (trailing garbage included).
  */
 int json_parse_obj(const char *text, size_t len, struct json_obj *o, char *err, size_t errlen);
+
+/*
+ * As json_parse_obj, but nested objects and arrays are accepted and skipped (members of
+ * type JSON_T_NESTED, no value kept): for reading the API's replies, which carry them.
+ */
+int json_parse_reply(const char *text, size_t len, struct json_obj *o, char *err,
+		     size_t errlen);
 
 /* The member named key, or NULL. */
 const struct json_member *json_get(const struct json_obj *o, const char *key);

@@ -9,6 +9,8 @@ packages=(
 	gcc meson ninja-build pkg-config
 	libzstd-dev librsync-dev libssl-dev libcurl4-openssl-dev libcriterion-dev
 	e2fsprogs cpio
+	# two-host migration tests: network namespaces; throwaway test certificates
+	iproute2 openssl
 	# the lean Linux test guest (tests/guest/linux/build.sh)
 	linux-source-6.1 bc flex bison libelf-dev
 )

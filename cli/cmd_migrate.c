@@ -1,0 +1,236 @@
+/* godwit migrate: ask a running VM to move itself to another host, and report progress. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/api_client.h"
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "cli/mig_opts.h"
+#include "vmm/vm.h"
+
+#define MIGRATE_POLL_US 100000
+#define MIGRATE_REPLY_MAX 65536
+
+static const char migrate_usage[] =
+	"usage: godwit migrate --api SOCKET --to HOST:PORT AUTH [options]\n"
+	"  --api SOCKET           the running VM's control socket\n"
+	"  --to HOST:PORT         where 'godwit receive --listen' waits\n"
+	MIG_AUTH_USAGE
+	"  --downtime-ms N        pause target (default 50)\n"
+	"  --max-bandwidth RATE   cap on page data per second, e.g. 200M (default none)\n"
+	"  --timeout SECONDS      give up after this long (default 300)\n"
+	"  --with-disk            copy the disk too (default: shared storage, same path)\n"
+	"  --json                 print the final figures as JSON\n";
+
+static volatile sig_atomic_t migrate_interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	migrate_interrupted = 1;
+}
+
+static void json_field(char *buf, size_t cap, size_t *off, const char *key, const char *val)
+{
+	char q[600];
+
+	if (!val[0])
+		return;
+	json_quote(q, sizeof(q), val);
+	*off += (size_t)snprintf(buf + *off, cap - *off, ",\"%s\":%s", key, q);
+}
+
+static double num(const struct json_obj *o, const char *key)
+{
+	const struct json_member *m = json_get(o, key);
+
+	return m && m->type == JSON_T_NUMBER ? m->num : 0;
+}
+
+static void print_progress(const struct json_obj *o)
+{
+	const char *state = json_get_str(o, "state");
+
+	fprintf(stderr, "\r%-13s round %.0f: %.1f MiB left, %.0f MiB/s, guest dirties %.0f MiB/s,"
+		" predicted downtime %.0f ms, throttle %.0f%%   ", state ? state : "?",
+		num(o, "round"), num(o, "remaining_bytes") / 1048576.0,
+		num(o, "rate_bytes_s") / 1048576.0, num(o, "dirty_bytes_s") / 1048576.0,
+		num(o, "predicted_downtime_ms"), num(o, "throttle_pct"));
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "api", required_argument, NULL, 'a' },
+		{ "to", required_argument, NULL, 't' },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "max-bandwidth", required_argument, NULL, 'b' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "with-disk", no_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		MIG_AUTH_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct mig_auth auth = { 0 };
+	const char *api = NULL, *to = NULL;
+	uint64_t downtime = 0, bandwidth = 0, timeout_s = 0;
+	bool with_disk = false, json = false, tty = isatty(STDERR_FILENO);
+	struct api_client c;
+	char *req, *reply, err[512];
+	size_t off;
+	int opt, rc, status = CLI_EXIT_ERROR;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+
+		if (mig_opt_auth(opt, optarg, &auth))
+			continue;
+		switch (opt) {
+		case 'a':
+			api = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'd':
+			downtime = strtoull(optarg, &end, 10);
+			if (*end || !downtime) {
+				cli_error("--downtime-ms '%s' is not a positive number", optarg);
+				return CLI_EXIT_ERROR;
+			}
+			break;
+		case 'b':
+			if (vm_parse_size(optarg, &bandwidth) < 0 || !bandwidth) {
+				cli_error("--max-bandwidth '%s' is not a rate: give e.g. 200M", optarg);
+				return CLI_EXIT_ERROR;
+			}
+			break;
+		case 'T':
+			timeout_s = strtoull(optarg, &end, 10);
+			if (*end || !timeout_s) {
+				cli_error("--timeout '%s' is not a positive number of seconds", optarg);
+				return CLI_EXIT_ERROR;
+			}
+			break;
+		case 'w':
+			with_disk = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(migrate_usage, stdout);
+			return CLI_EXIT_OK;
+		default:
+			cli_error("migrate: unknown or incomplete option '%s': see 'godwit migrate "
+				  "--help'", argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (!api || !to) {
+		cli_error("migrate: pass --api SOCKET and --to HOST:PORT");
+		return CLI_EXIT_USAGE;
+	}
+	if (mig_auth_check(&auth, err, sizeof(err)) < 0) {
+		cli_error("migrate: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	req = malloc(4096);
+	reply = malloc(MIGRATE_REPLY_MAX);
+	if (!req || !reply) {
+		free(req);
+		free(reply);
+		return CLI_EXIT_ERROR;
+	}
+	off = (size_t)snprintf(req, 4096, "{\"cmd\":\"migrate\"");
+	json_field(req, 4096, &off, "to", to);
+	json_field(req, 4096, &off, "psk_file", auth.psk_file);
+	json_field(req, 4096, &off, "tls_cert", auth.cert_file);
+	json_field(req, 4096, &off, "tls_key", auth.key_file);
+	json_field(req, 4096, &off, "tls_ca", auth.ca_file);
+	off += (size_t)snprintf(req + off, 4096 - off,
+				",\"insecure_plaintext\":%s,\"with_disk\":%s,\"downtime_ms\":%" PRIu64
+				",\"max_bandwidth\":%" PRIu64 ",\"timeout_ms\":%" PRIu64 "}",
+				auth.insecure_plaintext ? "true" : "false",
+				with_disk ? "true" : "false", downtime, bandwidth, timeout_s * 1000);
+
+	rc = api_client_open(&c, api, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	signal(SIGPIPE, SIG_IGN);
+	rc = api_client_call(&c, req, reply, MIGRATE_REPLY_MAX, err, sizeof(err));
+	for (bool cancel_sent = false; rc == 0;) {
+		struct json_obj o;
+		const char *state, *e;
+		const struct json_member *ok;
+
+		if (json_parse_reply(reply, strlen(reply), &o, err, sizeof(err)) < 0) {
+			cli_error("unreadable reply from the VM's API: %s", err);
+			break;
+		}
+		ok = json_get(&o, "ok");
+		if (!ok || ok->type != JSON_T_BOOL || !ok->b) {
+			e = json_get_str(&o, "error");
+			cli_error("migrate: %s", e ? e : "the VM refused");
+			break;
+		}
+		state = json_get_str(&o, "state");
+		if (state && (!strcmp(state, "completed") || !strcmp(state, "failed") ||
+			      !strcmp(state, "cancelled"))) {
+			if (tty)
+				fputc('\n', stderr);
+			if (strcmp(state, "completed") != 0) {
+				e = json_get_str(&o, "error");
+				cli_error("migration %s: %s", state, e && e[0] ? e : "no reason");
+			} else {
+				status = CLI_EXIT_OK;
+				if (!json)
+					printf("migrated to %s in %.0f ms: downtime %.0f ms, %.0f rounds, "
+					       "%.1f MiB on the wire\n", to, num(&o, "total_ms"),
+					       num(&o, "downtime_ms"), num(&o, "rounds_count"),
+					       num(&o, "wire_bytes") / 1048576.0);
+			}
+			if (json) {
+				const char *ok_member = "\"ok\":true,";
+				const char *m = strstr(reply, ok_member);
+
+				/* The figures: the reply without its "ok" member. */
+				if (m)
+					printf("{%s\n", m + strlen(ok_member));
+			}
+			break;
+		}
+		if (tty && state)
+			print_progress(&o);
+		if (migrate_interrupted && !cancel_sent) {
+			char r2[256];
+
+			api_client_call(&c, "{\"cmd\":\"migrate-cancel\"}", r2, sizeof(r2), err,
+					sizeof(err));
+			cancel_sent = true;
+		}
+		usleep(MIGRATE_POLL_US);
+		rc = api_client_call(&c, "{\"cmd\":\"migrate-status\"}", reply, MIGRATE_REPLY_MAX,
+				     err, sizeof(err));
+	}
+	if (rc < 0)
+		cli_error("migrate: %s", err);
+	api_client_close(&c);
+out:
+	free(req);
+	free(reply);
+	return status;
+}

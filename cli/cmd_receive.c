@@ -1,0 +1,178 @@
+/* godwit receive: wait for one incoming VM, then run it like godwit run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/mig_opts.h"
+#include "cli/vm_host.h"
+
+static const char receive_usage[] =
+	"usage: godwit receive --listen HOST:PORT AUTH [options]\n"
+	"  --listen HOST:PORT     where to wait for the source (e.g. 0.0.0.0:7070)\n"
+	MIG_AUTH_USAGE
+	"  --disk PATH            the VM's disk: the shared image (same size as the source's),\n"
+	"                         or, when the source migrates --with-disk, a new file\n"
+	"  --api SOCKET           serve the control API once the VM runs\n"
+	"  --console FILE         the guest's serial output (default stdout)\n"
+	"  --cpu-features SPEC    CPUID policy of the VM shell (the source's state rules)\n"
+	"  --accept-timeout SECS  give up if no source connects in time (default: wait)\n";
+
+struct receive_ctx {
+	const char *disk_path;
+	int console_fd;
+	const char *cpu_features;
+	bool created_disk; /* we made disk_path for a --with-disk source */
+};
+
+/* Build the VM shell the source's HELLO describes. */
+static int receive_create_vm(void *arg, const struct mig_hello *h, struct vm **out, char *err,
+			     size_t errlen)
+{
+	struct receive_ctx *ctx = arg;
+	struct vm_config cfg = {
+		.ram_bytes = h->ram_bytes,
+		.ncpus = h->ncpus,
+		.console_fd = ctx->console_fd,
+		.cpu_features = ctx->cpu_features,
+	};
+
+	if (h->disk_bytes && !ctx->disk_path) {
+		snprintf(err, errlen, "the source VM has a disk: start 'godwit receive' with --disk "
+			 "PATH");
+		return -EINVAL;
+	}
+	if (!h->disk_bytes && ctx->disk_path) {
+		snprintf(err, errlen, "the source VM has no disk, but --disk %s was given",
+			 ctx->disk_path);
+		return -EINVAL;
+	}
+	if (h->flags & MIG_FLAG_WITH_DISK) {
+		/* A new image: never overwrite one, it may be the source's own. */
+		int fd = open(ctx->disk_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		if (fd < 0) {
+			snprintf(err, errlen, "disk %s: %s (the source sends its disk: name a new file)",
+				 ctx->disk_path, strerror(errno));
+			return -errno;
+		}
+		ctx->created_disk = true;
+		if (ftruncate(fd, (off_t)h->disk_bytes) < 0) {
+			snprintf(err, errlen, "disk %s: %s", ctx->disk_path, strerror(errno));
+			close(fd);
+			return -errno;
+		}
+		close(fd);
+	}
+	cfg.disk_path = ctx->disk_path;
+	return vm_create_for_restore(out, &cfg, err, errlen);
+}
+
+static void receive_listening(void *arg, const char *hostport)
+{
+	(void)arg;
+	fprintf(stderr, "godwit: waiting for a VM on %s\n", hostport);
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "api", required_argument, NULL, 'a' },
+		{ "console", required_argument, NULL, 'o' },
+		{ "cpu-features", required_argument, NULL, 'f' },
+		{ "accept-timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		MIG_AUTH_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct mig_dest_params p = { .on_listen = receive_listening };
+	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
+	const char *api_path = NULL, *console_path = NULL;
+	struct vm_host host;
+	struct vm *vm = NULL;
+	bool console_created = false;
+	char err[512] = "";
+	int opt, rc, status;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+
+		if (mig_opt_auth(opt, optarg, &p.auth))
+			continue;
+		switch (opt) {
+		case 'l':
+			snprintf(p.listen, sizeof(p.listen), "%s", optarg);
+			break;
+		case 'd':
+			ctx.disk_path = optarg;
+			break;
+		case 'a':
+			api_path = optarg;
+			break;
+		case 'o':
+			console_path = optarg;
+			break;
+		case 'f':
+			ctx.cpu_features = optarg;
+			break;
+		case 't':
+			p.accept_timeout_ms = (int)strtol(optarg, &end, 10) * 1000;
+			if (*end || p.accept_timeout_ms <= 0) {
+				cli_error("--accept-timeout '%s' is not a positive number of seconds",
+					  optarg);
+				return CLI_EXIT_ERROR;
+			}
+			break;
+		case 'h':
+			fputs(receive_usage, stdout);
+			return CLI_EXIT_OK;
+		default:
+			cli_error("receive: unknown or incomplete option '%s': see 'godwit receive "
+				  "--help'", argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (!p.listen[0]) {
+		cli_error("receive: pass --listen HOST:PORT");
+		return CLI_EXIT_USAGE;
+	}
+	if (mig_auth_check(&p.auth, err, sizeof(err)) < 0) {
+		cli_error("receive: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	vm_host_signals();
+	if (console_path) {
+		console_created = access(console_path, F_OK) != 0;
+		ctx.console_fd = open(console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (ctx.console_fd < 0) {
+			cli_error("console file %s: %s", console_path, strerror(errno));
+			return CLI_EXIT_ERROR;
+		}
+	}
+	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("receive: %s", err);
+		if (ctx.created_disk)
+			unlink(ctx.disk_path);
+		status = CLI_EXIT_ERROR;
+		goto out_console;
+	}
+	status = vm_host_serve(&host, vm, api_path, true);
+	vm_destroy(vm);
+out_console:
+	if (console_path) {
+		close(ctx.console_fd);
+		if (!vm && console_created)
+			unlink(console_path);
+	}
+	return status;
+}

@@ -1,0 +1,121 @@
+/* godwit snapshot: ask a running VM to snapshot itself into a repository. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/api_client.h"
+#include "cli/cli.h"
+#include "cli/json.h"
+
+static const char snapshot_usage[] =
+	"usage: godwit snapshot --api SOCKET --repo DIR [--name NAME] [--json]\n"
+	"  --api SOCKET   the running VM's control socket\n"
+	"  --repo DIR     the image repository ('godwit repo init --repo DIR' makes one)\n"
+	"  --name NAME    the VM's name in the repository (default vm)\n"
+	"  --no-live      pause first and copy everything paused\n"
+	"  --json         print the figures as JSON\n";
+
+static double num(const struct json_obj *o, const char *key)
+{
+	const struct json_member *m = json_get(o, key);
+
+	return m && m->type == JSON_T_NUMBER ? m->num : 0;
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "api", required_argument, NULL, 'a' },
+		{ "repo", required_argument, NULL, 'r' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "no-live", no_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *api = NULL, *repo = NULL, *name = "vm";
+	bool json = false, no_live = false;
+	char abs_repo[PATH_MAX], qrepo[PATH_MAX + 8], qname[600], req[PATH_MAX + 1024];
+	char reply[8192], err[512];
+	struct api_client c;
+	struct json_obj o;
+	const struct json_member *ok;
+	int opt, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			api = optarg;
+			break;
+		case 'r':
+			repo = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'l':
+			no_live = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(snapshot_usage, stdout);
+			return CLI_EXIT_OK;
+		default:
+			cli_error("snapshot: unknown or incomplete option '%s': see 'godwit snapshot "
+				  "--help'", argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (!api || !repo) {
+		cli_error("snapshot: pass --api SOCKET and --repo DIR");
+		return CLI_EXIT_USAGE;
+	}
+	/* The VM's process has its own working directory: send an absolute path. */
+	if (!realpath(repo, abs_repo)) {
+		cli_error("snapshot: repository %s does not exist: create it with 'godwit repo init "
+			  "--repo %s'", repo, repo);
+		return CLI_EXIT_ERROR;
+	}
+	json_quote(qrepo, sizeof(qrepo), abs_repo);
+	json_quote(qname, sizeof(qname), name);
+	snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"repo\":%s,\"name\":%s,\"no_live\":%s}",
+		 qrepo, qname, no_live ? "true" : "false");
+	rc = api_client_open(&c, api, err, sizeof(err));
+	if (rc == 0)
+		rc = api_client_call(&c, req, reply, sizeof(reply), err, sizeof(err));
+	api_client_close(&c);
+	if (rc < 0) {
+		cli_error("snapshot: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	if (json_parse_reply(reply, strlen(reply), &o, err, sizeof(err)) < 0) {
+		cli_error("snapshot: unreadable reply from the VM: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	ok = json_get(&o, "ok");
+	if (!ok || ok->type != JSON_T_BOOL || !ok->b) {
+		const char *e = json_get_str(&o, "error");
+
+		cli_error("%s", e ? e : "snapshot failed");
+		return CLI_EXIT_ERROR;
+	}
+	if (json) {
+		printf("{%s\n", reply + strlen("{\"ok\":true,"));
+	} else {
+		const char *parent = json_get_str(&o, "parent");
+
+		printf("%s\n", json_get_str(&o, "id"));
+		fprintf(stderr, "godwit: snapshot %s (%s%s): pause %.0f ms, %.0f ms in all, "
+			"%.1f MiB new (%.1f MiB stored)\n", json_get_str(&o, "id"),
+			parent && parent[0] ? "incremental on " : "full",
+			parent && parent[0] ? parent : "", num(&o, "pause_ms"), num(&o, "total_ms"),
+			num(&o, "bytes_new") / 1048576.0, num(&o, "bytes_new_stored") / 1048576.0);
+	}
+	return CLI_EXIT_OK;
+}

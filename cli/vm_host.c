@@ -1,0 +1,421 @@
+/* Serving a running VM: the control API, signals, the terminal, and the exit status. */
+#include "cli/vm_host.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/api.h"
+#include "cli/cli.h"
+
+#define MIG_REPORT_GRACE_MS 5000
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+void vm_host_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* ---- API handlers -------------------------------------------------------------------- */
+
+static void api_status(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+
+	(void)req;
+	snprintf(reply, len,
+		 "{\"ok\":true,\"state\":\"%s\",\"vcpus\":%u,\"mem_mib\":%" PRIu64
+		 ",\"uptime_ms\":%" PRIu64 ",\"version\":\"%s\"}",
+		 vm_state_name(vm_state(h->vm)), vm_ncpus(h->vm), vm_ram_bytes(h->vm) >> 20,
+		 now_ms() - h->started_ms, GODWIT_VERSION);
+}
+
+static void api_reply_state(struct vm_host *h, int rc, const char *what, char *reply,
+			    size_t len)
+{
+	const char *state = vm_state_name(vm_state(h->vm));
+
+	if (rc < 0)
+		snprintf(reply, len, "{\"ok\":false,\"error\":\"cannot %s a VM that is %s\","
+			 "\"state\":\"%s\"}", what, state, state);
+	else
+		snprintf(reply, len, "{\"ok\":true,\"state\":\"%s\"}", state);
+}
+
+static void api_pause(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+
+	(void)req;
+	api_reply_state(h, vm_pause(h->vm), "pause", reply, len);
+}
+
+static void api_resume(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+
+	(void)req;
+	api_reply_state(h, vm_resume(h->vm), "resume", reply, len);
+}
+
+static void api_quit(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+
+	(void)req;
+	vm_request_stop(h->vm);
+	snprintf(reply, len, "{\"ok\":true,\"state\":\"stopped\"}");
+}
+
+static void api_fail(char *reply, size_t len, const char *msg)
+{
+	char q[400];
+
+	json_quote(q, sizeof(q), msg);
+	snprintf(reply, len, "{\"ok\":false,\"error\":%s}", q);
+}
+
+static void copy_str(char *dst, size_t cap, const struct json_obj *req, const char *key)
+{
+	const char *v = json_get_str(req, key);
+
+	snprintf(dst, cap, "%s", v ? v : "");
+}
+
+static uint64_t get_u64(const struct json_obj *req, const char *key)
+{
+	const struct json_member *m = json_get(req, key);
+
+	return m && m->type == JSON_T_NUMBER && m->num > 0 ? (uint64_t)m->num : 0;
+}
+
+static bool get_bool(const struct json_obj *req, const char *key)
+{
+	const struct json_member *m = json_get(req, key);
+
+	return m && m->type == JSON_T_BOOL && m->b;
+}
+
+/*
+ * After a completed migration the source stops for good: once the final status has been
+ * read through the API (so `godwit migrate` can report it), or after a grace period.
+ */
+static void *mig_watch_thread(void *arg)
+{
+	struct vm_host *h = arg;
+	struct mig_stats st;
+	uint64_t done_at = 0;
+
+	for (;;) {
+		bool reported;
+
+		usleep(20000);
+		pthread_mutex_lock(&h->lock);
+		reported = h->mig_reported;
+		mig_source_stats(h->mig, &st);
+		pthread_mutex_unlock(&h->lock);
+		if (st.state == MIG_STATE_FAILED || st.state == MIG_STATE_CANCELLED)
+			return NULL;
+		if (st.state != MIG_STATE_COMPLETED)
+			continue;
+		if (!done_at)
+			done_at = now_ms();
+		if (reported || now_ms() - done_at > MIG_REPORT_GRACE_MS) {
+			vm_request_stop(h->vm);
+			return NULL;
+		}
+	}
+}
+
+static void api_migrate(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+	struct mig_params p = { 0 };
+	char err[320] = "";
+	int rc;
+
+	copy_str(p.to, sizeof(p.to), req, "to");
+	copy_str(p.auth.psk_file, sizeof(p.auth.psk_file), req, "psk_file");
+	copy_str(p.auth.cert_file, sizeof(p.auth.cert_file), req, "tls_cert");
+	copy_str(p.auth.key_file, sizeof(p.auth.key_file), req, "tls_key");
+	copy_str(p.auth.ca_file, sizeof(p.auth.ca_file), req, "tls_ca");
+	p.auth.insecure_plaintext = get_bool(req, "insecure_plaintext");
+	p.downtime_ms = get_u64(req, "downtime_ms");
+	p.max_bandwidth = get_u64(req, "max_bandwidth");
+	p.timeout_ms = get_u64(req, "timeout_ms");
+	p.with_disk = get_bool(req, "with_disk");
+
+	pthread_mutex_lock(&h->lock);
+	if (h->mig && !mig_source_finished(h->mig)) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "a migration is already running: wait for it or cancel it");
+		return;
+	}
+	if (vm_state(h->vm) != VM_STATE_RUNNING) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "the VM is not running: resume it before migrating");
+		return;
+	}
+	if (h->mig_watching) {
+		pthread_join(h->mig_watch, NULL);
+		h->mig_watching = false;
+	}
+	mig_source_free(h->mig);
+	h->mig = NULL;
+	h->mig_reported = false;
+	/* The migration consumes the dirty log: the next snapshot cannot be incremental. */
+	h->snap.valid = false;
+	rc = mig_source_start(&h->mig, h->vm, &p, err, sizeof(err));
+	if (rc == 0 && pthread_create(&h->mig_watch, NULL, mig_watch_thread, h) == 0)
+		h->mig_watching = true;
+	pthread_mutex_unlock(&h->lock);
+	if (rc < 0)
+		api_fail(reply, len, err);
+	else
+		snprintf(reply, len, "{\"ok\":true,\"state\":\"setup\"}");
+}
+
+static void api_migrate_status(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+	struct mig_stats st;
+	char *json;
+
+	(void)req;
+	pthread_mutex_lock(&h->lock);
+	if (!h->mig) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "no migration has been started on this VM");
+		return;
+	}
+	mig_source_stats(h->mig, &st);
+	if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_FAILED ||
+	    st.state == MIG_STATE_CANCELLED)
+		h->mig_reported = true;
+	pthread_mutex_unlock(&h->lock);
+	json = malloc(len);
+	if (!json) {
+		api_fail(reply, len, "out of memory");
+		return;
+	}
+	mig_stats_json(&st, json, len - 32);
+	/* Flat: the figures' own members follow "ok" (json starts with '{'). */
+	snprintf(reply, len, "{\"ok\":true,%s", json + 1);
+	free(json);
+}
+
+static void api_migrate_cancel(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+
+	(void)req;
+	pthread_mutex_lock(&h->lock);
+	if (h->mig)
+		mig_source_cancel(h->mig);
+	pthread_mutex_unlock(&h->lock);
+	if (!h->mig)
+		api_fail(reply, len, "no migration is running");
+	else
+		snprintf(reply, len, "{\"ok\":true}");
+}
+
+/*
+ * Snapshot into a repository. Runs on the API thread: other API clients wait until it is
+ * done (the guest does not: it runs but for the pause).
+ */
+static void api_snapshot(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+	struct snap_params p = { 0 };
+	struct snap_result res;
+	char repo[PATH_MAX], name[SNAP_NAME_MAX + 1], err[512] = "";
+	int rc;
+
+	copy_str(repo, sizeof(repo), req, "repo");
+	copy_str(name, sizeof(name), req, "name");
+	if (!repo[0]) {
+		api_fail(reply, len, "snapshot needs \"repo\": the repository directory");
+		return;
+	}
+	p.repo = repo;
+	p.vm_name = name[0] ? name : "vm";
+	p.max_rounds = (unsigned)get_u64(req, "max_rounds");
+	p.no_live = get_bool(req, "no_live");
+	pthread_mutex_lock(&h->lock);
+	if (h->mig && !mig_source_finished(h->mig)) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "a migration is running: snapshot after it");
+		return;
+	}
+	if (vm_state(h->vm) != VM_STATE_RUNNING) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "the VM is not running: resume it before a snapshot");
+		return;
+	}
+	rc = snap_take(h->vm, &h->snap, &p, &res, err, sizeof(err));
+	pthread_mutex_unlock(&h->lock);
+	if (rc < 0) {
+		api_fail(reply, len, err);
+		return;
+	}
+	snprintf(reply, len,
+		 "{\"ok\":true,\"id\":\"%s\",\"parent\":\"%s\",\"pause_ms\":%" PRIu64
+		 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64 ",\"bytes_new_stored\":%" PRIu64
+		 ",\"mem_chunks_copied\":%" PRIu64 ",\"disk_blocks_copied\":%" PRIu64
+		 ",\"rounds\":%u,\"disk_mode\":\"%s\"}",
+		 res.id, res.parent, res.pause_ms, res.total_ms, res.bytes_new, res.bytes_new_stored,
+		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode);
+}
+
+static const struct api_cmd host_api_cmds[] = {
+	{ "snapshot", api_snapshot },
+	{ "status", api_status },
+	{ "pause", api_pause },
+	{ "resume", api_resume },
+	{ "quit", api_quit },
+	{ "migrate", api_migrate },
+	{ "migrate-status", api_migrate_status },
+	{ "migrate-cancel", api_migrate_cancel },
+	{ NULL, NULL },
+};
+
+/* ---- Serving ----------------------------------------------------------------------- */
+
+static void *signal_thread(void *arg)
+{
+	struct vm *vm = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) == 0)
+		vm_request_stop(vm);
+	return NULL;
+}
+
+static void *stdin_thread(void *arg)
+{
+	struct vm *vm = arg;
+	char buf[64];
+
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		vm_console_input(vm, buf, (size_t)n);
+	}
+	return NULL;
+}
+
+static void report_exit(const struct vm_exit_info *x)
+{
+	char bytes[3 * sizeof(x->insn) + 1] = "";
+	size_t off = 0;
+
+	for (unsigned i = 0; i < x->insn_len && off < sizeof(bytes); i++)
+		off += (size_t)snprintf(bytes + off, sizeof(bytes) - off, "%s%02x", i ? " " : "",
+					x->insn[i]);
+	cli_error("guest stopped on vCPU %u: %s, rip 0x%" PRIx64 ", instruction bytes: %s",
+		  x->vcpu, x->detail, x->rip, x->insn_len ? bytes : "(unreadable)");
+}
+
+int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool already_started)
+{
+	struct api_server *api = NULL;
+	struct vm_exit_info exit_info;
+	struct termios tio_saved;
+	pthread_t tid;
+	bool tty = false;
+	char err[512] = "";
+	int rc, status;
+
+	memset(h, 0, sizeof(*h));
+	h->vm = vm;
+	h->api_path = api_path;
+	h->started_ms = now_ms();
+	pthread_mutex_init(&h->lock, NULL);
+	if (api_path) {
+		rc = api_server_start(&api, api_path, host_api_cmds, h, err, sizeof(err));
+		if (rc < 0) {
+			cli_error("%s", err);
+			if (already_started) {
+				vm_request_stop(vm);
+				vm_wait(vm, NULL);
+			}
+			pthread_mutex_destroy(&h->lock);
+			return CLI_EXIT_ERROR;
+		}
+	}
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tio_saved) == 0) {
+		struct termios raw = tio_saved;
+
+		/* Keystrokes go to the guest one by one; Ctrl-C still stops godwit. */
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+		tty = true;
+	}
+	if (!already_started) {
+		rc = vm_start(vm);
+		if (rc < 0)
+			cli_error("cannot start the vCPUs: %s", strerror(-rc));
+	}
+	if (pthread_create(&tid, NULL, signal_thread, vm) == 0)
+		pthread_detach(tid);
+	if (tty && pthread_create(&tid, NULL, stdin_thread, vm) == 0)
+		pthread_detach(tid);
+
+	vm_wait(vm, &exit_info);
+	switch (exit_info.kind) {
+	case VM_EXIT_POWEROFF:
+	case VM_EXIT_RESET:
+	case VM_EXIT_QUIT:
+		status = CLI_EXIT_OK;
+		break;
+	case VM_EXIT_HOST_ERROR:
+		report_exit(&exit_info);
+		status = CLI_EXIT_ERROR;
+		break;
+	default:
+		report_exit(&exit_info);
+		status = CLI_EXIT_GUEST_CRASH;
+		break;
+	}
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
+	api_server_stop(api);
+	if (h->mig) {
+		mig_source_cancel(h->mig);
+		mig_source_free(h->mig);
+	}
+	if (h->mig_watching)
+		pthread_join(h->mig_watch, NULL);
+	pthread_mutex_destroy(&h->lock);
+	return status;
+}

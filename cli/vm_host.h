@@ -1,0 +1,41 @@
+/* Serving a running VM: the control API, signals, the terminal, and the exit status. */
+#ifndef CLI_VM_HOST_H
+#define CLI_VM_HOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "migrate/migrate.h"
+#include "snapshot/engine.h"
+#include "vmm/vm.h"
+
+struct vm_host {
+	struct vm *vm;
+	const char *api_path; /* NULL: no API */
+	/* Under lock: the outgoing migration, owned by the API thread's handlers. */
+	pthread_mutex_t lock;
+	struct mig_source *mig;
+	bool mig_reported; /* its final status was read through the API */
+	pthread_t mig_watch;
+	bool mig_watching;
+	uint64_t started_ms;
+	/* Under lock: what the next snapshot is incremental against. */
+	struct snap_tracker snap;
+};
+
+/*
+ * Block SIGINT/SIGTERM/SIGHUP and ignore SIGPIPE for the whole process. Call first in a
+ * command that will run a VM, before any thread starts.
+ */
+void vm_host_signals(void);
+
+/*
+ * Serve vm until it stops: the API on h->api_path (if set), SIGINT/SIGTERM as a clean stop,
+ * keystrokes from a terminal stdin to the guest. Starts the vCPUs unless already_started.
+ * Prints one line for a guest that died. Returns the exit status (cli.h); the VM is left
+ * for the caller to destroy. On an API socket error returns CLI_EXIT_ERROR without
+ * starting the VM.
+ */
+int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool already_started);
+
+#endif

@@ -1,0 +1,135 @@
+/* The authenticated connection under a migration: TCP, then TLS 1.3 unless plaintext. */
+#include "migrate/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "transport/fd_stream.h"
+#include "transport/tcp.h"
+#include "transport/tls_psk.h"
+#include "transport/tls_stream.h"
+
+#define MIG_HANDSHAKE_MS 10000
+#define MIG_IO_TIMEOUT_MS 30000
+
+int mig_auth_check(const struct mig_auth *a, char *err, size_t errlen)
+{
+	bool psk = a->psk_file[0], cert = a->cert_file[0] || a->key_file[0] || a->ca_file[0];
+
+	if ((psk + cert + a->insecure_plaintext) != 1) {
+		snprintf(err, errlen, "%s", (psk + cert + a->insecure_plaintext) == 0
+			 ? "no authentication given: pass --psk-file FILE, or --tls-cert, "
+			   "--tls-key and --tls-ca (or --insecure-plaintext on a trusted link)"
+			 : "give only one of --psk-file, the --tls-* certificates, or "
+			   "--insecure-plaintext");
+		return -EINVAL;
+	}
+	if (cert && !(a->cert_file[0] && a->key_file[0] && a->ca_file[0])) {
+		snprintf(err, errlen, "certificate authentication needs all of --tls-cert, "
+			 "--tls-key and --tls-ca");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Wrap a connected socket per auth, as client or server. Consumes fd on failure. */
+static int conn_secure(struct stream **out, int fd, const struct mig_auth *auth, bool server,
+		       char *err, size_t errlen)
+{
+	struct tls_config cfg = {
+		.handshake_timeout_ms = MIG_HANDSHAKE_MS,
+		.io_timeout_ms = MIG_IO_TIMEOUT_MS,
+	};
+	struct tls_psk psk;
+	int rc;
+
+	if (auth->insecure_plaintext) {
+		rc = fd_stream_open(out, fd, FD_STREAM_OWN, MIG_IO_TIMEOUT_MS);
+		if (rc < 0) {
+			close(fd);
+			snprintf(err, errlen, "connection: %s", strerror(-rc));
+		}
+		return rc;
+	}
+	if (auth->psk_file[0]) {
+		rc = tls_psk_load(&psk, auth->psk_file, err, errlen);
+		if (rc < 0) {
+			close(fd);
+			return rc;
+		}
+		cfg.auth = TLS_AUTH_PSK;
+		cfg.psk = &psk;
+	} else {
+		cfg.auth = TLS_AUTH_CERT;
+		cfg.cert_file = auth->cert_file;
+		cfg.key_file = auth->key_file;
+		cfg.ca_file = auth->ca_file;
+	}
+	rc = server ? tls_server(out, fd, &cfg, err, errlen) : tls_client(out, fd, &cfg, err, errlen);
+	if (cfg.psk)
+		tls_psk_wipe(&psk);
+	if (rc < 0)
+		close(fd);
+	return rc;
+}
+
+int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
+		     const struct mig_auth *auth, int timeout_ms, char *err, size_t errlen)
+{
+	char host[256], port[32];
+	int fd, rc;
+
+	rc = mig_auth_check(auth, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (tcp_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) < 0) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 10.0.0.2:7070)", hostport);
+		return -EINVAL;
+	}
+	rc = tcp_connect(&fd, host, port, timeout_ms);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot connect to %s: %s (is 'godwit receive --listen' "
+			 "running there?)", hostport, strerror(-rc));
+		return rc;
+	}
+	rc = conn_secure(out, fd, auth, false, err, errlen);
+	if (rc == 0)
+		*fd_out = fd;
+	return rc;
+}
+
+int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
+		    const struct mig_auth *auth, int timeout_ms,
+		    void (*on_listen)(void *ctx, const char *hostport), void *ctx, char *err,
+		    size_t errlen)
+{
+	char host[256], port[32];
+	int lfd, fd, rc;
+
+	rc = mig_auth_check(auth, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (tcp_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) < 0) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 0.0.0.0:7070)", hostport);
+		return -EINVAL;
+	}
+	rc = tcp_listen(&lfd, host, port);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(-rc));
+		return rc;
+	}
+	if (on_listen)
+		on_listen(ctx, hostport);
+	rc = tcp_accept(&fd, lfd, timeout_ms);
+	close(lfd);
+	if (rc < 0) {
+		snprintf(err, errlen, "no source connected to %s: %s", hostport, strerror(-rc));
+		return rc;
+	}
+	rc = conn_secure(out, fd, auth, true, err, errlen);
+	if (rc == 0)
+		*fd_out = fd;
+	return rc;
+}

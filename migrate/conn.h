@@ -1,0 +1,27 @@
+/* The authenticated connection under a migration: TCP, then TLS 1.3 unless plaintext. */
+#ifndef MIGRATE_CONN_H
+#define MIGRATE_CONN_H
+
+#include <stddef.h>
+
+#include "migrate/migrate.h"
+
+struct stream;
+
+/*
+ * Connect to hostport and authenticate as a client (out: the bidirectional stream, fd_out:
+ * its socket, kept open by the stream). Returns 0 or -errno with a one-line reason in err.
+ */
+int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
+		     const struct mig_auth *auth, int timeout_ms, char *err, size_t errlen);
+
+/*
+ * Listen on hostport, call on_listen (if set), accept one peer within timeout_ms and
+ * authenticate as a server.
+ */
+int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
+		    const struct mig_auth *auth, int timeout_ms,
+		    void (*on_listen)(void *ctx, const char *hostport), void *ctx, char *err,
+		    size_t errlen);
+
+#endif

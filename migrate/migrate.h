@@ -1,0 +1,123 @@
+/* Live migration: pre-copy a running VM to another host, or receive one. */
+#ifndef MIGRATE_MIGRATE_H
+#define MIGRATE_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migrate/proto.h"
+#include "vmm/vm_state.h"
+
+/* How both ends authenticate: exactly one of PSK, certificates, or plaintext. */
+struct mig_auth {
+	char psk_file[256];
+	char cert_file[256];
+	char key_file[256];
+	char ca_file[256];
+	bool insecure_plaintext;
+};
+
+/* Check that a is complete and unambiguous. Returns 0 or -EINVAL with a reason in err. */
+int mig_auth_check(const struct mig_auth *a, char *err, size_t errlen);
+
+struct mig_params {
+	char to[256];              /* HOST:PORT */
+	struct mig_auth auth;
+	uint64_t downtime_ms;      /* target; 0 means MIG_DEFAULT_DOWNTIME_MS */
+	uint64_t max_bandwidth;    /* bytes/s of page data; 0 = unlimited */
+	uint64_t timeout_ms;       /* whole migration; 0 means MIG_DEFAULT_TIMEOUT_MS */
+	bool with_disk;            /* pre-copy the disk too (else it is on shared storage) */
+};
+
+#define MIG_DEFAULT_DOWNTIME_MS 50
+#define MIG_DEFAULT_TIMEOUT_MS (300 * 1000)
+#define MIG_MAX_ROUND_STATS 64
+
+/* Pre-copy states; changes go through mig_set_state only (see source.c). */
+enum mig_state {
+	MIG_STATE_NONE = 0,
+	MIG_STATE_SETUP,     /* connecting, handshake */
+	MIG_STATE_ITERATE,   /* dirty rounds while the guest runs */
+	MIG_STATE_STOP_COPY, /* guest paused: last dirty set, state */
+	MIG_STATE_COMMIT,    /* destination ready; source committed */
+	MIG_STATE_COMPLETED,
+	MIG_STATE_FAILED,    /* source guest resumed and running */
+	MIG_STATE_CANCELLED, /* likewise, on request */
+	MIG_STATE_COUNT,
+};
+
+const char *mig_state_name(enum mig_state s);
+
+struct mig_round_stat {
+	uint32_t round;
+	uint64_t pages;       /* pages sent, zero pages included */
+	uint64_t zero_pages;  /* of which all-zero (sent as ranges, no data) */
+	uint64_t disk_blocks;
+	uint64_t ms;
+	double rate_bytes_s;  /* page data drained per second in this round */
+	double dirty_bytes_s; /* pages dirtied per second during it */
+};
+
+/* A snapshot of a migration's progress and figures. */
+struct mig_stats {
+	enum mig_state state;
+	uint32_t round;
+	uint64_t remaining_bytes;      /* dirty, not yet sent */
+	double rate_bytes_s;           /* last measured */
+	double dirty_bytes_s;          /* last measured */
+	uint64_t predicted_downtime_ms;
+	uint64_t downtime_ms;          /* measured: pause to destination running */
+	uint64_t total_ms;
+	uint64_t wire_bytes;           /* TCP bytes sent (TLS and compression included) */
+	uint64_t page_bytes;           /* page data before compression */
+	unsigned throttle_pct;
+	uint32_t nrounds;
+	struct mig_round_stat rounds[MIG_MAX_ROUND_STATS];
+	uint64_t state_ms[MIG_STATE_COUNT]; /* since start, when each state was entered */
+	char error[320];
+};
+
+/* Format s as one JSON object (no newline) into buf. */
+void mig_stats_json(const struct mig_stats *s, char *buf, size_t len);
+
+struct mig_source;
+
+/*
+ * Start migrating vm to p->to on a thread of its own; return at once. Progress and the
+ * outcome are read with mig_source_stats. On failure or cancel before commit the guest is
+ * resumed and keeps running. Returns 0, or -errno with a reason in err (bad parameters,
+ * a migration already running is the caller's to prevent).
+ */
+int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_params *p,
+		     char *err, size_t errlen);
+void mig_source_stats(struct mig_source *m, struct mig_stats *out);
+/* Ask to cancel; takes effect at the next step (never after commit). */
+void mig_source_cancel(struct mig_source *m);
+/* True once completed, failed or cancelled. */
+bool mig_source_finished(struct mig_source *m);
+/* Join the thread and free. */
+void mig_source_free(struct mig_source *m);
+
+/* What the destination needs from its caller: a VM built for the incoming machine. */
+typedef int (*mig_create_vm_fn)(void *ctx, const struct mig_hello *h, struct vm **out,
+				char *err, size_t errlen);
+
+struct mig_dest_params {
+	char listen[256]; /* HOST:PORT */
+	struct mig_auth auth;
+	int accept_timeout_ms; /* 0: wait forever */
+	/* Called once the socket listens, before waiting for the source. May be NULL. */
+	void (*on_listen)(void *ctx, const char *hostport);
+};
+
+/*
+ * Listen, accept one source, receive its VM into a VM made by create_vm, load the state,
+ * and, after the source's GO, start it. On success *out is a running VM the caller owns.
+ * On any failure nothing is left running (the VM, if made, is destroyed) and err says why.
+ * Returns 0 or -errno.
+ */
+int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, void *ctx,
+		struct vm **out, char *err, size_t errlen);
+
+#endif

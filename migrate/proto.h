@@ -1,0 +1,148 @@
+/* The live-migration wire protocol: records from source to destination, replies back. */
+#ifndef MIGRATE_PROTO_H
+#define MIGRATE_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Connection: TCP, then TLS 1.3 (PSK or mutual certificates; plaintext only when both
+ * sides say --insecure-plaintext). On it, two directions that never share a layer:
+ *
+ *   source -> destination: a frame stream (transport/frame.h) over a zstd stream: the
+ *                          records below, flushed at the end of every round;
+ *   destination -> source: raw replies (MIG_REPLY_*) written straight on TLS.
+ *
+ * Sequence (cloud-hypervisor style; any failure before COMMIT leaves the source running):
+ *
+ *   source                                     destination
+ *   HELLO (machine: RAM layout, vCPUs, disk) ->
+ *                                           <- ACCEPT | REFUSE(reason)
+ *   round 0: PAGES for every non-zero page  ->  (RAM starts zero: zero pages cost nothing)
+ *   ROUND_END                               ->
+ *   round n: PAGES / ZERO for dirtied pages ->
+ *     [DISK / DISK_ZERO blocks, --with-disk]
+ *   ROUND_END                               ->
+ *   -- source pauses the guest: stop-and-copy --
+ *   last PAGES / ZERO / DISK, STATE (blob)  ->
+ *   DONE                                    ->  loads the state
+ *                                           <- READY         (or ERROR(reason))
+ *   -- source is committed: it will never run the guest again --
+ *   GO                                      ->  resumes the guest
+ *                                           <- RUNNING
+ *   frame END (committing close)            ->
+ *
+ * A source that cancels before READY sends ABORT(reason) if it can and resumes its guest.
+ * The window between READY and GO is the only one in which a lost connection loses the
+ * guest on both sides (the source has committed, the destination never got GO); the
+ * destination then exits non-zero and says so. Changing anything in this file requires a
+ * MIG_PROTO_VERSION bump.
+ */
+#define MIG_PROTO_VERSION 1
+
+/* Record types (frame types), source -> destination. 0 is invalid. */
+enum mig_rec {
+	MIG_REC_INVALID = 0,
+	MIG_REC_HELLO = 1,
+	MIG_REC_PAGES = 2,     /* hdr + npages * 4096 bytes */
+	MIG_REC_ZERO = 3,      /* hdr: pages that are now all zero */
+	MIG_REC_DISK = 4,      /* hdr + nblocks * block bytes */
+	MIG_REC_DISK_ZERO = 5, /* hdr: blocks that are now all zero */
+	MIG_REC_ROUND_END = 6, /* u32 round */
+	MIG_REC_STATE = 7,     /* the vm_state blob */
+	MIG_REC_DONE = 8,
+	MIG_REC_GO = 9,
+	MIG_REC_ABORT = 10,    /* reason string */
+};
+
+#define MIG_PAGE_BYTES 4096u
+#define MIG_MAX_REGIONS 4
+#define MIG_MAX_RUN_PAGES 256u  /* pages in one PAGES record: 1 MiB of payload */
+#define MIG_MAX_RUN_BLOCKS 16u  /* 64 KiB disk blocks in one DISK record */
+#define MIG_FLAG_WITH_DISK 1u
+
+/*
+ * HELLO payload:
+ *    0       4       8           16      20        24                     24+16n
+ *    +-------+-------+-----------+-------+---------+======================+
+ *    | proto | flags | ram_bytes | ncpus | nregion | {gpa u64, bytes u64} |
+ *    +-------+-------+-----------+-------+---------+======================+
+ *    then disk_bytes u64, disk_block_bytes u32, version string (32 bytes, NUL-padded)
+ */
+#define MIG_HELLO_FIXED_BYTES 24u
+#define MIG_HELLO_REGION_BYTES 16u
+#define MIG_HELLO_TAIL_BYTES (8u + 4u + 32u)
+
+/*
+ * PAGES / ZERO header (16 bytes), then for PAGES npages * 4096 bytes of page data:
+ *    0        4        8             16
+ *    +--------+--------+-------------+
+ *    | region | npages | first_page  |
+ *    +--------+--------+-------------+
+ * DISK / DISK_ZERO use the same header with region 0, nblocks, first_block.
+ */
+#define MIG_RUN_HDR_BYTES 16u
+
+_Static_assert(MIG_HELLO_FIXED_BYTES == 4 + 4 + 8 + 4 + 4, "hello layout");
+_Static_assert(MIG_RUN_HDR_BYTES == 4 + 4 + 8, "run header layout");
+
+/*
+ * Replies, destination -> source, raw on the connection:
+ *    0        4      6          8       12       16
+ *    +--------+------+----------+-------+--------+=================+
+ *    | "GWMR" | type | reserved | len   | crc32c | message (len)   |
+ *    +--------+------+----------+-------+--------+=================+
+ * crc32c covers bytes [0, 12) and the message. len <= MIG_REPLY_MAX_MSG.
+ */
+enum mig_reply {
+	MIG_REPLY_INVALID = 0,
+	MIG_REPLY_ACCEPT = 1,
+	MIG_REPLY_REFUSE = 2, /* message: why */
+	MIG_REPLY_READY = 3,
+	MIG_REPLY_RUNNING = 4,
+	MIG_REPLY_ERROR = 5,  /* message: why */
+};
+#define MIG_REPLY_MAGIC 0x524d5747u /* "GWMR" little-endian */
+#define MIG_REPLY_HDR_BYTES 16u
+#define MIG_REPLY_MAX_MSG 512u
+
+struct stream;
+
+/* The machine a HELLO describes. */
+struct mig_hello {
+	uint32_t proto;
+	uint32_t flags;
+	uint64_t ram_bytes;
+	uint32_t ncpus;
+	uint32_t nregions;
+	struct {
+		uint64_t gpa;
+		uint64_t bytes;
+	} region[MIG_MAX_REGIONS];
+	uint64_t disk_bytes;
+	uint32_t disk_block_bytes;
+	char version[33];
+};
+
+/* Encode h into buf (cap bytes). Returns the length, or -ENOSPC. */
+int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap);
+/* Decode and check a HELLO payload (untrusted). Returns 0 or -EPROTO. */
+int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h);
+
+struct mig_run {
+	uint32_t region; /* or 0 for disk */
+	uint32_t count;  /* pages or blocks */
+	uint64_t first;  /* first page or block */
+};
+void mig_run_encode(const struct mig_run *r, uint8_t out[MIG_RUN_HDR_BYTES]);
+void mig_run_decode(const uint8_t in[MIG_RUN_HDR_BYTES], struct mig_run *r);
+
+/* Write one reply (raw) and flush. msg may be NULL. Returns 0 or -errno. */
+int mig_reply_send(struct stream *s, enum mig_reply type, const char *msg);
+/*
+ * Read one reply: its type and message (NUL-terminated, cap bytes). Returns 0, -EPROTO
+ * for anything malformed, or the stream's error.
+ */
+int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap);
+
+#endif

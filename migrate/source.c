@@ -1,0 +1,628 @@
+/* The pre-copy engine: dirty rounds, convergence with a downtime target, commit, rollback. */
+#include "migrate/source_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_sent */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migrate/conn.h"
+#include "transport/frame.h"
+#include "transport/stream.h"
+#include "transport/zstd_stream.h"
+
+#define MIG_CONNECT_MS 10000
+#define MIG_REPLY_WAIT_MS 30000
+/* Costs the model adds to the remaining data: pausing, the state blob, the destination
+ * loading it and the GO/RUNNING round trip. Refined by nothing yet: measured once here
+ * (2-4 ms on a loaded two-core host); see bench/migrate. */
+#define MIG_FIXED_COST_MS 3
+#define MIG_THROTTLE_STEP 20
+
+static const bool mig_allowed[MIG_STATE_COUNT][MIG_STATE_COUNT] = {
+	[MIG_STATE_NONE] = { [MIG_STATE_SETUP] = true },
+	[MIG_STATE_SETUP] = { [MIG_STATE_ITERATE] = true, [MIG_STATE_FAILED] = true,
+			      [MIG_STATE_CANCELLED] = true },
+	[MIG_STATE_ITERATE] = { [MIG_STATE_STOP_COPY] = true, [MIG_STATE_FAILED] = true,
+				[MIG_STATE_CANCELLED] = true },
+	[MIG_STATE_STOP_COPY] = { [MIG_STATE_COMMIT] = true, [MIG_STATE_FAILED] = true,
+				  [MIG_STATE_CANCELLED] = true },
+	[MIG_STATE_COMMIT] = { [MIG_STATE_COMPLETED] = true },
+};
+
+const char *mig_state_name(enum mig_state s)
+{
+	static const char *const names[MIG_STATE_COUNT] = {
+		[MIG_STATE_NONE] = "none", [MIG_STATE_SETUP] = "setup",
+		[MIG_STATE_ITERATE] = "iterate", [MIG_STATE_STOP_COPY] = "stop-and-copy",
+		[MIG_STATE_COMMIT] = "commit", [MIG_STATE_COMPLETED] = "completed",
+		[MIG_STATE_FAILED] = "failed", [MIG_STATE_CANCELLED] = "cancelled",
+	};
+
+	return (unsigned)s < MIG_STATE_COUNT ? names[s] : "invalid";
+}
+
+static uint64_t ms_since_start(const struct mig_source *m)
+{
+	return (mig_now_ns() - m->t0_ns) / 1000000ULL;
+}
+
+/* The only place the state changes; an illegal move is a bug, reported, never ignored. */
+static int mig_set_state(struct mig_source *m, enum mig_state to)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (!mig_allowed[m->st.state][to]) {
+		rc = -EPROTO;
+	} else {
+		m->st.state = to;
+		m->st.state_ms[to] = ms_since_start(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+static uint64_t tcp_bytes_sent(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return 0;
+	return ti.tcpi_bytes_sent;
+}
+
+static void stats_update(struct mig_source *m, void (*fn)(struct mig_stats *, const void *),
+			 const void *arg)
+{
+	pthread_mutex_lock(&m->lock);
+	fn(&m->st, arg);
+	m->st.total_ms = ms_since_start(m);
+	m->st.wire_bytes = tcp_bytes_sent(m->fd);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void stats_add_round(struct mig_stats *st, const void *arg)
+{
+	const struct mig_round_stat *rs = arg;
+
+	if (st->nrounds < MIG_MAX_ROUND_STATS)
+		st->rounds[st->nrounds++] = *rs;
+	st->page_bytes += (rs->pages - rs->zero_pages) * MIG_PAGE_BYTES;
+	st->rate_bytes_s = rs->rate_bytes_s;
+}
+
+struct progress {
+	uint32_t round;
+	uint64_t remaining;
+	double dirty_rate;
+	uint64_t predicted_ms;
+	unsigned throttle;
+};
+
+static void stats_set_progress(struct mig_stats *st, const void *arg)
+{
+	const struct progress *p = arg;
+
+	st->round = p->round;
+	st->remaining_bytes = p->remaining;
+	st->dirty_bytes_s = p->dirty_rate;
+	st->predicted_downtime_ms = p->predicted_ms;
+	st->throttle_pct = p->throttle;
+}
+
+static void stats_set_error(struct mig_stats *st, const void *arg)
+{
+	if (!st->error[0])
+		snprintf(st->error, sizeof(st->error), "%s", (const char *)arg);
+}
+
+static void stats_set_downtime(struct mig_stats *st, const void *arg)
+{
+	st->downtime_ms = *(const uint64_t *)arg;
+}
+
+static void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	stats_update(m, stats_set_error, msg);
+}
+
+/* Close the outgoing stream (and with it the socket); final wire bytes are kept. */
+static void close_out(struct mig_source *m, bool commit_it)
+{
+	pthread_mutex_lock(&m->lock);
+	m->st.wire_bytes = tcp_bytes_sent(m->fd);
+	m->fd = -1;
+	pthread_mutex_unlock(&m->lock);
+	stream_close(m->out, commit_it);
+	m->out = NULL;
+}
+
+/* Fetch the dirty logs into the bitmaps (OR-ing into what is still unsent). */
+static int fetch_dirty(struct mig_source *m)
+{
+	int rc;
+
+	for (unsigned r = 0; r < m->nreg; r++) {
+		rc = vm_dirty_fetch(m->vm, r, m->dirty[r]);
+		if (rc < 0)
+			return rc;
+	}
+	if (m->disk_dirty)
+		return vm_disk_log_fetch(m->vm, m->disk_dirty, "");
+	return 0;
+}
+
+static int setup_buffers(struct mig_source *m)
+{
+	m->nreg = vm_ram_nregions(m->vm);
+	if (m->nreg > MIG_MAX_REGIONS)
+		return -E2BIG;
+	for (unsigned r = 0; r < m->nreg; r++) {
+		vm_ram_region(m->vm, r, &m->reg[r]);
+		m->npages[r] = m->reg[r].bytes / MIG_PAGE_BYTES;
+		m->dirty[r] = calloc((m->npages[r] + 63) / 64, 8);
+		if (!m->dirty[r])
+			return -ENOMEM;
+	}
+	m->stage = malloc((size_t)MIG_MAX_RUN_PAGES * MIG_PAGE_BYTES);
+	if (!m->stage)
+		return -ENOMEM;
+	if (m->p.with_disk) {
+		if (!vm_disk_present(m->vm))
+			return -ENODEV;
+		m->nblocks = (vm_disk_bytes(m->vm) + VM_DISK_BLOCK_BYTES - 1) / VM_DISK_BLOCK_BYTES;
+		m->disk_dirty = calloc((m->nblocks + 63) / 64, 8);
+		m->disk_buf = malloc(VM_DISK_BLOCK_BYTES);
+		if (!m->disk_dirty || !m->disk_buf)
+			return -ENOMEM;
+		m->disk_fd = open(vm_disk_path(m->vm), O_RDONLY | O_CLOEXEC);
+		if (m->disk_fd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int send_hello(struct mig_source *m, char *err, size_t errlen)
+{
+	struct mig_hello h = {
+		.proto = MIG_PROTO_VERSION,
+		.flags = m->p.with_disk ? MIG_FLAG_WITH_DISK : 0,
+		.ram_bytes = vm_ram_bytes(m->vm),
+		.ncpus = vm_ncpus(m->vm),
+		.nregions = m->nreg,
+		.disk_bytes = vm_disk_present(m->vm) ? vm_disk_bytes(m->vm) : 0,
+		.disk_block_bytes = (uint32_t)VM_DISK_BLOCK_BYTES,
+	};
+	uint8_t buf[256];
+	char msg[MIG_REPLY_MAX_MSG + 1];
+	enum mig_reply reply;
+	int len, rc;
+
+	snprintf(h.version, sizeof(h.version), "%s", GODWIT_VERSION);
+	for (unsigned r = 0; r < m->nreg; r++) {
+		h.region[r].gpa = m->reg[r].gpa;
+		h.region[r].bytes = m->reg[r].bytes;
+	}
+	len = mig_hello_encode(&h, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	rc = frame_write(m->out, MIG_REC_HELLO, 0, buf, (size_t)len);
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc == 0)
+		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
+	if (rc < 0) {
+		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
+		return rc;
+	}
+	if (reply != MIG_REPLY_ACCEPT) {
+		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
+		return -ECONNREFUSED;
+	}
+	return 0;
+}
+
+static int send_round_end(struct mig_source *m, uint32_t round)
+{
+	uint8_t b[4] = { (uint8_t)round, (uint8_t)(round >> 8), (uint8_t)(round >> 16),
+			 (uint8_t)(round >> 24) };
+	int rc = frame_write(m->out, MIG_REC_ROUND_END, 0, b, sizeof(b));
+
+	return rc ? rc : stream_flush(m->out);
+}
+
+/* Send one round of everything currently dirty; fill rs. */
+static int run_round(struct mig_source *m, uint32_t round, struct mig_round_stat *rs)
+{
+	uint64_t t = mig_now_ns();
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	rs->round = round;
+	m->round_bytes = 0;
+	m->round_start_ns = t;
+	rc = mig_send_pages(m, round == 0, rs);
+	if (rc == 0 && m->disk_dirty)
+		rc = mig_send_disk(m, round == 0, rs);
+	if (rc == 0)
+		rc = send_round_end(m, round);
+	rs->ms = (mig_now_ns() - t) / 1000000ULL;
+	rs->rate_bytes_s = (double)m->round_bytes * 1e9 / (double)(mig_now_ns() - t + 1);
+	return rc;
+}
+
+/*
+ * Iterate until the predicted downtime fits the target. Prediction: what is dirty now,
+ * drained at the rate the last round achieved, plus the fixed costs of pausing, the
+ * state and the commit round trip. Not shrinking two rounds running means the guest
+ * dirties faster than the link drains: throttle the vCPUs a step more each time.
+ */
+static int iterate(struct mig_source *m, char *err, size_t errlen)
+{
+	uint64_t target = m->p.downtime_ms ? m->p.downtime_ms : MIG_DEFAULT_DOWNTIME_MS;
+	uint64_t timeout = m->p.timeout_ms ? m->p.timeout_ms : MIG_DEFAULT_TIMEOUT_MS;
+	uint64_t prev_dirty = UINT64_MAX, last_fetch = mig_now_ns();
+	double rate = 0;
+	unsigned not_shrinking = 0, throttle = 0;
+	int rc;
+
+	for (uint32_t round = 0;; round++) {
+		struct mig_round_stat rs;
+		struct progress pg = { .round = round };
+		uint64_t dirty_bytes, now;
+
+		rc = fetch_dirty(m);
+		if (rc < 0) {
+			snprintf(err, errlen, "fetching the dirty log: %s", strerror(-rc));
+			return rc;
+		}
+		now = mig_now_ns();
+		dirty_bytes = mig_dirty_pages(m) * MIG_PAGE_BYTES +
+			      mig_dirty_blocks(m) * VM_DISK_BLOCK_BYTES;
+		pg.remaining = dirty_bytes;
+		pg.dirty_rate = round ? (double)dirty_bytes * 1e9 / (double)(now - last_fetch) : 0;
+		last_fetch = now;
+		if (round > 0) {
+			pg.predicted_ms = MIG_FIXED_COST_MS +
+					  (uint64_t)((double)dirty_bytes * 1000.0 / (rate + 1.0));
+			if (pg.predicted_ms <= target) {
+				pg.throttle = throttle;
+				stats_update(m, stats_set_progress, &pg);
+				break;
+			}
+			not_shrinking = dirty_bytes * 10 >= prev_dirty * 9 ? not_shrinking + 1 : 0;
+			if (not_shrinking >= 2 && throttle < 95) {
+				throttle = throttle + MIG_THROTTLE_STEP > 95 ? 95
+									  : throttle + MIG_THROTTLE_STEP;
+				mig_throttle_set(&m->throttle, throttle);
+				not_shrinking = 0;
+			}
+		}
+		pg.throttle = throttle;
+		stats_update(m, stats_set_progress, &pg);
+		if (ms_since_start(m) > timeout) {
+			snprintf(err, errlen, "migration did not converge in %" PRIu64 " s: the guest "
+				 "dirties %.0f MiB/s against %.0f MiB/s sent even at %u%% throttle; "
+				 "raise --downtime-ms or --timeout, or quiet the guest",
+				 timeout / 1000, pg.dirty_rate / 1048576.0, rate / 1048576.0, throttle);
+			return -ETIMEDOUT;
+		}
+		prev_dirty = dirty_bytes;
+		rc = run_round(m, round, &rs);
+		if (rc < 0) {
+			if (rc != -ECANCELED)
+				snprintf(err, errlen, "sending round %u: %s", round, strerror(-rc));
+			return rc;
+		}
+		rs.dirty_bytes_s = pg.dirty_rate;
+		/* An idle round measures nothing: keep the rate of the last busy one. */
+		if (m->round_bytes >= (1u << 20) || rate == 0)
+			rate = rs.rate_bytes_s;
+		stats_update(m, stats_add_round, &rs);
+		if (mig_cancelled(m))
+			return -ECANCELED;
+	}
+	return 0;
+}
+
+/* Pause, send the last dirty set and the state, and wait for the destination's READY. */
+static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, size_t errlen)
+{
+	struct mig_round_stat rs = { 0 };
+	char msg[MIG_REPLY_MAX_MSG + 1];
+	enum mig_reply reply;
+	uint8_t *blob = NULL;
+	size_t blob_len = 0;
+	uint32_t round;
+	int rc;
+
+	mig_throttle_stop(&m->throttle);
+	*t_pause = mig_now_ns();
+	rc = vm_pause(m->vm);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot pause the guest: %s", strerror(-rc));
+		return rc;
+	}
+	m->paused = true;
+	rc = mig_set_state(m, MIG_STATE_STOP_COPY);
+	if (rc == 0)
+		rc = fetch_dirty(m);
+	pthread_mutex_lock(&m->lock);
+	round = m->st.nrounds;
+	pthread_mutex_unlock(&m->lock);
+	if (rc == 0)
+		rc = run_round(m, round, &rs);
+	if (rc == 0)
+		stats_update(m, stats_add_round, &rs);
+	if (rc == 0)
+		rc = vm_state_save(m->vm, &blob, &blob_len);
+	if (rc == 0)
+		rc = frame_write(m->out, MIG_REC_STATE, 0, blob, blob_len);
+	free(blob);
+	if (rc == 0)
+		rc = frame_write(m->out, MIG_REC_DONE, 0, NULL, 0);
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc < 0) {
+		snprintf(err, errlen, "stop-and-copy: %s", strerror(-rc));
+		return rc;
+	}
+	rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
+	if (rc < 0) {
+		snprintf(err, errlen, "no answer from the destination after the state: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	if (reply != MIG_REPLY_READY) {
+		snprintf(err, errlen, "destination could not load the VM: %.240s",
+			 msg[0] ? msg : "no reason given");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Committed: tell the destination to run, and measure until it says it does. */
+static void commit(struct mig_source *m, uint64_t t_pause)
+{
+	char msg[MIG_REPLY_MAX_MSG + 1];
+	enum mig_reply reply = MIG_REPLY_INVALID;
+	uint64_t downtime;
+	int rc;
+
+	mig_set_state(m, MIG_STATE_COMMIT);
+	rc = frame_write(m->out, MIG_REC_GO, 0, NULL, 0);
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc == 0)
+		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
+	downtime = (mig_now_ns() - t_pause) / 1000000ULL;
+	if (rc == 0 && reply == MIG_REPLY_RUNNING)
+		stats_update(m, stats_set_downtime, &downtime);
+	else
+		mig_fail_msg(m, "committed, but the destination did not confirm it runs: %s",
+			     rc ? strerror(-rc) : msg);
+	close_out(m, rc == 0);
+	mig_set_state(m, MIG_STATE_COMPLETED);
+}
+
+/* Before commit: tell the destination, give the guest back, record why. */
+static void roll_back(struct mig_source *m, int rc, const char *why)
+{
+	if (m->out) {
+		frame_write(m->out, MIG_REC_ABORT, 0, why, strlen(why));
+		stream_flush(m->out);
+		close_out(m, false);
+	}
+	mig_throttle_stop(&m->throttle);
+	if (m->paused) {
+		vm_resume(m->vm);
+		m->paused = false;
+	}
+	vm_dirty_stop(m->vm);
+	mig_fail_msg(m, "%s", why);
+	mig_set_state(m, rc == -ECANCELED ? MIG_STATE_CANCELLED : MIG_STATE_FAILED);
+}
+
+static void *mig_source_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct zstd_stream_opts zo = { .level = 1, .workers = zstd_stream_workers_supported() };
+	struct stream *z = NULL;
+	uint64_t t_pause = 0;
+	char err[320] = "";
+	int rc;
+
+	pthread_setname_np(pthread_self(), "migrate");
+	mig_set_state(m, MIG_STATE_SETUP);
+	rc = setup_buffers(m);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "%s", rc == -ENODEV ? "--with-disk, but the VM has no disk"
+				: strerror(-rc));
+		goto fail;
+	}
+	rc = mig_conn_connect(&m->conn, &m->fd, m->p.to, &m->p.auth, MIG_CONNECT_MS, err,
+			      sizeof(err));
+	if (rc < 0)
+		goto fail;
+	rc = zstd_writer_open(&z, m->conn, &zo);
+	if (rc == 0)
+		rc = frame_writer_open(&m->out, z);
+	if (rc < 0) {
+		m->fd = -1;
+		if (z)
+			stream_close(z, false);
+		else
+			stream_close(m->conn, false);
+		snprintf(err, sizeof(err), "setting up the stream: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = send_hello(m, err, sizeof(err));
+	if (rc < 0)
+		goto fail;
+	rc = vm_dirty_start(m->vm);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "cannot start dirty logging: %s", strerror(-rc));
+		goto fail;
+	}
+	if (m->disk_dirty) {
+		/* Round 0 sends the whole disk; the log then tracks what changes after. */
+		memset(m->disk_dirty, 0xff, (m->nblocks + 63) / 64 * 8);
+		vm_disk_log_fetch(m->vm, m->disk_dirty, "");
+		if (m->nblocks % 64)
+			m->disk_dirty[m->nblocks / 64] &= (1ULL << (m->nblocks % 64)) - 1;
+	}
+	rc = mig_throttle_start(&m->throttle, m->vm);
+	if (rc == 0)
+		rc = mig_set_state(m, MIG_STATE_ITERATE);
+	if (rc == 0)
+		rc = iterate(m, err, sizeof(err));
+	if (rc == 0)
+		rc = stop_and_copy(m, &t_pause, err, sizeof(err));
+	if (rc < 0)
+		goto fail;
+	commit(m, t_pause);
+	vm_dirty_stop(m->vm);
+	goto out;
+fail:
+	if (rc == -ECANCELED)
+		snprintf(err, sizeof(err), "migration cancelled; the VM keeps running here");
+	roll_back(m, rc, err[0] ? err : strerror(-rc));
+out:
+	pthread_mutex_lock(&m->lock);
+	m->finished = true;
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_params *p,
+		     char *err, size_t errlen)
+{
+	struct mig_source *m;
+	int rc;
+
+	rc = mig_auth_check(&p->auth, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (!p->to[0]) {
+		snprintf(err, errlen, "no destination: pass --to HOST:PORT");
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->vm = vm;
+	m->p = *p;
+	m->fd = -1;
+	m->disk_fd = -1;
+	m->t0_ns = mig_now_ns();
+	pthread_mutex_init(&m->lock, NULL);
+	rc = -pthread_create(&m->thread, NULL, mig_source_thread, m);
+	if (rc < 0) {
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-rc));
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void mig_source_stats(struct mig_source *m, struct mig_stats *out)
+{
+	pthread_mutex_lock(&m->lock);
+	if (!m->finished) {
+		m->st.total_ms = ms_since_start(m);
+		m->st.wire_bytes = tcp_bytes_sent(m->fd);
+	}
+	*out = m->st;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mig_source_cancel(struct mig_source *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->cancel = true;
+	pthread_mutex_unlock(&m->lock);
+}
+
+bool mig_source_finished(struct mig_source *m)
+{
+	bool f;
+
+	pthread_mutex_lock(&m->lock);
+	f = m->finished;
+	pthread_mutex_unlock(&m->lock);
+	return f;
+}
+
+void mig_source_free(struct mig_source *m)
+{
+	if (!m)
+		return;
+	pthread_join(m->thread, NULL);
+	for (unsigned r = 0; r < MIG_MAX_REGIONS; r++)
+		free(m->dirty[r]);
+	free(m->stage);
+	free(m->disk_dirty);
+	free(m->disk_buf);
+	if (m->disk_fd >= 0)
+		close(m->disk_fd);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+void mig_stats_json(const struct mig_stats *s, char *buf, size_t len)
+{
+	char err[400];
+	size_t off;
+
+	{
+		/* Quote the error by hand: it is ours, but may hold a peer's message. */
+		size_t n = 0;
+
+		err[n++] = '"';
+		for (const char *p = s->error; *p && n + 3 < sizeof(err); p++) {
+			if (*p == '"' || *p == '\\')
+				err[n++] = '\\';
+			err[n++] = (*p >= 0x20) ? *p : ' ';
+		}
+		err[n++] = '"';
+		err[n] = '\0';
+	}
+	off = (size_t)snprintf(buf, len,
+		"{\"state\":\"%s\",\"round\":%u,\"remaining_bytes\":%" PRIu64
+		",\"rate_bytes_s\":%.0f,\"dirty_bytes_s\":%.0f,\"predicted_downtime_ms\":%" PRIu64
+		",\"downtime_ms\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"wire_bytes\":%" PRIu64
+		",\"page_bytes\":%" PRIu64 ",\"throttle_pct\":%u,\"rounds_count\":%u,"
+		"\"error\":%s,\"rounds\":[",
+		mig_state_name(s->state), s->round, s->remaining_bytes, s->rate_bytes_s,
+		s->dirty_bytes_s, s->predicted_downtime_ms, s->downtime_ms, s->total_ms,
+		s->wire_bytes, s->page_bytes, s->throttle_pct, s->nrounds, err);
+	for (uint32_t i = 0; i < s->nrounds && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off,
+			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
+			",\"disk_blocks\":%" PRIu64 ",\"ms\":%" PRIu64 ",\"rate_bytes_s\":%.0f"
+			",\"dirty_bytes_s\":%.0f}", i ? "," : "", s->rounds[i].round,
+			s->rounds[i].pages, s->rounds[i].zero_pages, s->rounds[i].disk_blocks,
+			s->rounds[i].ms, s->rounds[i].rate_bytes_s, s->rounds[i].dirty_bytes_s);
+	if (off < len)
+		snprintf(buf + off, len - off, "]}");
+}

@@ -1,0 +1,553 @@
+/* Taking a snapshot of a running VM into an image repository: live rounds, short pause. */
+#include "snapshot/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "snapshot/disk_sync.h"
+#include "snapshot/repo.h"
+#include "snapshot/rsync_delta.h"
+
+#define SNAP_DEFAULT_ROUNDS 8
+/* Stop the live rounds once what is left copies in about this long while paused. */
+#define SNAP_FINAL_BYTES (4ULL << 20)
+#define SNAP_SIG_PIECE_BYTES (4u << 20)
+#define SNAP_SIG_MAX_BYTES (256u << 20)
+
+struct snap_job {
+	struct vm *vm;
+	struct repo *repo;
+	struct snap_manifest m;
+	struct snap_manifest parent; /* loaded when incremental */
+	bool have_parent;
+	/*
+	 * The disk's parent: the memory parent, or else the newest snapshot of this VM
+	 * name (a restarted VMM: its change log may still be valid after a clean exit, and
+	 * the stored signature serves when it is not).
+	 */
+	struct snap_manifest disk_parent;
+	bool have_disk_parent;
+	unsigned nreg;
+	struct vm_ram_region reg[SNAP_REGIONS_MAX];
+	uint64_t *page_dirty[SNAP_REGIONS_MAX]; /* page bitmaps from vm_dirty_fetch */
+	uint64_t *pending[SNAP_REGIONS_MAX];    /* chunk bitmaps: to copy */
+	uint32_t chunk_bytes;
+	uint8_t *chunk_buf;
+	/* The final dirty set, copied while paused and stored after resume. */
+	uint8_t *held;
+	size_t held_cap, held_n;
+	struct { unsigned reg; uint64_t chunk; } *held_at;
+	uint64_t *disk_changed;
+	uint64_t disk_nblocks;
+	int disk_fd;
+	uint8_t *held_disk;
+	uint64_t *held_disk_at;
+	size_t held_disk_n;
+	uint64_t mem_copied, disk_copied;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static bool bit(const uint64_t *b, uint64_t i)
+{
+	return (b[i / 64] >> (i % 64)) & 1;
+}
+
+static void bit_set(uint64_t *b, uint64_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static uint64_t region_nchunks(const struct snap_job *j, unsigned r)
+{
+	return (j->reg[r].bytes + j->chunk_bytes - 1) / j->chunk_bytes;
+}
+
+/* Fetch the dirty pages and mark their chunks pending; returns the pending count. */
+static int fetch_pending(struct snap_job *j, uint64_t *npending)
+{
+	uint64_t pages_per_chunk = j->chunk_bytes / VM_PAGE_BYTES, n = 0;
+
+	for (unsigned r = 0; r < j->nreg; r++) {
+		uint64_t npages = j->reg[r].bytes / VM_PAGE_BYTES;
+		int rc;
+
+		memset(j->page_dirty[r], 0, (npages + 63) / 64 * 8);
+		rc = vm_dirty_fetch(j->vm, r, j->page_dirty[r]);
+		if (rc < 0)
+			return rc;
+		for (uint64_t w = 0; w < (npages + 63) / 64; w++) {
+			uint64_t v = j->page_dirty[r][w];
+
+			while (v) {
+				uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(v);
+
+				v &= v - 1;
+				bit_set(j->pending[r], pg / pages_per_chunk);
+			}
+		}
+		for (uint64_t c = 0; c < region_nchunks(j, r); c++)
+			n += bit(j->pending[r], c);
+	}
+	*npending = n;
+	return 0;
+}
+
+static size_t chunk_len(const struct snap_job *j, unsigned r, uint64_t c)
+{
+	uint64_t off = c * j->chunk_bytes;
+
+	return (size_t)(j->reg[r].bytes - off < j->chunk_bytes ? j->reg[r].bytes - off
+								 : j->chunk_bytes);
+}
+
+/*
+ * Copy every pending chunk into the repository while the guest runs. Each chunk is copied
+ * to a private buffer first: the guest may write it while it is hashed and compressed,
+ * and then it is dirty and copied again in a later round.
+ */
+static int copy_pending_live(struct snap_job *j)
+{
+	for (unsigned r = 0; r < j->nreg; r++) {
+		for (uint64_t c = 0; c < region_nchunks(j, r); c++) {
+			size_t len;
+			int rc;
+
+			if (!bit(j->pending[r], c))
+				continue;
+			len = chunk_len(j, r, c);
+			memcpy(j->chunk_buf, j->reg[r].hva + c * j->chunk_bytes, len);
+			rc = repo_chunk_put(j->repo, j->chunk_buf, len, &j->m.regions[r].ids[c]);
+			if (rc < 0)
+				return rc;
+			j->pending[r][c / 64] &= ~(1ULL << (c % 64));
+			j->mem_copied++;
+		}
+	}
+	return 0;
+}
+
+/* While paused: copy pending chunks into held memory (fast), to store after resume. */
+static int hold_pending(struct snap_job *j, uint64_t npending)
+{
+	size_t need = (size_t)npending * j->chunk_bytes;
+
+	j->held = malloc(need ? need : 1);
+	j->held_at = calloc(npending ? npending : 1, sizeof(*j->held_at));
+	if (!j->held || !j->held_at)
+		return -ENOMEM;
+	for (unsigned r = 0; r < j->nreg; r++) {
+		for (uint64_t c = 0; c < region_nchunks(j, r); c++) {
+			if (!bit(j->pending[r], c))
+				continue;
+			memcpy(j->held + j->held_n * j->chunk_bytes, j->reg[r].hva + c * j->chunk_bytes,
+			       chunk_len(j, r, c));
+			j->held_at[j->held_n].reg = r;
+			j->held_at[j->held_n].chunk = c;
+			j->held_n++;
+			j->pending[r][c / 64] &= ~(1ULL << (c % 64));
+		}
+	}
+	return 0;
+}
+
+static int store_held(struct snap_job *j)
+{
+	for (size_t i = 0; i < j->held_n; i++) {
+		unsigned r = j->held_at[i].reg;
+		uint64_t c = j->held_at[i].chunk;
+		int rc = repo_chunk_put(j->repo, j->held + i * j->chunk_bytes, chunk_len(j, r, c),
+					&j->m.regions[r].ids[c]);
+
+		if (rc < 0)
+			return rc;
+		j->mem_copied++;
+	}
+	for (size_t i = 0; i < j->held_disk_n; i++) {
+		uint64_t b = j->held_disk_at[i];
+		uint64_t off = b * j->m.disk_block_bytes;
+		size_t len = (size_t)(j->m.disk_bytes - off < j->m.disk_block_bytes
+					      ? j->m.disk_bytes - off : j->m.disk_block_bytes);
+		int rc = repo_chunk_put(j->repo, j->held_disk + i * j->m.disk_block_bytes, len,
+					&j->m.disk_ids[b]);
+
+		if (rc < 0)
+			return rc;
+		j->disk_copied++;
+	}
+	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* While paused: read the disk blocks changed since the last fetch into memory. */
+static int hold_disk_changes(struct snap_job *j, const char *id)
+{
+	uint64_t n = 0;
+	int rc;
+
+	memset(j->disk_changed, 0, (j->disk_nblocks + 63) / 64 * 8);
+	rc = vm_disk_log_fetch(j->vm, j->disk_changed, id);
+	if (rc < 0)
+		return rc;
+	for (uint64_t b = 0; b < j->disk_nblocks; b++)
+		n += bit(j->disk_changed, b);
+	j->held_disk = malloc(n ? n * j->m.disk_block_bytes : 1);
+	j->held_disk_at = calloc(n ? n : 1, sizeof(*j->held_disk_at));
+	if (!j->held_disk || !j->held_disk_at)
+		return -ENOMEM;
+	for (uint64_t b = 0; b < j->disk_nblocks; b++) {
+		uint64_t off = b * j->m.disk_block_bytes;
+		size_t len;
+
+		if (!bit(j->disk_changed, b))
+			continue;
+		len = (size_t)(j->m.disk_bytes - off < j->m.disk_block_bytes
+				       ? j->m.disk_bytes - off : j->m.disk_block_bytes);
+		rc = read_full(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
+			       len, off);
+		if (rc < 0)
+			return rc;
+		j->held_disk_at[j->held_disk_n++] = b;
+	}
+	return 0;
+}
+
+/* The parent, if this snapshot can be incremental against it. */
+static void load_parent(struct snap_job *j, struct snap_tracker *t, const struct snap_params *p)
+{
+	char err[256];
+
+	if (!t->valid || strcmp(t->repo, p->repo) != 0 || !t->parent[0])
+		return;
+	if (snap_load(j->repo, t->parent, &j->parent, err, sizeof(err)) < 0)
+		return;
+	if (j->parent.nregions != j->nreg || j->parent.ram_bytes != vm_ram_bytes(j->vm)) {
+		manifest_free(&j->parent);
+		return;
+	}
+	for (unsigned r = 0; r < j->nreg; r++) {
+		if (j->parent.regions[r].gpa != j->reg[r].gpa ||
+		    j->parent.regions[r].bytes != j->reg[r].bytes ||
+		    j->parent.regions[r].chunk_bytes != j->chunk_bytes) {
+			manifest_free(&j->parent);
+			return;
+		}
+	}
+	j->have_parent = true;
+}
+
+static void load_disk_parent(struct snap_job *j, const struct snap_params *p)
+{
+	char id[SNAP_ID_BYTES], err[256];
+
+	if (snap_find_latest(j->repo, p->vm_name ? p->vm_name : "vm", id) < 0)
+		return;
+	if (snap_load(j->repo, id, &j->disk_parent, err, sizeof(err)) < 0)
+		return;
+	if (j->disk_parent.disk_bytes != j->m.disk_bytes ||
+	    j->disk_parent.disk_block_bytes != j->m.disk_block_bytes) {
+		manifest_free(&j->disk_parent);
+		return;
+	}
+	j->have_disk_parent = true;
+}
+
+static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct snap_params *p)
+{
+	int rc;
+
+	j->chunk_bytes = repo_config_of(j->repo)->chunk_bytes;
+	if (j->chunk_bytes % VM_PAGE_BYTES)
+		return -EINVAL;
+	j->nreg = vm_ram_nregions(j->vm);
+	if (j->nreg > SNAP_REGIONS_MAX)
+		return -E2BIG;
+	manifest_init(&j->m);
+	manifest_init(&j->parent);
+	manifest_init(&j->disk_parent);
+	for (unsigned r = 0; r < j->nreg; r++) {
+		uint64_t npages;
+
+		vm_ram_region(j->vm, r, &j->reg[r]);
+		npages = j->reg[r].bytes / VM_PAGE_BYTES;
+		j->page_dirty[r] = calloc((npages + 63) / 64, 8);
+		j->pending[r] = calloc((region_nchunks(j, r) + 63) / 64, 8);
+		if (!j->page_dirty[r] || !j->pending[r])
+			return -ENOMEM;
+		rc = manifest_add_region(&j->m, j->reg[r].gpa, j->reg[r].bytes, j->chunk_bytes);
+		if (rc < 0)
+			return rc;
+	}
+	j->chunk_buf = malloc(j->chunk_bytes);
+	if (!j->chunk_buf)
+		return -ENOMEM;
+	load_parent(j, t, p);
+	if (j->have_parent) {
+		for (unsigned r = 0; r < j->nreg; r++)
+			memcpy(j->m.regions[r].ids, j->parent.regions[r].ids,
+			       region_nchunks(j, r) * sizeof(struct blob_id));
+	} else {
+		for (unsigned r = 0; r < j->nreg; r++)
+			memset(j->pending[r], 0xff, (region_nchunks(j, r) + 63) / 64 * 8);
+	}
+	if (vm_disk_present(j->vm)) {
+		rc = manifest_set_disk(&j->m, vm_disk_bytes(j->vm), (uint32_t)VM_DISK_BLOCK_BYTES);
+		if (rc < 0)
+			return rc;
+		j->disk_nblocks = j->m.disk_nblocks;
+		j->disk_changed = calloc((j->disk_nblocks + 63) / 64 + 1, 8);
+		if (!j->disk_changed)
+			return -ENOMEM;
+		j->disk_fd = open(vm_disk_path(j->vm), O_RDONLY | O_CLOEXEC);
+		if (j->disk_fd < 0)
+			return -errno;
+		if (!j->have_parent)
+			load_disk_parent(j, p);
+	}
+	return 0;
+}
+
+static void job_free(struct snap_job *j)
+{
+	for (unsigned r = 0; r < SNAP_REGIONS_MAX; r++) {
+		free(j->page_dirty[r]);
+		free(j->pending[r]);
+	}
+	free(j->chunk_buf);
+	free(j->held);
+	free(j->held_at);
+	free(j->held_disk);
+	free(j->held_disk_at);
+	free(j->disk_changed);
+	if (j->disk_fd >= 0)
+		close(j->disk_fd);
+	manifest_free(&j->m);
+	manifest_free(&j->parent);
+	manifest_free(&j->disk_parent);
+}
+
+/*
+ * Capture the disk while the guest runs (the blocks changed during the capture are read
+ * again while paused, from the change log). With a valid log relative to the parent only
+ * the changed blocks are read; without one, the parent's librsync signature finds them
+ * (an rsync delta at block granularity); with neither, every block is read and dedup
+ * keeps only the new ones. A fresh signature is stored with every snapshot.
+ */
+static int capture_disk_live(struct snap_job *j, const char **mode)
+{
+	const struct snap_manifest *parent = j->have_parent ? &j->parent
+					    : j->have_disk_parent ? &j->disk_parent : NULL;
+	const uint64_t *changed = NULL;
+	uint8_t *old_sig = NULL, *new_sig = NULL;
+	size_t old_len = 0, new_len = 0;
+	uint64_t nchanged = 0;
+	char why[256];
+	int rc;
+
+	if (parent && vm_disk_log_valid(j->vm, parent->id)) {
+		rc = vm_disk_log_fetch(j->vm, j->disk_changed, j->m.id);
+		if (rc < 0)
+			return rc;
+		changed = j->disk_changed;
+		*mode = "log";
+	} else {
+		/* The log restarts from here whatever happens below. */
+		rc = vm_disk_log_fetch(j->vm, j->disk_changed, j->m.id);
+		if (rc < 0)
+			return rc;
+		memset(j->disk_changed, 0, (j->disk_nblocks + 63) / 64 * 8);
+		*mode = "full";
+		if (parent && parent->nsig) {
+			rc = repo_blob_get_concat(j->repo, parent->sig_ids, parent->nsig,
+						  SNAP_SIG_MAX_BYTES, &old_sig, &old_len);
+			if (rc == 0)
+				rc = rsd_changed_blocks(old_sig, old_len, j->disk_fd, j->m.disk_bytes,
+							j->disk_changed, &nchanged, &new_sig,
+							&new_len, why, sizeof(why));
+			if (rc == 0) {
+				changed = j->disk_changed;
+				*mode = "rsync";
+			}
+			free(old_sig);
+		}
+	}
+	rc = disk_capture(j->repo, j->disk_fd, parent, changed, &j->m, NULL);
+	if (rc == 0 && !new_sig)
+		rc = rsd_signature(j->disk_fd, j->m.disk_bytes, (uint32_t)VM_DISK_BLOCK_BYTES,
+				   &new_sig, &new_len, why, sizeof(why));
+	if (rc == 0) {
+		struct blob_id *ids = NULL;
+		uint32_t n = 0;
+
+		rc = repo_blob_put_split(j->repo, BLOB_T_SIG, new_sig, new_len,
+					 SNAP_SIG_PIECE_BYTES, &ids, &n);
+		if (rc == 0)
+			rc = manifest_set_sig(&j->m, ids, n);
+		free(ids);
+	}
+	free(new_sig);
+	for (uint64_t b = 0; b < j->disk_nblocks; b++)
+		j->disk_copied += changed ? bit(changed, b) : 1;
+	return rc;
+}
+
+int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
+	      struct snap_result *res, char *err, size_t errlen)
+{
+	struct snap_job j = { .vm = vm, .disk_fd = -1 };
+	unsigned max_rounds = p->max_rounds ? p->max_rounds : SNAP_DEFAULT_ROUNDS;
+	uint64_t t0 = now_ms(), t_pause = 0, npending = 0;
+	struct repo_stats before, after;
+	const char *disk_mode = "none";
+	bool paused = false;
+	uint8_t *state = NULL;
+	size_t state_len = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = repo_open(&j.repo, p->repo, err, errlen);
+	if (rc < 0)
+		return rc;
+	repo_stats_get(j.repo, &before);
+	rc = job_setup(&j, t, p);
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: setting up: %s", strerror(-rc));
+		goto out;
+	}
+	j.m.created_ns = wall_ns();
+	snap_id_make(j.m.created_ns, j.m.id);
+	snprintf(j.m.vm_name, sizeof(j.m.vm_name), "%s", p->vm_name ? p->vm_name : "vm");
+	snprintf(j.m.godwit_version, sizeof(j.m.godwit_version), "%s", GODWIT_VERSION);
+	if (j.have_parent)
+		snprintf(j.m.parent, sizeof(j.m.parent), "%s", j.parent.id);
+	j.m.ram_bytes = vm_ram_bytes(vm);
+	j.m.ncpus = vm_ncpus(vm);
+
+	/* Logging must run from before the first copy: every page after it is caught. */
+	rc = vm_dirty_start(vm);
+	if (rc == 0 && !j.have_parent)
+		rc = fetch_pending(&j, &npending); /* resets the log; everything is pending */
+	if (rc == 0 && j.have_parent)
+		rc = fetch_pending(&j, &npending); /* what changed since the parent */
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: dirty logging: %s", strerror(-rc));
+		goto out;
+	}
+	if (p->no_live) {
+		rc = vm_pause(vm);
+		paused = rc == 0;
+		t_pause = now_ms();
+	}
+	if (rc == 0 && j.disk_fd >= 0)
+		rc = capture_disk_live(&j, &disk_mode);
+	for (unsigned round = 0; rc == 0; round++) {
+		rc = copy_pending_live(&j);
+		if (rc < 0)
+			break;
+		res->rounds = round + 1;
+		rc = fetch_pending(&j, &npending);
+		if (rc < 0 || npending * j.chunk_bytes <= SNAP_FINAL_BYTES ||
+		    round + 1 >= max_rounds || paused)
+			break;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: copying RAM to %s: %s", p->repo, strerror(-rc));
+		goto out;
+	}
+
+	/* The pause: the last dirty set, the disk blocks changed meanwhile, the state. */
+	if (!paused) {
+		t_pause = now_ms();
+		rc = vm_pause(vm);
+		if (rc < 0) {
+			snprintf(err, errlen, "snapshot: cannot pause the VM: %s", strerror(-rc));
+			goto out;
+		}
+		paused = true;
+	}
+	rc = fetch_pending(&j, &npending);
+	if (rc == 0)
+		rc = hold_pending(&j, npending);
+	if (rc == 0 && j.disk_fd >= 0)
+		rc = hold_disk_changes(&j, j.m.id);
+	if (rc == 0)
+		rc = vm_state_save(vm, &state, &state_len);
+	vm_resume(vm);
+	paused = false;
+	res->pause_ms = now_ms() - t_pause;
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: capturing the paused VM: %s", strerror(-rc));
+		goto out;
+	}
+
+	/* After resume: store what was held, the state, then publish. */
+	rc = store_held(&j);
+	if (rc == 0)
+		rc = repo_blob_put(j.repo, BLOB_T_STATE, state, state_len, &j.m.state_id);
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: writing to %s: %s", p->repo, strerror(-rc));
+		goto out;
+	}
+	repo_stats_get(j.repo, &after);
+	j.m.stats.bytes_new = after.bytes_new_raw - before.bytes_new_raw;
+	j.m.stats.pause_ms = res->pause_ms;
+	j.m.stats.duration_ms = now_ms() - t0;
+	rc = snap_publish(j.repo, &j.m, err, errlen);
+	if (rc < 0)
+		goto out;
+	repo_stats_get(j.repo, &after);
+	snprintf(res->id, sizeof(res->id), "%s", j.m.id);
+	snprintf(res->parent, sizeof(res->parent), "%s", j.m.parent);
+	res->total_ms = now_ms() - t0;
+	res->bytes_new = after.bytes_new_raw - before.bytes_new_raw;
+	res->bytes_new_stored = after.bytes_new_stored - before.bytes_new_stored;
+	res->mem_chunks_copied = j.mem_copied;
+	res->disk_blocks_copied = j.disk_copied;
+	res->disk_mode = disk_mode;
+	snprintf(t->repo, sizeof(t->repo), "%s", p->repo);
+	snprintf(t->parent, sizeof(t->parent), "%s", j.m.id);
+	t->valid = true;
+out:
+	if (paused)
+		vm_resume(vm);
+	if (rc < 0)
+		t->valid = false;
+	free(state);
+	job_free(&j);
+	repo_close(j.repo);
+	return rc;
+}

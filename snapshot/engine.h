@@ -1,0 +1,56 @@
+/* Taking a snapshot of a running VM into an image repository, and restoring one. */
+#ifndef SNAPSHOT_ENGINE_H
+#define SNAPSHOT_ENGINE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot/manifest.h"
+#include "vmm/vm_state.h"
+
+/*
+ * What a running VM remembers between its snapshots, so the next one is incremental: the
+ * repository and the snapshot its dirty logs are relative to. Owned by the VM's host
+ * (cli/); valid is cleared by anything else that consumes the dirty log (a migration).
+ */
+struct snap_tracker {
+	char repo[PATH_MAX];
+	char parent[SNAP_ID_BYTES];
+	bool valid;
+};
+
+struct snap_params {
+	const char *repo;     /* repository location */
+	const char *vm_name;  /* recorded in the manifest; incrementals chain per name */
+	unsigned max_rounds;  /* live copy rounds before the pause; 0 means 8 */
+	bool no_live;         /* pause first and copy everything paused (consistent, slow) */
+};
+
+struct snap_result {
+	char id[SNAP_ID_BYTES];
+	char parent[SNAP_ID_BYTES]; /* "" for a full snapshot */
+	uint64_t pause_ms;
+	uint64_t total_ms;
+	uint64_t bytes_new;          /* plaintext bytes added to the repository */
+	uint64_t bytes_new_stored;   /* the same after compression */
+	uint64_t mem_chunks_copied;  /* 64 KiB chunks read from guest RAM */
+	uint64_t disk_blocks_copied;
+	unsigned rounds;
+	const char *disk_mode;       /* "none", "log", "rsync", "full" */
+};
+
+/*
+ * Snapshot vm into p->repo. The first snapshot of a VM (or one whose tracker is not valid
+ * for this repository) is full; later ones copy only the RAM chunks and disk blocks
+ * changed since the parent, known from dirty logs kept running in between. RAM is copied
+ * in rounds while the guest runs; the guest pauses only for the last dirty set, the disk
+ * blocks changed meanwhile and the device state. Publishes the manifest last; on any
+ * failure nothing is published, the guest runs, and t is invalidated. Returns 0 or
+ * -errno with a one-line reason in err.
+ */
+int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
+	      struct snap_result *res, char *err, size_t errlen);
+
+#endif

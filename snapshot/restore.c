@@ -1,0 +1,177 @@
+/* Restoring a snapshot from an image repository into a new VM. */
+#include "snapshot/restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapshot/disk_sync.h"
+#include "snapshot/repo.h"
+
+#define STATE_MAX_BYTES (64u << 20)
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+int snap_restore_open(struct snap_restore *rs, const char *repo, const char *id, char *err,
+		      size_t errlen)
+{
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	manifest_init(&rs->m);
+	rc = repo_open(&rs->repo, repo, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = snap_load(rs->repo, id, &rs->m, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = repo_blob_get(rs->repo, &rs->m.state_id, &rs->state, &rs->state_len);
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot %s: its VM state cannot be read: %s (run 'godwit "
+			 "images verify --repo %s')", rs->m.id, strerror(-rc), repo);
+		goto fail;
+	}
+	rc = vm_state_peek(rs->state, rs->state_len, &rs->info, err, errlen);
+	if (rc < 0)
+		goto fail;
+	if (rs->info.ram_bytes != rs->m.ram_bytes || rs->info.disk_bytes != rs->m.disk_bytes) {
+		snprintf(err, errlen, "snapshot %s: its state and manifest disagree on the machine",
+			 rs->m.id);
+		rc = -EBADMSG;
+		goto fail;
+	}
+	rc = vm_state_check_cpu(rs->state, rs->state_len, err, errlen);
+	if (rc < 0)
+		goto fail;
+	return 0;
+fail:
+	snap_restore_close(rs);
+	return rc;
+}
+
+int snap_restore_disk(struct snap_restore *rs, const char *path, const char *base, char *err,
+		      size_t errlen)
+{
+	char partial[4096];
+	uint64_t t0 = now_ms();
+	int fd, rc;
+
+	if (!rs->m.disk_bytes) {
+		snprintf(err, errlen, "snapshot %s has no disk, but a disk was given", rs->m.id);
+		return -EINVAL;
+	}
+	if (base) {
+		struct stat st;
+
+		fd = open(base, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "--disk-base %s: %s", base, strerror(-rc));
+			return rc;
+		}
+		/* An old copy of this disk has its size; anything else is another disk. */
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != rs->m.disk_bytes) {
+			snprintf(err, errlen, "--disk-base %s is %" PRIu64 " bytes, but the snapshot's "
+				 "disk is %" PRIu64 ": pass a copy of the same disk", base,
+				 (uint64_t)st.st_size, rs->m.disk_bytes);
+			close(fd);
+			return -EINVAL;
+		}
+		rc = disk_restore(rs->repo, &rs->m, fd, NULL);
+		close(fd);
+		if (rc < 0)
+			snprintf(err, errlen, "updating %s from snapshot %s: %s", base, rs->m.id,
+				 strerror(-rc));
+		rs->disk_ms = now_ms() - t0;
+		return rc;
+	}
+	if (access(path, F_OK) == 0) {
+		snprintf(err, errlen, "disk %s exists: restore writes a new image (remove it, or "
+			 "pass --disk-base %s to update it in place)", path, path);
+		return -EEXIST;
+	}
+	snprintf(partial, sizeof(partial), "%s.partial", path);
+	fd = open(partial, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "disk %s: %s", partial, strerror(-rc));
+		return rc;
+	}
+	rc = disk_restore(rs->repo, &rs->m, fd, NULL);
+	close(fd);
+	if (rc == 0 && rename(partial, path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlink(partial);
+		snprintf(err, errlen, "restoring the disk of snapshot %s to %s: %s", rs->m.id, path,
+			 strerror(-rc));
+	}
+	rs->disk_ms = now_ms() - t0;
+	return rc;
+}
+
+int snap_restore_vm(struct snap_restore *rs, struct vm *vm, char *err, size_t errlen)
+{
+	uint64_t t0 = now_ms();
+	unsigned n = vm_ram_nregions(vm);
+	int rc;
+
+	if (n != rs->m.nregions) {
+		snprintf(err, errlen, "snapshot %s: %u RAM regions, the new VM has %u", rs->m.id,
+			 rs->m.nregions, n);
+		return -EPROTO;
+	}
+	for (unsigned r = 0; r < n; r++) {
+		const struct snap_region *sr = &rs->m.regions[r];
+		struct vm_ram_region vr;
+
+		vm_ram_region(vm, r, &vr);
+		if (vr.gpa != sr->gpa || vr.bytes != sr->bytes) {
+			snprintf(err, errlen, "snapshot %s: RAM region %u differs from the new VM's",
+				 rs->m.id, r);
+			return -EPROTO;
+		}
+		for (uint64_t c = 0; c < sr->nchunks; c++) {
+			uint64_t off = c * sr->chunk_bytes;
+			size_t len = (size_t)(sr->bytes - off < sr->chunk_bytes ? sr->bytes - off
+										: sr->chunk_bytes);
+
+			/* New RAM is zero: zero chunks need no write (and no page). */
+			if (blob_id_is_zero(&sr->ids[c]))
+				continue;
+			rc = repo_blob_read(rs->repo, &sr->ids[c], vr.hva + off, len);
+			if (rc < 0) {
+				char id[BLOB_ID_HEX_BYTES];
+
+				blob_id_hex(&sr->ids[c], id);
+				snprintf(err, errlen, "snapshot %s: memory chunk %" PRIu64 " (blob %.16s) "
+					 "cannot be read: %s (run 'godwit images verify')", rs->m.id,
+					 c, id, strerror(-rc));
+				return rc;
+			}
+		}
+	}
+	rs->ram_ms = now_ms() - t0;
+	return vm_state_load(vm, rs->state, rs->state_len, err, errlen);
+}
+
+void snap_restore_close(struct snap_restore *rs)
+{
+	free(rs->state);
+	rs->state = NULL;
+	manifest_free(&rs->m);
+	repo_close(rs->repo);
+	rs->repo = NULL;
+}

@@ -1,0 +1,52 @@
+/* Restoring a snapshot from an image repository into a new VM. */
+#ifndef SNAPSHOT_RESTORE_H
+#define SNAPSHOT_RESTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot/manifest.h"
+#include "vmm/vm_state.h"
+
+struct repo;
+
+/* A restore in progress: the repository, the manifest and the state blob. */
+struct snap_restore {
+	struct repo *repo;
+	struct snap_manifest m;
+	uint8_t *state;
+	size_t state_len;
+	struct vm_state_info info;
+	uint64_t ram_ms;  /* time spent filling RAM */
+	uint64_t disk_ms; /* time spent bringing the disk up to date */
+};
+
+/*
+ * Open repo, load snapshot id ("latest" for the newest), fetch its state and check that
+ * this host can run it (CPU features). rs->info says what VM to create. Returns 0, or
+ * -errno with a one-line reason in err (unknown id, not a repository, missing features
+ * listed by name, a damaged object). On failure rs holds nothing to free.
+ */
+int snap_restore_open(struct snap_restore *rs, const char *repo, const char *id, char *err,
+		      size_t errlen);
+
+/*
+ * Make the image at path the snapshot's disk. With base NULL, path must not exist: it is
+ * created and filled (zero blocks stay sparse); with base, the file at base is brought up
+ * to date in place (only blocks that differ are fetched) and path is ignored. The new
+ * image is written as PATH.partial and renamed when complete. Returns 0 or -errno with
+ * err.
+ */
+int snap_restore_disk(struct snap_restore *rs, const char *path, const char *base, char *err,
+		      size_t errlen);
+
+/*
+ * Fill vm's RAM from the snapshot and load its vCPU, VM and device state. vm comes from
+ * vm_create_for_restore with rs->info's machine and is not started. Returns 0 or -errno
+ * with err.
+ */
+int snap_restore_vm(struct snap_restore *rs, struct vm *vm, char *err, size_t errlen);
+
+void snap_restore_close(struct snap_restore *rs);
+
+#endif
