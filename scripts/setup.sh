@@ -11,6 +11,8 @@ packages=(
 	e2fsprogs cpio
 	# two-host migration tests: network namespaces; throwaway test certificates
 	iproute2 openssl
+	# S3: the SigV4 signer is checked against botocore; fault tests run a python3 server
+	python3 python3-botocore
 	# the lean Linux test guest (tests/guest/linux/build.sh)
 	linux-source-6.1 bc flex bison libelf-dev
 )
