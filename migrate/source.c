@@ -86,7 +86,8 @@ static void stats_update(struct mig_source *m, void (*fn)(struct mig_stats *, co
 	pthread_mutex_lock(&m->lock);
 	fn(&m->st, arg);
 	m->st.total_ms = ms_since_start(m);
-	m->st.wire_bytes = tcp_bytes_sent(m->fd);
+	if (m->fd >= 0) /* once closed, the last count taken stands */
+		m->st.wire_bytes = tcp_bytes_sent(m->fd);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -550,7 +551,8 @@ void mig_source_stats(struct mig_source *m, struct mig_stats *out)
 	pthread_mutex_lock(&m->lock);
 	if (!m->finished) {
 		m->st.total_ms = ms_since_start(m);
-		m->st.wire_bytes = tcp_bytes_sent(m->fd);
+		if (m->fd >= 0)
+			m->st.wire_bytes = tcp_bytes_sent(m->fd);
 	}
 	*out = m->st;
 	pthread_mutex_unlock(&m->lock);
