@@ -23,6 +23,7 @@ static const char run_usage[] =
 	"  --disk FILE          raw disk image, attached as virtio-blk\n"
 	"  --api SOCKET         serve the JSON control API on this UNIX socket\n"
 	"  --console FILE       write the guest's serial output here (default stdout)\n"
+	"  --dirty-ring         track dirty pages with KVM's dirty ring (default: bitmap)\n"
 	"  --cpu-features SPEC  CPUID policy: a template (host, pvm-test, baseline) and/or\n"
 	"                       -feature/+feature items, comma-separated; 'help' lists names\n";
 
@@ -53,6 +54,7 @@ int cmd_run(int argc, char **argv)
 		{ "api", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'o' },
 		{ "cpu-features", required_argument, NULL, 'f' },
+		{ "dirty-ring", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -107,6 +109,9 @@ int cmd_run(int argc, char **argv)
 				return CLI_EXIT_OK;
 			}
 			cfg.cpu_features = optarg;
+			break;
+		case 'R':
+			cfg.dirty_ring = true;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);

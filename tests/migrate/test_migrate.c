@@ -54,12 +54,16 @@ static void teardown(void)
 
 TestSuite(migrate, .init = setup, .fini = teardown, .timeout = 300);
 
+static bool SRC_RING; /* track dirty pages with KVM's dirty ring */
+
 static void start_source(const char *ns, const char *disk, const char *cmdline)
 {
 	const char *argv[24] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", "256M", "--cpus", "2",
 				 "--cmdline", cmdline, "--console", SRC.console, "--api", SRC.api };
 	unsigned n = 13;
 
+	if (SRC_RING)
+		argv[n++] = "--dirty-ring";
 	if (disk) {
 		argv[n++] = "--disk";
 		argv[n++] = disk;
@@ -193,6 +197,23 @@ Test(migrate, test_guest_moves_between_two_hosts_over_tls_and_keeps_running)
 	cr_assert(strstr(json, "\"state\":\"completed\"") && strstr(json, "\"downtime_ms\":"),
 		  "%s", json);
 	free(json);
+	quit(&DST);
+}
+
+Test(migrate, a_guest_tracked_with_the_dirty_ring_moves_and_keeps_running)
+{
+	struct gw_hb before;
+
+	require_kvm();
+	gw_netns_create(&N);
+	SRC_RING = true;
+	start_dest(N.b, N.addr_b, NULL, (const char *const[]){ "--psk-file", PSK, NULL });
+	start_source(N.a, NULL, "mb=64 rate=64 verify=1");
+	cr_assert_eq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK, NULL }), 0,
+		     "migrate failed: %s", gw_read_file(MIG.err));
+	cr_assert(gw_wait_exit(&SRC, 20000));
+	last_hb(&SRC, &before);
+	expect_continued(&before);
 	quit(&DST);
 }
 
