@@ -2,21 +2,31 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
+#include "snapshot/repo_key.h"
 #include "snapshot/verify.h"
 
 static const char images_usage[] =
-	"usage: godwit images list --repo DIR\n"
-	"       godwit images inspect --repo DIR [--snapshot ID|latest]\n"
-	"       godwit images verify --repo DIR [--read-data]\n"
-	"       godwit repo init --repo DIR\n";
+	"usage: godwit images list --repo DIR [--key-file FILE]\n"
+	"       godwit images inspect --repo DIR [--key-file FILE] [--snapshot ID|latest]\n"
+	"       godwit images verify --repo DIR [--key-file FILE] [--read-data]\n"
+	"       godwit images prune --repo DIR [--keep-last N] ... (see 'godwit images prune --help')\n"
+	"       godwit repo init --repo DIR (--key-file FILE | --insecure-no-encryption)\n"
+	"  --key-file FILE   the repository key. 'repo init' creates FILE (mode 0600) with a\n"
+	"                    new random key, or uses the key already in FILE; keep it outside\n"
+	"                    DIR and keep a copy: without it the repository cannot be read\n"
+	"  --insecure-no-encryption\n"
+	"                    'repo init' makes a plaintext repository: whoever can read its\n"
+	"                    objects (an S3 bucket's operator) can read the VMs' memory\n";
 
 static void fmt_time(uint64_t ns, char *buf, size_t len)
 {
@@ -128,17 +138,143 @@ static int images_verify(struct repo *r, bool read_data)
 	return res.problems ? CLI_EXIT_ERROR : CLI_EXIT_OK;
 }
 
+/*
+ * "PATH" or "file://PATH" made absolute, whether or not it exists yet (path, out): the
+ * longest prefix that exists is resolved by realpath, the rest appended as written.
+ */
+static bool resolve_loose(const char *path, char out[PATH_MAX])
+{
+	char head[PATH_MAX];
+	size_t cut;
+
+	if (strncmp(path, "file://", 7) == 0)
+		path += 7;
+	if (snprintf(head, sizeof(head), "%s", path) >= (int)sizeof(head))
+		return false;
+	cut = strlen(head);
+	for (;;) {
+		char *slash;
+
+		if (realpath(head[0] ? head : ".", out)) {
+			size_t n = strlen(out);
+
+			if (path[cut] && snprintf(out + n, PATH_MAX - n, "%s%s",
+						  strcmp(out, "/") && path[cut] != '/' ? "/" : "",
+						  path + cut) >= (int)(PATH_MAX - n))
+				return false;
+			return true;
+		}
+		slash = strrchr(head, '/');
+		if (!slash && !head[0])
+			return false;
+		if (!slash) {
+			head[0] = '\0';
+			cut = 0;
+		} else if (slash == head) {
+			head[1] = '\0';
+			cut = 1;
+		} else {
+			*slash = '\0';
+			cut = (size_t)(slash - head);
+		}
+	}
+}
+
+/* True when file would lie inside the directory dir (dir, file). */
+static bool path_inside(const char *dir, const char *file)
+{
+	char d[PATH_MAX], f[PATH_MAX];
+	size_t n;
+
+	if (strncmp(dir, "s3://", 5) == 0)
+		return false; /* a bucket is never a local path */
+	if (!resolve_loose(dir, d) || !resolve_loose(file, f))
+		return false;
+	n = strlen(d);
+	return strncmp(f, d, n) == 0 && (f[n] == '/' || f[n] == '\0' || !strcmp(d, "/"));
+}
+
+/*
+ * godwit repo init. An encrypted repository is the default, and needs --key-file: a new
+ * FILE gets a new random key (written and fsync'ed before the repository exists, so no
+ * repository is ever made whose key was lost); an existing FILE is never overwritten,
+ * its key is used (one key file may serve several repositories: each derives its own
+ * keys with its own salt). A plaintext repository must be asked for by name.
+ */
+static int repo_init_cmd(const char *repo_path, const char *key_file, bool insecure)
+{
+	struct repo_key key;
+	bool created = false;
+	char err[512] = "";
+	int rc;
+
+	if (!key_file && !insecure) {
+		cli_error("repo init: pass --key-file FILE for an encrypted repository (FILE gets its "
+			  "new key; keep it outside %s), or --insecure-no-encryption for a plaintext one",
+			  repo_path);
+		return CLI_EXIT_USAGE;
+	}
+	if (key_file && insecure) {
+		cli_error("repo init: --key-file and --insecure-no-encryption exclude each other");
+		return CLI_EXIT_USAGE;
+	}
+	if (insecure) {
+		rc = repo_init(repo_path, 0, 0, err, sizeof(err));
+		if (rc < 0) {
+			cli_error("repo init: %s", err);
+			return CLI_EXIT_ERROR;
+		}
+		printf("initialised a plaintext (unencrypted) image repository in %s\n", repo_path);
+		return CLI_EXIT_OK;
+	}
+	if (path_inside(repo_path, key_file)) {
+		cli_error("repo init: the key file %s is inside the repository %s, which is what gets "
+			  "copied to object storage: keep the key outside it", key_file, repo_path);
+		return CLI_EXIT_USAGE;
+	}
+	rc = repo_key_load(&key, key_file, err, sizeof(err));
+	if (rc == -ENOENT) {
+		rc = repo_key_generate(&key);
+		if (rc < 0)
+			snprintf(err, sizeof(err), "no randomness for a new key");
+		else
+			rc = repo_key_write(&key, key_file, err, sizeof(err));
+		created = rc == 0;
+	} else if (rc < 0) {
+		cli_error("repo init: %s: refusing to overwrite it; name a new file for a new key",
+			  err);
+		return CLI_EXIT_ERROR;
+	}
+	if (rc == 0)
+		rc = repo_init_keyed(repo_path, 0, 0, &key, err, sizeof(err));
+	repo_key_wipe(&key);
+	if (rc < 0) {
+		if (created)
+			unlink(key_file); /* no repository uses it */
+		cli_error("repo init: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	printf("initialised an encrypted image repository in %s\n", repo_path);
+	printf("its key is %s %s: keep a copy apart from the repository; without it nothing in "
+	       "the repository can be read\n", created ? "new, in" : "the one in", key_file);
+	return CLI_EXIT_OK;
+}
+
 static int repo_cmd(bool init, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "insecure-no-encryption", no_argument, NULL, 'i' },
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "read-data", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *repo_path = NULL, *id = "latest", *sub = argc > 1 ? argv[1] : "";
-	bool read_data = false;
+	const char *repo_path = NULL, *key_file = NULL, *id = "latest";
+	const char *sub = argc > 1 ? argv[1] : "";
+	bool read_data = false, insecure = false;
+	struct repo_key key;
 	struct repo *r;
 	char err[512] = "";
 	int opt, rc, status;
@@ -157,6 +293,12 @@ static int repo_cmd(bool init, int argc, char **argv)
 		switch (opt) {
 		case 'r':
 			repo_path = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'i':
+			insecure = true;
 			break;
 		case 's':
 			id = optarg;
@@ -177,16 +319,20 @@ static int repo_cmd(bool init, int argc, char **argv)
 		cli_error("%s: pass --repo DIR", sub);
 		return CLI_EXIT_USAGE;
 	}
-	if (init) {
-		rc = repo_init(repo_path, 0, 0, err, sizeof(err));
-		if (rc < 0) {
-			cli_error("repo init: %s", err);
-			return CLI_EXIT_ERROR;
-		}
-		printf("initialised an image repository in %s\n", repo_path);
-		return CLI_EXIT_OK;
+	if (init)
+		return repo_init_cmd(repo_path, key_file, insecure);
+	if (insecure) {
+		cli_error("%s: --insecure-no-encryption is for 'repo init'", sub);
+		return CLI_EXIT_USAGE;
 	}
-	rc = repo_open(&r, repo_path, err, sizeof(err));
+	if (key_file) {
+		rc = repo_key_load(&key, key_file, err, sizeof(err));
+		if (rc == 0)
+			rc = repo_open_keyed(&r, repo_path, &key, err, sizeof(err));
+		repo_key_wipe(&key);
+	} else {
+		rc = repo_open(&r, repo_path, err, sizeof(err));
+	}
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;
@@ -203,6 +349,8 @@ static int repo_cmd(bool init, int argc, char **argv)
 
 int cmd_images(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "prune") == 0)
+		return cmd_images_prune(argc, argv); /* cli/cmd_prune.c */
 	return repo_cmd(false, argc, argv);
 }
 

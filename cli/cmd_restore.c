@@ -2,13 +2,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/vm_host.h"
+#include "snapshot/lazy_mem.h"
 #include "snapshot/restore.h"
 
 static const char restore_usage[] =
@@ -18,7 +21,37 @@ static const char restore_usage[] =
 	"  --disk PATH           write the snapshot's disk to this new image\n"
 	"  --disk-base OLD.img   or bring this stale copy up to date in place and use it\n"
 	"  --api SOCKET          serve the control API\n"
-	"  --console FILE        the guest's serial output (default stdout)\n";
+	"  --console FILE        the guest's serial output (default stdout)\n"
+	"  --eager               copy all of RAM before the vCPUs start (default: start at\n"
+	"                        once and fault RAM in from the repository on first touch,\n"
+	"                        fetching the rest in the background; eager when this host\n"
+	"                        has no usable userfaultfd)\n"
+	"  --verbose             say how RAM was restored and when the vCPUs started\n";
+
+/* Seconds since the epoch with microseconds, for matching against other clocks. */
+static double wall_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void report_lazy(struct lazy_mem *lazy)
+{
+	struct lazy_mem_stats st;
+
+	lazy_mem_stats(lazy, &st);
+	if (st.complete)
+		fprintf(stderr, "godwit: restore: RAM resident %" PRIu64 " ms after registration:",
+			st.resident_ms);
+	else
+		fprintf(stderr, "godwit: restore: RAM not all resident when the VM stopped:");
+	fprintf(stderr, " %" PRIu64 " chunks fetched on a fault, %" PRIu64 " prefetched, %"
+		PRIu64 " zero chunks mapped on a fault, %" PRIu64 " faults, %.1f MiB read\n",
+		st.chunks_on_fault, st.chunks_prefetched, st.zero_on_fault, st.faults,
+		(double)st.bytes_fetched / (1 << 20));
+}
 
 int cmd_restore(int argc, char **argv)
 {
@@ -29,6 +62,8 @@ int cmd_restore(int argc, char **argv)
 		{ "disk-base", required_argument, NULL, 'b' },
 		{ "api", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'o' },
+		{ "eager", no_argument, NULL, 'e' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -38,7 +73,9 @@ int cmd_restore(int argc, char **argv)
 	struct snap_restore rs;
 	struct vm_host host;
 	struct vm *vm = NULL;
-	bool console_created = false, disk_created = false;
+	struct lazy_mem *lazy = NULL;
+	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
+	bool console_created = false, disk_created = false, verbose = false;
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
 
@@ -63,6 +100,12 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'o':
 			console_path = optarg;
+			break;
+		case 'e':
+			ram_mode = SNAP_RAM_EAGER;
+			break;
+		case 'v':
+			verbose = true;
 			break;
 		case 'h':
 			fputs(restore_usage, stdout);
@@ -117,17 +160,46 @@ int cmd_restore(int argc, char **argv)
 	cfg.ncpus = rs.info.ncpus;
 	rc = vm_create_for_restore(&vm, &cfg, err, sizeof(err));
 	if (rc == 0)
-		rc = snap_restore_vm(&rs, vm, err, sizeof(err));
+		rc = snap_restore_vm(&rs, vm, ram_mode, &lazy, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("restore: %s", err);
 		goto out_vm;
 	}
+	if (verbose && rs.ram_note[0])
+		fprintf(stderr, "godwit: restore: %s: copied RAM before starting instead\n",
+			rs.ram_note);
+	if (verbose)
+		fprintf(stderr, "godwit: restore: RAM %s in %" PRIu64 " ms\n",
+			rs.ram_lazy ? "registered for lazy loading" : "copied", rs.ram_ms);
 	snap_restore_close(&rs);
-	status = vm_host_serve(&host, vm, api_path, false);
+	rc = vm_start(vm);
+	if (rc < 0) {
+		cli_error("restore: cannot start the vCPUs: %s", strerror(-rc));
+		goto out_lazy;
+	}
+	if (verbose)
+		fprintf(stderr, "godwit: restore: vCPUs running at %.6f (wall clock)\n", wall_s());
+	status = vm_host_serve(&host, vm, api_path, true);
+	if (lazy) {
+		/* The VM has stopped: nothing touches its RAM any more. */
+		rc = lazy_mem_stop(lazy, err, sizeof(err));
+		if (rc < 0) {
+			cli_error("restore: %s", err);
+			status = CLI_EXIT_ERROR;
+		}
+		if (verbose)
+			report_lazy(lazy);
+		lazy_mem_free(lazy);
+	}
 	vm_destroy(vm);
 	if (console_path)
 		close(cfg.console_fd);
 	return status;
+out_lazy:
+	if (lazy) {
+		lazy_mem_stop(lazy, err, sizeof(err));
+		lazy_mem_free(lazy);
+	}
 out_vm:
 	vm_destroy(vm);
 	if (console_path) {

@@ -1,4 +1,5 @@
 /* godwit snapshot: ask a running VM to snapshot itself into a repository. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,12 +11,14 @@
 #include "cli/json.h"
 
 static const char snapshot_usage[] =
-	"usage: godwit snapshot --api SOCKET --repo DIR [--name NAME] [--json]\n"
-	"  --api SOCKET   the running VM's control socket\n"
-	"  --repo DIR     the image repository ('godwit repo init --repo DIR' makes one)\n"
-	"  --name NAME    the VM's name in the repository (default vm)\n"
-	"  --no-live      pause first and copy everything paused\n"
-	"  --json         print the figures as JSON\n";
+	"usage: godwit snapshot --api SOCKET --repo DIR [--key-file FILE] [--name NAME] [--json]\n"
+	"  --api SOCKET     the running VM's control socket\n"
+	"  --repo DIR       the image repository ('godwit repo init --repo DIR' makes one)\n"
+	"  --key-file FILE  the repository's key (encrypted repositories; read by the VM's\n"
+	"                   process, so it must be able to open FILE)\n"
+	"  --name NAME      the VM's name in the repository (default vm)\n"
+	"  --no-live        pause first and copy everything paused\n"
+	"  --json           print the figures as JSON\n";
 
 static double num(const struct json_obj *o, const char *key)
 {
@@ -29,15 +32,17 @@ int cmd_snapshot(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "api", required_argument, NULL, 'a' },
 		{ "repo", required_argument, NULL, 'r' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "no-live", no_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *api = NULL, *repo = NULL, *name = "vm";
+	const char *api = NULL, *repo = NULL, *key_file = NULL, *name = "vm";
 	bool json = false, no_live = false;
-	char abs_repo[PATH_MAX], qrepo[PATH_MAX + 8], qname[600], req[PATH_MAX + 1024];
+	char abs_repo[PATH_MAX], abs_key[PATH_MAX], qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8];
+	char qname[600], req[2 * PATH_MAX + 1024];
 	char reply[8192], err[512];
 	struct api_client c;
 	struct json_obj o;
@@ -53,6 +58,9 @@ int cmd_snapshot(int argc, char **argv)
 			break;
 		case 'r':
 			repo = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
 			break;
 		case 'n':
 			name = optarg;
@@ -82,10 +90,16 @@ int cmd_snapshot(int argc, char **argv)
 			  "--repo %s'", repo, repo);
 		return CLI_EXIT_ERROR;
 	}
+	if (key_file && !realpath(key_file, abs_key)) {
+		cli_error("snapshot: key file %s: %s", key_file, strerror(errno));
+		return CLI_EXIT_ERROR;
+	}
 	json_quote(qrepo, sizeof(qrepo), abs_repo);
+	json_quote(qkey, sizeof(qkey), key_file ? abs_key : "");
 	json_quote(qname, sizeof(qname), name);
-	snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"repo\":%s,\"name\":%s,\"no_live\":%s}",
-		 qrepo, qname, no_live ? "true" : "false");
+	snprintf(req, sizeof(req),
+		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s}",
+		 qrepo, qkey, qname, no_live ? "true" : "false");
 	rc = api_client_open(&c, api, err, sizeof(err));
 	if (rc == 0)
 		rc = api_client_call(&c, req, reply, sizeof(reply), err, sizeof(err));

@@ -1,6 +1,7 @@
 /* The godwit binary: dispatch to a subcommand. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -32,11 +33,53 @@ static void usage(FILE *f)
 	      "            --repo DIR (prints the snapshot id)\n"
 	      "  restore   start a VM from a snapshot: godwit restore --repo DIR\n"
 	      "            [--snapshot ID|latest] [--disk NEW.img | --disk-base OLD.img]\n"
-	      "  images    list | inspect | verify the snapshots of a repository: --repo DIR\n"
+	      "  backup    snapshot a running VM, then prune by policy; quiet, locked, for\n"
+	      "            cron: godwit backup --api SOCKET --repo DIR|s3://BUCKET/PREFIX\n"
+	      "            [--keep-last N] [--keep-daily N] [--keep-weekly N]\n"
+	      "  images    list | inspect | verify | prune the snapshots of a repository:\n"
+	      "            --repo DIR|s3://BUCKET/PREFIX\n"
 	      "  repo      init: create an image repository: godwit repo init --repo DIR\n"
 	      "  version   print the version\n"
 	      "\n"
+	      "\n"
+	      "S3 repositories take credentials and region from the AWS environment and\n"
+	      "profiles; --endpoint URL (restore, images, repo, backup) or AWS_ENDPOINT_URL\n"
+	      "names an S3-compatible server.\n"
 	      "'godwit COMMAND --help' describes a command.\n", f);
+}
+
+/*
+ * Take "--endpoint URL" or "--endpoint=URL" out of argv (argc, argv) and put it in the
+ * environment as AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL, where s3_config_from_env finds
+ * it: the commands that open repositories in this process (restore, images, repo) then
+ * all take it without parsing it themselves. Runs before any thread starts. Returns the
+ * new argc.
+ */
+static int endpoint_option(int argc, char **argv)
+{
+	int out = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *url = NULL;
+
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "--endpoint") && i + 1 < argc)
+			url = argv[++i];
+		else if (!strncmp(argv[i], "--endpoint=", 11))
+			url = argv[i] + 11;
+		if (!url) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		setenv("AWS_ENDPOINT_URL_S3", url, 1);
+		setenv("AWS_ENDPOINT_URL", url, 1);
+	}
+	argv[out] = NULL;
+	return out;
 }
 
 int main(int argc, char **argv)
@@ -53,12 +96,17 @@ int main(int argc, char **argv)
 		return cmd_receive(argc - 1, argv + 1);
 	if (strcmp(argv[1], "snapshot") == 0)
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (strcmp(argv[1], "restore") == 0 || strcmp(argv[1], "images") == 0 ||
+	    strcmp(argv[1], "repo") == 0)
+		argc = endpoint_option(argc, argv);
 	if (strcmp(argv[1], "restore") == 0)
 		return cmd_restore(argc - 1, argv + 1);
 	if (strcmp(argv[1], "images") == 0)
 		return cmd_images(argc - 1, argv + 1);
 	if (strcmp(argv[1], "repo") == 0)
 		return cmd_repo(argc - 1, argv + 1);
+	if (strcmp(argv[1], "backup") == 0)
+		return cmd_backup(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("godwit %s\n", GODWIT_VERSION);
 		return CLI_EXIT_OK;

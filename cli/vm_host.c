@@ -249,19 +249,25 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	struct vm_host *h = arg;
 	struct snap_params p = { 0 };
 	struct snap_result res;
-	char repo[PATH_MAX], name[SNAP_NAME_MAX + 1], err[512] = "";
+	char repo[PATH_MAX], key_file[PATH_MAX], name[SNAP_NAME_MAX + 1], err[512] = "";
+	char endpoint[256];
 	int rc;
 
+	copy_str(endpoint, sizeof(endpoint), req, "endpoint"); /* S3; "" = the VMM's environment */
 	copy_str(repo, sizeof(repo), req, "repo");
+	copy_str(key_file, sizeof(key_file), req, "key_file");
 	copy_str(name, sizeof(name), req, "name");
 	if (!repo[0]) {
 		api_fail(reply, len, "snapshot needs \"repo\": the repository directory");
 		return;
 	}
 	p.repo = repo;
+	p.key_file = key_file[0] ? key_file : NULL;
 	p.vm_name = name[0] ? name : "vm";
 	p.max_rounds = (unsigned)get_u64(req, "max_rounds");
 	p.no_live = get_bool(req, "no_live");
+	p.endpoint = endpoint[0] ? endpoint : NULL;
+	p.min_bytes = get_bool(req, "min_bytes");
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {
 		pthread_mutex_unlock(&h->lock);

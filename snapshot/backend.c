@@ -2,6 +2,7 @@
 #include "snapshot/backend.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define BACKEND_PARTIAL_SUFFIX ".partial"
@@ -97,6 +98,35 @@ int backend_remove(struct backend *b, const char *name)
 	if (!backend_name_ok(name))
 		return -EINVAL;
 	return b->ops->remove(b, name);
+}
+
+bool backend_location_is_s3(const char *location)
+{
+	return strncmp(location, "s3://", 5) == 0;
+}
+
+int backend_open_location(struct backend **out, const char *location, const char *endpoint,
+			  char *err, size_t errlen)
+{
+	int rc;
+
+	if (backend_location_is_s3(location))
+		return backend_s3_open(out, location, endpoint, 0, err, errlen);
+	if (strncmp(location, "file://", 7) == 0)
+		location += 7;
+	rc = backend_dir_open(out, location);
+	if (rc < 0 && errlen)
+		snprintf(err, errlen, "open %s: %s", location, strerror(-rc));
+	return rc;
+}
+
+size_t backend_error(struct backend *b, char *buf, size_t len)
+{
+	if (b && b->ops->error)
+		return b->ops->error(b, buf, len);
+	if (len)
+		buf[0] = '\0';
+	return 0;
 }
 
 void backend_close(struct backend *b)

@@ -1,4 +1,4 @@
-/* Repository backends: an ops table over named, write-once objects (a local directory now, S3 later). */
+/* Repository backends: an ops table over named, write-once objects (a local directory, or S3). */
 #ifndef SNAPSHOT_BACKEND_H
 #define SNAPSHOT_BACKEND_H
 
@@ -52,12 +52,14 @@ struct backend_ops {
 	int (*remove)(struct backend *b, const char *name);
 	/* Free the backend. */
 	void (*close)(struct backend *b);
+	/* Optional: the latest failure's one-line message ("" if none); strlen of it. */
+	size_t (*error)(struct backend *b, char *buf, size_t len);
 };
 
 /* The common head of every backend object; backends embed it as their first member. */
 struct backend {
 	const struct backend_ops *ops;
-	const char *location; /* for messages: the directory, or later the s3:// URL */
+	const char *location; /* for messages: the directory, or the s3:// URL */
 };
 
 /*
@@ -68,6 +70,46 @@ struct backend {
  * -ENOENT or -ENOTDIR when dir is not a directory, -ENOMEM.
  */
 int backend_dir_open(struct backend **out, const char *dir);
+
+/* True when location names an S3 repository: "s3://BUCKET[/PREFIX]" (location). */
+bool backend_location_is_s3(const char *location);
+
+/* Flags for backend_s3_open. */
+#define BACKEND_S3_CREATE_BUCKET 1u /* make the bucket when it does not exist (repo init) */
+
+/*
+ * Open the S3 backend for url, "s3://BUCKET[/PREFIX]" (out, url, endpoint, flags, err,
+ * errlen): object NAME is the key "PREFIX/NAME" (or "NAME" without a prefix), so the
+ * repository's layout is the local one. Credentials, region and endpoint come from the
+ * standard AWS environment and profiles (s3_config_from_env); endpoint, when not NULL or
+ * empty, overrides the endpoint ("http://127.0.0.1:9000"). PREFIX follows the object
+ * name rules. So that a wrong endpoint, a missing bucket or refused credentials are
+ * reported at once with the S3 client's one-line message, open reads the object
+ * "config" (absent is fine). Returns 0; -EINVAL (bad URL or configuration); -ENOKEY (no
+ * credentials found); -ENXIO (no such bucket, and no BACKEND_S3_CREATE_BUCKET); -EACCES;
+ * a connection error; -ENOMEM. err gets one line naming url on failure.
+ *
+ * The S3 backend keeps the contract above thus: put sends HEAD, then PUT with
+ * If-None-Match: * (see backend_s3.c for the race that remains on servers that ignore
+ * it); get is a ranged GET (-EPROTO past the end); list is ListObjectsV2, which never
+ * shows an upload before it completes; remove is DELETE, which S3 makes durable and
+ * which succeeds for a missing object.
+ */
+int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
+		    unsigned flags, char *err, size_t errlen);
+
+/*
+ * Open the backend a repository location names (out, location, endpoint, err, errlen):
+ * "DIR", "file://DIR" (backend_dir_open) or "s3://BUCKET[/PREFIX]" (backend_s3_open,
+ * no flags). Returns their codes; err gets one line.
+ */
+int backend_open_location(struct backend **out, const char *location, const char *endpoint,
+			  char *err, size_t errlen);
+
+struct s3_stats;
+
+/* The S3 client's counters of an S3 backend (b, out). Returns 0, or -EINVAL for another backend. */
+int backend_s3_stats(struct backend *b, struct s3_stats *out);
 
 /* True when name is a valid object name (name). */
 bool backend_name_ok(const char *name);
@@ -81,5 +123,8 @@ int backend_stat(struct backend *b, const char *name, uint64_t *bytes);
 int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg);
 int backend_remove(struct backend *b, const char *name);
 void backend_close(struct backend *b);
+
+/* The backend's latest failure message into buf (b, buf, len): "" when it keeps none. */
+size_t backend_error(struct backend *b, char *buf, size_t len);
 
 #endif

@@ -10,9 +10,10 @@
  * A blob is one unit of content: a 64 KiB memory chunk or disk block, the vCPU/device
  * state, a piece of an rsync signature. Its id is a 32-byte hash of its plaintext,
  * computed by blob_id_compute() (repo.h) with the algorithm the repository's config
- * names: SHA-256 today, HMAC-SHA256 under a key derived from the repository key once
- * repositories are encrypted. The all-zero id is never a hash result in practice and is
- * reserved: in a snapshot's memory and disk maps it means "a chunk of zeros, not stored".
+ * names: SHA-256 in a plaintext repository, HMAC-SHA256 under a key derived from the
+ * repository key in an encrypted one. The all-zero id is never a hash result in practice
+ * and is reserved: in a snapshot's memory and disk maps it means "a chunk of zeros, not
+ * stored".
  */
 #define BLOB_ID_BYTES 32
 #define BLOB_ID_HEX_BYTES (2 * BLOB_ID_BYTES + 1) /* 64 hex digits and a NUL */

@@ -23,9 +23,17 @@ struct snap_tracker {
 
 struct snap_params {
 	const char *repo;     /* repository location */
+	const char *key_file; /* the repository's key file; NULL for a plaintext repository */
 	const char *vm_name;  /* recorded in the manifest; incrementals chain per name */
 	unsigned max_rounds;  /* live copy rounds before the pause; 0 means 8 */
 	bool no_live;         /* pause first and copy everything paused (consistent, slow) */
+	const char *endpoint; /* S3 endpoint URL for an s3:// repo; NULL: the environment's */
+	/*
+	 * Store each changed chunk once: when the dirty set fits the pause's memory budget
+	 * (256 MiB), skip the live rounds and copy it to memory in the pause (longer by
+	 * that memcpy, ~40 ms per 256 MiB). For backups, where bytes uploaded count more.
+	 */
+	bool min_bytes;
 };
 
 struct snap_result {
@@ -47,8 +55,9 @@ struct snap_result {
  * changed since the parent, known from dirty logs kept running in between. RAM is copied
  * in rounds while the guest runs; the guest pauses only for the last dirty set, the disk
  * blocks changed meanwhile and the device state. Publishes the manifest last; on any
- * failure nothing is published, the guest runs, and t is invalidated. Returns 0 or
- * -errno with a one-line reason in err.
+ * failure nothing is published, the guest runs, and t is invalidated. An encrypted
+ * repository needs p->key_file (read here, in the VM's process, and wiped once the keys
+ * are derived). Returns 0 or -errno with a one-line reason in err.
  */
 int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
 	      struct snap_result *res, char *err, size_t errlen);

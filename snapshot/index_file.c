@@ -1,4 +1,4 @@
-/* Encoding and checking index files: blob entries grouped by pack, with a trailing SHA-256. */
+/* Encoding and checking index files: blob entries grouped by pack, maybe sealed, then a SHA-256. */
 #include "snapshot/index_file.h"
 
 #include <errno.h>
@@ -15,28 +15,36 @@ static int fail(const char **why, const char *reason, int rc)
 	return rc;
 }
 
-int index_file_encode(const struct index_file *ix, uint8_t **out, size_t *len)
+int index_file_encode(const struct index_file *ix, struct repo_crypto *c, uint8_t **out,
+		      size_t *len)
 {
-	uint64_t total = INDEX_HEADER_BYTES + INDEX_TAIL_BYTES;
+	uint64_t body_len = INDEX_BODY_HEAD_BYTES, total;
+	size_t body_off = INDEX_PREFIX_BYTES + (c ? REPO_SEAL_NONCE_BYTES : 0);
 	uint8_t *buf;
 	struct enc e;
+	int rc;
 
 	if (ix->npacks == 0)
 		return -EINVAL;
 	for (uint32_t i = 0; i < ix->npacks; i++) {
 		if (ix->packs[i].nblobs == 0)
 			return -EINVAL;
-		total += INDEX_PACK_HEADER_BYTES + (uint64_t)ix->packs[i].nblobs * PACK_ENTRY_BYTES;
+		for (uint32_t j = 0; j < ix->packs[i].nblobs; j++)
+			if (!(ix->packs[i].entries[j].flags & PACK_BLOB_F_AEAD) != !c)
+				return -EINVAL;
+		body_len += INDEX_PACK_HEADER_BYTES + (uint64_t)ix->packs[i].nblobs * PACK_ENTRY_BYTES;
 	}
+	total = INDEX_PREFIX_BYTES + body_len + (c ? REPO_SEAL_OVERHEAD : 0) + INDEX_TAIL_BYTES;
 	if (total > INDEX_MAX_BYTES)
 		return -EMSGSIZE;
 	buf = malloc((size_t)total);
 	if (!buf)
 		return -ENOMEM;
-	e = enc_init(buf, (size_t)total);
+	e = enc_init(buf, INDEX_PREFIX_BYTES);
 	enc_bytes(&e, INDEX_MAGIC, 4);
 	enc_u16(&e, INDEX_FORMAT_VERSION);
-	enc_u16(&e, 0);
+	enc_u16(&e, c ? INDEX_F_AEAD : 0);
+	e = enc_init(buf + body_off, (size_t)body_len);
 	enc_u32(&e, ix->npacks);
 	enc_u32(&e, 0);
 	for (uint32_t i = 0; i < ix->npacks; i++) {
@@ -49,46 +57,34 @@ int index_file_encode(const struct index_file *ix, uint8_t **out, size_t *len)
 		for (uint32_t j = 0; j < p->nblobs; j++)
 			pack_entry_encode(&p->entries[j], enc_take(&e, PACK_ENTRY_BYTES));
 	}
-	sha256_buf(buf, (size_t)total - INDEX_TAIL_BYTES, enc_take(&e, INDEX_TAIL_BYTES));
-	assert(e.off == total);
+	assert(e.off == body_len);
+	if (c) {
+		rc = repo_crypto_seal(c, REPO_SEAL_META, buf, INDEX_PREFIX_BYTES, buf + body_off,
+				      (size_t)body_len, buf + INDEX_PREFIX_BYTES);
+		if (rc < 0) {
+			free(buf);
+			return rc;
+		}
+	}
+	sha256_buf(buf, (size_t)total - INDEX_TAIL_BYTES, buf + total - INDEX_TAIL_BYTES);
 	*out = buf;
 	*len = (size_t)total;
 	return 0;
 }
 
-int index_file_decode(const uint8_t *buf, size_t len, struct index_file *out,
-		      const char **why)
+/* Decode a plaintext body: the body head and the pack groups (body, len, aead, out, why). */
+static int decode_body(const uint8_t *body, size_t len, bool aead, struct index_file *out,
+		       const char **why)
 {
-	struct dec d = dec_init(buf, len);
-	uint16_t version = 0, flags = 0;
+	struct dec d = dec_init(body, len);
 	uint32_t npacks = 0, rsvd = 0;
 	uint64_t nentries = 0;
 	struct index_pack *packs;
 	struct pack_entry *entries = NULL;
-	uint8_t sum[32];
 	int rc;
 
-	if (len < 8)
-		return fail(why, "truncated header", -EPROTO);
-	if (memcmp(buf, INDEX_MAGIC, 4) != 0)
-		return fail(why, "bad magic: not an index file", -ENOMSG);
-	dec_take(&d, 4);
-	dec_u16(&d, &version);
-	dec_u16(&d, &flags);
-	if (version != INDEX_FORMAT_VERSION)
-		return fail(why, "unsupported index format version", -EPROTONOSUPPORT);
-	if (flags != 0)
-		return fail(why, "unsupported index flags", -EPROTONOSUPPORT);
-	if (len > INDEX_MAX_BYTES)
-		return fail(why, "index larger than the limit", -EMSGSIZE);
-	if (len < INDEX_HEADER_BYTES + INDEX_TAIL_BYTES)
+	if (!dec_u32(&d, &npacks) || !dec_u32(&d, &rsvd))
 		return fail(why, "truncated", -EPROTO);
-	sha256_buf(buf, len - INDEX_TAIL_BYTES, sum);
-	if (memcmp(sum, buf + len - INDEX_TAIL_BYTES, 32) != 0)
-		return fail(why, "checksum mismatch", -EBADMSG);
-	d.len = len - INDEX_TAIL_BYTES; /* the body decoder never reads the checksum */
-	dec_u32(&d, &npacks);
-	dec_u32(&d, &rsvd);
 	if (rsvd)
 		return fail(why, "reserved field not zero", -EBADMSG);
 	if (npacks == 0)
@@ -133,19 +129,21 @@ int index_file_decode(const uint8_t *buf, size_t len, struct index_file *out,
 			rc = fail(why, "reserved field not zero", -EBADMSG);
 			goto err_free;
 		}
-		if (p->pack_bytes < PACK_MIN_BYTES + PACK_ENTRY_BYTES ||
-		    p->pack_bytes > PACK_MAX_BYTES) {
+		data_end = pack_data_end_bound(p->pack_bytes, aead);
+		if (data_end < PACK_HEADER_BYTES || p->pack_bytes > PACK_MAX_BYTES) {
 			rc = fail(why, "pack size out of range", -EBADMSG);
 			goto err_free;
 		}
-		/* A pack's data area ends before a trailer of at least one entry and the tail. */
-		data_end = p->pack_bytes - PACK_TRAILER_HEAD_BYTES - PACK_ENTRY_BYTES - PACK_TAIL_BYTES;
 		p->entries = entries + nentries;
 		for (uint32_t j = 0; j < p->nblobs; j++) {
 			rc = pack_entry_decode(dec_take(&d, PACK_ENTRY_BYTES), &p->entries[j],
 					       data_end, why);
 			if (rc < 0)
 				goto err_free;
+			if (!(p->entries[j].flags & PACK_BLOB_F_AEAD) != !aead) {
+				rc = fail(why, "blob sealing does not match the index", -EBADMSG);
+				goto err_free;
+			}
 		}
 		nentries += p->nblobs;
 	}
@@ -155,6 +153,56 @@ int index_file_decode(const uint8_t *buf, size_t len, struct index_file *out,
 err_free:
 	free(entries);
 	free(packs);
+	return rc;
+}
+
+int index_file_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
+		      struct index_file *out, const char **why)
+{
+	struct dec d = dec_init(buf, len);
+	uint16_t version = 0, flags = 0;
+	const uint8_t *sealed;
+	uint8_t sum[32], *body;
+	size_t sealed_len;
+	bool aead;
+	int rc;
+
+	if (len < 8)
+		return fail(why, "truncated header", -EPROTO);
+	if (memcmp(buf, INDEX_MAGIC, 4) != 0)
+		return fail(why, "bad magic: not an index file", -ENOMSG);
+	dec_take(&d, 4);
+	dec_u16(&d, &version);
+	dec_u16(&d, &flags);
+	if (version != INDEX_FORMAT_VERSION)
+		return fail(why, "unsupported index format version", -EPROTONOSUPPORT);
+	if (flags & ~INDEX_F_AEAD)
+		return fail(why, "unsupported index flags", -EPROTONOSUPPORT);
+	aead = flags & INDEX_F_AEAD;
+	if (aead && !c)
+		return fail(why, "sealed index: the repository key is needed", -ENOKEY);
+	if (!aead && c)
+		return fail(why, "plaintext index in an encrypted repository", -EBADMSG);
+	if (len > INDEX_MAX_BYTES)
+		return fail(why, "index larger than the limit", -EMSGSIZE);
+	if (len < INDEX_HEADER_BYTES + INDEX_TAIL_BYTES + (aead ? REPO_SEAL_OVERHEAD : 0))
+		return fail(why, "truncated", -EPROTO);
+	sha256_buf(buf, len - INDEX_TAIL_BYTES, sum);
+	if (memcmp(sum, buf + len - INDEX_TAIL_BYTES, 32) != 0)
+		return fail(why, "checksum mismatch", -EBADMSG);
+	sealed = buf + INDEX_PREFIX_BYTES;
+	sealed_len = len - INDEX_PREFIX_BYTES - INDEX_TAIL_BYTES;
+	if (!aead)
+		return decode_body(sealed, sealed_len, false, out, why);
+	body = malloc(sealed_len - REPO_SEAL_OVERHEAD);
+	if (!body)
+		return -ENOMEM;
+	rc = repo_crypto_open(c, REPO_SEAL_META, buf, INDEX_PREFIX_BYTES, sealed, sealed_len, body);
+	if (rc < 0)
+		rc = fail(why, "authentication failed: the index was altered", rc);
+	else
+		rc = decode_body(body, sealed_len - REPO_SEAL_OVERHEAD, true, out, why);
+	free(body);
 	return rc;
 }
 

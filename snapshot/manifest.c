@@ -1,4 +1,4 @@
-/* Encoding and checking snapshot manifests: header, zstd body of maps, trailing SHA-256. */
+/* Encoding and checking snapshot manifests: header, zstd body of maps (maybe sealed), trailing SHA-256. */
 #include "snapshot/manifest.h"
 
 #include <errno.h>
@@ -265,11 +265,13 @@ static void enc_ids(struct enc *e, const struct blob_id *ids, uint64_t n)
 	enc_bytes(e, ids, (size_t)n * sizeof(*ids));
 }
 
-int manifest_encode(const struct snap_manifest *m, uint8_t **out, size_t *len)
+int manifest_encode(const struct snap_manifest *m, struct repo_crypto *c, uint8_t **out,
+		    size_t *len)
 {
-	size_t body_len, bound, n;
+	size_t body_len, bound, n, frame_off, total;
 	uint8_t *body, *obj;
 	struct enc e;
+	int rc;
 
 	if (manifest_check(m, NULL) < 0)
 		return -EINVAL;
@@ -307,32 +309,47 @@ int manifest_encode(const struct snap_manifest *m, uint8_t **out, size_t *len)
 	enc_ids(&e, m->disk_ids, m->disk_nblocks);
 	assert(e.off == body_len);
 
+	/*
+	 * Plaintext: header (24) | frame | sum. Sealed: prefix (8) | nonce | raw length |
+	 * frame | tag | sum, the raw length and frame sealed in place.
+	 */
+	frame_off = c ? MANIFEST_PREFIX_BYTES + REPO_SEAL_NONCE_BYTES + MANIFEST_RAW_LEN_BYTES
+		      : MANIFEST_HEADER_BYTES;
 	bound = ZSTD_compressBound(body_len);
-	obj = malloc(MANIFEST_HEADER_BYTES + bound + MANIFEST_TAIL_BYTES);
+	obj = malloc(frame_off + bound + REPO_SEAL_TAG_BYTES + MANIFEST_TAIL_BYTES);
 	if (!obj) {
 		free(body);
 		return -ENOMEM;
 	}
-	n = ZSTD_compress(obj + MANIFEST_HEADER_BYTES, bound, body, body_len, MANIFEST_ZSTD_LEVEL);
+	n = ZSTD_compress(obj + frame_off, bound, body, body_len, MANIFEST_ZSTD_LEVEL);
 	free(body);
 	if (ZSTD_isError(n)) {
 		free(obj);
 		return -ENOMEM; /* with a bound-sized buffer only allocation can fail */
 	}
-	e = enc_init(obj, MANIFEST_HEADER_BYTES + n + MANIFEST_TAIL_BYTES);
+	e = enc_init(obj, MANIFEST_PREFIX_BYTES);
 	enc_bytes(&e, MANIFEST_MAGIC, 4);
 	enc_u16(&e, MANIFEST_FORMAT_VERSION);
-	enc_u16(&e, MANIFEST_F_ZSTD);
-	enc_u64(&e, body_len);
-	enc_u64(&e, n);
-	enc_take(&e, n);
-	{
-		size_t sealed = e.off; /* read before enc_take moves it */
+	enc_u16(&e, c ? MANIFEST_F_ZSTD | MANIFEST_F_AEAD : MANIFEST_F_ZSTD);
+	if (c) {
+		uint8_t *inner = obj + MANIFEST_PREFIX_BYTES + REPO_SEAL_NONCE_BYTES;
 
-		sha256_buf(obj, sealed, enc_take(&e, MANIFEST_TAIL_BYTES));
+		le64_encode(inner, body_len);
+		rc = repo_crypto_seal(c, REPO_SEAL_META, obj, MANIFEST_PREFIX_BYTES, inner,
+				      MANIFEST_RAW_LEN_BYTES + n, obj + MANIFEST_PREFIX_BYTES);
+		if (rc < 0) {
+			free(obj);
+			return rc;
+		}
+		total = frame_off + n + REPO_SEAL_TAG_BYTES;
+	} else {
+		le64_encode(obj + 8, body_len);
+		le64_encode(obj + 16, n);
+		total = frame_off + n;
 	}
+	sha256_buf(obj, total, obj + total);
 	*out = obj;
-	*len = e.off;
+	*len = total + MANIFEST_TAIL_BYTES;
 	return 0;
 }
 
@@ -436,15 +453,70 @@ static int manifest_parse_body(const uint8_t *body, size_t len, struct snap_mani
 	return 0;
 }
 
-int manifest_decode(const uint8_t *buf, size_t len, struct snap_manifest *out,
-		    const char **why)
+/* Decompress (or take) a checked body and parse it (stored, stored_len, raw, zstd, out, why). */
+static int manifest_body(const uint8_t *stored, uint64_t stored_len, uint64_t raw, bool zstd,
+			 struct snap_manifest *out, const char **why)
+{
+	uint8_t *body = NULL;
+	int rc;
+
+	if (zstd) {
+		size_t n;
+
+		if (ZSTD_getFrameContentSize(stored, (size_t)stored_len) != raw)
+			return fail(why, "compressed body does not declare its raw length", -EBADMSG);
+		body = malloc(raw ? (size_t)raw : 1);
+		if (!body)
+			return -ENOMEM;
+		n = ZSTD_decompress(body, (size_t)raw, stored, (size_t)stored_len);
+		if (ZSTD_isError(n) || n != raw) {
+			free(body);
+			return fail(why, "body does not decompress", -EBADMSG);
+		}
+	}
+	rc = manifest_parse_body(body ? body : stored, (size_t)raw, out, why);
+	free(body);
+	return rc;
+}
+
+/* The sealed form after the checksum (buf, len, c, out, why): open, then as plaintext. */
+static int manifest_decode_sealed(const uint8_t *buf, size_t len, struct repo_crypto *c,
+				  struct snap_manifest *out, const char **why)
+{
+	size_t sealed_len = len - MANIFEST_PREFIX_BYTES - MANIFEST_TAIL_BYTES;
+	size_t inner_len = sealed_len - REPO_SEAL_OVERHEAD;
+	uint8_t *inner = malloc(inner_len);
+	uint64_t raw;
+	int rc;
+
+	if (!inner)
+		return -ENOMEM;
+	rc = repo_crypto_open(c, REPO_SEAL_META, buf, MANIFEST_PREFIX_BYTES,
+			      buf + MANIFEST_PREFIX_BYTES, sealed_len, inner);
+	if (rc < 0) {
+		rc = fail(why, "authentication failed: the manifest was altered", rc);
+		goto out;
+	}
+	raw = le64_decode(inner);
+	if (raw > MANIFEST_BODY_MAX_BYTES) {
+		rc = fail(why, "body length over the limit", -EMSGSIZE);
+		goto out;
+	}
+	rc = manifest_body(inner + MANIFEST_RAW_LEN_BYTES, inner_len - MANIFEST_RAW_LEN_BYTES, raw,
+			   true, out, why);
+out:
+	free(inner);
+	return rc;
+}
+
+int manifest_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
+		    struct snap_manifest *out, const char **why)
 {
 	struct dec d = dec_init(buf, len);
 	uint16_t version = 0, flags = 0;
 	uint64_t raw = 0, stored = 0;
-	const uint8_t *stored_body;
-	uint8_t *body = NULL;
 	uint8_t sum[32];
+	bool aead;
 	int rc;
 
 	manifest_init(out);
@@ -458,39 +530,40 @@ int manifest_decode(const uint8_t *buf, size_t len, struct snap_manifest *out,
 	dec_u16(&d, &flags);
 	if (version != MANIFEST_FORMAT_VERSION)
 		return fail(why, "unsupported manifest format version", -EPROTONOSUPPORT);
-	if (flags & ~MANIFEST_F_ZSTD)
+	if ((flags & ~(MANIFEST_F_ZSTD | MANIFEST_F_AEAD)) ||
+	    flags == MANIFEST_F_AEAD)
 		return fail(why, "unsupported manifest flags", -EPROTONOSUPPORT);
-	if (!dec_u64(&d, &raw) || !dec_u64(&d, &stored))
-		return fail(why, "truncated header", -EPROTO);
-	if (raw > MANIFEST_BODY_MAX_BYTES || stored > ZSTD_compressBound(MANIFEST_BODY_MAX_BYTES))
-		return fail(why, "body length over the limit", -EMSGSIZE);
-	if (!(flags & MANIFEST_F_ZSTD) && stored != raw)
-		return fail(why, "stored and raw body lengths differ without compression", -EBADMSG);
-	if (len - MANIFEST_HEADER_BYTES < stored + MANIFEST_TAIL_BYTES)
-		return fail(why, "truncated", -EPROTO);
-	if (len - MANIFEST_HEADER_BYTES > stored + MANIFEST_TAIL_BYTES)
-		return fail(why, "trailing bytes after the checksum", -EBADMSG);
+	aead = flags & MANIFEST_F_AEAD;
+	if (aead && !c)
+		return fail(why, "sealed manifest: the repository key is needed", -ENOKEY);
+	if (!aead && c)
+		return fail(why, "plaintext manifest in an encrypted repository", -EBADMSG);
+	if (aead) {
+		if (len < MANIFEST_PREFIX_BYTES + REPO_SEAL_OVERHEAD + MANIFEST_RAW_LEN_BYTES +
+			  MANIFEST_TAIL_BYTES)
+			return fail(why, "truncated", -EPROTO);
+	} else {
+		if (!dec_u64(&d, &raw) || !dec_u64(&d, &stored))
+			return fail(why, "truncated header", -EPROTO);
+		if (raw > MANIFEST_BODY_MAX_BYTES ||
+		    stored > ZSTD_compressBound(MANIFEST_BODY_MAX_BYTES))
+			return fail(why, "body length over the limit", -EMSGSIZE);
+		if (!(flags & MANIFEST_F_ZSTD) && stored != raw)
+			return fail(why, "stored and raw body lengths differ without compression",
+				    -EBADMSG);
+		if (len - MANIFEST_HEADER_BYTES < stored + MANIFEST_TAIL_BYTES)
+			return fail(why, "truncated", -EPROTO);
+		if (len - MANIFEST_HEADER_BYTES > stored + MANIFEST_TAIL_BYTES)
+			return fail(why, "trailing bytes after the checksum", -EBADMSG);
+	}
 	sha256_buf(buf, len - MANIFEST_TAIL_BYTES, sum);
 	if (memcmp(sum, buf + len - MANIFEST_TAIL_BYTES, 32) != 0)
 		return fail(why, "checksum mismatch", -EBADMSG);
-	stored_body = dec_take(&d, stored);
-
-	if (flags & MANIFEST_F_ZSTD) {
-		size_t n;
-
-		if (ZSTD_getFrameContentSize(stored_body, (size_t)stored) != raw)
-			return fail(why, "compressed body does not declare its raw length", -EBADMSG);
-		body = malloc(raw ? (size_t)raw : 1);
-		if (!body)
-			return -ENOMEM;
-		n = ZSTD_decompress(body, (size_t)raw, stored_body, (size_t)stored);
-		if (ZSTD_isError(n) || n != raw) {
-			free(body);
-			return fail(why, "body does not decompress", -EBADMSG);
-		}
-	}
-	rc = manifest_parse_body(body ? body : stored_body, (size_t)raw, out, why);
-	free(body);
+	if (aead)
+		rc = manifest_decode_sealed(buf, len, c, out, why);
+	else
+		rc = manifest_body(dec_take(&d, stored), stored, raw, flags & MANIFEST_F_ZSTD, out,
+				   why);
 	if (rc < 0)
 		manifest_free(out);
 	return rc;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "snapshot/blob.h"
+#include "snapshot/repo_crypto.h"
 
 struct repo;
 
@@ -24,9 +25,23 @@ struct repo;
  *    +===============================+-------------+                      all before
  *
  *    flags  bit 0 ZSTD: the body is one zstd frame of body_raw_bytes (writers always
- *           set it; without it stored == raw); bit 1 AEAD (reserved for encrypted
- *           repositories); others invalid
+ *           set it; without it stored == raw); bit 1 AEAD: the sealed form below
+ *           (encrypted repositories; with ZSTD); others invalid
  *    body_raw_bytes <= MANIFEST_BODY_MAX_BYTES (1 GiB: about 2 TiB of RAM plus disk)
+ *
+ * Sealed form (flags ZSTD | AEAD): after the first 8 bytes of the header everything is
+ * sealed under the metadata key with those 8 bytes as AAD, the raw length included
+ * (it would tell the VM's size), so only the object's size shows:
+ *
+ *    0        8            20                       28                 n-48   n-32  n
+ *    +--------+------------+------------------------+==================+------+-------+
+ *    | header | nonce (12) | body_raw_bytes (8)     | zstd body        | tag  | sha256|
+ *    | (8)    |            |<------ AES-256-GCM ciphertext ----------->| (16) | (32)  |
+ *    +--------+------------+------------------------+==================+------+-------+
+ *
+ * The object name, snapshots/<id>, stays readable in both forms: the id is the UTC
+ * creation second and 8 random hex digits (snap_id_make), which the object store knows
+ * anyway as the object's upload time; the VM name, sizes and maps are sealed.
  *
  * The body, in order (str = u16 length + that many bytes, no NUL, no control chars):
  *
@@ -62,7 +77,9 @@ struct repo;
 #define MANIFEST_HEADER_BYTES 24
 #define MANIFEST_TAIL_BYTES 32
 #define MANIFEST_F_ZSTD 0x01u
-#define MANIFEST_F_AEAD 0x02u /* reserved */
+#define MANIFEST_F_AEAD 0x02u
+#define MANIFEST_PREFIX_BYTES 8 /* magic, version, flags: the AAD of the sealed form */
+#define MANIFEST_RAW_LEN_BYTES 8
 #define MANIFEST_BODY_MAX_BYTES (1ull << 30)
 #define MANIFEST_REGION_BYTES 24
 
@@ -145,20 +162,25 @@ int manifest_set_sig(struct snap_manifest *m, const struct blob_id *ids, uint32_
 int manifest_check(const struct snap_manifest *m, const char **why);
 
 /*
- * Encode m (m, out, len) into a malloc'd object the caller frees. Returns 0, -EINVAL
- * (manifest_check failed), -EMSGSIZE (body too large), or -ENOMEM.
+ * Encode m (m, c, out, len) into a malloc'd object the caller frees, sealed when c (the
+ * repository's crypto) is not NULL. Returns 0, -EINVAL (manifest_check failed),
+ * -EMSGSIZE (body too large), -ENOMEM or -EIO.
  */
-int manifest_encode(const struct snap_manifest *m, uint8_t **out, size_t *len);
+int manifest_encode(const struct snap_manifest *m, struct repo_crypto *c, uint8_t **out,
+		    size_t *len);
 
 /*
- * Decode and check a manifest object (buf, len, out, why). Every count is checked
- * against the body length and the limits above before anything is allocated. On
- * success out owns its arrays. Returns 0; -EPROTO (truncated); -ENOMSG (magic);
- * -EPROTONOSUPPORT (version, flags); -EMSGSIZE (a length over a limit); -EBADMSG
- * (checksum, decompression, counts or fields); -ENOMEM. why gets a static reason.
+ * Decode and check a manifest object (buf, len, c, out, why). c is the repository's
+ * crypto, NULL for a plaintext repository: the sealed form needs it and the plaintext
+ * form must not have it. The tag is verified before anything is decompressed. Every
+ * count is checked against the body length and the limits above before anything is
+ * allocated. On success out owns its arrays. Returns 0; -EPROTO (truncated); -ENOMSG
+ * (magic); -EPROTONOSUPPORT (version, flags); -EMSGSIZE (a length over a limit); -ENOKEY
+ * (sealed, no c); -EBADMSG (checksum, tag, plaintext with c, decompression, counts or
+ * fields); -ENOMEM; -EIO. why gets a static reason.
  */
-int manifest_decode(const uint8_t *buf, size_t len, struct snap_manifest *out,
-		    const char **why);
+int manifest_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
+		    struct snap_manifest *out, const char **why);
 
 /* One blob a manifest references, as manifest_foreach_ref reports it. */
 enum snap_ref_kind {
@@ -192,8 +214,8 @@ void snap_ref_describe(const struct snap_ref *ref, char *out, size_t len);
 /*
  * A new snapshot id for created_ns (created_ns, out): "YYYYMMDDThhmmssZ-" (UTC) and 8
  * random hex digits. Ids sort by creation second, and the S3 listing order is the
- * time order; the time leaks nothing an object's own timestamp would not. Returns 0 or
- * -EIO (no randomness).
+ * time order; the time leaks nothing an object's own timestamp would not (see
+ * README.md, "What an encrypted repository shows"). Returns 0 or -EIO (no randomness).
  */
 int snap_id_make(uint64_t created_ns, char out[SNAP_ID_BYTES]);
 

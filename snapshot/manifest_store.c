@@ -82,7 +82,7 @@ int snap_publish(struct repo *r, struct snap_manifest *m, char *err, size_t errl
 		return rc;
 	m->stats.bytes_referenced = check.referenced;
 	/* 3. The manifest, atomically: from here on the snapshot exists. */
-	rc = manifest_encode(m, &buf, &len);
+	rc = manifest_encode(m, r->crypto, &buf, &len);
 	if (rc < 0) {
 		repo_errf(err, errlen, "encode snapshot %s: %s", m->id, strerror(-rc));
 		return rc;
@@ -111,7 +111,7 @@ static int snap_read(struct repo *r, const char *id, struct snap_manifest *out, 
 		*why = "manifest larger than the limit";
 	if (rc < 0)
 		return rc;
-	rc = manifest_decode(buf, len, out, why);
+	rc = manifest_decode(buf, len, r->crypto, out, why);
 	free(buf);
 	if (rc == 0 && strcmp(out->id, id) != 0) {
 		manifest_free(out);
@@ -156,7 +156,7 @@ int snap_load(struct repo *r, const char *id, struct snap_manifest *out, char *e
 	else if (rc == -ENOMEM)
 		repo_errf(err, errlen, "snapshot %s: out of memory", id);
 	else if (rc < 0 && (rc == -EPROTO || rc == -ENOMSG || rc == -EPROTONOSUPPORT ||
-			    rc == -EBADMSG || rc == -EMSGSIZE))
+			    rc == -EBADMSG || rc == -EMSGSIZE || rc == -ENOKEY))
 		repo_errf(err, errlen, "snapshot %s: %s", id, why);
 	else if (rc < 0)
 		repo_errf(err, errlen, "read snapshot %s: %s", id, strerror(-rc));

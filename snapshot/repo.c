@@ -1,4 +1,4 @@
-/* Opening and creating repositories: location parsing, the config, and loading every index. */
+/* Opening and creating repositories: location, the config and its key, and loading every index. */
 #include "snapshot/repo.h"
 
 #include <errno.h>
@@ -21,12 +21,15 @@ void repo_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The directory a location names: "DIR" or "file://DIR"; s3:// is for later. */
+/*
+ * The directory a location names: "DIR" or "file://DIR"; an "s3://BUCKET/PREFIX" URL is
+ * kept whole, for messages and for backend_s3_open (backend.h).
+ */
 static int location_dir(const char *location, const char **dir, char *err, size_t errlen)
 {
-	if (strncmp(location, "s3://", 5) == 0) {
-		repo_errf(err, errlen, "%s: S3 repositories are not supported yet", location);
-		return -EPROTONOSUPPORT;
+	if (backend_location_is_s3(location)) {
+		*dir = location;
+		return 0;
 	}
 	if (strncmp(location, "file://", 7) == 0)
 		location += 7;
@@ -38,8 +41,8 @@ static int location_dir(const char *location, const char **dir, char *err, size_
 	return 0;
 }
 
-int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
-	      char *err, size_t errlen)
+int repo_init_keyed(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
+		    const struct repo_key *key, char *err, size_t errlen)
 {
 	static const char *const dirs[] = { "data", "index", "snapshots", "locks" };
 	uint8_t buf[REPO_CONFIG_BYTES];
@@ -52,12 +55,21 @@ int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_b
 	rc = location_dir(location, &dir, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = repo_config_make(&cfg, chunk_bytes, pack_target_bytes);
+	rc = repo_config_make(&cfg, chunk_bytes, pack_target_bytes, key);
+	if (rc == 0)
+		rc = repo_config_encode(&cfg, key, buf);
 	if (rc < 0) {
 		repo_errf(err, errlen, rc == -EINVAL
 			  ? "chunk size must be a power of two in [4 KiB, 16 MiB] and pack size in [1 MiB, 256 MiB]"
-			  : "no randomness for the repository id");
+			  : "no randomness or key derivation for the repository");
 		return rc;
+	}
+	if (backend_location_is_s3(dir)) {
+		/* S3 has no directories; a missing bucket is made. */
+		rc = backend_s3_open(&be, dir, NULL, BACKEND_S3_CREATE_BUCKET, err, errlen);
+		if (rc < 0)
+			return rc;
+		goto put_config;
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
@@ -85,7 +97,7 @@ int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_b
 			goto out;
 		}
 	}
-	repo_config_encode(&cfg, buf);
+put_config:
 	rc = backend_put(be, "config", buf, sizeof(buf));
 	if (rc == -EEXIST)
 		repo_errf(err, errlen, "%s is already a godwit repository", dir);
@@ -94,6 +106,12 @@ int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_b
 out:
 	backend_close(be);
 	return rc;
+}
+
+int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
+	      char *err, size_t errlen)
+{
+	return repo_init_keyed(location, chunk_bytes, pack_target_bytes, NULL, err, errlen);
 }
 
 /* The slot of pack id, adding one if new (r, id, bytes, slot). */
@@ -214,7 +232,7 @@ static int repo_load_index(struct repo *r, const char *name)
 	index_file_name(buf, len, expect);
 	if (strcmp(expect, name) != 0) {
 		/* Check the content first so a damaged file reports as damaged, not misnamed. */
-		rc = index_file_decode(buf, len, &ix, &why);
+		rc = index_file_decode(buf, len, r->crypto, &ix, &why);
 		if (rc == 0) {
 			index_file_free(&ix);
 			rc = -EBADMSG;
@@ -223,7 +241,7 @@ static int repo_load_index(struct repo *r, const char *name)
 		free(buf);
 		return rc == -ENOMEM ? rc : repo_note_bad(r, name, rc, why);
 	}
-	rc = index_file_decode(buf, len, &ix, &why);
+	rc = index_file_decode(buf, len, r->crypto, &ix, &why);
 	free(buf);
 	if (rc == -ENOMEM)
 		return rc;
@@ -234,7 +252,49 @@ static int repo_load_index(struct repo *r, const char *name)
 	return rc;
 }
 
-static int repo_load_config(struct repo *r, const char *dir, char *err, size_t errlen)
+/*
+ * Check key against the encrypted config in buf and derive the repository's keys (r,
+ * dir, buf, len, key, err, errlen); key NULL, or a key for a plaintext repository, is
+ * refused.
+ */
+static int repo_load_keys(struct repo *r, const char *dir, const uint8_t *buf, size_t len,
+			  const struct repo_key *key, char *err, size_t errlen)
+{
+	const char *why = "";
+	int rc;
+
+	if (r->cfg.encryption == REPO_ENC_NONE) {
+		if (!key)
+			return 0;
+		repo_errf(err, errlen,
+			  "repository %s is not encrypted (made with --insecure-no-encryption): drop --key-file",
+			  dir);
+		return -EINVAL;
+	}
+	if (!key) {
+		repo_errf(err, errlen,
+			  "repository %s is encrypted: pass --key-file FILE, the key file 'godwit repo init' wrote",
+			  dir);
+		return -ENOKEY;
+	}
+	rc = repo_config_authenticate(buf, len, &r->cfg, key, &why);
+	if (rc == -EKEYREJECTED)
+		repo_errf(err, errlen,
+			  "wrong key for repository %s: --key-file names another repository's key", dir);
+	else if (rc == -EBADMSG)
+		repo_errf(err, errlen, "%s/config: %s", dir, why);
+	else if (rc < 0)
+		repo_errf(err, errlen, "%s/config: %s: %s", dir, why, strerror(-rc));
+	if (rc < 0)
+		return rc;
+	rc = repo_crypto_new(&r->crypto, key, r->cfg.key_salt);
+	if (rc < 0)
+		repo_errf(err, errlen, "derive the keys of %s: %s", dir, strerror(-rc));
+	return rc;
+}
+
+static int repo_load_config(struct repo *r, const char *dir, const struct repo_key *key,
+			    char *err, size_t errlen)
 {
 	const char *why = "";
 	uint8_t *buf;
@@ -257,13 +317,22 @@ static int repo_load_config(struct repo *r, const char *dir, char *err, size_t e
 		return rc;
 	}
 	rc = repo_config_decode(buf, len, &r->cfg, &why);
-	free(buf);
 	if (rc < 0)
 		repo_errf(err, errlen, "%s/config: %s", dir, why);
+	else
+		rc = repo_load_keys(r, dir, buf, len, key, err, errlen);
+	free(buf);
 	return rc;
 }
 
-int repo_open(struct repo **out, const char *location, char *err, size_t errlen)
+int repo_open_keyed(struct repo **out, const char *location, const struct repo_key *key,
+		    char *err, size_t errlen)
+{
+	return repo_open_ex(out, location, NULL, key, err, errlen);
+}
+
+int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
+		 const struct repo_key *key, char *err, size_t errlen)
 {
 	struct name_list idx = { 0 };
 	struct repo *r;
@@ -290,7 +359,13 @@ int repo_open(struct repo **out, const char *location, char *err, size_t errlen)
 		rc = blob_table_init(&r->pack_slots);
 	if (rc < 0)
 		goto err_free;
-	rc = backend_dir_open(&r->be, dir);
+	if (backend_location_is_s3(dir)) {
+		rc = backend_s3_open(&r->be, dir, endpoint, 0, err, errlen);
+		if (rc < 0)
+			goto err_free;
+	} else {
+		rc = backend_dir_open(&r->be, dir);
+	}
 	if (rc == -ENOENT || rc == -ENOTDIR) {
 		repo_errf(err, errlen,
 			  "not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
@@ -301,7 +376,7 @@ int repo_open(struct repo **out, const char *location, char *err, size_t errlen)
 		repo_errf(err, errlen, "open %s: %s", dir, strerror(-rc));
 		goto err_free;
 	}
-	rc = repo_load_config(r, dir, err, errlen);
+	rc = repo_load_config(r, dir, key, err, errlen);
 	if (rc < 0)
 		goto err_free;
 	rc = backend_list(r->be, "index/", name_list_add, &idx);
@@ -319,6 +394,11 @@ err_free:
 	return rc;
 }
 
+int repo_open(struct repo **out, const char *location, char *err, size_t errlen)
+{
+	return repo_open_keyed(out, location, NULL, err, errlen);
+}
+
 void repo_close(struct repo *r)
 {
 	if (!r)
@@ -331,7 +411,9 @@ void repo_close(struct repo *r)
 	blob_table_free(&r->pack_slots);
 	free(r->packs);
 	free(r->rec_buf);
+	free(r->plain_buf);
 	free(r->bad);
+	repo_crypto_free(r->crypto);
 	ZSTD_freeCCtx(r->cctx);
 	ZSTD_freeDCtx(r->dctx);
 	backend_close(r->be);

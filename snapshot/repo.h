@@ -9,12 +9,14 @@
 #include "snapshot/backend.h"
 #include "snapshot/blob.h"
 #include "snapshot/repo_config.h"
+#include "snapshot/repo_key.h"
 
 /*
  * Layout of a repository (objects of a backend; see README.md for the whole design):
  *
  *    config                 repo_config.h: what the repository is; written once
- *    data/XX/<pack id>      pack.h: blobs, each compressed (later encrypted) on its own
+ *    data/XX/<pack id>      pack.h: blobs, each compressed and (encrypted repositories)
+ *                           sealed on its own
  *    index/<index id>       index_file.h: blob id -> pack, offset, lengths
  *    snapshots/<snap id>    manifest.h: one snapshot, published last
  *    locks/                 reserved for the lock objects prune will need
@@ -27,6 +29,11 @@
  *   3. snap_publish (manifest.h) flushes, then writes the manifest.
  * A crash before 3 leaves packs and maybe an index that no manifest references: garbage
  * for prune, invisible to restore and list. Every object is immutable once written.
+ *
+ * Encryption: a repository made with a key (repo_init_keyed) is opened only with that
+ * key (repo_open_keyed); then blob ids are keyed hashes and every pack, index file and
+ * manifest is sealed (repo_key.h, repo_crypto.h), so the backend sees ciphertext only.
+ * A plaintext repository (repo_init) is opened without a key.
  *
  * Threads: a struct repo is used by one thread at a time (the snapshot engine's).
  * Return convention: 0 or a negative errno; the decode codes of transport/stream.h
@@ -59,26 +66,56 @@ struct repo_blob_info {
 };
 
 /*
- * Create a repository at location (location, chunk_bytes, pack_target_bytes, err,
- * errlen): a directory path or file://PATH. The directory is made if missing (its
- * parent must exist); the layout directories follow, and "config" is written last, so
- * an interrupted init leaves no repository. chunk_bytes and pack_target_bytes of 0
- * choose the defaults (64 KiB, 16 MiB). Returns 0; -EEXIST when a config is there
- * already; -EPROTONOSUPPORT for s3:// (not yet); -EINVAL for bad sizes; or a system
- * error. err gets a one-line reason on failure.
+ * Create an encrypted repository at location (location, chunk_bytes, pack_target_bytes,
+ * key, err, errlen), or a plaintext one when key is NULL: a directory path,
+ * file://PATH, or s3://BUCKET[/PREFIX] (backend_s3_open; the bucket is made if missing,
+ * the endpoint comes from AWS_ENDPOINT_URL). The directory is made if missing (its parent must exist); the layout
+ * directories follow, and "config" is written last, so an interrupted init leaves no
+ * repository. chunk_bytes and pack_target_bytes of 0 choose the defaults (64 KiB,
+ * 16 MiB). The key is not stored: the caller keeps it (repo_key_write), and the
+ * repository cannot be read without it. Returns 0; -EEXIST when a config is there
+ * already; -EINVAL for bad sizes; -EIO; backend_s3_open's errors; or a
+ * system error. err gets a one-line reason on failure.
+ */
+int repo_init_keyed(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
+		    const struct repo_key *key, char *err, size_t errlen);
+
+/*
+ * repo_init_keyed without a key: a plaintext repository, whose objects the backend can
+ * read. For tests and benchmarks; users ask for it with --insecure-no-encryption.
  */
 int repo_init(const char *location, uint32_t chunk_bytes, uint32_t pack_target_bytes,
 	      char *err, size_t errlen);
 
 /*
- * Open the repository at location (out, location, err, errlen): read and check the
- * config, then read every index file into the in-memory table. An index file that fails
- * to decode is skipped and remembered for repo_verify (its blobs then count as absent,
- * which is safe: they get stored again). Returns 0; -ENOENT with "not a godwit
- * repository: no config in DIR: ..." in err; the config's decode error with the reason;
- * -EPROTONOSUPPORT for s3:// or a config this version cannot use; -ENOMEM; or a system
- * error.
+ * Open the repository at location with key (out, location, key, err, errlen): read and
+ * check the config; for an encrypted repository check key against it and derive the
+ * keys; then read every index file into the in-memory table. An index file that fails
+ * to decode (or to authenticate) is skipped and remembered for repo_verify (its blobs
+ * then count as absent, which is safe: they get stored again). key must be given
+ * exactly when the repository is encrypted, so a config swapped for a plaintext one
+ * cannot make a writer store plaintext. Returns 0; -ENOENT with "not a godwit
+ * repository: no config in DIR: ..." in err; -ENOKEY with "repository DIR is encrypted:
+ * pass --key-file FILE ..." (key NULL); -EKEYREJECTED with "wrong key for repository
+ * DIR: --key-file names another repository's key"; -EBADMSG for a config whose
+ * authentication fails (altered); -EINVAL for a key given to a plaintext repository;
+ * the config's decode error with the reason; -EPROTONOSUPPORT for a config this
+ * version cannot use; for s3:// locations backend_s3_open's errors (-ENXIO no bucket,
+ * -EACCES credentials, connection errors) with the S3 client's message; -ENOMEM; -EIO; or a system error. The key is not kept.
  */
+int repo_open_keyed(struct repo **out, const char *location, const struct repo_key *key,
+		    char *err, size_t errlen);
+
+/*
+ * repo_open_keyed with an S3 endpoint (out, location, endpoint, key, err, errlen):
+ * endpoint ("http://HOST:PORT") overrides AWS_ENDPOINT_URL for an s3:// location; NULL
+ * or "" keeps the environment's (backend_s3_open). For a process that serves others
+ * (the VMM), where changing the environment is not thread-safe.
+ */
+int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
+		 const struct repo_key *key, char *err, size_t errlen);
+
+/* repo_open_keyed without a key (out, location, err, errlen): plaintext repositories. */
 int repo_open(struct repo **out, const char *location, char *err, size_t errlen);
 
 /*
@@ -97,8 +134,10 @@ int repo_set_zstd_level(struct repo *r, int level);
 
 /*
  * The id of a blob with these bytes (r, data, len, out), by the repository's id
- * algorithm: SHA-256 today, HMAC-SHA256 with a key from the repository key later. The
- * single place ids are made. Returns 0, or -EIO when the hash fails.
+ * algorithm: SHA-256 of the plaintext, or in an encrypted repository HMAC-SHA256 under
+ * the blob-id key (so an id says nothing about content to anyone without the key, while
+ * equal chunks still get equal ids within the repository). The single place ids are
+ * made. Returns 0, or -EIO when the hash fails.
  */
 int blob_id_compute(const struct repo *r, const void *data, size_t len, struct blob_id *out);
 
@@ -138,9 +177,11 @@ int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_b
 /*
  * Read blob id into a malloc'd buffer (r, id, data, len); the caller frees *data. Reads
  * only the blob's byte range of its pack, then checks the record header against the
- * index entry, the CRC32C, decompresses into exactly the indexed raw length (at most
- * BLOB_RAW_MAX_BYTES) and checks that the id of the result is id, so a corrupted,
- * truncated or swapped blob is never returned. Returns 0; -ENOENT when id is not in
+ * index entry, the CRC32C, in an encrypted repository the GCM tag (whose AAD names the
+ * id, so a record swapped for another blob's fails) before anything is decompressed,
+ * decompresses into exactly the indexed raw length (at most BLOB_RAW_MAX_BYTES) and
+ * checks that the id of the result is id, so a corrupted, truncated, forged or swapped
+ * blob is never returned. Returns 0; -ENOENT when id is not in
  * the index; -EBADMSG on any mismatch; -EPROTO when the pack is shorter than the index
  * says; -ENOMEM; or a backend error (-ENOENT for a missing pack is returned as -EIO, so
  * "not in the index" stays distinguishable).
@@ -150,7 +191,8 @@ int repo_blob_get(struct repo *r, const struct blob_id *id, uint8_t **data, size
 /*
  * Like repo_blob_get, into the caller's buffer (r, id, dst, len): len must equal the
  * blob's raw length (-EBADMSG otherwise). The zero id reads as len zero bytes, so a
- * restore can call this for every entry of a memory or disk map.
+ * restore can call this for every entry of a memory or disk map. When a tag fails no
+ * decrypted byte is left in dst (or anywhere): dst never holds unauthenticated plaintext.
  */
 int repo_blob_read(struct repo *r, const struct blob_id *id, void *dst, size_t len);
 

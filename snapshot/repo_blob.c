@@ -1,4 +1,4 @@
-/* Storing and fetching blobs: dedup by id, per-blob zstd, packs sealed near their target size, checked reads. */
+/* Storing and fetching blobs: dedup by id, per-blob zstd and sealing, packs near their target size, checked reads. */
 #include "snapshot/repo.h"
 
 #include <errno.h>
@@ -13,6 +13,9 @@ int blob_id_compute(const struct repo *r, const void *data, size_t len, struct b
 	case REPO_ID_SHA256:
 		sha256_buf(data, len, out->b);
 		return 0;
+	case REPO_ID_HMAC_SHA256:
+		/* repo_open_keyed made the keys: an encrypted repository never opens without. */
+		return r->crypto ? repo_crypto_blob_id(r->crypto, data, len, out->b) : -EIO;
 	default:
 		return -EIO; /* repo_config_decode admits no other algorithm */
 	}
@@ -49,7 +52,7 @@ static int repo_write_index(struct repo *r)
 		ix.packs[i].nblobs = u->n;
 		ix.packs[i].entries = u->entries;
 	}
-	rc = index_file_encode(&ix, &buf, &len);
+	rc = index_file_encode(&ix, r->crypto, &buf, &len);
 	free(ix.packs);
 	if (rc < 0)
 		return rc;
@@ -126,7 +129,7 @@ static int repo_pack_start(struct repo *r)
 	rc = repo_pack_slot_new(r, &r->cur_pack);
 	if (rc < 0)
 		return rc;
-	rc = pack_builder_begin(&r->pb);
+	rc = pack_builder_begin(&r->pb, r->crypto);
 	if (rc < 0) {
 		r->npacks--;
 		return rc;
@@ -146,9 +149,10 @@ static int repo_pack_append(struct repo *r, enum blob_type type, const void *dat
 	size_t stored = len;
 	int rc;
 
-	/* Seal a pack that this blob would push past the target. */
+	/* Close a pack that this blob would push past the target. */
 	if (r->building && r->pb.n > 0 &&
-	    r->pb.len + PACK_RECORD_HEADER_BYTES + len > r->cfg.pack_target_bytes) {
+	    r->pb.len + (r->crypto ? REPO_SEAL_OVERHEAD : PACK_RECORD_HEADER_BYTES) + len >
+		    r->cfg.pack_target_bytes) {
 		rc = repo_write_pack(r);
 		if (rc < 0)
 			return rc;
@@ -170,7 +174,10 @@ static int repo_pack_append(struct repo *r, enum blob_type type, const void *dat
 	}
 	if (!flags)
 		memcpy(payload, data, len);
-	pack_builder_commit(&r->pb, id, (uint8_t)type, flags, (uint32_t)len, (uint32_t)stored, &e);
+	rc = pack_builder_commit(&r->pb, id, (uint8_t)type, flags, (uint32_t)len, (uint32_t)stored,
+				 &e);
+	if (rc < 0)
+		return rc;
 	loc = (struct blob_loc){
 		.id = *id,
 		.pack = r->cur_pack,
@@ -186,7 +193,7 @@ static int repo_pack_append(struct repo *r, enum blob_type type, const void *dat
 		return rc;
 	r->stats.blobs_new++;
 	r->stats.bytes_new_raw += len;
-	r->stats.bytes_new_stored += stored;
+	r->stats.bytes_new_stored += e.stored_bytes;
 	return 0;
 }
 
@@ -277,39 +284,10 @@ int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_b
 	return 0;
 }
 
-int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *payload,
-		     uint8_t *dst)
+/* The pack entry a blob location describes (loc, e). */
+static void loc_entry(const struct blob_loc *loc, struct pack_entry *e)
 {
-	struct blob_id got;
-	int rc;
-
-	if (loc->flags & PACK_BLOB_F_ZSTD) {
-		unsigned long long content = ZSTD_getFrameContentSize(payload, loc->stored_bytes);
-		size_t n;
-
-		/* The frame must declare exactly the indexed size; dst bounds the output anyway. */
-		if (content != loc->raw_bytes)
-			return -EBADMSG;
-		n = ZSTD_decompressDCtx(r->dctx, dst, loc->raw_bytes, payload, loc->stored_bytes);
-		if (ZSTD_isError(n) || n != loc->raw_bytes)
-			return -EBADMSG;
-	} else {
-		memcpy(dst, payload, loc->raw_bytes);
-	}
-	rc = blob_id_compute(r, dst, loc->raw_bytes, &got);
-	if (rc < 0)
-		return rc;
-	if (!blob_id_eq(&got, &loc->id))
-		return -EBADMSG;
-	r->stats.blobs_read++;
-	r->stats.bytes_read_raw += loc->raw_bytes;
-	return 0;
-}
-
-int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
-{
-	size_t rec_len = PACK_RECORD_HEADER_BYTES + (size_t)loc->stored_bytes;
-	struct pack_entry e = {
+	*e = (struct pack_entry){
 		.id = loc->id,
 		.offset = loc->offset,
 		.stored_bytes = loc->stored_bytes,
@@ -318,9 +296,91 @@ int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
 		.type = loc->type,
 		.flags = loc->flags,
 	};
+}
+
+/* Make room for n bytes in the scratch buffer for opened zstd frames (r, n). */
+static int plain_reserve(struct repo *r, size_t n)
+{
+	uint8_t *p;
+
+	if (n <= r->plain_cap)
+		return 0;
+	p = realloc(r->plain_buf, n);
+	if (!p)
+		return -ENOMEM;
+	r->plain_buf = p;
+	r->plain_cap = n;
+	return 0;
+}
+
+static int fail(const char **why, const char *reason, int rc)
+{
+	if (why)
+		*why = reason;
+	return rc;
+}
+
+int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *payload,
+		     uint8_t *dst, const char **why)
+{
+	size_t stored = loc->stored_bytes;
+	struct blob_id got;
+	int rc;
+
+	if (!(loc->flags & PACK_BLOB_F_AEAD) != !r->crypto) /* decoders keep these apart */
+		return fail(why, "blob sealing does not match the repository", -EBADMSG);
+	if (loc->flags & PACK_BLOB_F_AEAD) {
+		struct pack_entry e;
+
+		/* The tag first: nothing unauthenticated reaches zstd or the caller. */
+		loc_entry(loc, &e);
+		stored -= REPO_SEAL_OVERHEAD;
+		if (loc->flags & PACK_BLOB_F_ZSTD) {
+			rc = plain_reserve(r, stored);
+			if (rc == 0)
+				rc = pack_blob_unseal(r->crypto, &e, payload, r->plain_buf);
+			payload = r->plain_buf;
+		} else {
+			rc = pack_blob_unseal(r->crypto, &e, payload, dst);
+			payload = NULL; /* the raw blob is in dst already */
+		}
+		if (rc == -EBADMSG)
+			return fail(why, "authentication failed: the blob was altered or swapped", rc);
+		if (rc < 0)
+			return rc;
+	}
+	if (loc->flags & PACK_BLOB_F_ZSTD) {
+		unsigned long long content = ZSTD_getFrameContentSize(payload, stored);
+		size_t n;
+
+		/* The frame must declare exactly the indexed size; dst bounds the output anyway. */
+		if (content != loc->raw_bytes)
+			return fail(why, "compressed blob does not declare its raw length", -EBADMSG);
+		n = ZSTD_decompressDCtx(r->dctx, dst, loc->raw_bytes, payload, stored);
+		if (ZSTD_isError(n) || n != loc->raw_bytes)
+			return fail(why, "blob does not decompress", -EBADMSG);
+	} else if (payload) {
+		memcpy(dst, payload, loc->raw_bytes);
+	}
+	rc = blob_id_compute(r, dst, loc->raw_bytes, &got);
+	if (rc < 0)
+		return rc;
+	if (!blob_id_eq(&got, &loc->id))
+		return fail(why, "content does not match its id", -EBADMSG);
+	r->stats.blobs_read++;
+	r->stats.bytes_read_raw += loc->raw_bytes;
+	return 0;
+}
+
+int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
+{
+	struct pack_entry e;
+	size_t rec_len;
 	const uint8_t *rec, *payload;
 	int rc;
 
+	loc_entry(loc, &e);
+	rec_len = (size_t)pack_record_bytes(&e);
 	if (r->building && loc->pack == r->cur_pack) {
 		rec = r->pb.buf + loc->offset; /* not written yet: it is in memory */
 	} else if (blob_id_is_zero(&r->packs[loc->pack].id)) {
@@ -347,7 +407,7 @@ int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
 	rc = pack_record_check(rec, rec_len, &e, &payload, NULL);
 	if (rc < 0)
 		return rc;
-	return repo_blob_decode(r, loc, payload, dst);
+	return repo_blob_decode(r, loc, payload, dst, NULL);
 }
 
 int repo_blob_get(struct repo *r, const struct blob_id *id, uint8_t **data, size_t *len)

@@ -7,6 +7,7 @@
 #include "snapshot/blob_table_priv.h"
 #include "snapshot/index_file.h"
 #include "snapshot/pack.h"
+#include "snapshot/repo_crypto.h"
 #include "snapshot/repo.h"
 
 /* Packs every index file lists, and the one being built; slot numbers are blob_loc.pack. */
@@ -40,6 +41,7 @@ struct repo {
 	struct backend *be;
 	char *location;
 	struct repo_config cfg;
+	struct repo_crypto *crypto; /* NULL for a plaintext repository */
 	int zstd_level;
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
@@ -58,6 +60,8 @@ struct repo {
 
 	uint8_t *rec_buf; /* one blob record read from a pack */
 	size_t rec_cap;
+	uint8_t *plain_buf; /* a sealed zstd frame, verified and decrypted */
+	size_t plain_cap;
 
 	struct repo_bad_index *bad;
 	uint32_t nbad;
@@ -68,9 +72,14 @@ struct repo {
 /* Read and check the blob loc describes into dst, which holds loc->raw_bytes (r, loc, dst). */
 int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst);
 
-/* Decompress or copy a checked payload into dst and check the id (r, loc, payload, dst). */
+/*
+ * Turn a record's checked stored bytes into the blob (r, loc, payload, dst, why): verify
+ * and decrypt when sealed (the tag before anything else), decompress or copy into dst,
+ * and check the id. why (may be NULL) gets a static reason on -EBADMSG. Returns 0,
+ * -EBADMSG, -ENOMEM or -EIO.
+ */
 int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *payload,
-		     uint8_t *dst);
+		     uint8_t *dst, const char **why);
 
 /* A new pack slot with a zero id, for the pack being built (r, slot). Returns 0 or -ENOMEM. */
 int repo_pack_slot_new(struct repo *r, uint32_t *slot);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "snapshot/disk_sync.h"
+#include "snapshot/lazy_mem.h"
 #include "snapshot/repo.h"
 
 #define STATE_MAX_BYTES (64u << 20)
@@ -122,11 +123,10 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 	return rc;
 }
 
-int snap_restore_vm(struct snap_restore *rs, struct vm *vm, char *err, size_t errlen)
+/* The new VM's regions must be the snapshot's. */
+static int check_regions(const struct snap_restore *rs, struct vm *vm, char *err, size_t errlen)
 {
-	uint64_t t0 = now_ms();
 	unsigned n = vm_ram_nregions(vm);
-	int rc;
 
 	if (n != rs->m.nregions) {
 		snprintf(err, errlen, "snapshot %s: %u RAM regions, the new VM has %u", rs->m.id,
@@ -134,19 +134,33 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, char *err, size_t er
 		return -EPROTO;
 	}
 	for (unsigned r = 0; r < n; r++) {
-		const struct snap_region *sr = &rs->m.regions[r];
 		struct vm_ram_region vr;
 
 		vm_ram_region(vm, r, &vr);
-		if (vr.gpa != sr->gpa || vr.bytes != sr->bytes) {
+		if (vr.gpa != rs->m.regions[r].gpa || vr.bytes != rs->m.regions[r].bytes) {
 			snprintf(err, errlen, "snapshot %s: RAM region %u differs from the new VM's",
 				 rs->m.id, r);
 			return -EPROTO;
 		}
+	}
+	return 0;
+}
+
+/* Read every non-zero chunk into RAM. */
+static int fill_ram_eager(struct snap_restore *rs, struct vm *vm, char *err, size_t errlen)
+{
+	uint64_t first = 0;
+
+	for (unsigned r = 0; r < rs->m.nregions; r++) {
+		const struct snap_region *sr = &rs->m.regions[r];
+		struct vm_ram_region vr;
+
+		vm_ram_region(vm, r, &vr);
 		for (uint64_t c = 0; c < sr->nchunks; c++) {
 			uint64_t off = c * sr->chunk_bytes;
 			size_t len = (size_t)(sr->bytes - off < sr->chunk_bytes ? sr->bytes - off
 										: sr->chunk_bytes);
+			int rc;
 
 			/* New RAM is zero: zero chunks need no write (and no page). */
 			if (blob_id_is_zero(&sr->ids[c]))
@@ -156,15 +170,62 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, char *err, size_t er
 				char id[BLOB_ID_HEX_BYTES];
 
 				blob_id_hex(&sr->ids[c], id);
-				snprintf(err, errlen, "snapshot %s: memory chunk %" PRIu64 " (blob %.16s) "
-					 "cannot be read: %s (run 'godwit images verify')", rs->m.id,
-					 c, id, strerror(-rc));
+				snprintf(err, errlen, "snapshot %s: memory chunk %" PRIu64 " (gpa 0x%"
+					 PRIx64 ", blob %.16s) cannot be read: %s (run 'godwit images "
+					 "verify --repo %s')", rs->m.id, first + c, sr->gpa + off, id,
+					 strerror(-rc), repo_location(rs->repo));
 				return rc;
 			}
 		}
+		first += sr->nchunks;
+	}
+	return 0;
+}
+
+/* Errors of lazy_mem_start that mean "no userfaultfd here", not "something broke". */
+static bool lazy_unavailable(int rc)
+{
+	return rc == -ENOSYS || rc == -EPERM || rc == -EACCES || rc == -ENOTTY || rc == -EINVAL ||
+	       rc == -EOPNOTSUPP;
+}
+
+int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode mode,
+		    struct lazy_mem **lazy, char *err, size_t errlen)
+{
+	uint64_t t0 = now_ms();
+	int rc;
+
+	*lazy = NULL;
+	rs->ram_lazy = false;
+	rs->ram_note[0] = '\0';
+	rc = check_regions(rs, vm, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (mode == SNAP_RAM_LAZY) {
+		rc = lazy_mem_start(lazy, vm, rs->repo, &rs->m, rs->ram_note, sizeof(rs->ram_note));
+		if (rc == 0) {
+			rs->repo = NULL; /* the loader's now */
+			rs->ram_lazy = true;
+		} else if (!lazy_unavailable(rc)) {
+			snprintf(err, errlen, "%s", rs->ram_note);
+			return rc;
+		}
+	}
+	if (!rs->ram_lazy) {
+		rc = fill_ram_eager(rs, vm, err, errlen);
+		if (rc < 0)
+			return rc;
 	}
 	rs->ram_ms = now_ms() - t0;
-	return vm_state_load(vm, rs->state, rs->state_len, err, errlen);
+	rc = vm_state_load(vm, rs->state, rs->state_len, err, errlen);
+	if (rc < 0 && *lazy) {
+		char why[8];
+
+		lazy_mem_stop(*lazy, why, sizeof(why));
+		lazy_mem_free(*lazy);
+		*lazy = NULL;
+	}
+	return rc;
 }
 
 void snap_restore_close(struct snap_restore *rs)

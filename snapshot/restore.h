@@ -2,23 +2,33 @@
 #ifndef SNAPSHOT_RESTORE_H
 #define SNAPSHOT_RESTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "snapshot/manifest.h"
 #include "vmm/vm_state.h"
 
+struct lazy_mem;
 struct repo;
+
+/* How snap_restore_vm fills guest RAM. */
+enum snap_ram_mode {
+	SNAP_RAM_LAZY = 1, /* on demand through userfaultfd (lazy_mem.h), eager if unavailable */
+	SNAP_RAM_EAGER,    /* every chunk read and copied before the vCPUs start */
+};
 
 /* A restore in progress: the repository, the manifest and the state blob. */
 struct snap_restore {
-	struct repo *repo;
+	struct repo *repo; /* NULL once a lazy loader owns it */
 	struct snap_manifest m;
 	uint8_t *state;
 	size_t state_len;
 	struct vm_state_info info;
-	uint64_t ram_ms;  /* time spent filling RAM */
+	uint64_t ram_ms;  /* time spent filling RAM (eager) or registering it (lazy) */
 	uint64_t disk_ms; /* time spent bringing the disk up to date */
+	bool ram_lazy;     /* snap_restore_vm left RAM to a lazy loader */
+	char ram_note[256]; /* why SNAP_RAM_LAZY copied RAM eagerly after all; "" otherwise */
 };
 
 /*
@@ -41,11 +51,20 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 		      size_t errlen);
 
 /*
- * Fill vm's RAM from the snapshot and load its vCPU, VM and device state. vm comes from
- * vm_create_for_restore with rs->info's machine and is not started. Returns 0 or -errno
- * with err.
+ * Fill vm's RAM from the snapshot and load its vCPU, VM and device state (rs, vm, mode,
+ * lazy, err, errlen). vm comes from vm_create_for_restore with rs->info's machine and is
+ * not started.
+ * SNAP_RAM_EAGER reads every non-zero chunk into RAM first; *lazy is set to NULL.
+ * SNAP_RAM_LAZY registers RAM with userfaultfd and starts the loader (lazy_mem.h): *lazy
+ * is set, owns the repository from then on (rs->repo becomes NULL; rs may be closed at
+ * once), and the caller must lazy_mem_stop it after the VM stopped and before
+ * vm_destroy, report its error if any, then lazy_mem_free it. When this host has no
+ * usable userfaultfd, RAM is copied eagerly instead, *lazy is NULL and rs->ram_note says
+ * why. Returns 0 or -errno with err (on failure *lazy is NULL and nothing is left
+ * running).
  */
-int snap_restore_vm(struct snap_restore *rs, struct vm *vm, char *err, size_t errlen);
+int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode mode,
+		    struct lazy_mem **lazy, char *err, size_t errlen);
 
 void snap_restore_close(struct snap_restore *rs);
 

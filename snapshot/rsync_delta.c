@@ -289,6 +289,51 @@ int rsd_signature(int fd, uint64_t bytes, uint32_t block_bytes, uint8_t **sig,
 	return 0;
 }
 
+int rsd_signature_update(uint8_t *sig, size_t sig_len, int fd, uint64_t bytes,
+			 const uint64_t *bitmap, char *err, size_t errlen)
+{
+	const size_t entry = 4 + RSD_STRONG_BYTES;
+	struct rsd_sig_info i;
+	int rc = rsd_sig_parse(sig, sig_len, &i);
+
+	if (rc < 0)
+		return rc;
+	if (i.magic != RS_RK_BLAKE2_SIG_MAGIC || i.strong_bytes != RSD_STRONG_BYTES ||
+	    i.nblocks != bytes / i.block_bytes + (bytes % i.block_bytes != 0)) {
+		rsd_errf(err, errlen, "librsync signature: the old one does not fit the image");
+		return -EINVAL;
+	}
+	for (uint64_t b = 0; b < i.nblocks; b++) {
+		uint64_t off = b * i.block_bytes;
+		struct rsd_source src = { .fd = fd, .off = off,
+					  .end = bytes - off < i.block_bytes ? bytes : off + i.block_bytes };
+		struct rsd_sink sink = { .write = sink_mem };
+		rs_job_t *job;
+
+		if (!(bitmap[b / 64] >> (b % 64) & 1))
+			continue;
+		job = rs_sig_begin(i.block_bytes, RSD_STRONG_BYTES, RS_RK_BLAKE2_SIG_MAGIC);
+		if (!job) {
+			rsd_errf(err, errlen, "librsync signature: cannot start a job");
+			return -ENOMEM;
+		}
+		rc = rsd_run(job, &src, &sink, "signature", NULL, err, errlen);
+		rs_job_free(job);
+		if (rc == 0 && sink.len != RSD_SIG_HEADER_BYTES + entry) {
+			/* One block gives one entry: anything else is a librsync surprise. */
+			rsd_errf(err, errlen, "librsync signature: unexpected length for one block");
+			rc = -EIO;
+		}
+		if (rc == 0)
+			memcpy(sig + RSD_SIG_HEADER_BYTES + b * entry, sink.buf + RSD_SIG_HEADER_BYTES,
+			       entry);
+		free(sink.buf);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Load a signature into librsync's in-memory form and index it (sig, len, out). */
 static int rsd_sig_load(const uint8_t *sig, size_t len, rs_signature_t **out, char *err,
 			size_t errlen)

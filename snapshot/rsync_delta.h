@@ -105,6 +105,19 @@ int rsd_sig_compare(const uint8_t *old_sig, size_t old_len, const uint8_t *new_s
 		    size_t new_len, uint64_t *bitmap, uint64_t *nchanged);
 
 /*
+ * Bring sig, the signature of an earlier version of the image, up to date in place for
+ * the blocks bitmap marks (sig, sig_len, fd, bytes, bitmap, err, errlen): each marked
+ * block is read and its entry recomputed, and no other block is read. For a disk whose
+ * change log is valid, this gives what rsd_signature would, at the cost of the changed
+ * blocks only (signature entries depend on their block alone). sig must be a RabinKarp
+ * BLAKE2 signature with RSD_STRONG_BYTES sums of exactly ceil(bytes / block) blocks.
+ * Returns 0; -EINVAL when sig does not fit the image (the caller computes a new one);
+ * a parse, read or librsync error.
+ */
+int rsd_signature_update(uint8_t *sig, size_t sig_len, int fd, uint64_t bytes,
+			 const uint64_t *bitmap, char *err, size_t errlen);
+
+/*
  * For a disk whose change log was lost: given the previous snapshot's signature and the
  * current image (old_sig, old_len, fd, bytes, bitmap, nchanged, new_sig, new_len, err,
  * errlen), read the image once, computing its signature with the old one's block size,

@@ -129,7 +129,7 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 		return 0;
 	}
 	v->res.bytes_read += len;
-	rc = pack_decode(buf, len, &es, &n, &why);
+	rc = pack_decode(buf, len, r->crypto, &es, &n, &why);
 	if (rc == -ENOMEM)
 		goto out;
 	if (rc < 0) {
@@ -166,14 +166,14 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 			rc = -ENOMEM;
 			goto out_table;
 		}
-		rc = repo_blob_decode(r, &loc, buf + es[i].offset + PACK_RECORD_HEADER_BYTES, dst);
+		rc = repo_blob_decode(r, &loc, buf + pack_payload_offset(&es[i]), dst, &why);
 		if (rc == -ENOMEM)
 			goto out_table;
 		v->res.blobs_read++;
 		if (rc < 0) {
 			blob_id_hex(&es[i].id, bhex);
 			report(v, REPO_VERIFY_PROBLEM, "pack %s: blob %s: %s", hex, bhex,
-			       rc == -EBADMSG ? "content does not match its id" : strerror(-rc));
+			       rc == -EBADMSG ? why : strerror(-rc));
 			if (blob_table_add(&v->bad, &loc) < 0) {
 				rc = -ENOMEM;
 				goto out_table;
@@ -318,7 +318,7 @@ static int verify_snapshot(void *arg, const char *name, uint64_t bytes)
 		report(v, REPO_VERIFY_PROBLEM, "snapshot %s: read: %s", id, strerror(-rc));
 		return 0;
 	}
-	rc = manifest_decode(buf, len, &m, &why);
+	rc = manifest_decode(buf, len, v->r->crypto, &m, &why);
 	free(buf);
 	if (rc == -ENOMEM)
 		return rc;

@@ -24,8 +24,16 @@ Faults are rules, each a comma-separated list of key=value:
       error200      200 with an <Error><Code>InternalError</Code> body
       noetag        answer normally without the ETag header
       hugelength    a 200 that claims a 1 GiB body, then closes
+      outage:SECONDS  the server is down for SECONDS from this request on: every request
+                    (this one included) has its connection closed without an answer,
+                    then service resumes with every object intact (a restart of a
+                    server that keeps its data)
   code=NAME         the S3 error Code for a status action (default by status)
   region=NAME       add <Region>NAME</Region> to that error, as S3 does for a wrong region
+
+Rules can also be added while the server runs: POST /_fault/rules with a SPEC as the
+body (unsigned, answered 204) appends one, so a test can arm a fault at the moment it
+wants (say, "the next pack upload starts an outage").
 
 Every request is appended to --log as "METHOD PATH?QUERY STATUS" (STATUS "-" when the
 connection was dropped). Prints "READY <port>" once listening.
@@ -82,6 +90,7 @@ class State:
         self.buckets = {}   # name -> {key: bytes}
         self.uploads = {}   # upload id -> (bucket, key, {part number: bytes})
         self.next_upload = 1
+        self.down_until = 0.0  # time.monotonic() until which an outage lasts
 
     def log(self, line):
         if self.log_path:
@@ -138,8 +147,19 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
+        if self.command == "POST" and self.path == "/_fault/rules":
+            with self.state.lock:
+                self.state.rules.append(Rule(body.decode()))
+            return self.send(204)
         rule = self.state.fault(self.command, self.path)
         action = rule.action if rule else ""
+        if action.startswith("outage:"):
+            with self.state.lock:
+                self.state.down_until = time.monotonic() + float(action.split(":", 1)[1])
+        with self.state.lock:
+            down = time.monotonic() < self.state.down_until
+        if down:
+            return self.drop()
         if action == "die":
             self.state.log(f"{self.command} {self.path} die")
             os.kill(os.getpid(), signal.SIGKILL)

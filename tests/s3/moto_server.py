@@ -30,6 +30,31 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from werkzeug.serving import make_server  # noqa: E402
 
+
+
+def canonical_query_as_s3():
+    """Make moto's signature check canonicalise the query string as S3 does.
+
+    moto verifies a signature over the request URL werkzeug rebuilt, whose query it has
+    re-quoted with '/' left bare, and botocore's URL form takes the query as it finds it:
+    ListObjectsV2 with prefix=a%2Fb%2F, signed correctly, then fails. S3 itself decodes
+    each name and value and encodes it again (RFC 3986 unreserved characters bare), which
+    this does, in this process only.
+    """
+    from urllib.parse import quote, unquote
+
+    from botocore.auth import SigV4Auth
+
+    def canonical(self, parts):
+        pairs = []
+        for pair in parts.query.split("&") if parts.query else []:
+            key, _, value = pair.partition("=")
+            pairs.append((quote(unquote(key), safe="-_.~"), quote(unquote(value), safe="-_.~")))
+        return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+
+    SigV4Auth._canonical_query_string_url = canonical
+
+
 ALLOW_ALL = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
@@ -42,6 +67,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 
+    canonical_query_as_s3()
     iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
     iam.create_user(region_name="us-east-1", user_name="godwit-test")
     iam.put_user_policy("godwit-test", "allow-all", ALLOW_ALL)

@@ -14,6 +14,7 @@
 
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
+#include "snapshot/repo_key.h"
 
 void fill_random(uint8_t *buf, size_t len, uint64_t seed)
 {
@@ -189,6 +190,51 @@ struct repo *repo_open_ok(const char *dir)
 
 	cr_assert_eq(repo_open(&r, dir, err, sizeof(err)), 0, "repo_open: %s", err);
 	return r;
+}
+
+struct repo *repo_open_key_ok(const char *dir, const struct repo_key *key)
+{
+	struct repo *r;
+	char err[256] = "";
+
+	cr_assert_eq(repo_open_keyed(&r, dir, key, err, sizeof(err)), 0, "repo_open_keyed: %s", err);
+	return r;
+}
+
+void test_key(struct repo_key *key, uint8_t seed)
+{
+	fill_random(key->b, sizeof(key->b), 0x6b6579u + seed);
+}
+
+bool tree_find(const char *dir, const void *needle, size_t len, char *out, size_t out_len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+
+	cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
+	while (!found && (de = readdir(d))) {
+		char sub[512];
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		cr_assert_eq(lstat(sub, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			found = tree_find(sub, needle, len, out, out_len);
+		} else {
+			size_t n;
+			uint8_t *buf = file_read(sub, &n);
+
+			found = n >= len && memmem(buf, n, needle, len) != NULL;
+			if (found)
+				snprintf(out, out_len, "%s", sub);
+			free(buf);
+		}
+	}
+	closedir(d);
+	return found;
 }
 
 void manifest_fill(struct snap_manifest *m, struct repo *r, const uint8_t *data,

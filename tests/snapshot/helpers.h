@@ -41,6 +41,19 @@ unsigned count_objects(const char *dir, const char *sub);
 /* Open the repository at dir or fail the test (dir). */
 struct repo *repo_open_ok(const char *dir);
 
+/* Open the encrypted repository at dir with key or fail the test (dir, key). */
+struct repo_key;
+struct repo *repo_open_key_ok(const char *dir, const struct repo_key *key);
+
+/* A deterministic key for tests, different for each seed (key, seed). */
+void test_key(struct repo_key *key, uint8_t seed);
+
+/*
+ * The path of the first object under dir whose bytes contain needle (dir, needle, len,
+ * out, out_len), or false: every file below dir, config included, is searched.
+ */
+bool tree_find(const char *dir, const void *needle, size_t len, char *out, size_t out_len);
+
 /*
  * A manifest for a VM with one region of ram_bytes at gpa 0 and a disk of disk_bytes
  * (0: none), chunks of 64 KiB, every chunk stored from data (ram then disk), with a

@@ -6,6 +6,7 @@
 
 #include "helpers.h"
 #include "snapshot/index_file.h"
+#include "snapshot/repo_crypto.h"
 #include "transport/byteorder.h"
 
 static struct pack_entry entries[3][4];
@@ -37,7 +38,7 @@ static void setup(void)
 		packs[p].pack_bytes = off + PACK_TRAILER_HEAD_BYTES +
 				      packs[p].nblobs * PACK_ENTRY_BYTES + PACK_TAIL_BYTES;
 	}
-	cr_assert_eq(index_file_encode(&ix, &buf, &len), 0);
+	cr_assert_eq(index_file_encode(&ix, NULL, &buf, &len), 0);
 }
 
 static void teardown(void)
@@ -56,7 +57,7 @@ static int decode(size_t n)
 {
 	struct index_file out;
 	const char *why = NULL;
-	int rc = index_file_decode(buf, n, &out, &why);
+	int rc = index_file_decode(buf, n, NULL, &out, &why);
 
 	if (rc == 0)
 		index_file_free(&out);
@@ -86,7 +87,7 @@ Test(index_file, round_trips)
 
 	cr_assert_eq(len, INDEX_HEADER_BYTES + 3 * INDEX_PACK_HEADER_BYTES +
 			  (2 + 3 + 4) * PACK_ENTRY_BYTES + INDEX_TAIL_BYTES);
-	cr_assert_eq(index_file_decode(buf, len, &out, NULL), 0);
+	cr_assert_eq(index_file_decode(buf, len, NULL, &out, NULL), 0);
 	cr_assert_eq(out.npacks, 3);
 	for (int p = 0; p < 3; p++) {
 		cr_assert(blob_id_eq(&out.packs[p].pack_id, &packs[p].pack_id));
@@ -125,7 +126,7 @@ Test(index_file, encode_refuses_empty)
 	uint8_t *b;
 	size_t n;
 
-	cr_assert_eq(index_file_encode(&empty, &b, &n), -EINVAL);
+	cr_assert_eq(index_file_encode(&empty, NULL, &b, &n), -EINVAL);
 }
 
 Test(index_file, rejects_bad_magic)
@@ -202,4 +203,116 @@ Test(index_file, rejects_entries_outside_their_pack)
 Test(index_file, rejects_oversized_file)
 {
 	cr_assert_eq(decode((size_t)INDEX_MAX_BYTES + 1), -EMSGSIZE);
+}
+
+/* ---- The sealed form ------------------------------------------------------------------ */
+
+/* Make the entries sealed ones (AEAD, stored grown by the overhead) and a crypto (c, seed). */
+static void seal_entries(struct repo_crypto **c, uint8_t seed)
+{
+	struct repo_key key;
+	uint8_t salt[REPO_KEY_SALT_BYTES];
+
+	test_key(&key, seed);
+	fill_random(salt, sizeof(salt), seed);
+	cr_assert_eq(repo_crypto_new(c, &key, salt), 0);
+	for (int p = 0; p < 3; p++)
+		for (uint32_t i = 0; i < packs[p].nblobs; i++)
+			entries[p][i].flags |= PACK_BLOB_F_AEAD;
+}
+
+static int decode_with(const uint8_t *b, size_t n, struct repo_crypto *c, const char **why)
+{
+	struct index_file out;
+	int rc = index_file_decode(b, n, c, &out, why);
+
+	if (rc == 0)
+		index_file_free(&out);
+	return rc;
+}
+
+Test(index_file, sealed_round_trips_and_shows_nothing)
+{
+	struct repo_crypto *c;
+	struct index_file out;
+	uint8_t *sb;
+	size_t sn;
+
+	seal_entries(&c, 1);
+	cr_assert_eq(index_file_encode(&ix, c, &sb, &sn), 0);
+	cr_assert_eq(sn, len + REPO_SEAL_OVERHEAD);
+	cr_assert_eq(le16_decode(sb + 6), INDEX_F_AEAD);
+	cr_assert_eq(index_file_decode(sb, sn, c, &out, NULL), 0);
+	cr_assert_eq(out.npacks, 3);
+	for (int p = 0; p < 3; p++) {
+		cr_assert(blob_id_eq(&out.packs[p].pack_id, &packs[p].pack_id));
+		cr_assert_null(memmem(sb, sn, packs[p].pack_id.b, BLOB_ID_BYTES));
+		for (uint32_t i = 0; i < packs[p].nblobs; i++) {
+			cr_assert(blob_id_eq(&out.packs[p].entries[i].id, &entries[p][i].id));
+			cr_assert_eq(out.packs[p].entries[i].flags, entries[p][i].flags);
+			cr_assert_null(memmem(sb, sn, entries[p][i].id.b, BLOB_ID_BYTES));
+		}
+	}
+	index_file_free(&out);
+	free(sb);
+	repo_crypto_free(c);
+}
+
+Test(index_file, sealed_needs_its_key_and_matching_entry_flags)
+{
+	struct repo_crypto *c, *other;
+	const char *why = NULL;
+	uint8_t *sb;
+	size_t sn;
+
+	cr_assert_eq(decode_with(buf, len, NULL, NULL), 0);
+	seal_entries(&c, 1);
+	cr_assert_eq(index_file_encode(&ix, NULL, &sb, &sn), -EINVAL, "sealed entries, plain index");
+	cr_assert_eq(index_file_encode(&ix, c, &sb, &sn), 0);
+	cr_assert_eq(decode_with(sb, sn, NULL, &why), -ENOKEY);
+	cr_assert_eq(decode_with(buf, len, c, &why), -EBADMSG, "a plaintext index with a key");
+	cr_assert_str_eq(why, "plaintext index in an encrypted repository");
+	cr_assert_eq(repo_crypto_new(&other, &(struct repo_key){ { 7 } },
+				     (uint8_t[REPO_KEY_SALT_BYTES]){ 1 }), 0);
+	cr_assert_eq(decode_with(sb, sn, other, &why), -EBADMSG, "another key");
+	cr_assert_str_eq(why, "authentication failed: the index was altered");
+	entries[1][1].flags &= (uint8_t)~PACK_BLOB_F_AEAD;
+	free(sb);
+	cr_assert_eq(index_file_encode(&ix, c, &sb, &sn), -EINVAL, "a plain entry in a sealed index");
+	repo_crypto_free(c);
+	repo_crypto_free(other);
+}
+
+Test(index_file, sealed_rejects_flips_and_truncation)
+{
+	struct repo_crypto *c;
+	const char *why = NULL;
+	uint8_t *sb;
+	size_t sn;
+
+	seal_entries(&c, 1);
+	cr_assert_eq(index_file_encode(&ix, c, &sb, &sn), 0);
+	for (size_t off = 0; off < sn; off += 37) {
+		int rc;
+
+		sb[off] ^= 0x01;
+		rc = decode_with(sb, sn, c, &why);
+		cr_assert(rc == -EBADMSG || rc == -ENOMSG || rc == -EPROTONOSUPPORT,
+			  "flip at %zu: %d", off, rc);
+		if (off >= INDEX_PREFIX_BYTES && off < sn - INDEX_TAIL_BYTES) {
+			sha256_buf(sb, sn - 32, sb + sn - 32);
+			cr_assert_eq(decode_with(sb, sn, c, &why), -EBADMSG, "resealed flip at %zu", off);
+			cr_assert_str_eq(why, "authentication failed: the index was altered");
+		}
+		sb[off] ^= 0x01;
+		sha256_buf(sb, sn - 32, sb + sn - 32);
+	}
+	cr_assert_eq(decode_with(sb, sn, c, NULL), 0);
+	for (size_t n = 0; n < sn; n++) {
+		int rc = decode_with(sb, n, c, NULL);
+
+		cr_assert(rc == -EPROTO || rc == -EBADMSG, "len %zu: %d", n, rc);
+	}
+	free(sb);
+	repo_crypto_free(c);
 }

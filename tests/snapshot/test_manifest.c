@@ -39,7 +39,7 @@ static void setup(void)
 	cr_assert_eq(manifest_set_sig(&m, sig, 2), 0);
 	fill_random(m.state_id.b, 32, 5);
 	m.stats = (struct snap_stats){ 11, 22, 33, 44 };
-	cr_assert_eq(manifest_encode(&m, &obj, &len), 0);
+	cr_assert_eq(manifest_encode(&m, NULL, &obj, &len), 0);
 }
 
 static void teardown(void)
@@ -54,7 +54,7 @@ static int decode_obj(const uint8_t *o, size_t n)
 {
 	struct snap_manifest out;
 	const char *why = NULL;
-	int rc = manifest_decode(o, n, &out, &why);
+	int rc = manifest_decode(o, n, NULL, &out, &why);
 
 	if (rc == 0)
 		manifest_free(&out);
@@ -116,7 +116,7 @@ Test(manifest, round_trips_every_field)
 {
 	struct snap_manifest out;
 
-	cr_assert_eq(manifest_decode(obj, len, &out, NULL), 0);
+	cr_assert_eq(manifest_decode(obj, len, NULL, &out, NULL), 0);
 	cr_assert_str_eq(out.id, m.id);
 	cr_assert_str_eq(out.parent, m.parent);
 	cr_assert_str_eq(out.vm_name, "web-1");
@@ -157,8 +157,8 @@ Test(manifest, a_full_snapshot_has_no_parent)
 
 	m.parent[0] = '\0';
 	free(obj);
-	cr_assert_eq(manifest_encode(&m, &obj, &len), 0);
-	cr_assert_eq(manifest_decode(obj, len, &out, NULL), 0);
+	cr_assert_eq(manifest_encode(&m, NULL, &obj, &len), 0);
+	cr_assert_eq(manifest_decode(obj, len, NULL, &out, NULL), 0);
 	cr_assert_str_eq(out.parent, "");
 	manifest_free(&out);
 }
@@ -221,9 +221,16 @@ Test(manifest, rejects_bad_version_and_flags)
 	reseal(obj, len);
 	cr_assert_eq(decode_obj(obj, len), -EPROTONOSUPPORT);
 	le16_encode(obj + 4, MANIFEST_FORMAT_VERSION);
-	le16_encode(obj + 6, MANIFEST_F_ZSTD | MANIFEST_F_AEAD);
+	le16_encode(obj + 6, 0x04);
 	reseal(obj, len);
 	cr_assert_eq(decode_obj(obj, len), -EPROTONOSUPPORT);
+	le16_encode(obj + 6, MANIFEST_F_AEAD); /* sealed needs zstd */
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -EPROTONOSUPPORT);
+	/* The sealed form is recognised, and needs the repository's keys. */
+	le16_encode(obj + 6, MANIFEST_F_ZSTD | MANIFEST_F_AEAD);
+	reseal(obj, len);
+	cr_assert_eq(decode_obj(obj, len), -ENOKEY);
 }
 
 Test(manifest, rejects_bad_checksum)
@@ -348,4 +355,115 @@ Test(manifest, rejects_bad_strings)
 	rebuild(b, n, true);
 	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
 	free(b);
+}
+
+/* ---- The sealed form ------------------------------------------------------------------ */
+
+static struct repo_crypto *crypto_for(uint8_t seed)
+{
+	struct repo_crypto *c;
+	struct repo_key key;
+	uint8_t salt[REPO_KEY_SALT_BYTES];
+
+	test_key(&key, seed);
+	fill_random(salt, sizeof(salt), seed);
+	cr_assert_eq(repo_crypto_new(&c, &key, salt), 0);
+	return c;
+}
+
+static int decode_with(const uint8_t *o, size_t n, struct repo_crypto *c, const char **why)
+{
+	struct snap_manifest out;
+	int rc = manifest_decode(o, n, c, &out, why);
+
+	if (rc == 0)
+		manifest_free(&out);
+	return rc;
+}
+
+Test(manifest, sealed_round_trips_and_shows_no_name_time_size_or_id)
+{
+	struct repo_crypto *c = crypto_for(1);
+	struct snap_manifest out;
+	uint8_t *so, le[8];
+	size_t sn;
+
+	cr_assert_eq(manifest_encode(&m, c, &so, &sn), 0);
+	cr_assert_eq(le16_decode(so + 6), MANIFEST_F_ZSTD | MANIFEST_F_AEAD);
+	cr_assert_eq(manifest_decode(so, sn, c, &out, NULL), 0);
+	cr_assert_str_eq(out.id, m.id);
+	cr_assert_str_eq(out.vm_name, "web-1");
+	cr_assert_eq(out.created_ns, m.created_ns);
+	cr_assert_eq(out.regions[1].nchunks, m.regions[1].nchunks);
+	cr_assert_eq(memcmp(out.regions[0].ids, m.regions[0].ids,
+			    m.regions[0].nchunks * BLOB_ID_BYTES), 0);
+	cr_assert(blob_id_eq(&out.state_id, &m.state_id));
+	manifest_free(&out);
+	cr_assert_null(memmem(so, sn, "web-1", 5));
+	cr_assert_null(memmem(so, sn, "avx2", 4));
+	cr_assert_null(memmem(so, sn, m.id, 8), "the time, as text");
+	cr_assert_null(memmem(so, sn, m.state_id.b, 32));
+	le64_encode(le, m.created_ns);
+	cr_assert_null(memmem(so, sn, le, 8), "the time");
+	le64_encode(le, le64_decode(obj + 8));
+	cr_assert_null(memmem(so, sn, le, 8), "the body length, so the VM's size");
+	free(so);
+	repo_crypto_free(c);
+}
+
+Test(manifest, sealed_needs_its_key_and_plaintext_refuses_one)
+{
+	struct repo_crypto *c = crypto_for(1), *other = crypto_for(2);
+	const char *why = NULL;
+	uint8_t *so;
+	size_t sn;
+
+	cr_assert_eq(manifest_encode(&m, c, &so, &sn), 0);
+	cr_assert_eq(decode_with(so, sn, NULL, &why), -ENOKEY);
+	cr_assert_eq(decode_with(so, sn, other, &why), -EBADMSG);
+	cr_assert_str_eq(why, "authentication failed: the manifest was altered");
+	cr_assert_eq(decode_with(obj, len, c, &why), -EBADMSG);
+	cr_assert_str_eq(why, "plaintext manifest in an encrypted repository");
+	cr_assert_eq(decode_with(so, sn, c, &why), 0);
+	free(so);
+	repo_crypto_free(c);
+	repo_crypto_free(other);
+}
+
+Test(manifest, sealed_rejects_flips_truncation_and_trailing_bytes)
+{
+	struct repo_crypto *c = crypto_for(1);
+	const char *why = NULL;
+	uint8_t *so, *longer;
+	size_t sn, cuts[9];
+
+	cr_assert_eq(manifest_encode(&m, c, &so, &sn), 0);
+	{
+		size_t spots[] = { 8, 19, 20, 27, 28, sn / 2, sn - 48, sn - 33 };
+
+		for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
+			so[spots[i]] ^= 0x40;
+			cr_assert_eq(decode_with(so, sn, c, &why), -EBADMSG, "flip at %zu", spots[i]);
+			cr_assert_str_eq(why, "checksum mismatch");
+			reseal(so, sn);
+			cr_assert_eq(decode_with(so, sn, c, &why), -EBADMSG, "resealed at %zu", spots[i]);
+			cr_assert_str_eq(why, "authentication failed: the manifest was altered");
+			so[spots[i]] ^= 0x40;
+			reseal(so, sn);
+		}
+	}
+	cuts[0] = 0, cuts[1] = 7, cuts[2] = 8, cuts[3] = 20, cuts[4] = 8 + 28 + 8 + 31;
+	cuts[5] = sn / 2, cuts[6] = sn - 33, cuts[7] = sn - 32, cuts[8] = sn - 1;
+	for (size_t i = 0; i < 9; i++) {
+		int rc = decode_with(so, cuts[i], c, &why);
+
+		cr_assert(rc == -EPROTO || rc == -EBADMSG, "cut at %zu: %d", cuts[i], rc);
+	}
+	longer = xmalloc(sn + 1);
+	memcpy(longer, so, sn);
+	longer[sn] = 0;
+	cr_assert_eq(decode_with(longer, sn + 1, c, &why), -EBADMSG);
+	free(longer);
+	free(so);
+	repo_crypto_free(c);
 }

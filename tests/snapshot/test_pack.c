@@ -19,7 +19,7 @@ static uint32_t lens[NBLOBS] = { 3000, 1, 0, 1234, 2999 };
 static void setup(void)
 {
 	pack_builder_init(&pb);
-	cr_assert_eq(pack_builder_begin(&pb), 0);
+	cr_assert_eq(pack_builder_begin(&pb, NULL), 0);
 	for (int i = 0; i < NBLOBS; i++) {
 		uint8_t *dst;
 
@@ -27,7 +27,8 @@ static void setup(void)
 		sha256_buf(payloads[i], lens[i], ids[i].b);
 		cr_assert_eq(pack_builder_reserve(&pb, lens[i], &dst), 0);
 		memcpy(dst, payloads[i], lens[i]);
-		pack_builder_commit(&pb, &ids[i], BLOB_T_DATA + i % 4, 0, lens[i], lens[i], NULL);
+		cr_assert_eq(pack_builder_commit(&pb, &ids[i], BLOB_T_DATA + i % 4, 0, lens[i], lens[i],
+						 NULL), 0);
 	}
 	cr_assert_eq(pack_builder_finish(&pb, &pack_id), 0);
 }
@@ -55,7 +56,7 @@ static int decode(const uint8_t *buf, size_t len)
 	struct pack_entry *es = NULL;
 	const char *why = NULL;
 	uint32_t n = 0;
-	int rc = pack_decode(buf, len, &es, &n, &why);
+	int rc = pack_decode(buf, len, NULL, &es, &n, &why);
 
 	if (rc < 0)
 		cr_assert_not_null(why);
@@ -80,7 +81,7 @@ Test(pack, round_trips_entries_and_payloads)
 	uint32_t n;
 	uint8_t sum[32];
 
-	cr_assert_eq(pack_decode(pb.buf, pb.len, &es, &n, NULL), 0);
+	cr_assert_eq(pack_decode(pb.buf, pb.len, NULL, &es, &n, NULL), 0);
 	cr_assert_eq(n, NBLOBS);
 	for (int i = 0; i < NBLOBS; i++) {
 		const uint8_t *payload;
@@ -114,10 +115,10 @@ Test(pack, builder_can_be_reused)
 	struct blob_id id2;
 	uint8_t *dst;
 
-	cr_assert_eq(pack_builder_begin(&pb), 0);
+	cr_assert_eq(pack_builder_begin(&pb, NULL), 0);
 	cr_assert_eq(pack_builder_reserve(&pb, 10, &dst), 0);
 	memcpy(dst, "0123456789", 10);
-	pack_builder_commit(&pb, &ids[0], BLOB_T_META, 0, 10, 10, NULL);
+	cr_assert_eq(pack_builder_commit(&pb, &ids[0], BLOB_T_META, 0, 10, 10, NULL), 0);
 	cr_assert_eq(pack_builder_finish(&pb, &id2), 0);
 	cr_assert_eq(decode(pb.buf, pb.len), 0);
 	cr_assert_not(blob_id_eq(&id2, &pack_id));
@@ -127,7 +128,7 @@ Test(pack, empty_pack_is_refused)
 {
 	struct blob_id id2;
 
-	cr_assert_eq(pack_builder_begin(&pb), 0);
+	cr_assert_eq(pack_builder_begin(&pb, NULL), 0);
 	cr_assert_eq(pack_builder_finish(&pb, &id2), -EINVAL);
 }
 
@@ -143,9 +144,13 @@ Test(pack, rejects_bad_version_and_flags)
 	reseal(pb.buf, pb.len);
 	cr_assert_eq(decode(pb.buf, pb.len), -EPROTONOSUPPORT);
 	le16_encode(pb.buf + 4, PACK_FORMAT_VERSION);
-	le16_encode(pb.buf + 6, 1);
+	le16_encode(pb.buf + 6, 2);
 	reseal(pb.buf, pb.len);
 	cr_assert_eq(decode(pb.buf, pb.len), -EPROTONOSUPPORT);
+	/* The sealed form is recognised, and needs the repository's keys. */
+	le16_encode(pb.buf + 6, PACK_F_AEAD);
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -ENOKEY);
 }
 
 Test(pack, rejects_bad_checksum_anywhere)
@@ -194,7 +199,12 @@ Test(pack, rejects_unknown_blob_type)
 
 Test(pack, rejects_unknown_blob_flags)
 {
-	pb.buf[entry_off(1) + 53] = PACK_BLOB_F_AEAD;
+	pb.buf[entry_off(1) + 53] = 0x04;
+	reseal(pb.buf, pb.len);
+	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
+	/* A sealed record in a plaintext pack. */
+	pb.buf[entry_off(0) + 53] = PACK_BLOB_F_AEAD;
+	pb.buf[entry_off(1) + 53] = 0;
 	reseal(pb.buf, pb.len);
 	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
 }
@@ -246,7 +256,7 @@ Test(pack, record_check_catches_short_reads_and_crc)
 	const uint8_t *payload;
 	uint32_t n;
 
-	cr_assert_eq(pack_decode(pb.buf, pb.len, &es, &n, NULL), 0);
+	cr_assert_eq(pack_decode(pb.buf, pb.len, NULL, &es, &n, NULL), 0);
 	cr_assert_eq(pack_record_check(pb.buf + es[0].offset, 16 + es[0].stored_bytes - 1, &es[0],
 				       &payload, NULL), -EPROTO);
 	es[0].crc ^= 1;
@@ -258,4 +268,169 @@ Test(pack, record_check_catches_short_reads_and_crc)
 Test(pack, rejects_oversized_pack)
 {
 	cr_assert_eq(decode(pb.buf, (size_t)PACK_MAX_BYTES + 1), -EMSGSIZE);
+}
+
+/* ---- The sealed form ------------------------------------------------------------------ */
+
+/* Build the same blobs as a sealed pack under a fresh crypto (spb, c, seed). */
+static void build_sealed(struct pack_builder *spb, struct repo_crypto **c, uint8_t seed)
+{
+	struct repo_key key;
+	uint8_t salt[REPO_KEY_SALT_BYTES];
+	struct blob_id id;
+
+	test_key(&key, seed);
+	fill_random(salt, sizeof(salt), seed);
+	cr_assert_eq(repo_crypto_new(c, &key, salt), 0);
+	pack_builder_init(spb);
+	cr_assert_eq(pack_builder_begin(spb, *c), 0);
+	for (int i = 0; i < NBLOBS; i++) {
+		uint8_t *dst;
+
+		cr_assert_eq(pack_builder_reserve(spb, lens[i], &dst), 0);
+		memcpy(dst, payloads[i], lens[i]);
+		cr_assert_eq(pack_builder_commit(spb, &ids[i], BLOB_T_DATA + i % 4, 0, lens[i],
+						 lens[i], NULL), 0);
+	}
+	cr_assert_eq(pack_builder_finish(spb, &id), 0);
+}
+
+static int decode_sealed(const uint8_t *buf, size_t len, struct repo_crypto *c)
+{
+	struct pack_entry *es = NULL;
+	const char *why = NULL;
+	uint32_t n = 0;
+	int rc = pack_decode(buf, len, c, &es, &n, &why);
+
+	if (rc < 0)
+		cr_assert_not_null(why);
+	free(es);
+	return rc;
+}
+
+Test(pack, sealed_round_trips_and_shows_no_id_length_or_payload)
+{
+	struct pack_builder spb;
+	struct repo_crypto *c;
+	struct pack_entry *es;
+	uint8_t back[3000];
+	uint32_t n;
+
+	build_sealed(&spb, &c, 1);
+	cr_assert_eq(le16_decode(spb.buf + 6), PACK_F_AEAD);
+	cr_assert_eq(spb.len, PACK_HEADER_BYTES + 3000 + 1 + 0 + 1234 + 2999 +
+				      NBLOBS * REPO_SEAL_OVERHEAD + REPO_SEAL_OVERHEAD +
+				      PACK_TRAILER_HEAD_BYTES + NBLOBS * PACK_ENTRY_BYTES +
+				      PACK_AEAD_TAIL_BYTES);
+	cr_assert_eq(pack_decode(spb.buf, spb.len, c, &es, &n, NULL), 0);
+	cr_assert_eq(n, NBLOBS);
+	for (int i = 0; i < NBLOBS; i++) {
+		const uint8_t *sealed;
+
+		cr_assert(blob_id_eq(&es[i].id, &ids[i]));
+		cr_assert_eq(es[i].flags, PACK_BLOB_F_AEAD);
+		cr_assert_eq(es[i].stored_bytes, lens[i] + REPO_SEAL_OVERHEAD);
+		cr_assert_eq(pack_record_bytes(&es[i]), es[i].stored_bytes, "no record header");
+		cr_assert_eq(pack_record_check(spb.buf + es[i].offset, es[i].stored_bytes, &es[i],
+					       &sealed, NULL), 0);
+		cr_assert_eq(pack_blob_unseal(c, &es[i], sealed, back), 0);
+		cr_assert_eq(memcmp(back, payloads[i], lens[i]), 0);
+		cr_assert_null(memmem(spb.buf, spb.len, ids[i].b, BLOB_ID_BYTES), "id %d shows", i);
+		if (lens[i] > 1)
+			cr_assert_null(memmem(spb.buf, spb.len, payloads[i], 16), "payload %d", i);
+	}
+	free(es);
+	pack_builder_free(&spb);
+	repo_crypto_free(c);
+}
+
+Test(pack, sealed_needs_its_own_key_and_plaintext_refuses_one)
+{
+	struct pack_builder spb, other_pb;
+	struct repo_crypto *c, *other;
+
+	build_sealed(&spb, &c, 1);
+	build_sealed(&other_pb, &other, 2);
+	cr_assert_eq(decode_sealed(spb.buf, spb.len, NULL), -ENOKEY);
+	cr_assert_eq(decode_sealed(spb.buf, spb.len, other), -EBADMSG, "another repository's key");
+	cr_assert_eq(decode_sealed(pb.buf, pb.len, c), -EBADMSG, "a plaintext pack with a key");
+	cr_assert_eq(decode_sealed(spb.buf, spb.len, c), 0);
+	pack_builder_free(&spb);
+	pack_builder_free(&other_pb);
+	repo_crypto_free(c);
+	repo_crypto_free(other);
+}
+
+Test(pack, sealed_rejects_a_flip_anywhere_even_resealed)
+{
+	struct pack_builder spb;
+	struct repo_crypto *c;
+	size_t spots[6];
+
+	build_sealed(&spb, &c, 1);
+	spots[0] = 6;                                   /* header flags: AEAD off */
+	spots[1] = PACK_HEADER_BYTES + 5;               /* a record's nonce */
+	spots[2] = PACK_HEADER_BYTES + 3000;            /* a record's ciphertext */
+	spots[3] = spb.len - PACK_AEAD_TAIL_BYTES - 50; /* the sealed trailer */
+	spots[4] = spb.len - PACK_AEAD_TAIL_BYTES + 14; /* the sealed tail */
+	spots[5] = spb.len - 33;                        /* the tail's tag */
+	for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
+		int rc;
+
+		spb.buf[spots[i]] ^= 0x01;
+		cr_assert_eq(decode_sealed(spb.buf, spb.len, c), -EBADMSG, "flip at %zu", spots[i]);
+		reseal(spb.buf, spb.len);
+		rc = decode_sealed(spb.buf, spb.len, c);
+		cr_assert_eq(rc, -EBADMSG, "resealed flip at %zu", spots[i]);
+		spb.buf[spots[i]] ^= 0x01;
+		reseal(spb.buf, spb.len);
+	}
+	cr_assert_eq(decode_sealed(spb.buf, spb.len, c), 0);
+	pack_builder_free(&spb);
+	repo_crypto_free(c);
+}
+
+Test(pack, sealed_record_is_bound_to_its_id_type_flags_and_length)
+{
+	struct pack_builder spb;
+	struct repo_crypto *c;
+	struct pack_entry *es, e;
+	uint8_t back[3000 + 1];
+	uint32_t n;
+
+	build_sealed(&spb, &c, 1);
+	cr_assert_eq(pack_decode(spb.buf, spb.len, c, &es, &n, NULL), 0);
+	e = es[0];
+	e.id = es[3].id; /* another blob's entry for this ciphertext */
+	cr_assert_eq(pack_blob_unseal(c, &e, spb.buf + es[0].offset, back), -EBADMSG);
+	e = es[0];
+	e.type = BLOB_T_STATE;
+	cr_assert_eq(pack_blob_unseal(c, &e, spb.buf + es[0].offset, back), -EBADMSG);
+	e = es[0];
+	e.flags |= PACK_BLOB_F_ZSTD;
+	cr_assert_eq(pack_blob_unseal(c, &e, spb.buf + es[0].offset, back), -EBADMSG);
+	e = es[0];
+	e.raw_bytes--;
+	cr_assert_eq(pack_blob_unseal(c, &e, spb.buf + es[0].offset, back), -EBADMSG);
+	/* Records of equal length swapped: each fails under the other's entry. */
+	cr_assert_eq(pack_blob_unseal(c, &es[4], spb.buf + es[0].offset, back), -EBADMSG);
+	cr_assert_eq(pack_blob_unseal(c, &es[0], spb.buf + es[0].offset, back), 0);
+	free(es);
+	pack_builder_free(&spb);
+	repo_crypto_free(c);
+}
+
+Test(pack, sealed_rejects_truncation_at_every_length)
+{
+	struct pack_builder spb;
+	struct repo_crypto *c;
+
+	build_sealed(&spb, &c, 1);
+	for (size_t len = 0; len < spb.len; len++) {
+		int rc = decode_sealed(spb.buf, len, c);
+
+		cr_assert(rc == -EPROTO || rc == -EBADMSG, "len %zu: %d", len, rc);
+	}
+	pack_builder_free(&spb);
+	repo_crypto_free(c);
 }

@@ -266,3 +266,29 @@ Test(rsync_delta, patch_against_a_short_basis_fails)
 	close(short_fd);
 	free(sig);
 }
+
+Test(rsync_delta, updating_the_changed_blocks_gives_the_new_images_signature)
+{
+	uint64_t bitmap[NBLOCKS / 64] = { 0 };
+	uint8_t *old_sig, *new_sig, *short_sig;
+	size_t old_len, new_len, short_len;
+
+	cr_assert_eq(rsd_signature(old_fd, IMAGE_BYTES, 0, &old_sig, &old_len, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(rsd_signature(new_fd, IMAGE_BYTES, 0, &new_sig, &new_len, err, sizeof(err)), 0,
+		     "%s", err);
+	for (size_t i = 0; i < sizeof(changed_blocks) / sizeof(changed_blocks[0]); i++)
+		bitmap[changed_blocks[i] / 64] |= 1ull << (changed_blocks[i] % 64);
+	cr_assert_eq(rsd_signature_update(old_sig, old_len, new_fd, IMAGE_BYTES, bitmap, err,
+					  sizeof(err)), 0, "%s", err);
+	cr_assert_eq(old_len, new_len);
+	cr_assert_eq(memcmp(old_sig, new_sig, new_len), 0, "the patched signature differs");
+	/* A signature of another size is refused, not patched. */
+	cr_assert_eq(rsd_signature(new_fd, IMAGE_BYTES / 2, 0, &short_sig, &short_len, err,
+				   sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rsd_signature_update(short_sig, short_len, new_fd, IMAGE_BYTES, bitmap, err,
+					  sizeof(err)), -EINVAL);
+	free(short_sig);
+	free(old_sig);
+	free(new_sig);
+}

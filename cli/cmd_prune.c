@@ -1,0 +1,269 @@
+/* godwit images prune: retention by policy, then removal of the packs no snapshot references. */
+#include "cli/prune_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "snapshot/repo.h"
+#include "snapshot/repo_key.h"
+
+static const char prune_usage[] =
+	"usage: godwit images prune --repo URL [--keep-last N] [--keep-daily N] [--keep-weekly N]\n"
+	"                           [--name NAME] [--key-file FILE] [--endpoint URL]\n"
+	"                           [--lock-wait SECONDS] [--dry-run] [--verbose] [--json]\n"
+	"  --repo URL         DIR, file://DIR or s3://BUCKET/PREFIX\n"
+	"  --keep-last N      keep the N newest snapshots of each VM\n"
+	"  --keep-daily N     keep the newest snapshot of each of the last N days that have one\n"
+	"  --keep-weekly N    the same by ISO week; a snapshot any rule keeps is kept\n"
+	"  --name NAME        apply the policy to this VM's snapshots only (default: each VM's)\n"
+	"  --key-file FILE    the repository's key (encrypted repositories)\n"
+	"  --endpoint URL     the S3 endpoint (default AWS_ENDPOINT_URL, else AWS)\n"
+	"  --lock-wait SECONDS  wait this long for running backups or prunes (default 0)\n"
+	"  --dry-run          say what would be deleted, delete nothing\n"
+	"Snapshots the policy does not keep are forgotten (their manifests deleted); then packs\n"
+	"none of whose blobs any snapshot references are deleted. Packs holding some referenced\n"
+	"blobs are kept whole (repacking is future work). Exit status: 0 done, 1 error,\n"
+	"2 usage, 4 a backup or another prune holds a lock.\n";
+
+const char *cli_endpoint(const char *endpoint)
+{
+	const char *e;
+
+	if (endpoint && endpoint[0])
+		return endpoint;
+	e = getenv("AWS_ENDPOINT_URL_S3");
+	if (e && e[0])
+		return e;
+	e = getenv("AWS_ENDPOINT_URL");
+	return e && e[0] ? e : NULL;
+}
+
+int cli_repo_open(struct repo **r, const char *location, const char *endpoint,
+		  const char *key_file, char *err, size_t errlen)
+{
+	struct repo_key key;
+	int rc;
+
+	if (!key_file)
+		return repo_open_ex(r, location, endpoint, NULL, err, errlen);
+	rc = repo_key_load(&key, key_file, err, errlen);
+	if (rc == 0)
+		rc = repo_open_ex(r, location, endpoint, &key, err, errlen);
+	repo_key_wipe(&key);
+	return rc;
+}
+
+bool cli_parse_count(const char *opt, const char *arg, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v > 1000000) {
+		cli_error("%s takes a count from 0 to 1000000, not '%s'", opt, arg);
+		return false;
+	}
+	*out = (unsigned)v;
+	return true;
+}
+
+static void note_line(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "godwit: note: %s\n", line);
+}
+
+static void action_line(void *arg, const char *line)
+{
+	const struct cli_prune_opts *o = arg;
+
+	/* A backup is silent unless asked: its notes are no failures. */
+	if (strncmp(line, "note: ", 6) == 0) {
+		if (!o->own || o->verbose)
+			fprintf(stderr, "godwit: %s\n", line);
+	}
+	else if (o->verbose)
+		printf("%s\n", line);
+}
+
+int cli_prune_run(struct repo *r, const struct cli_prune_opts *o, struct cli_prune_result *res,
+		  char *err, size_t errlen)
+{
+	struct repo_lock_opts lo = {
+		.wait_s = o->own ? 0 : o->lock_wait_s,
+		.own = o->own,
+		.endpoint = o->endpoint,
+		.note = note_line,
+	};
+	struct repo_lock *plock = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!o->own) {
+		rc = repo_lock_acquire(&plock, r, REPO_LOCK_PRUNE, NULL, &lo, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	rc = prune_forget(r, &o->policy, o->vm_name, o->dry_run, action_line, (void *)o, &res->st,
+			  err, errlen);
+	if (rc < 0)
+		goto out;
+	if (o->own) {
+		char why[1024];
+
+		/* A backup sweeps only when nothing else runs: never waits, never fails for it. */
+		rc = repo_lock_check((struct repo_lock *)o->own);
+		if (rc < 0) {
+			snprintf(res->skipped_why, sizeof(res->skipped_why),
+				 "this backup's lock was taken over as stale");
+			rc = 0;
+			goto out;
+		}
+		rc = repo_lock_acquire(&plock, r, REPO_LOCK_PRUNE, NULL, &lo, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(res->skipped_why, sizeof(res->skipped_why), "%s", why);
+			rc = 0;
+			goto out;
+		}
+	}
+	rc = prune_sweep(r, o->dry_run, action_line, (void *)o, &res->st, err, errlen);
+	res->swept = rc == 0;
+out:
+	repo_lock_release(plock);
+	return rc;
+}
+
+static void print_json(const struct cli_prune_result *res, bool dry_run)
+{
+	const struct prune_stats *s = &res->st;
+
+	printf("{\"ok\":true,\"dry_run\":%s,\"snapshots_kept\":%" PRIu64
+	       ",\"snapshots_removed\":%" PRIu64 ",\"swept\":%s,\"packs_total\":%" PRIu64
+	       ",\"packs_removed\":%" PRIu64 ",\"bytes_removed\":%" PRIu64
+	       ",\"packs_partial\":%" PRIu64 ",\"bytes_partial_dead\":%" PRIu64
+	       ",\"packs_unindexed\":%" PRIu64 ",\"indexes_written\":%" PRIu64
+	       ",\"indexes_removed\":%" PRIu64 "}\n",
+	       dry_run ? "true" : "false", s->snapshots_kept, s->snapshots_removed,
+	       res->swept ? "true" : "false", s->packs_total, s->packs_removed, s->bytes_removed,
+	       s->packs_partial, s->bytes_partial_dead, s->packs_unindexed, s->indexes_written,
+	       s->indexes_removed);
+}
+
+int cmd_images_prune(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "repo", required_argument, NULL, 'r' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "keep-last", required_argument, NULL, 'L' },
+		{ "keep-daily", required_argument, NULL, 'D' },
+		{ "keep-weekly", required_argument, NULL, 'W' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "lock-wait", required_argument, NULL, 'w' },
+		{ "dry-run", no_argument, NULL, 'd' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_prune_opts o = { 0 };
+	struct cli_prune_result res;
+	const char *repo_path = NULL, *key_file = NULL, *endpoint = NULL;
+	bool json = false;
+	struct repo *r;
+	char err[1024] = "";
+	int opt, rc;
+
+	opterr = 0;
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			repo_path = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'e':
+			endpoint = optarg;
+			break;
+		case 'L':
+			if (!cli_parse_count("--keep-last", optarg, &o.policy.keep_last))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'D':
+			if (!cli_parse_count("--keep-daily", optarg, &o.policy.keep_daily))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'W':
+			if (!cli_parse_count("--keep-weekly", optarg, &o.policy.keep_weekly))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'n':
+			o.vm_name = optarg;
+			break;
+		case 'w':
+			if (!cli_parse_count("--lock-wait", optarg, &o.lock_wait_s))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'd':
+			o.dry_run = true;
+			break;
+		case 'v':
+			o.verbose = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(prune_usage, stdout);
+			return CLI_EXIT_OK;
+		default:
+			cli_error("prune: unknown or incomplete option '%s': see 'godwit images prune "
+				  "--help'", argv[optind - 1]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (!repo_path) {
+		cli_error("prune: pass --repo URL");
+		return CLI_EXIT_USAGE;
+	}
+	if (prune_policy_empty(&o.policy)) {
+		cli_error("prune: pass a policy: --keep-last N, --keep-daily N or --keep-weekly N "
+			  "(a policy that keeps nothing is refused)");
+		return CLI_EXIT_USAGE;
+	}
+	o.endpoint = cli_endpoint(endpoint);
+	o.verbose |= o.dry_run && !json;
+	rc = cli_repo_open(&r, repo_path, o.endpoint, key_file, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	rc = cli_prune_run(r, &o, &res, err, sizeof(err));
+	repo_close(r);
+	if (rc == -EBUSY) {
+		cli_error("prune: %s: nothing was deleted; try again later or pass --lock-wait", err);
+		return CLI_EXIT_LOCKED;
+	}
+	if (rc < 0) {
+		cli_error("%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	if (json) {
+		print_json(&res, o.dry_run);
+		return CLI_EXIT_OK;
+	}
+	printf("%s %" PRIu64 " snapshots, kept %" PRIu64 "; %s %" PRIu64 " of %" PRIu64
+	       " packs (%.1f MiB)\n", o.dry_run ? "would forget" : "forgot",
+	       res.st.snapshots_removed, res.st.snapshots_kept,
+	       o.dry_run ? "would delete" : "deleted", res.st.packs_removed, res.st.packs_total,
+	       (double)res.st.bytes_removed / 1048576.0);
+	return CLI_EXIT_OK;
+}

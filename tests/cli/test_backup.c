@@ -1,0 +1,611 @@
+/*
+ * godwit backup and godwit images prune end to end: a running test guest is backed up
+ * into a local or S3 repository (moto with SigV4 checks, or the fault-injecting server,
+ * started per test on loopback), restored in a new process, pruned by policy, and two
+ * backups of one VM race; failures are one clear line and lose nothing.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "s3_helpers.h"
+#include "tests/common/gw_test.h"
+#include "transport/s3.h"
+
+#define BOOT_MS 60000
+#define CMD_MS 180000
+#define BUCKET "godwit-test"
+
+static struct gw_proc VM, CMD, CMD2, RST;
+static char WORK[128], REPO[256];
+static struct test_server srv;
+static struct s3_client *cli;
+static const char *skip_why;
+
+static void setup(void)
+{
+	gw_proc_init(&VM);
+	gw_proc_init(&CMD);
+	gw_proc_init(&CMD2);
+	gw_proc_init(&RST);
+	memset(&srv, 0, sizeof(srv));
+	cli = NULL;
+	skip_why = NULL;
+	snprintf(WORK, sizeof(WORK), "/tmp/gwbackup.XXXXXX");
+	cr_assert_not_null(mkdtemp(WORK));
+	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
+	/* Host-local backup locks of this test only. */
+	setenv("GODWIT_LOCK_DIR", WORK, 1);
+	setenv("TZ", "UTC", 1);
+}
+
+static void teardown(void)
+{
+	char cmd[200];
+
+	gw_proc_cleanup(&RST);
+	gw_proc_cleanup(&CMD2);
+	gw_proc_cleanup(&CMD);
+	gw_proc_cleanup(&VM);
+	s3_client_destroy(cli);
+	server_stop(&srv);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", WORK);
+}
+
+TestSuite(backup, .init = setup, .fini = teardown, .timeout = 900);
+
+/* ---- Running godwit ------------------------------------------------------------------- */
+
+static int run(struct gw_proc *p, const char *const *argv)
+{
+	gw_proc_cleanup(p);
+	gw_proc_init(p);
+	gw_spawn(p, argv);
+	cr_assert(gw_wait_exit(p, CMD_MS), "godwit %s hung", argv[0]);
+	cr_assert(WIFEXITED(p->status), "godwit %s died of signal %d", argv[0],
+		  WTERMSIG(p->status));
+	return WEXITSTATUS(p->status);
+}
+
+static int godwit(const char *const *argv)
+{
+	return run(&CMD, argv);
+}
+
+static char *out_of(struct gw_proc *p)
+{
+	char *s = gw_read_file(p->out);
+
+	return s ? s : strdup("");
+}
+
+static char *err_of(struct gw_proc *p)
+{
+	char *s = gw_read_file(p->err);
+
+	return s ? s : strdup("");
+}
+
+/* stderr is one "godwit: " line holding needle. */
+static void expect_one_line(struct gw_proc *p, const char *needle)
+{
+	char *e = err_of(p);
+
+	cr_assert(strncmp(e, "godwit: ", 8) == 0 && strchr(e, '\n') == e + strlen(e) - 1,
+		  "not one error line: %s", e);
+	cr_assert(strstr(e, needle), "'%s' not in: %s", needle, e);
+	free(e);
+}
+
+static void repo_init(const char *repo)
+{
+	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo,
+						   "--insecure-no-encryption", NULL }), 0,
+		     "%s", err_of(&CMD));
+}
+
+static void boot(const char *cmdline, const char *mem)
+{
+	const char *argv[] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", mem, "--cpus", "1",
+			       "--cmdline", cmdline, "--console", VM.console, "--api", VM.api, NULL };
+
+	gw_spawn(&VM, argv);
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
+		  "guest did not boot: %s", gw_read_file(VM.err));
+}
+
+static void last_hb(struct gw_hb *hb)
+{
+	char line[256];
+	unsigned n = gw_count_lines(VM.console, "HB ");
+
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", n, line, sizeof(line), 1000));
+	cr_assert(gw_parse_hb(line, hb));
+}
+
+static uint64_t json_u64(const char *json, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(json, k);
+	cr_assert_not_null(p, "no %s in %s", key, json);
+	return strtoull(p + strlen(k), NULL, 10);
+}
+
+static void json_str(const char *json, const char *key, char *out, size_t len)
+{
+	char k[64];
+	const char *p, *e;
+
+	snprintf(k, sizeof(k), "\"%s\":\"", key);
+	p = strstr(json, k);
+	cr_assert_not_null(p, "no %s in %s", key, json);
+	p += strlen(k);
+	e = strchr(p, '"');
+	snprintf(out, len, "%.*s", (int)(e - p), p);
+}
+
+struct bk {
+	char id[64];
+	struct gw_hb hb;
+	uint64_t bytes_new_stored;
+	uint64_t snapshots_removed;
+};
+
+/* godwit backup --json with extra options; returns its status; fills b when 0. */
+static int backup(const char *repo, const char *const *extra, struct bk *b)
+{
+	const char *argv[32] = { "backup", "--api", VM.api, "--repo", repo, "--name", "vm1",
+				 "--json" };
+	unsigned n = 8;
+	int rc;
+
+	for (unsigned i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	if (b)
+		last_hb(&b->hb);
+	rc = godwit(argv);
+	if (rc == 0 && b) {
+		char *out = out_of(&CMD);
+
+		json_str(out, "id", b->id, sizeof(b->id));
+		b->bytes_new_stored = json_u64(out, "bytes_new_stored");
+		b->snapshots_removed = json_u64(out, "snapshots_removed");
+		free(out);
+	}
+	return rc;
+}
+
+/* Restore id from repo in a new process and check the guest goes on (repo, b). */
+static void restore_and_check(const char *repo, const struct bk *b)
+{
+	const char *argv[] = { "restore", "--repo", repo, "--snapshot", b->id, "--console",
+			       RST.console, "--api", RST.api, NULL };
+	char line[256], reply[256];
+	struct gw_hb hb;
+
+	gw_proc_cleanup(&RST);
+	gw_proc_init(&RST);
+	gw_spawn(&RST, argv);
+	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 3, line, sizeof(line), BOOT_MS),
+		  "restored guest does not run: %s", gw_read_file(RST.err));
+	cr_assert(gw_parse_hb(line, &hb));
+	cr_assert_str_eq(hb.id, b->hb.id, "restored guest has another boot id: %s", line);
+	cr_assert_geq(hb.counter, b->hb.counter, "counter went back: %s", line);
+	cr_assert_eq(hb.errors, 0, "restored guest found corrupted pages: %s", line);
+	cr_assert_eq(gw_count_lines(RST.console, "GUEST boot"), 0, "the guest rebooted");
+	cr_assert(gw_api(RST.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(&RST, 20000));
+}
+
+static void verify_ok(const char *repo)
+{
+	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", repo,
+						   "--read-data", NULL }), 0,
+		     "verify: %s", err_of(&CMD));
+}
+
+/* How many snapshots 'images list' shows. */
+static unsigned listed(const char *repo)
+{
+	cr_assert_eq(godwit((const char *const[]){ "images", "list", "--repo", repo, NULL }), 0,
+		     "%s", err_of(&CMD));
+	return gw_count_lines(CMD.out, "2"); /* ids start with the year */
+}
+
+static void quit_vm(void)
+{
+	char reply[256];
+
+	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(&VM, 20000));
+}
+
+/* ---- Local repositories ------------------------------------------------------------------- */
+
+Test(backup, is_silent_on_success_and_restores_in_another_process)
+{
+	struct bk b;
+	char *out, *err;
+
+	require_kvm();
+	repo_init(REPO);
+	boot("mb=16 rate=4 verify=1", "64M");
+	cr_assert_eq(godwit((const char *const[]){ "backup", "--api", VM.api, "--repo", REPO,
+						   "--name", "vm1", NULL }), 0,
+		     "%s", err_of(&CMD));
+	out = out_of(&CMD);
+	err = err_of(&CMD);
+	cr_assert_str_empty(out, "stdout on success: %s", out);
+	cr_assert_str_empty(err, "stderr on success: %s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(backup(REPO, NULL, &b), 0, "%s", err_of(&CMD));
+	quit_vm();
+	restore_and_check(REPO, &b);
+	verify_ok(REPO);
+	/* No lock is left behind. */
+	{
+		char locks[300];
+
+		snprintf(locks, sizeof(locks), "find '%s/locks' -type f | grep -q .", REPO);
+		cr_assert_neq(system(locks), 0, "a lock object was left in %s/locks", REPO);
+	}
+	/* Bad input: usage and a missing repository. */
+	cr_assert_eq(godwit((const char *const[]){ "backup", "--repo", REPO, NULL }), 2);
+	cr_assert_eq(godwit((const char *const[]){ "backup", "--api", VM.api, "--repo",
+						   "/nonexistent/repo", NULL }), 1);
+	expect_one_line(&CMD, "does not exist");
+}
+
+/* Start a backup in p without waiting (repo, extra). */
+static void backup_start(struct gw_proc *p, const char *repo, const char *wait)
+{
+	const char *argv[] = { "backup", "--api", VM.api, "--repo", repo, "--name", "vm1",
+			       "--lock-wait", wait, NULL };
+
+	gw_proc_cleanup(p);
+	gw_proc_init(p);
+	gw_spawn(p, argv);
+}
+
+static int finish(struct gw_proc *p)
+{
+	cr_assert(gw_wait_exit(p, CMD_MS));
+	cr_assert(WIFEXITED(p->status));
+	return WEXITSTATUS(p->status);
+}
+
+/* Two backups of vm1 at once, through repo (repo, separate_hosts). */
+static void race(const char *repo, bool separate_hosts)
+{
+	char d1[200], d2[200];
+	int a, b;
+
+	snprintf(d1, sizeof(d1), "%s/host1", WORK);
+	snprintf(d2, sizeof(d2), "%s/host2", WORK);
+	mkdir(d1, 0755);
+	mkdir(d2, 0755);
+	/* With separate lock directories the flock cannot decide: the lock object must. */
+	setenv("GODWIT_LOCK_DIR", d1, 1);
+	backup_start(&CMD, repo, "0");
+	if (separate_hosts)
+		setenv("GODWIT_LOCK_DIR", d2, 1);
+	backup_start(&CMD2, repo, "0");
+	setenv("GODWIT_LOCK_DIR", WORK, 1);
+	a = finish(&CMD);
+	b = finish(&CMD2);
+	cr_assert((a == 0 && b == 4) || (a == 4 && b == 0) || (a == 0 && b == 0),
+		  "exits %d and %d: %s %s", a, b, err_of(&CMD), err_of(&CMD2));
+	if (a == 4)
+		expect_one_line(&CMD, "another backup of VM 'vm1'");
+	if (b == 4)
+		expect_one_line(&CMD2, "another backup of VM 'vm1'");
+	/* The VM's API runs one snapshot at a time: with --lock-wait both get through. */
+	backup_start(&CMD, repo, "120");
+	backup_start(&CMD2, repo, "120");
+	cr_assert_eq(finish(&CMD), 0, "%s", err_of(&CMD));
+	cr_assert_eq(finish(&CMD2), 0, "%s", err_of(&CMD2));
+}
+
+Test(backup, two_backups_of_one_vm_never_overlap_and_a_dead_holder_is_recovered)
+{
+	char path[512], body[600], host[256], boot_id[64];
+	FILE *f;
+	pid_t child;
+	int fd, n;
+
+	require_kvm();
+	repo_init(REPO);
+	boot("mb=24 rate=8", "64M");
+	race(REPO, false);
+	race(REPO, true);
+	verify_ok(REPO);
+
+	/* A lock left by a backup that died on this host is noted and taken over. */
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);
+	gethostname(host, sizeof(host));
+	f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	cr_assert(f && fgets(boot_id, sizeof(boot_id), f));
+	fclose(f);
+	boot_id[strcspn(boot_id, "\n")] = '\0';
+	/* The tag does not matter for staleness: any lock object is judged. */
+	snprintf(path, sizeof(path), "%s/locks/prune-0123456789abcdef-00000000", REPO);
+	n = snprintf(body, sizeof(body), "godwit-lock 1\nkind prune\nvm-tag -\nvm -\nhost %s\n"
+		     "boot-id %s\npid %d\npid-start 1\nstarted-ns 1\nheartbeat-ns %" PRIu64 "\n",
+		     host, boot_id, (int)child, (uint64_t)time(NULL) * UINT64_C(1000000000));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, body, (size_t)n), n);
+	close(fd);
+	cr_assert_eq(backup(REPO, NULL, NULL), 0, "%s", err_of(&CMD));
+	{
+		char *e = err_of(&CMD);
+
+		cr_assert(strstr(e, "note: removed a stale lock"), "%s", e);
+		free(e);
+	}
+	quit_vm();
+}
+
+Test(backup, retention_keeps_what_the_policy_says_and_the_rest_restores)
+{
+	struct bk b[5];
+
+	require_kvm();
+	repo_init(REPO);
+	boot("mb=16 rate=8 verify=1", "64M");
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(backup(REPO, (const char *const[]){ "--keep-last", "3", NULL }, &b[i]),
+			     0, "%s", err_of(&CMD));
+		usleep(300000);
+	}
+	cr_assert_eq(b[4].snapshots_removed, 1);
+	cr_assert_eq(listed(REPO), 3);
+	/* A second VM name in the same repository is not touched by vm1's policy. */
+	cr_assert_eq(godwit((const char *const[]){ "backup", "--api", VM.api, "--repo", REPO,
+						   "--name", "other", NULL }), 0, "%s",
+		     err_of(&CMD));
+	quit_vm();
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO, "--name",
+						   "vm1", "--keep-last", "1", "--dry-run", NULL }),
+		     0, "%s", err_of(&CMD));
+	cr_assert_eq(listed(REPO), 4, "a dry run deleted something");
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO, "--name",
+						   "vm1", "--keep-last", "1", NULL }), 0, "%s",
+		     err_of(&CMD));
+	{
+		char *out = out_of(&CMD);
+
+		cr_assert(strstr(out, "forgot 2 snapshots, kept 1"), "%s", out);
+		free(out);
+	}
+	cr_assert_eq(listed(REPO), 2);
+	verify_ok(REPO);
+	restore_and_check(REPO, &b[4]);
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO, NULL }), 2);
+	expect_one_line(&CMD, "pass a policy");
+}
+
+/* ---- S3 ------------------------------------------------------------------------------- */
+
+static void s3_env(const struct test_server *s)
+{
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+	setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+	setenv("AWS_ACCESS_KEY_ID", s->access_key[0] ? s->access_key : "AKIDTEST", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", s->secret_key[0] ? s->secret_key : "test-secret", 1);
+	setenv("AWS_REGION", "us-east-1", 1);
+	setenv("AWS_ENDPOINT_URL", s->endpoint, 1);
+}
+
+static void s3_client_for(const struct test_server *s)
+{
+	struct s3_config cfg;
+	char e[256];
+
+	s3_test_config(&cfg, s, BUCKET);
+	cr_assert_eq(s3_client_create(&cli, &cfg, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(s3_bucket_create(cli), 0);
+}
+
+/* Start moto and point this process's (and so every child's) AWS environment at it. */
+static void require_moto(void)
+{
+	require_kvm();
+	if (!moto_start(&srv, &skip_why))
+		cr_skip_test("%s", skip_why);
+	s3_env(&srv);
+	s3_client_for(&srv);
+}
+
+static int sum_size(void *arg, const char *key, uint64_t size)
+{
+	(void)key;
+	*(uint64_t *)arg += size;
+	return 0;
+}
+
+/* Bytes stored under prefix, as the server holds them. */
+static uint64_t bucket_bytes(const char *prefix)
+{
+	uint64_t n = 0;
+
+	cr_assert_eq(s3_list(cli, prefix, sum_size, &n), 0);
+	return n;
+}
+
+struct keys {
+	char *all;
+	size_t len;
+};
+
+static int key_cat(void *arg, const char *key, uint64_t size)
+{
+	struct keys *k = arg;
+	char line[400];
+	int n = snprintf(line, sizeof(line), "%s %" PRIu64 "\n", key, size);
+
+	k->all = realloc(k->all, k->len + (size_t)n + 1);
+	memcpy(k->all + k->len, line, (size_t)n + 1);
+	k->len += (size_t)n;
+	return 0;
+}
+
+static char *bucket_listing(void)
+{
+	struct keys k = { strdup(""), 0 };
+
+	cr_assert_eq(s3_list(cli, "", key_cat, &k), 0);
+	return k.all;
+}
+
+Test(backup, on_s3_increments_upload_only_what_changed_and_restore_elsewhere)
+{
+	const char *repo = "s3://" BUCKET "/backups";
+	struct bk b[4];
+	uint64_t before, after;
+
+	require_moto();
+	repo_init(repo);
+	boot("mb=32 rate=2 verify=1", "128M");
+	before = bucket_bytes("backups/");
+	cr_assert_eq(backup(repo, NULL, &b[0]), 0, "%s", err_of(&CMD));
+	after = bucket_bytes("backups/");
+	cr_assert_gt(after - before, b[0].bytes_new_stored);
+	fprintf(stderr, "full: %" PRIu64 " bytes uploaded, %" PRIu64 " new stored\n",
+		after - before, b[0].bytes_new_stored);
+	for (int i = 1; i < 4; i++) {
+		sleep(1);
+		before = after;
+		cr_assert_eq(backup(repo, NULL, &b[i]), 0, "%s", err_of(&CMD));
+		after = bucket_bytes("backups/");
+		fprintf(stderr, "increment %d: %" PRIu64 " bytes uploaded, %" PRIu64
+			" new stored\n", i, after - before, b[i].bytes_new_stored);
+		/* The new blobs, plus a manifest and an index file: nothing else. */
+		cr_assert_leq(after - before, b[i].bytes_new_stored * 11 / 10 + (256u << 10),
+			      "increment %d uploaded %" PRIu64 " for %" PRIu64 " new", i,
+			      after - before, b[i].bytes_new_stored);
+		cr_assert_lt(b[i].bytes_new_stored, b[0].bytes_new_stored / 2);
+	}
+	quit_vm();
+	restore_and_check(repo, &b[3]);
+	restore_and_check(repo, &b[1]);
+	verify_ok(repo);
+	/* --endpoint instead of the environment. */
+	unsetenv("AWS_ENDPOINT_URL");
+	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", repo,
+						   "--endpoint", srv.endpoint, NULL }), 0,
+		     "%s", err_of(&CMD));
+}
+
+Test(backup, on_s3_prune_keeps_the_policy_and_two_backups_race_safely)
+{
+	const char *repo = "s3://" BUCKET "/backups";
+	struct bk b[4];
+
+	require_moto();
+	repo_init(repo);
+	boot("mb=16 rate=8 verify=1", "64M");
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(backup(repo, (const char *const[]){ "--keep-last", "2", NULL }, &b[i]),
+			     0, "%s", err_of(&CMD));
+	cr_assert_eq(listed(repo), 2);
+	race(repo, true);
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", repo,
+						   "--keep-last", "2", "--json", NULL }), 0,
+		     "%s", err_of(&CMD));
+	cr_assert_eq(listed(repo), 2);
+	verify_ok(repo);
+	quit_vm();
+	/* The race's backups came later: the newest is what is left to restore. */
+	snprintf(b[3].id, sizeof(b[3].id), "latest");
+	restore_and_check(repo, &b[3]);
+}
+
+Test(backup, on_s3_wrong_credentials_and_a_missing_bucket_are_one_line_and_change_nothing)
+{
+	const char *repo = "s3://" BUCKET "/backups";
+	char *before, *after;
+	struct bk b;
+
+	require_moto();
+	repo_init(repo);
+	boot("mb=8 rate=2", "64M");
+	cr_assert_eq(backup(repo, NULL, &b), 0, "%s", err_of(&CMD));
+	before = bucket_listing();
+	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
+	cr_assert_eq(backup(repo, NULL, NULL), 1);
+	expect_one_line(&CMD, "S3 refused the credentials");
+	s3_env(&srv);
+	cr_assert_eq(backup("s3://no-such-bucket/backups", NULL, NULL), 1);
+	expect_one_line(&CMD, "bucket no-such-bucket does not exist");
+	cr_assert_eq(backup(repo, (const char *const[]){ "--endpoint", "http://127.0.0.1:1", NULL },
+			    NULL), 1);
+	expect_one_line(&CMD, "cannot reach the S3 endpoint");
+	after = bucket_listing();
+	cr_assert_str_eq(before, after, "a failed backup changed the bucket");
+	free(before);
+	free(after);
+	/* The VM ran on: the next backup works. */
+	cr_assert_eq(backup(repo, NULL, &b), 0, "%s", err_of(&CMD));
+	quit_vm();
+	restore_and_check(repo, &b);
+}
+
+static void arm(const char *rule)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "curl -fsS -X POST --data '%s' %s/_fault/rules", rule,
+		 srv.endpoint);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_works)
+{
+	const char *repo = "s3://" BUCKET "/backups";
+	struct bk b1, b2;
+
+	require_kvm();
+	if (!fault_python())
+		cr_skip_test("no python3 for fault_server.py");
+	cr_assert(fault_start(&srv, NULL, 0, NULL));
+	s3_env(&srv);
+	s3_client_for(&srv);
+	repo_init(repo);
+	boot("mb=32 rate=16 verify=1", "128M");
+	cr_assert_eq(backup(repo, NULL, &b1), 0, "%s", err_of(&CMD));
+	/* The next pack upload takes the server down for 10 s, longer than the retries. */
+	arm("method=PUT,match=/data/,action=outage:10");
+	sleep(1);
+	cr_assert_eq(backup(repo, NULL, NULL), 1, "a backup went through an outage");
+	expect_one_line(&CMD, "snapshot");
+	sleep(10);
+	verify_ok(repo);
+	cr_assert_eq(listed(repo), 1);
+	cr_assert_eq(backup(repo, NULL, &b2), 0, "%s", err_of(&CMD));
+	quit_vm();
+	restore_and_check(repo, &b2);
+	verify_ok(repo);
+}

@@ -1,0 +1,411 @@
+/*
+ * Lazy and eager restore end to end: a snapshot restored with its RAM served on first
+ * touch (userfaultfd, the default) or copied first (--eager) continues the guest, whose
+ * own checks (verify=1 and the sweep's check of every page before it rewrites it) find
+ * no page wrong; a damaged pack ends a lazy restore naming the chunk, never in a hang.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/common/gw_test.h"
+
+#define BOOT_MS 60000
+#define CMD_MS 120000
+/* Heartbeats watched after a restore: 3 s, in which a 32 MiB set at 16 MiB/s is swept. */
+#define WATCH_HB 30
+
+static struct gw_proc VM, CMD, RST;
+static char WORK[128], REPO[256];
+
+static void setup(void)
+{
+	gw_proc_init(&VM);
+	gw_proc_init(&CMD);
+	gw_proc_init(&RST);
+	snprintf(WORK, sizeof(WORK), "/tmp/gwrst.XXXXXX");
+	cr_assert_not_null(mkdtemp(WORK));
+	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
+}
+
+static void teardown(void)
+{
+	char cmd[200];
+
+	gw_proc_cleanup(&RST);
+	gw_proc_cleanup(&CMD);
+	gw_proc_cleanup(&VM);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", WORK);
+}
+
+TestSuite(restore, .init = setup, .fini = teardown, .timeout = 600);
+
+/* Run a godwit command to completion; returns its exit status, output in CMD. */
+static int godwit(const char *const *argv)
+{
+	gw_proc_cleanup(&CMD);
+	gw_proc_init(&CMD);
+	gw_spawn(&CMD, argv);
+	cr_assert(gw_wait_exit(&CMD, CMD_MS), "godwit %s hung", argv[0]);
+	cr_assert(WIFEXITED(CMD.status), "godwit %s died of signal %d", argv[0],
+		  WTERMSIG(CMD.status));
+	return WEXITSTATUS(CMD.status);
+}
+
+static void repo_init(void)
+{
+	int rc = godwit((const char *const[]){ "repo", "init", "--repo", REPO, NULL });
+
+	/* Builds where a repository is encrypted unless asked otherwise. */
+	if (rc == 2)
+		rc = godwit((const char *const[]){ "repo", "init", "--repo", REPO,
+						   "--insecure-no-encryption", NULL });
+	cr_assert_eq(rc, 0, "%s", gw_read_file(CMD.err));
+}
+
+static void boot(const char *cpus, const char *disk, const char *cmdline)
+{
+	const char *argv[20] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", "256M", "--cpus", cpus,
+				 "--cmdline", cmdline, "--console", VM.console, "--api", VM.api };
+	unsigned n = 13;
+
+	if (disk) {
+		argv[n++] = "--disk";
+		argv[n++] = disk;
+	}
+	argv[n] = NULL;
+	gw_spawn(&VM, argv);
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
+		  "guest did not boot: %s", gw_read_file(VM.err));
+}
+
+/* Snapshot the running VM into id; hb gets the heartbeat printed just before. */
+static void take(const char *api, struct gw_proc *vm, char *id, size_t idlen, struct gw_hb *hb)
+{
+	char line[256];
+	char *out, *p, *e;
+	unsigned n = gw_count_lines(vm->console, "HB ");
+
+	cr_assert(gw_wait_line(vm, vm->console, "HB ", n, line, sizeof(line), 1000));
+	cr_assert(gw_parse_hb(line, hb));
+	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", api, "--repo", REPO,
+						   "--json", NULL }), 0,
+		     "snapshot failed: %s", gw_read_file(CMD.err));
+	out = gw_read_file(CMD.out);
+	p = strstr(out, "\"id\":\"");
+	cr_assert_not_null(p, "no id in %s", out);
+	p += 6;
+	e = strchr(p, '"');
+	snprintf(id, idlen, "%.*s", (int)(e - p), p);
+	free(out);
+}
+
+static void quit(struct gw_proc *p)
+{
+	char reply[256];
+
+	cr_assert(gw_api(p->api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(p, 20000), "godwit did not exit after quit");
+}
+
+/* Start `godwit restore` of id in RST, with an optional disk and --eager. */
+static void restore_start(const char *id, const char *disk, bool eager)
+{
+	const char *argv[16] = { "restore", "--repo", REPO, "--snapshot", id, "--console",
+				 RST.console, "--api", RST.api, "--verbose" };
+	unsigned n = 10;
+
+	if (disk) {
+		argv[n++] = "--disk";
+		argv[n++] = disk;
+	}
+	if (eager)
+		argv[n++] = "--eager";
+	argv[n] = NULL;
+	gw_proc_cleanup(&RST);
+	gw_proc_init(&RST);
+	gw_spawn(&RST, argv);
+}
+
+/*
+ * The restored guest runs WATCH_HB heartbeats as the same boot, counting on from where
+ * it was, and every heartbeat says no page was found wrong.
+ */
+static void expect_guest_continues(const struct gw_hb *before)
+{
+	char *con, *line;
+	unsigned seen = 0;
+
+	cr_assert(gw_wait_line(&RST, RST.console, "HB ", WATCH_HB, NULL, 0, BOOT_MS),
+		  "restored guest does not run: %s", gw_read_file(RST.err));
+	con = gw_read_file(RST.console);
+	cr_assert_eq(gw_count_lines(RST.console, "GUEST"), 0, "the guest complained:\n%s", con);
+	/* Complete lines only: the guest may be printing one now. */
+	*(strrchr(con, '\n') + 1) = '\0';
+	for (line = strtok(con, "\n"); line; line = strtok(NULL, "\n")) {
+		struct gw_hb hb;
+
+		if (strncmp(line, "HB ", 3) != 0)
+			continue;
+		cr_assert(gw_parse_hb(line, &hb), "bad heartbeat %s", line);
+		cr_assert_str_eq(hb.id, before->id, "another boot id: %s", line);
+		cr_assert_geq(hb.counter, before->counter, "counter went back: %s", line);
+		cr_assert_eq(hb.errors, 0, "the guest found corrupted pages: %s", line);
+		seen++;
+	}
+	cr_assert_geq(seen, WATCH_HB);
+	free(con);
+}
+
+/* Skip unless the restore really served RAM lazily (it falls back without userfaultfd). */
+static void expect_lazy(void)
+{
+	char *err = gw_read_file(RST.err);
+
+	if (strstr(err, "copied RAM before starting instead"))
+		cr_skip_test("no usable userfaultfd here: %s", err);
+	cr_assert(strstr(err, "registered for lazy loading"), "not a lazy restore: %s", err);
+	free(err);
+}
+
+/* After quit: a lazy restore reports that all of RAM became resident. */
+static void expect_resident(void)
+{
+	char *err = gw_read_file(RST.err);
+
+	cr_assert(strstr(err, "RAM resident"), "RAM never became resident: %s", err);
+	free(err);
+}
+
+static void lazy_round_trip(const char *cpus)
+{
+	struct gw_hb hb;
+	char id[64];
+
+	require_kvm();
+	repo_init();
+	boot(cpus, NULL, "mb=32 rate=16 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	restore_start(id, NULL, false);
+	expect_guest_continues(&hb);
+	expect_lazy();
+	quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+	expect_resident();
+}
+
+Test(restore, lazy_restore_continues_the_guest_on_one_vcpu)
+{
+	lazy_round_trip("1");
+}
+
+Test(restore, lazy_restore_continues_the_guest_on_two_vcpus)
+{
+	lazy_round_trip("2");
+}
+
+Test(restore, lazy_restore_continues_a_guest_with_a_disk)
+{
+	char disk[256], copy[256], restored[256], cmd[800];
+	struct gw_hb hb;
+	char id[64];
+	int fd;
+
+	require_kvm();
+	repo_init();
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(copy, sizeof(copy), "%s/copy.img", WORK);
+	snprintf(restored, sizeof(restored), "%s/restored.img", WORK);
+	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 32 << 20), 0);
+	close(fd);
+	boot("2", disk, "mb=32 rate=16 verify=1 disk=w:100:2048:0x77 disk=v:100:2048:0x77");
+	cr_assert(gw_wait_line(&VM, VM.console, "DISK V ", 1, NULL, 0, BOOT_MS));
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", disk, copy);
+	cr_assert_eq(system(cmd), 0);
+	restore_start(id, restored, false);
+	expect_guest_continues(&hb);
+	expect_lazy();
+	quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+	expect_resident();
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", restored, copy);
+	cr_assert_eq(system(cmd), 0, "the restored disk differs from the snapshot's");
+}
+
+Test(restore, eager_restore_still_continues_the_guest)
+{
+	struct gw_hb hb;
+	char id[64];
+	char *err;
+
+	require_kvm();
+	repo_init();
+	boot("2", NULL, "mb=32 rate=16 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	restore_start(id, NULL, true);
+	expect_guest_continues(&hb);
+	err = gw_read_file(RST.err);
+	cr_assert(strstr(err, "RAM copied"), "not an eager restore: %s", err);
+	free(err);
+	quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
+
+/*
+ * A snapshot of a guest still being loaded lazily reads RAM the loader has not fetched
+ * yet (each read faults it in) and is whole: restored in turn, the guest goes on.
+ */
+Test(restore, a_snapshot_taken_during_a_lazy_restore_is_whole)
+{
+	struct gw_hb hb, hb2;
+	char id[64], id2[64];
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=64 rate=16 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	restore_start(id, NULL, false);
+	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 1, NULL, 0, BOOT_MS), "%s",
+		  gw_read_file(RST.err));
+	take(RST.api, &RST, id2, sizeof(id2), &hb2);
+	expect_lazy();
+	quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+	restore_start(id2, NULL, false);
+	expect_guest_continues(&hb2);
+	quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
+
+/*
+ * Start `godwit restore` of id in RST where userfaultfd cannot be had: in a mount
+ * namespace with /dev/null over /dev/userfaultfd, and without CAP_SYS_PTRACE (so the
+ * system call refuses a descriptor that would handle KVM's faults).
+ */
+static void restore_start_without_userfaultfd(const char *id)
+{
+	char script[1200];
+	pid_t pid;
+
+	if (access("/usr/bin/unshare", X_OK) != 0 || access("/usr/bin/setpriv", X_OK) != 0 ||
+	    geteuid() != 0)
+		cr_skip_test("needs root, unshare(1) and setpriv(1)");
+	gw_proc_cleanup(&RST);
+	gw_proc_init(&RST);
+	snprintf(script, sizeof(script), "if [ -e /dev/userfaultfd ]; then mount --bind /dev/null "
+		 "/dev/userfaultfd || exit 99; fi; exec setpriv --bounding-set -sys_ptrace '%s' "
+		 "restore --repo '%s' --snapshot '%s' --console '%s' --api '%s' --verbose",
+		 GODWIT_BIN, REPO, id, RST.console, RST.api);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int out = open(RST.out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int err = open(RST.err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(out, 1);
+		dup2(err, 2);
+		execl("/usr/bin/unshare", "unshare", "-m", "--propagation", "private", "sh", "-c",
+		      script, (char *)NULL);
+		_exit(127);
+	}
+	RST.pid = pid;
+}
+
+Test(restore, without_userfaultfd_restore_copies_ram_first_and_says_so)
+{
+	struct gw_hb hb;
+	char id[64];
+	char *err;
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=32 rate=16 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	restore_start_without_userfaultfd(id);
+	expect_guest_continues(&hb);
+	err = gw_read_file(RST.err);
+	cr_assert(strstr(err, "godwit: restore: userfaultfd: ") &&
+		  strstr(err, "copied RAM before starting instead") && strstr(err, "RAM copied"),
+		  "no fallback to an eager restore: %s", err);
+	free(err);
+	quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
+
+/* The largest pack under REPO/data: memory chunks only (the state blob comes last). */
+static void largest_pack(char *out, size_t len)
+{
+	char cmd[400];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "find '%s/data' -type f -printf '%%s %%p\\n' | sort -n | "
+		 "tail -1 | cut -d' ' -f2-", REPO);
+	p = popen(cmd, "r");
+	cr_assert_not_null(fgets(out, (int)len, p));
+	out[strcspn(out, "\n")] = '\0';
+	pclose(p);
+}
+
+Test(restore, a_damaged_pack_stops_a_lazy_restore_naming_the_chunk)
+{
+	struct gw_hb hb;
+	struct stat st;
+	char id[64], pack[256];
+	char *err;
+	int fd;
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=48 rate=16 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	/*
+	 * A byte flipped every 32 KiB of a pack of memory chunks: each of its blobs is
+	 * damaged, so some the snapshot references are (a pack also holds blobs the live
+	 * rounds stored and later replaced, which no manifest names).
+	 */
+	largest_pack(pack, sizeof(pack));
+	cr_assert_eq(stat(pack, &st), 0);
+	fd = open(pack, O_RDWR);
+	cr_assert_geq(fd, 0);
+	for (off_t off = 4096; off < st.st_size - 4096; off += 32768)
+		cr_assert_eq(pwrite(fd, "\x5a\xa5", 2, off), 2);
+	close(fd);
+
+	restore_start(id, NULL, false);
+	cr_assert(gw_wait_exit(&RST, 60000), "a lazy restore from a damaged pack hangs: %s",
+		  gw_read_file(RST.err));
+	err = gw_read_file(RST.err);
+	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 1,
+		  "exit status %d: %s", RST.status, err);
+	cr_assert(strstr(err, "registered for lazy loading"), "refused before starting: %s", err);
+	cr_assert(strstr(err, "godwit: restore: snapshot ") && strstr(err, ": memory chunk ") &&
+		  strstr(err, "cannot be read") && strstr(err, "images verify"),
+		  "no clear message naming the chunk: %s", err);
+	free(err);
+	/* The same snapshot restored eagerly is refused before anything runs. */
+	restore_start(id, NULL, true);
+	cr_assert(gw_wait_exit(&RST, 60000));
+	err = gw_read_file(RST.err);
+	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 1, "%s", err);
+	cr_assert(strstr(err, ": memory chunk ") && strstr(err, "cannot be read"), "%s", err);
+	cr_assert_eq(gw_count_lines(RST.console, "HB "), 0, "the guest ran");
+	free(err);
+}
