@@ -93,7 +93,12 @@ bool backend_location_is_s3(const char *location);
  * If-None-Match: * (see backend_s3.c for the race that remains on servers that ignore
  * it); get is a ranged GET (-EPROTO past the end); list is ListObjectsV2, which never
  * shows an upload before it completes; remove is DELETE, which S3 makes durable and
- * which succeeds for a missing object.
+ * which succeeds for a missing object. One deliberate exception: a put under "data/"
+ * (a pack) returns once queued, and is durable before any later operation of the
+ * backend returns; an upload that fails makes every later operation fail with its
+ * error. Packs are named by no index until repo_flush puts one, which waits for them,
+ * so the repository's write order holds (backend_s3.c has the details). Reads of a
+ * pack at increasing offsets are served from read-ahead windows.
  */
 int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
 		    unsigned flags, char *err, size_t errlen);

@@ -37,9 +37,12 @@
  *
  * Read-ahead for restores. Restores read a pack's blobs in the order they were written,
  * one 64 KiB range at a time; each GET to S3 costs a round trip. Reads of one object at
- * increasing offsets grow a window (S3B_RA_MIN doubling to S3B_RA_MAX), fetched in one
- * GET and served from memory; S3B_RA_SLOTS objects are followed at once (a restore reads
- * the packs of several snapshots in turn). Objects are immutable, so a window stays
+ * increasing offsets grow a window (S3B_RA_MIN, four times larger each time, up to
+ * S3B_RA_MAX), fetched in one GET and served from memory; S3B_RA_SLOTS objects are
+ * followed at once (a restore reads the packs of several snapshots in turn). While the
+ * caller works through a window, one prefetch thread already fetches the next one of the
+ * same object (a blob straddling the two is pieced together), so the network and the
+ * caller's decompressing and hashing overlap. Objects are immutable, so a window stays
  * valid; put and remove of a name drop its window anyway.
  *
  * Threads: the caller's thread owns everything but the queue, which mu guards (workers
@@ -47,10 +50,9 @@
  */
 #define S3B_WORKERS 3
 #define S3B_QUEUE_BYTES ((size_t)48 << 20)
-#define S3B_RA_SLOTS 4
-#define S3B_RA_MIN ((size_t)256 << 10)
+#define S3B_RA_SLOTS 8
+#define S3B_RA_MIN ((size_t)512 << 10)
 #define S3B_RA_MAX ((size_t)8 << 20)
-#define S3B_RA_GAP ((uint64_t)256 << 10) /* a read this far past the last still counts as sequential */
 
 struct s3b_job {
 	struct s3b_job *next;
@@ -69,6 +71,23 @@ struct s3b_window {
 	uint64_t next;                   /* where a sequential reader reads next */
 	size_t grow;                     /* the next window's size */
 	uint64_t used;                   /* LRU clock */
+};
+
+/* The one read-ahead fetch that runs in the background: idle, running, or done. */
+enum s3b_pf_state { S3B_PF_IDLE = 0, S3B_PF_RUNNING, S3B_PF_DONE };
+
+struct s3b_prefetch {
+	enum s3b_pf_state state;         /* under mu */
+	char name[BACKEND_NAME_MAX + 1]; /* set by the caller while idle */
+	char key[S3_KEY_MAX + 1];
+	uint64_t off;
+	size_t len;
+	uint8_t *buf;                    /* the thread fills it while running */
+	size_t cap;
+	int rc;                          /* under mu, once done */
+	bool started, stop;              /* the thread; stop under mu */
+	pthread_t thread;
+	pthread_cond_t cv;               /* state changes, with mu */
 };
 
 struct backend_s3 {
@@ -90,6 +109,7 @@ struct backend_s3 {
 
 	struct s3b_window ra[S3B_RA_SLOTS]; /* caller's thread */
 	uint64_t ra_clock;
+	struct s3b_prefetch pf;
 };
 
 static struct backend_s3 *s3b_of(struct backend *b)
@@ -245,6 +265,20 @@ static int s3b_put(struct backend *b, const char *name, const void *data, size_t
 	if (!strncmp(name, "data/", 5)) {
 		uint64_t size;
 
+		/*
+		 * Queued or uploading here: write-once holds for queued puts too. Checked before
+		 * the HEAD: puts come from this one thread, so a pack queued earlier is either
+		 * still in the queue now, or uploaded and visible to the HEAD below (checking in
+		 * the other order, an upload finishing between the two was missed).
+		 */
+		pthread_mutex_lock(&s->mu);
+		for (struct s3b_job *t = s->head; t; t = t->next) {
+			if (!strcmp(t->key, key)) {
+				pthread_mutex_unlock(&s->mu);
+				return -EEXIST;
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
 		/* Stored already (another writer, an earlier run): say so now, as the contract asks. */
 		rc = s3_head(s->c, key, &size);
 		if (rc == 0)
@@ -257,6 +291,113 @@ static int s3b_put(struct backend *b, const char *name, const void *data, size_t
 	if (rc < 0)
 		return rc;
 	return s3b_put_now(s, key, data, len);
+}
+
+static void *s3b_pf_thread(void *arg)
+{
+	struct backend_s3 *s = arg;
+	struct s3b_prefetch *pf = &s->pf;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		int rc;
+
+		while (pf->state != S3B_PF_RUNNING && !pf->stop)
+			pthread_cond_wait(&pf->cv, &s->mu);
+		if (pf->state != S3B_PF_RUNNING)
+			break;
+		pthread_mutex_unlock(&s->mu);
+			rc = s3_get_range(s->c, pf->key, pf->off, pf->len, pf->buf);
+		pthread_mutex_lock(&s->mu);
+		pf->rc = rc;
+		pf->state = S3B_PF_DONE;
+		pthread_cond_broadcast(&pf->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Start fetching the window after w's (s, w, key) unless a fetch is running already. */
+static void s3b_pf_start(struct backend_s3 *s, const struct s3b_window *w, const char *key)
+{
+	struct s3b_prefetch *pf = &s->pf;
+	uint64_t off = w->off + w->len;
+	size_t len = w->grow;
+
+	if (off >= w->size)
+		return;
+	if (len > w->size - off)
+		len = (size_t)(w->size - off);
+	pthread_mutex_lock(&s->mu);
+	if (pf->state == S3B_PF_RUNNING)
+		goto out;
+	if (!pf->started) {
+		if (pthread_create(&pf->thread, NULL, s3b_pf_thread, s) != 0)
+			goto out;
+		pf->started = true;
+	}
+	if (len > pf->cap) {
+		uint8_t *nb = realloc(pf->buf, len);
+
+		if (!nb)
+			goto out;
+		pf->buf = nb;
+		pf->cap = len;
+	}
+	snprintf(pf->name, sizeof(pf->name), "%s", w->name);
+	snprintf(pf->key, sizeof(pf->key), "%s", key);
+	pf->off = off;
+	pf->len = len;
+	pf->state = S3B_PF_RUNNING;
+	pthread_cond_broadcast(&pf->cv);
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Serve [off, off + len) into out from the prefetched window when it is w's next one
+ * and holds the range, or its part past w's end (a blob that straddles two windows)
+ * (s, w, off, len, out): waits for the fetch if still running, then makes the
+ * prefetched window w's. Returns true when served.
+ */
+static bool s3b_pf_take(struct backend_s3 *s, struct s3b_window *w, uint64_t off, size_t len,
+			uint8_t *out)
+{
+	struct s3b_prefetch *pf = &s->pf;
+	uint64_t end = off + len;
+	size_t head = 0;
+	bool took = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (pf->state == S3B_PF_IDLE || strcmp(pf->name, w->name) != 0 || end > pf->off + pf->len)
+		goto out;
+	if (off < pf->off) {
+		/* Straddling: the head must be in w, right before the prefetched window. */
+		if (pf->off != w->off + w->len || off < w->off)
+			goto out;
+		head = (size_t)(pf->off - off);
+	}
+	while (pf->state == S3B_PF_RUNNING)
+		pthread_cond_wait(&pf->cv, &s->mu);
+	if (pf->rc == 0) {
+		uint8_t *b = w->buf;
+		size_t cap = w->cap;
+
+		if (head)
+			memcpy(out, w->buf + (off - w->off), head);
+		memcpy(out + head, pf->buf + (off + head - pf->off), len - head);
+		w->buf = pf->buf;
+		w->cap = pf->cap;
+		w->off = pf->off;
+		w->len = pf->len;
+		pf->buf = b;
+		pf->cap = cap;
+		took = true;
+	}
+	pf->state = S3B_PF_IDLE;
+out:
+	pthread_mutex_unlock(&s->mu);
+	return took;
 }
 
 /*
@@ -285,11 +426,13 @@ static int s3b_ra_get(struct backend_s3 *s, const char *name, const char *key, u
 		w->used = ++s->ra_clock;
 		return 0;
 	}
-	if (w && (off < w->next || off - w->next > S3B_RA_GAP)) {
-		w->grow = S3B_RA_MIN; /* not sequential: start small again */
-		w->next = off + len;
-		return 1;
-	}
+	/*
+	 * A jump forward by less than a window (blobs a later snapshot superseded, or that
+	 * live in another pack, left behind) is still a forward scan; a jump back or far
+	 * ahead starts small again.
+	 */
+	if (w && (off < w->next || off - w->next > w->grow))
+		w->grow = S3B_RA_MIN;
 	if (!w) {
 		w = victim;
 		memset(w->name, 0, sizeof(w->name));
@@ -303,6 +446,13 @@ static int s3b_ra_get(struct backend_s3 *s, const char *name, const char *key, u
 	w->used = ++s->ra_clock;
 	if (off > w->size || len > w->size - off)
 		return -EPROTO;
+	if (w->len && s3b_pf_take(s, w, off, len, buf)) {
+		w->next = off + len;
+		if (w->grow < S3B_RA_MAX)
+			w->grow *= 4;
+		s3b_pf_start(s, w, key);
+		return 0;
+	}
 	want = w->grow > len ? w->grow : len;
 	if (want > w->size - off)
 		want = (size_t)(w->size - off);
@@ -324,8 +474,10 @@ static int s3b_ra_get(struct backend_s3 *s, const char *name, const char *key, u
 	w->len = want;
 	w->next = off + len;
 	if (w->grow < S3B_RA_MAX)
-		w->grow *= 2;
+		w->grow *= 4;
 	memcpy(buf, w->buf, len);
+	if (w->grow >= 4 * S3B_RA_MIN)
+		s3b_pf_start(s, w, key); /* clearly sequential: fetch ahead */
 	return 0;
 }
 
@@ -444,6 +596,14 @@ static void s3b_stop(struct backend_s3 *s)
 	for (unsigned i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i], NULL);
 	s->nworkers = 0;
+	pthread_mutex_lock(&s->mu);
+	s->pf.stop = true;
+	pthread_cond_broadcast(&s->pf.cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->pf.started)
+		pthread_join(s->pf.thread, NULL);
+	free(s->pf.buf);
+	pthread_cond_destroy(&s->pf.cv);
 	for (unsigned i = 0; i < S3B_RA_SLOTS; i++)
 		free(s->ra[i].buf);
 	pthread_mutex_destroy(&s->mu);
@@ -604,6 +764,7 @@ int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
+	pthread_cond_init(&s->pf.cv, NULL);
 	rc = s3b_probe(s, flags, err, errlen);
 	if (rc < 0) {
 		s3b_stop(s);

@@ -1,0 +1,196 @@
+/*
+ * The lean Linux guest on godwit, booted as few times as possible: one PVH boot with 2
+ * vCPUs is checked, snapshotted, restored on one host and live-migrated to another; one
+ * bzImage boot with 1 vCPU proves the 64-bit boot protocol path.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/common/gw_test.h"
+
+/* This host emulates guest CPL 0: a Linux boot takes 20-200 s depending on load. */
+#define LINUX_BOOT_MS (400 * 1000)
+#define LINUX_CMDLINE "console=ttyS0 " LINUX_GUEST_CMDLINE
+
+static struct gw_proc VM, CMD, B;
+static struct gw_netns N;
+static char WORK[128];
+
+static void setup(void)
+{
+	gw_proc_init(&VM);
+	gw_proc_init(&CMD);
+	gw_proc_init(&B);
+	snprintf(WORK, sizeof(WORK), "/tmp/gwlinux.XXXXXX");
+	cr_assert_not_null(mkdtemp(WORK));
+}
+
+static void teardown(void)
+{
+	char cmd[200];
+
+	gw_proc_cleanup(&B);
+	gw_proc_cleanup(&CMD);
+	gw_proc_cleanup(&VM);
+	gw_netns_destroy(&N);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", WORK);
+}
+
+TestSuite(linux, .init = setup, .fini = teardown, .timeout = 2400);
+
+static void require_kernel(void)
+{
+	require_kvm();
+	if (access(LINUX_DIR "/vmlinux", R_OK) != 0 || access(LINUX_DIR "/initramfs.cpio", R_OK))
+		cr_assert_fail("no kernel in " LINUX_DIR ": the linux/build test builds it first");
+}
+
+static int godwit(const char *const *argv)
+{
+	gw_proc_cleanup(&CMD);
+	gw_proc_init(&CMD);
+	gw_spawn(&CMD, argv);
+	cr_assert(gw_wait_exit(&CMD, LINUX_BOOT_MS), "godwit %s hung", argv[0]);
+	return WIFEXITED(CMD.status) ? WEXITSTATUS(CMD.status) : -1;
+}
+
+static unsigned field(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+
+	cr_assert_not_null(p, "no %s in: %s", key, line);
+	return (unsigned)strtoul(p + strlen(key), NULL, 10);
+}
+
+static void last_hb(struct gw_proc *p, struct gw_hb *hb)
+{
+	char line[256];
+	unsigned n = gw_count_lines(p->console, "HB ");
+
+	cr_assert_gt(n, 0);
+	cr_assert(gw_wait_line(p, p->console, "HB ", n, line, sizeof(line), 1000));
+	cr_assert(gw_parse_hb(line, hb));
+}
+
+/* p's guest continues after `before`: same boot id, larger counter, no corrupted page. */
+static void expect_continues(struct gw_proc *p, const struct gw_hb *before)
+{
+	char line[256];
+	struct gw_hb hb;
+
+	cr_assert(gw_wait_line(p, p->console, "HB ", 3, line, sizeof(line), 120000),
+		  "Linux does not go on: %s", gw_read_file(p->err));
+	cr_assert(gw_parse_hb(line, &hb));
+	cr_assert_str_eq(hb.id, before->id, "boot id changed: %s", line);
+	cr_assert_geq(hb.counter, before->counter, "counter went back: %s", line);
+	cr_assert_eq(hb.errors, 0, "corrupted pages: %s", line);
+	cr_assert_eq(gw_count_lines(p->console, "GUEST boot"), 0, "Linux rebooted");
+}
+
+Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
+{
+	char disk[256], repo[256], diska[256], diskb[256], psk[256], cmd[700], line[256], reply[256];
+	char listen[64], *text;
+	struct gw_hb at_snap, at_quit;
+	int fd;
+
+	require_kernel();
+	gw_netns_create(&N);
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(repo, sizeof(repo), "%s/repo", WORK);
+	snprintf(diska, sizeof(diska), "%s/a.img", WORK);
+	snprintf(diskb, sizeof(diskb), "%s/b.img", WORK);
+	snprintf(psk, sizeof(psk), "%s/psk", WORK);
+	snprintf(cmd, sizeof(cmd), "truncate -s 64M '%s' && mkfs.ext4 -q -F '%s'", disk, disk);
+	cr_assert_eq(system(cmd), 0, "mkfs.ext4 failed");
+
+	/* Boot: PVH entry, 2 vCPUs, the ext4 disk mounted and written by the guest. */
+	gw_spawn(&VM, (const char *const[]){ "run", "--kernel", LINUX_DIR "/vmlinux", "--initrd",
+					     LINUX_DIR "/initramfs.cpio", "--mem", "256M", "--cpus",
+					     "2", "--cpu-features", "pvm-test", "--disk", disk,
+					     "--console", VM.console, "--api", VM.api, "--cmdline",
+					     LINUX_CMDLINE " mb=16 rate=8 verify=1 fs=1", NULL });
+	cr_assert(gw_wait_line(&VM, VM.console, "GUEST boot ", 1, line, sizeof(line),
+			       LINUX_BOOT_MS), "Linux did not reach userspace: %s",
+		  gw_read_file(VM.err));
+	cr_assert_eq(field(line, "cpus="), 2, "Linux sees the wrong CPU count: %s", line);
+	cr_assert(field(line, "mem=") >= 200 && field(line, "mem=") <= 256, "%s", line);
+	cr_assert(gw_wait_line(&VM, VM.console, "FS ok", 1, NULL, 0, 120000), "ext4 on virtio-blk: %s",
+		  gw_read_file(VM.console));
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 5, NULL, 0, 120000));
+
+	/* The file the guest wrote reached the image. */
+	snprintf(cmd, sizeof(cmd), "debugfs -R 'cat /hello.txt' '%s' > '%s/hello.out' 2>/dev/null",
+		 disk, WORK);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/hello.out", WORK);
+	text = gw_read_file(cmd);
+	cr_assert(text && strlen(text) > 0, "the guest's file is not in the image");
+	free(text);
+
+	/* Snapshot it while it runs, then stop it. */
+	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo,
+						   "--insecure-no-encryption", NULL }), 0);
+	last_hb(&VM, &at_snap);
+	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", VM.api, "--repo", repo,
+						   NULL }), 0, "%s", gw_read_file(CMD.err));
+	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(&VM, 30000));
+	last_hb(&VM, &at_quit);
+
+	/* Restore on host A: Linux goes on from the snapshot, no reboot. */
+	gw_proc_cleanup(&VM);
+	gw_proc_init(&VM);
+	gw_spawn_in(&VM, N.a, (const char *const[]){ "restore", "--repo", repo, "--disk", diska,
+						     "--console", VM.console, "--api", VM.api,
+						     NULL });
+	expect_continues(&VM, &at_snap);
+
+	/* Live-migrate it to host B with its disk. */
+	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_eq(write(fd, "5c1e4f7a2b9d0c8e3f6a1b4d7e0c2f5a8b1d4e7f0a3c6e9b2d5f8a1c4e7b0d3f\n", 65),
+		     65);
+	close(fd);
+	snprintf(listen, sizeof(listen), "%s:7071", N.addr_b);
+	gw_spawn_in(&B, N.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file", psk,
+						    "--disk", diskb, "--console", B.console, "--api",
+						    B.api, NULL });
+	cr_assert(gw_wait_line(&B, B.err, "godwit: waiting", 1, NULL, 0, 10000));
+	last_hb(&VM, &at_snap);
+	cr_assert_eq(godwit((const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
+						   "--psk-file", psk, "--with-disk", "--json", NULL }),
+		     0, "migrate: %s", gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(&VM, 30000), "source kept running after the migration");
+	last_hb(&VM, &at_snap);
+	expect_continues(&B, &at_snap);
+	cr_assert(gw_api(B.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(&B, 30000));
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", diska, diskb);
+	cr_assert_eq(system(cmd), 0, "the migrated disk differs");
+}
+
+Test(linux, bzimage_boots_to_heartbeat_with_one_vcpu)
+{
+	char line[256], reply[256];
+
+	require_kernel();
+	gw_spawn(&VM, (const char *const[]){ "run", "--kernel", LINUX_DIR "/bzImage", "--initrd",
+					     LINUX_DIR "/initramfs.cpio", "--mem", "256M", "--cpus",
+					     "1", "--cpu-features", "pvm-test", "--console",
+					     VM.console, "--api", VM.api, "--cmdline",
+					     LINUX_CMDLINE " mb=8 rate=4", NULL });
+	cr_assert(gw_wait_line(&VM, VM.console, "GUEST boot ", 1, line, sizeof(line),
+			       LINUX_BOOT_MS), "bzImage did not reach userspace: %s",
+		  gw_read_file(VM.err));
+	cr_assert_eq(field(line, "cpus="), 1, "%s", line);
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, 120000));
+	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(&VM, 30000));
+}
