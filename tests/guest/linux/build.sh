@@ -44,8 +44,9 @@ fi
 exec 9>"$out/.lock"
 flock 9
 # Leftovers of a build that was killed; no one else can be using them while
-# we hold the lock.
+# we hold the lock. (.trash.* may still be being deleted by a finished run.)
 rm -rf "$out"/.work.* "$out"/.*.tmp
+rm -rf "$out"/.trash.* 2>/dev/null || true
 
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || echo unknown)
 cc_version=$(gcc --version | head -n 1)
@@ -75,10 +76,17 @@ stamp_ok() { # stamp-file key output...
 	done
 }
 
+# The build tree is moved aside and the lock released before deleting it
+# (minutes on a busy machine): the outputs are final by then.
 work=""
 cleanup() {
+	local trash
+
 	if [ -n "$work" ] && [ -z "${KEEP_TREE:-}" ]; then
-		rm -rf "$work"
+		trash="$out/.trash.$$"
+		mv "$work" "$trash" 2>/dev/null || trash=$work
+		exec 9>&-
+		rm -rf "$trash"
 	fi
 }
 trap cleanup EXIT
