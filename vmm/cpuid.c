@@ -84,6 +84,9 @@ static const struct cpuid_feature cpuid_features[] = {
 	{ "nx", 0x80000001, 0, R_EDX, 20, NULL },
 	{ "pdpe1gb", 0x80000001, 0, R_EDX, 26, NULL },
 	{ "rdtscp", 0x80000001, 0, R_EDX, 27, NULL },
+	/* KVM paravirtual features (leaf 0x40000001, KVM_FEATURE_*). */
+	{ "kvm-pv-ipi", 0x40000001, 0, R_EAX, 11, NULL },
+	{ "kvm-pv-sched-yield", 0x40000001, 0, R_EAX, 13, NULL },
 };
 
 #define NFEATURES (sizeof(cpuid_features) / sizeof(cpuid_features[0]))
@@ -99,7 +102,8 @@ static const struct cpuid_template cpuid_templates[] = {
 	 * A software (PVM) hypervisor emulates guest CPL-0 code and lacks these instructions
 	 * or their setup; a Linux guest must not be told they exist.
 	 */
-	{ "pvm-test", "xsave cx16 popcnt smap fsgsbase pku invpcid rdpid" },
+	{ "pvm-test", "xsave cx16 popcnt smap fsgsbase pku invpcid rdpid kvm-pv-ipi "
+		      "kvm-pv-sched-yield" },
 	{ "baseline", "avx512f hle rtm waitpkg la57 serialize pku" },
 };
 
