@@ -187,7 +187,10 @@ static int backup_snapshot(const struct backup_args *a, const char *repo, const 
 	if (!ok || ok->type != JSON_T_BOOL || !ok->b) {
 		const char *e = json_get_str(o, "error");
 
-		cli_error("backup: %s", e ? e : "the snapshot failed");
+		/* The repository publishes a snapshot last: a failure here leaves none. */
+		cli_error("backup: snapshot of VM '%s' not stored (the repository keeps its "
+			  "last good snapshot; run the backup again): %s", a->name,
+			  e ? e : "the VM gave no reason");
 		return CLI_EXIT_ERROR;
 	}
 	return 0;
@@ -286,27 +289,32 @@ int cmd_backup(int argc, char **argv)
 		cli_error("backup: key file %s: %s", a.key_file, strerror(errno));
 		return CLI_EXIT_ERROR;
 	}
-	/* Fail early and clearly (credentials, bucket, key) before the VM is touched. */
-	rc = cli_repo_open(&r, repo, endpoint, a.key_file ? abs_key : NULL, err, sizeof(err));
-	if (rc < 0) {
-		cli_error("backup: %s", err);
+	/*
+	 * 1. Same host: flock, exact and instant (an overlapping cron run leaves at once).
+	 * 2. Open the repository: credentials, bucket and key fail here, clearly, before the
+	 *    VM is touched. 3. Any host: the lock object.
+	 */
+	if (asprintf(&lkey, "backup\n%s\n%s", repo, a.name) < 0)
 		return CLI_EXIT_ERROR;
-	}
-	/* 1. Same host: flock, exact and instant. 2. Any host: the lock object. */
-	if (asprintf(&lkey, "backup\n%s\n%s", repo, a.name) < 0) {
-		repo_close(r);
-		return CLI_EXIT_ERROR;
-	}
 	rc = lock_local_acquire(&lfd, lkey, a.lock_wait_s, err, sizeof(err));
 	free(lkey);
 	if (rc == -EBUSY) {
-		repo_close(r);
 		cli_error("backup of VM '%s' not started: another backup of VM '%s' runs on this "
 			  "host, %s%s", a.name, a.name, err,
 			  a.lock_wait_s ? "" : "; --lock-wait SECONDS waits for it");
 		return CLI_EXIT_LOCKED;
 	}
-	if (rc == 0) {
+	if (rc < 0) {
+		cli_error("backup: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	rc = cli_repo_open(&r, repo, endpoint, a.key_file ? abs_key : NULL, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("backup: %s", err);
+		close(lfd);
+		return CLI_EXIT_ERROR;
+	}
+	{
 		time_t spent = time(NULL) - t0;
 
 		lo.wait_s = a.lock_wait_s > spent ? a.lock_wait_s - (unsigned)spent : 0;

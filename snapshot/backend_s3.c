@@ -49,7 +49,7 @@
  * take jobs, post results); the client is thread-safe.
  */
 #define S3B_WORKERS 3
-#define S3B_QUEUE_BYTES ((size_t)48 << 20)
+#define S3B_QUEUE_BYTES ((size_t)128 << 20)
 #define S3B_RA_SLOTS 8
 #define S3B_RA_MIN ((size_t)512 << 10)
 #define S3B_RA_MAX ((size_t)8 << 20)

@@ -600,7 +600,7 @@ Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_
 	arm("method=PUT,match=/data/,action=outage:10");
 	sleep(1);
 	cr_assert_eq(backup(repo, NULL, NULL), 1, "a backup went through an outage");
-	expect_one_line(&CMD, "snapshot");
+	expect_one_line(&CMD, "not stored");
 	sleep(10);
 	verify_ok(repo);
 	cr_assert_eq(listed(repo), 1);

@@ -61,15 +61,12 @@ static int godwit(const char *const *argv)
 	return WEXITSTATUS(CMD.status);
 }
 
+/* A plaintext repository: `godwit restore` does not take --key-file yet. */
 static void repo_init(void)
 {
-	int rc = godwit((const char *const[]){ "repo", "init", "--repo", REPO, NULL });
-
-	/* Builds where a repository is encrypted unless asked otherwise. */
-	if (rc == 2)
-		rc = godwit((const char *const[]){ "repo", "init", "--repo", REPO,
-						   "--insecure-no-encryption", NULL });
-	cr_assert_eq(rc, 0, "%s", gw_read_file(CMD.err));
+	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", REPO,
+						   "--insecure-no-encryption", NULL }), 0,
+		     "%s", gw_read_file(CMD.err));
 }
 
 static void boot(const char *cpus, const char *disk, const char *cmdline)

@@ -344,3 +344,45 @@ Test(prune, packs_no_index_names_are_kept)
 	cr_assert(file_exists(path));
 	cr_assert(lines_has(&lines, "in no index file"));
 }
+
+Test(prune, works_the_same_on_an_encrypted_repository)
+{
+	struct prune_policy p = { .keep_last = 1 };
+	struct prune_stats st = { 0 };
+	struct repo_verify_result res;
+	struct repo_key key;
+	struct lines v = { 0 };
+	char edir[64];
+	struct repo *r;
+
+	tmpdir_make(edir, sizeof(edir));
+	test_key(&key, 3);
+	cr_assert_eq(repo_init_keyed(edir, 0, 1u << 20, &key, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 3; i++) {
+		uint8_t *data = xmalloc(RAM);
+		struct snap_manifest m;
+
+		r = repo_open_key_ok(edir, &key);
+		fill_random(data, RAM, 50 + (uint64_t)i);
+		manifest_fill(&m, r, data, RAM, 0, "vm");
+		m.created_ns = at(2025, 7, 1 + i, 0);
+		cr_assert_eq(snap_publish(r, &m, err, sizeof(err)), 0, "%s", err);
+		manifest_free(&m);
+		free(data);
+		repo_close(r);
+	}
+	r = repo_open_key_ok(edir, &key);
+	cr_assert_eq(prune_forget(r, &p, NULL, false, line, &lines, &st, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(prune_sweep(r, false, line, &lines, &st, err, sizeof(err)), 0, "%s", err);
+	repo_close(r);
+	cr_assert_eq(st.snapshots_removed, 2);
+	cr_assert_gt(st.packs_removed, 0);
+	r = repo_open_key_ok(edir, &key);
+	cr_assert_eq(repo_verify(r, true, lines_collect, &v, &res), 0);
+	lines_print(&v);
+	cr_assert_eq(res.problems, 0);
+	cr_assert_eq(res.snapshots, 1);
+	repo_close(r);
+	tmpdir_remove(edir);
+}
