@@ -10,13 +10,16 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/prune_cli.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
 #include "snapshot/restore.h"
 
 static const char restore_usage[] =
-	"usage: godwit restore --repo DIR [--snapshot ID|latest] [options]\n"
-	"  --repo DIR            the image repository\n"
+	"usage: godwit restore --repo DIR [--key-file FILE] [--snapshot ID|latest] [options]\n"
+	"  --repo DIR|s3://B/P   the image repository\n"
+	"  --key-file FILE       its key (an encrypted repository: 'godwit repo init' made it)\n"
+	"  --endpoint URL        the S3 endpoint (default $AWS_ENDPOINT_URL, else AWS)\n"
 	"  --snapshot ID         which snapshot (default latest)\n"
 	"  --disk PATH           write the snapshot's disk to this new image\n"
 	"  --disk-base OLD.img   or bring this stale copy up to date in place and use it\n"
@@ -57,6 +60,8 @@ int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "endpoint", required_argument, NULL, 'E' },
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "disk-base", required_argument, NULL, 'b' },
@@ -68,6 +73,8 @@ int cmd_restore(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
+	const char *key_file = NULL, *endpoint = NULL;
+	struct repo *r;
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
 	struct snap_restore rs;
@@ -85,6 +92,12 @@ int cmd_restore(int argc, char **argv)
 		switch (opt) {
 		case 'r':
 			repo = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'E':
+			endpoint = optarg;
 			break;
 		case 's':
 			id = optarg;
@@ -125,7 +138,9 @@ int cmd_restore(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	vm_host_signals();
-	rc = snap_restore_open(&rs, repo, id, err, sizeof(err));
+	rc = cli_repo_open(&r, repo, cli_endpoint(endpoint), key_file, err, sizeof(err));
+	if (rc == 0)
+		rc = snap_restore_open(&rs, r, id, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("restore: %s", err);
 		return CLI_EXIT_ERROR;

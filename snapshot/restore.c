@@ -25,23 +25,21 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-int snap_restore_open(struct snap_restore *rs, const char *repo, const char *id, char *err,
+int snap_restore_open(struct snap_restore *rs, struct repo *r, const char *id, char *err,
 		      size_t errlen)
 {
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
 	manifest_init(&rs->m);
-	rc = repo_open(&rs->repo, repo, err, errlen);
-	if (rc < 0)
-		return rc;
+	rs->repo = r;
 	rc = snap_load(rs->repo, id, &rs->m, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = repo_blob_get(rs->repo, &rs->m.state_id, &rs->state, &rs->state_len);
 	if (rc < 0) {
 		snprintf(err, errlen, "snapshot %s: its VM state cannot be read: %s (run 'godwit "
-			 "images verify --repo %s')", rs->m.id, strerror(-rc), repo);
+			 "images verify')", rs->m.id, strerror(-rc));
 		goto fail;
 	}
 	rc = vm_state_peek(rs->state, rs->state_len, &rs->info, err, errlen);

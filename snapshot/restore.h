@@ -32,12 +32,13 @@ struct snap_restore {
 };
 
 /*
- * Open repo, load snapshot id ("latest" for the newest), fetch its state and check that
- * this host can run it (CPU features). rs->info says what VM to create. Returns 0, or
- * -errno with a one-line reason in err (unknown id, not a repository, missing features
- * listed by name, a damaged object). On failure rs holds nothing to free.
+ * From the open repository r (rs owns it from here, on failure too), load snapshot id
+ * ("latest" for the newest), fetch its state and check that this host can run it (CPU
+ * features). rs->info says what VM to create. Returns 0, or -errno with a one-line reason
+ * in err (unknown id, missing features listed by name, a damaged object). On failure rs
+ * holds nothing to free.
  */
-int snap_restore_open(struct snap_restore *rs, const char *repo, const char *id, char *err,
+int snap_restore_open(struct snap_restore *rs, struct repo *r, const char *id, char *err,
 		      size_t errlen);
 
 /*

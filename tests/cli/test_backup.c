@@ -24,9 +24,11 @@
 #define BOOT_MS 60000
 #define CMD_MS 180000
 #define BUCKET "godwit-test"
+/* Put in the guest's RAM through its command line (tag=). */
+#define LEAK_TAG "gwleak-7f3a9c21e5b04d68"
 
 static struct gw_proc VM, CMD, CMD2, RST;
-static char WORK[128], REPO[256];
+static char WORK[128], REPO[256], KEY[256];
 static struct test_server srv;
 static struct s3_client *cli;
 static const char *skip_why;
@@ -43,6 +45,7 @@ static void setup(void)
 	snprintf(WORK, sizeof(WORK), "/tmp/gwbackup.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
+	snprintf(KEY, sizeof(KEY), "%s/repo.key", WORK);
 	/* Host-local backup locks of this test only. */
 	setenv("GODWIT_LOCK_DIR", WORK, 1);
 	setenv("TZ", "UTC", 1);
@@ -67,11 +70,30 @@ TestSuite(backup, .init = setup, .fini = teardown, .timeout = 900);
 
 /* ---- Running godwit ------------------------------------------------------------------- */
 
+/*
+ * Every repository here is encrypted, the default: a command naming a repository gets
+ * --key-file KEY ('repo init' writes KEY the first time and reuses it after).
+ */
 static int run(struct gw_proc *p, const char *const *argv)
 {
+	const char *args[40];
+	bool repo = false, key = false;
+	unsigned n = 0;
+
+	for (; argv[n]; n++) {
+		cr_assert_lt(n, 37);
+		args[n] = argv[n];
+		repo |= strcmp(argv[n], "--repo") == 0;
+		key |= strcmp(argv[n], "--key-file") == 0;
+	}
+	if (repo && !key) {
+		args[n++] = "--key-file";
+		args[n++] = KEY;
+	}
+	args[n] = NULL;
 	gw_proc_cleanup(p);
 	gw_proc_init(p);
-	gw_spawn(p, argv);
+	gw_spawn(p, args);
 	cr_assert(gw_wait_exit(p, CMD_MS), "godwit %s hung", argv[0]);
 	cr_assert(WIFEXITED(p->status), "godwit %s died of signal %d", argv[0],
 		  WTERMSIG(p->status));
@@ -110,8 +132,7 @@ static void expect_one_line(struct gw_proc *p, const char *needle)
 
 static void repo_init(const char *repo)
 {
-	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo,
-						   "--insecure-no-encryption", NULL }), 0,
+	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo, NULL }), 0,
 		     "%s", err_of(&CMD));
 }
 
@@ -193,8 +214,8 @@ static int backup(const char *repo, const char *const *extra, struct bk *b)
 /* Restore id from repo in a new process and check the guest goes on (repo, b). */
 static void restore_and_check(const char *repo, const struct bk *b)
 {
-	const char *argv[] = { "restore", "--repo", repo, "--snapshot", b->id, "--console",
-			       RST.console, "--api", RST.api, NULL };
+	const char *argv[] = { "restore", "--repo", repo, "--key-file", KEY, "--snapshot", b->id,
+			       "--console", RST.console, "--api", RST.api, NULL };
 	char line[256], reply[256];
 	struct gw_hb hb;
 
@@ -455,6 +476,45 @@ static uint64_t bucket_bytes(const char *prefix)
 	return n;
 }
 
+struct leak_scan {
+	const char *needle;
+	unsigned objects, found;
+};
+
+static int scan_object(void *arg, const char *key, uint64_t size)
+{
+	struct leak_scan *ls = arg;
+	size_t len, nl = strlen(ls->needle);
+	void *data;
+
+	(void)size;
+	cr_assert_eq(s3_get(cli, key, (size_t)256 << 20, &data, &len), 0, "get %s", key);
+	ls->objects++;
+	for (size_t i = 0; i + nl <= len; i++) {
+		if (memcmp((char *)data + i, ls->needle, nl) == 0) {
+			ls->found++;
+			fprintf(stderr, "'%s' in plaintext in %s\n", ls->needle, key);
+			break;
+		}
+	}
+	free(data);
+	return 0;
+}
+
+/*
+ * How many objects under prefix hold needle in the clear. The guest's command line, in
+ * its RAM, holds LEAK_TAG once, and zstd keeps such a literal as it is: a plaintext
+ * repository shows it in a pack.
+ */
+static unsigned objects_holding(const char *prefix, const char *needle)
+{
+	struct leak_scan ls = { .needle = needle };
+
+	cr_assert_eq(s3_list(cli, prefix, scan_object, &ls), 0);
+	cr_assert_gt(ls.objects, 0);
+	return ls.found;
+}
+
 struct keys {
 	char *all;
 	size_t len;
@@ -488,7 +548,7 @@ Test(backup, on_s3_increments_upload_only_what_changed_and_restore_elsewhere)
 
 	require_moto();
 	repo_init(repo);
-	boot("mb=32 rate=2 verify=1", "128M");
+	boot("mb=32 rate=2 verify=1 tag=" LEAK_TAG, "128M");
 	before = bucket_bytes("backups/");
 	cr_assert_eq(backup(repo, NULL, &b[0]), 0, "%s", err_of(&CMD));
 	after = bucket_bytes("backups/");
@@ -509,6 +569,8 @@ Test(backup, on_s3_increments_upload_only_what_changed_and_restore_elsewhere)
 		cr_assert_lt(b[i].bytes_new_stored, b[0].bytes_new_stored / 2);
 	}
 	quit_vm();
+	/* Encrypted before it left the host: no object shows the guest's RAM. */
+	cr_assert_eq(objects_holding("backups/", LEAK_TAG), 0);
 	restore_and_check(repo, &b[3]);
 	restore_and_check(repo, &b[1]);
 	verify_ok(repo);

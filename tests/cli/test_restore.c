@@ -23,7 +23,7 @@
 #define WATCH_HB 30
 
 static struct gw_proc VM, CMD, RST;
-static char WORK[128], REPO[256];
+static char WORK[128], REPO[256], KEY[256];
 
 static void setup(void)
 {
@@ -33,6 +33,7 @@ static void setup(void)
 	snprintf(WORK, sizeof(WORK), "/tmp/gwrst.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
+	snprintf(KEY, sizeof(KEY), "%s/repo.key", WORK);
 }
 
 static void teardown(void)
@@ -61,11 +62,11 @@ static int godwit(const char *const *argv)
 	return WEXITSTATUS(CMD.status);
 }
 
-/* A plaintext repository: `godwit restore` does not take --key-file yet. */
+/* An encrypted repository, the default: every command below passes --key-file KEY. */
 static void repo_init(void)
 {
-	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", REPO,
-						   "--insecure-no-encryption", NULL }), 0,
+	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", REPO, "--key-file",
+						   KEY, NULL }), 0,
 		     "%s", gw_read_file(CMD.err));
 }
 
@@ -95,7 +96,7 @@ static void take(const char *api, struct gw_proc *vm, char *id, size_t idlen, st
 	cr_assert(gw_wait_line(vm, vm->console, "HB ", n, line, sizeof(line), 1000));
 	cr_assert(gw_parse_hb(line, hb));
 	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", api, "--repo", REPO,
-						   "--json", NULL }), 0,
+						   "--key-file", KEY, "--json", NULL }), 0,
 		     "snapshot failed: %s", gw_read_file(CMD.err));
 	out = gw_read_file(CMD.out);
 	p = strstr(out, "\"id\":\"");
@@ -117,9 +118,9 @@ static void quit(struct gw_proc *p)
 /* Start `godwit restore` of id in RST, with an optional disk and --eager. */
 static void restore_start(const char *id, const char *disk, bool eager)
 {
-	const char *argv[16] = { "restore", "--repo", REPO, "--snapshot", id, "--console",
-				 RST.console, "--api", RST.api, "--verbose" };
-	unsigned n = 10;
+	const char *argv[18] = { "restore", "--repo", REPO, "--key-file", KEY, "--snapshot", id,
+				 "--console", RST.console, "--api", RST.api, "--verbose" };
+	unsigned n = 12;
 
 	if (disk) {
 		argv[n++] = "--disk";
@@ -263,6 +264,53 @@ Test(restore, eager_restore_still_continues_the_guest)
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 }
 
+/* One "godwit: " line on stderr of CMD, holding needle. */
+static void expect_one_error(const char *needle)
+{
+	char *e = gw_read_file(CMD.err);
+
+	cr_assert_not_null(e);
+	cr_assert(strncmp(e, "godwit: ", 8) == 0 && strchr(e, '\n') == e + strlen(e) - 1,
+		  "not one error line: %s", e);
+	cr_assert(strstr(e, needle), "'%s' not in: %s", needle, e);
+	free(e);
+}
+
+/* An encrypted repository without its key, or with another one, starts no VM. */
+Test(restore, the_wrong_key_or_none_is_refused_in_one_line)
+{
+	char other[300], console[300];
+	struct gw_hb hb;
+	char id[64];
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=8 rate=4");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	quit(&VM);
+	snprintf(console, sizeof(console), "%s/none.console", WORK);
+	cr_assert_eq(godwit((const char *const[]){ "restore", "--repo", REPO, "--snapshot", id,
+						   "--console", console, NULL }), 1);
+	expect_one_error("--key-file");
+	snprintf(other, sizeof(other), "%s/other.key", WORK);
+	{
+		char orepo[300];
+
+		snprintf(orepo, sizeof(orepo), "%s/other", WORK);
+		cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", orepo,
+							   "--key-file", other, NULL }), 0);
+	}
+	cr_assert_eq(godwit((const char *const[]){ "restore", "--repo", REPO, "--key-file", other,
+						   "--snapshot", id, "--console", console, NULL }),
+		     1);
+	expect_one_error("wrong key for repository");
+	cr_assert_neq(access(console, F_OK), 0, "a refused restore created its console file");
+	/* The right key still restores it. */
+	restore_start(id, NULL, false);
+	expect_guest_continues(&hb);
+	quit(&RST);
+}
+
 /*
  * A snapshot of a guest still being loaded lazily reads RAM the loader has not fetched
  * yet (each read faults it in) and is whole: restored in turn, the guest goes on.
@@ -307,8 +355,8 @@ static void restore_start_without_userfaultfd(const char *id)
 	gw_proc_init(&RST);
 	snprintf(script, sizeof(script), "if [ -e /dev/userfaultfd ]; then mount --bind /dev/null "
 		 "/dev/userfaultfd || exit 99; fi; exec setpriv --bounding-set -sys_ptrace '%s' "
-		 "restore --repo '%s' --snapshot '%s' --console '%s' --api '%s' --verbose",
-		 GODWIT_BIN, REPO, id, RST.console, RST.api);
+		 "restore --repo '%s' --key-file '%s' --snapshot '%s' --console '%s' --api '%s' "
+		 "--verbose", GODWIT_BIN, REPO, KEY, id, RST.console, RST.api);
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
