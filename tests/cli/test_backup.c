@@ -296,8 +296,8 @@ Test(backup, is_silent_on_success_and_restores_in_another_process)
 /* Start a backup in p without waiting (repo, extra). */
 static void backup_start(struct gw_proc *p, const char *repo, const char *wait)
 {
-	const char *argv[] = { "backup", "--api", VM.api, "--repo", repo, "--name", "vm1",
-			       "--lock-wait", wait, NULL };
+	const char *argv[] = { "backup", "--api", VM.api, "--repo", repo, "--key-file", KEY,
+			       "--name", "vm1", "--lock-wait", wait, NULL };
 
 	gw_proc_cleanup(p);
 	gw_proc_init(p);
