@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <librsync.h>
+
+#include "snapshot/rsync_dl.h"
 
 #define RSD_IO_BYTES (256u << 10)
 
@@ -259,6 +260,8 @@ int rsd_signature(int fd, uint64_t bytes, uint32_t block_bytes, uint8_t **sig,
 	rs_job_t *job;
 	int rc;
 
+	if (rsync_dl_load(err, errlen) < 0)
+		return -ENOENT;
 	if (block_bytes == 0)
 		block_bytes = RSD_BLOCK_BYTES;
 	if (block_bytes < RSD_SIG_BLOCK_BYTES_MIN || block_bytes > RSD_SIG_BLOCK_BYTES_MAX ||
@@ -296,6 +299,8 @@ int rsd_signature_update(uint8_t *sig, size_t sig_len, int fd, uint64_t bytes,
 	struct rsd_sig_info i;
 	int rc = rsd_sig_parse(sig, sig_len, &i);
 
+	if (rsync_dl_load(err, errlen) < 0)
+		return -ENOENT;
 	if (rc < 0)
 		return rc;
 	if (i.magic != RS_RK_BLAKE2_SIG_MAGIC || i.strong_bytes != RSD_STRONG_BYTES ||
@@ -383,6 +388,8 @@ int rsd_delta(const uint8_t *sig, size_t sig_len, int new_fd, uint64_t bytes,
 	rs_job_t *job;
 	int rc;
 
+	if (rsync_dl_load(err, errlen) < 0)
+		return -ENOENT;
 	if (bytes == UINT64_MAX)
 		return -EINVAL;
 	rc = rsd_sig_load(sig, sig_len, &sums, err, errlen);
@@ -434,6 +441,8 @@ int rsd_patch(int basis_fd, int delta_fd, int out_fd, uint64_t *out_bytes, char 
 	rs_job_t *job;
 	int rc;
 
+	if (rsync_dl_load(err, errlen) < 0)
+		return -ENOENT;
 	job = rs_patch_begin(rsd_copy_cb, &basis);
 	if (!job)
 		return -ENOMEM;

@@ -13,10 +13,14 @@ struct frame_stream {
 	struct stream *lower;
 	uint64_t records;       /* caller records written or read so far */
 	uint64_t payload_bytes; /* their payload total */
+	uint16_t hflags;        /* stream header flags: FRAME_F_NO_CRC or 0 */
 	/* Reader only: a header already read whose payload is still pending. */
 	bool pending;
+	bool header_given;      /* frame_read_header returned it: only parts may follow */
 	uint16_t type, flags;
 	uint32_t len, crc;
+	uint32_t left;          /* payload bytes of the pending record not read yet */
+	uint32_t run_crc;       /* CRC over the header and the payload read so far */
 	uint8_t hdr[FRAME_HEADER_BYTES];
 };
 
@@ -57,9 +61,12 @@ static int frame_emit(struct frame_stream *f, uint16_t type, uint16_t flags,
 	int rc;
 
 	frame_encode_header(h, type, flags, (uint32_t)len);
-	crc = crc32c(0, h, 12);
-	for (int i = 0; i < iovcnt; i++)
-		crc = crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+	crc = 0;
+	if (!(f->hflags & FRAME_F_NO_CRC)) {
+		crc = crc32c(0, h, 12);
+		for (int i = 0; i < iovcnt; i++)
+			crc = crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+	}
 	le32_encode(h + 12, crc);
 	stream_write_all(f->lower, h, sizeof(h));
 	for (int i = 0; i < iovcnt; i++)
@@ -135,18 +142,26 @@ static const struct stream_ops frame_writer_ops = {
 
 int frame_writer_open(struct stream **out, struct stream *lower)
 {
+	return frame_writer_open_flags(out, lower, 0);
+}
+
+int frame_writer_open_flags(struct stream **out, struct stream *lower, uint16_t flags)
+{
 	uint8_t h[FRAME_STREAM_HEADER_BYTES];
 	struct frame_stream *f;
 	int rc;
 
+	if (flags & ~FRAME_F_NO_CRC)
+		return -EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	stream_init(&f->base, &frame_writer_ops);
 	f->lower = lower;
+	f->hflags = flags;
 	memcpy(h, FRAME_MAGIC, 4);
 	le16_encode(h + 4, FRAME_FORMAT_VERSION);
-	le16_encode(h + 6, 0);
+	le16_encode(h + 6, flags);
 	rc = stream_write_all(lower, h, sizeof(h));
 	if (rc < 0) {
 		free(f);
@@ -183,22 +198,38 @@ static int frame_next_header(struct frame_stream *f)
 		return -EMSGSIZE;
 	if (f->type == FRAME_T_END && f->len != FRAME_END_PAYLOAD_BYTES)
 		return -EBADMSG;
+	if ((f->hflags & FRAME_F_NO_CRC) && f->crc != 0)
+		return -EBADMSG;
 	f->pending = true;
+	f->header_given = false;
+	f->left = f->len;
+	f->run_crc = crc32c(0, h, 12);
+	return 0;
+}
+
+/* Read n bytes of the pending payload into buf; the last piece checks the CRC. */
+static int frame_payload_part(struct frame_stream *f, void *buf, size_t n)
+{
+	int rc;
+
+	rc = stream_read_all(f->lower, buf, n);
+	if (rc < 0)
+		return frame_cut(rc);
+	f->left -= (uint32_t)n;
+	if (!(f->hflags & FRAME_F_NO_CRC)) {
+		f->run_crc = crc32c(f->run_crc, buf, n);
+		if (f->left == 0 && f->run_crc != f->crc)
+			return -EBADMSG;
+	}
+	if (f->left == 0)
+		f->pending = false;
 	return 0;
 }
 
 /* Read the pending payload into buf (len bytes) and check its CRC. */
 static int frame_payload(struct frame_stream *f, void *buf)
 {
-	int rc;
-
-	rc = stream_read_all(f->lower, buf, f->len);
-	if (rc < 0)
-		return frame_cut(rc);
-	if (crc32c(crc32c(0, f->hdr, 12), buf, f->len) != f->crc)
-		return -EBADMSG;
-	f->pending = false;
-	return 0;
+	return frame_payload_part(f, buf, f->left);
 }
 
 static int frame_end(struct frame_stream *f)
@@ -245,7 +276,11 @@ static int frame_prepare(struct frame_stream *f)
 static int frame_consume(struct frame_stream *f, uint16_t *type, uint16_t *flags, void *buf,
 			 size_t *len)
 {
-	int rc = frame_payload(f, buf);
+	int rc;
+
+	if (f->header_given)
+		return -EINVAL;
+	rc = frame_payload(f, buf);
 
 	if (rc < 0) {
 		f->base.err = rc;
@@ -270,11 +305,63 @@ int frame_read(struct stream *s, uint16_t *type, uint16_t *flags, void *buf, siz
 	rc = frame_prepare(f);
 	if (rc < 0)
 		return rc;
+	if (f->header_given)
+		return -EINVAL;
 	if (f->len > cap) {
 		*len = f->len;
 		return -ENOBUFS;
 	}
 	return frame_consume(f, type, flags, buf, len);
+}
+
+int frame_read_header(struct stream *s, uint16_t *type, uint16_t *flags, size_t *len)
+{
+	struct frame_stream *f = frame_of(s);
+	int rc;
+
+	if (f->base.ops == &frame_reader_ops && f->header_given)
+		return -EINVAL;
+	rc = frame_prepare(f);
+	if (rc < 0)
+		return rc;
+	*type = f->type;
+	if (flags)
+		*flags = f->flags;
+	*len = f->len;
+	f->header_given = true;
+	f->records++;
+	f->payload_bytes += f->len;
+	f->base.bytes_read += f->len;
+	if (f->len == 0) {
+		f->pending = false;
+		f->header_given = false;
+		if (!(f->hflags & FRAME_F_NO_CRC) && f->run_crc != f->crc) {
+			f->base.err = -EBADMSG;
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int frame_read_part(struct stream *s, void *buf, size_t n)
+{
+	struct frame_stream *f = frame_of(s);
+	int rc;
+
+	if (s->ops != &frame_reader_ops || !f->header_given || n > f->left)
+		return -EINVAL;
+	if (s->err)
+		return s->err;
+	if (n == 0)
+		return 0;
+	rc = frame_payload_part(f, buf, n);
+	if (rc < 0) {
+		s->err = rc;
+		return rc;
+	}
+	if (f->left == 0)
+		f->header_given = false;
+	return 0;
 }
 
 int frame_read_alloc(struct stream *s, uint16_t *type, uint16_t *flags, void **buf, size_t *len)
@@ -286,6 +373,8 @@ int frame_read_alloc(struct stream *s, uint16_t *type, uint16_t *flags, void **b
 	rc = frame_prepare(f);
 	if (rc < 0)
 		return rc;
+	if (f->header_given)
+		return -EINVAL;
 	p = malloc(f->len ? f->len : 1);
 	if (!p)
 		return -ENOMEM;
@@ -315,8 +404,14 @@ static const struct stream_ops frame_reader_ops = {
 
 int frame_reader_open(struct stream **out, struct stream *lower)
 {
+	return frame_reader_open_flags(out, lower, 0);
+}
+
+int frame_reader_open_flags(struct stream **out, struct stream *lower, uint16_t allowed)
+{
 	uint8_t h[FRAME_STREAM_HEADER_BYTES];
 	struct frame_stream *f;
+	uint16_t hflags;
 	int rc;
 
 	rc = stream_read_all(lower, h, sizeof(h));
@@ -324,13 +419,15 @@ int frame_reader_open(struct stream **out, struct stream *lower)
 		return frame_cut(rc);
 	if (memcmp(h, FRAME_MAGIC, 4) != 0)
 		return -ENOMSG;
-	if (le16_decode(h + 4) != FRAME_FORMAT_VERSION || le16_decode(h + 6) != 0)
+	hflags = le16_decode(h + 6);
+	if (le16_decode(h + 4) != FRAME_FORMAT_VERSION || (hflags & ~(allowed & FRAME_F_NO_CRC)))
 		return -EPROTONOSUPPORT;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	stream_init(&f->base, &frame_reader_ops);
 	f->lower = lower;
+	f->hflags = hflags;
 	*out = &f->base;
 	return 0;
 }

@@ -16,8 +16,12 @@
  *
  *    0        4         6         8
  *    +--------+---------+---------+
- *    | "GWFR" | version | flags=0 |
+ *    | "GWFR" | version | flags   |
  *    +--------+---------+---------+
+ *
+ *    flags   0, or FRAME_F_NO_CRC: every record's crc32c field is 0 and nobody checks it,
+ *            because the stream below authenticates every byte before a reader sees it
+ *            (TLS, AEAD). A reader that does not know a flag refuses the stream.
  *
  * Then records, each a 16-byte header and its payload:
  *
@@ -31,7 +35,7 @@
  *    flags   the caller's; passed through untouched
  *    length  payload bytes, at most FRAME_MAX_PAYLOAD
  *    crc32c  over header bytes [0, 12) followed by the payload, so a flipped type,
- *            flags or length is caught as well as a damaged payload
+ *            flags or length is caught as well as a damaged payload; 0 under FRAME_F_NO_CRC
  *
  * The last record is FRAME_T_END, written only by a committing close, whose payload is
  * two u64: the number of records and the sum of payload bytes before it. A stream that
@@ -45,6 +49,7 @@
 #define FRAME_HEADER_BYTES 16
 #define FRAME_END_PAYLOAD_BYTES 16
 #define FRAME_MAX_PAYLOAD (16u * 1024 * 1024)
+#define FRAME_F_NO_CRC 0x0001u /* stream header flag: records carry no checksum */
 
 #define FRAME_T_INVALID 0x0000
 #define FRAME_T_USER_MIN 0x0001
@@ -67,6 +72,16 @@ _Static_assert(FRAME_MAX_PAYLOAD <= UINT32_MAX, "length fits its field");
 int frame_writer_open(struct stream **out, struct stream *lower);
 
 /*
+ * frame_writer_open with stream header flags (out, lower, flags): 0 or FRAME_F_NO_CRC.
+ * Pass FRAME_F_NO_CRC only over a layer that authenticates every byte (TLS, aead): the
+ * records then go down without the CRC32C pass, and the payload is read once, by the
+ * layer below, so a caller may frame memory that changes under it (a torn copy is the
+ * caller's problem, not a checksum failure). Returns as frame_writer_open, or -EINVAL
+ * for an unknown flag.
+ */
+int frame_writer_open_flags(struct stream **out, struct stream *lower, uint16_t flags);
+
+/*
  * Write one record (s, type, flags, payload, len). type must lie in
  * [FRAME_T_USER_MIN, FRAME_T_USER_MAX] and len <= FRAME_MAX_PAYLOAD, else -EINVAL or
  * -EMSGSIZE (not sticky: nothing was written). A failure below is sticky.
@@ -81,9 +96,17 @@ int frame_writev(struct stream *s, uint16_t type, uint16_t flags, const struct i
  * Open a record reader over lower (out, lower): reads and checks the stream header.
  * Returns 0; -EPROTO if lower ends first; -ENOMSG for bad magic; -EPROTONOSUPPORT for
  * another version or unknown header flags; -ENOMEM; or lower's read error. Owns lower on
- * success.
+ * success. A FRAME_F_NO_CRC stream is accepted only when the caller allows it
+ * (frame_reader_open_flags): only it knows whether the layer below authenticates.
  */
 int frame_reader_open(struct stream **out, struct stream *lower);
+
+/*
+ * frame_reader_open accepting the stream header flags in allowed (out, lower, allowed):
+ * 0 or FRAME_F_NO_CRC. Under FRAME_F_NO_CRC a record whose crc32c field is not 0 is
+ * -EBADMSG. Returns as frame_reader_open.
+ */
+int frame_reader_open_flags(struct stream **out, struct stream *lower, uint16_t allowed);
 
 /*
  * Read the next record into buf (s, type, flags, buf, cap, len); flags may be NULL. On
@@ -99,6 +122,24 @@ int frame_reader_open(struct stream **out, struct stream *lower);
  */
 int frame_read(struct stream *s, uint16_t *type, uint16_t *flags, void *buf, size_t cap,
 	       size_t *len);
+
+/*
+ * Read the next record's header only (s, type, flags, len): the payload stays pending and
+ * is read with frame_read_part, so a caller can check a prefix (its own header) and then
+ * read the rest straight to where it belongs. flags may be NULL. Returns as frame_read
+ * (0, -ENODATA after the end record, or a sticky error); -EINVAL (not sticky) while a
+ * payload is still partly unread.
+ */
+int frame_read_header(struct stream *s, uint16_t *type, uint16_t *flags, size_t *len);
+
+/*
+ * Read the next n bytes of the pending payload into buf (s, buf, n); n may not exceed
+ * what is left (-EINVAL, not sticky). The piece that completes the payload checks the
+ * record's CRC (-EBADMSG, sticky): bytes already handed out are unchecked until then, so
+ * the caller must not act on them before the last piece succeeded. frame_read and
+ * frame_read_alloc return -EINVAL while a payload is partly read.
+ */
+int frame_read_part(struct stream *s, void *buf, size_t n);
 
 /*
  * frame_read into a fresh malloc'd buffer the caller frees (s, type, flags, buf, len).

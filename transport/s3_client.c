@@ -98,6 +98,9 @@ int s3_client_create(struct s3_client **out, const struct s3_config *cfg, char *
 		snprintf(c->path_prefix, sizeof(c->path_prefix), "/%s", c->cfg.bucket);
 	snprintf(c->bucket_url, sizeof(c->bucket_url), "%s%s", c->base_url, c->path_prefix);
 
+	rc = curl_dl_load(err, errlen);
+	if (rc < 0)
+		goto err_free;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		rc = -ENOMEM;
 		goto err_free;

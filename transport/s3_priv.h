@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <curl/curl.h>
 
+#include "transport/curl_dl.h"
 #include "transport/s3.h"
 #include "transport/s3_buf.h"
 #include "transport/sigv4.h"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameProgression: exported by every 1.4+ */
 #include <zstd.h>
 
 #include "transport/byteorder.h"
@@ -17,6 +18,14 @@ struct zstd_writer {
 	struct stream *lower;
 	ZSTD_CCtx *cctx;
 	size_t out_len; /* compressed bytes waiting in out[4, 4 + out_len) */
+	/* Adaptive mode (see the header). */
+	bool adaptive;
+	bool raw;             /* sending RAW chunks now */
+	uint64_t raw_left;    /* RAW bytes to send before the next probe */
+	uint64_t skip;        /* the length of the next RAW stretch */
+	uint64_t win_in;      /* zstd's consumed and produced counts when the window began */
+	uint64_t win_out;
+	struct zstd_stream_counts cnt;
 	uint8_t out[4 + ZSTD_STREAM_OUT_BYTES]; /* room for the chunk word in front */
 };
 
@@ -25,6 +34,8 @@ struct zstd_reader {
 	struct stream *lower;
 	ZSTD_DCtx *dctx;
 	ZSTD_inBuffer in;  /* the current chunk, in[pos, size) not yet decoded */
+	bool raw_ok;       /* the header allows RAW chunks */
+	uint32_t raw_left; /* bytes of the current RAW chunk not read yet */
 	bool last_seen;    /* the LAST chunk was read */
 	bool frame_done;   /* zstd reported the end of a frame and nothing followed */
 	uint8_t *chunk;
@@ -47,6 +58,7 @@ static int zstd_emit(struct zstd_writer *w)
 		return 0;
 	le32_encode(w->out, (uint32_t)w->out_len);
 	rc = stream_write_all(w->lower, w->out, 4 + w->out_len);
+	w->cnt.zstd_out_bytes += w->out_len;
 	w->out_len = 0;
 	return rc;
 }
@@ -79,9 +91,104 @@ static int zstd_pump(struct zstd_writer *w, const void *buf, size_t len, ZSTD_En
 	}
 }
 
+/* Start a measuring window at zstd's current counts. */
+static void zstd_window_start(struct zstd_writer *w)
+{
+	ZSTD_frameProgression fp = ZSTD_getFrameProgression(w->cctx);
+
+	w->win_in = fp.consumed;
+	w->win_out = fp.produced;
+}
+
+/* Send len bytes as RAW chunks, from buf itself: the zstd bytes before them are flushed. */
+static int zstd_write_raw(struct zstd_writer *w, const uint8_t *buf, size_t len)
+{
+	uint8_t word[4];
+	int rc;
+
+	while (len) {
+		size_t n = len < ZSTD_STREAM_MAX_CHUNK ? len : ZSTD_STREAM_MAX_CHUNK;
+
+		le32_encode(word, ZSTD_STREAM_CHUNK_RAW | (uint32_t)n);
+		rc = stream_write_all(w->lower, word, sizeof(word));
+		if (rc == 0)
+			rc = stream_write_all(w->lower, buf, n);
+		if (rc < 0)
+			return rc;
+		w->cnt.raw_bytes += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Adaptive write: RAW while a stretch lasts, then compress a probe window and judge it;
+ * a window that did not pay ends in a flush (so the RAW chunks after it stay in order)
+ * and starts a longer RAW stretch.
+ */
+static int zstd_write_adaptive(struct zstd_writer *w, const uint8_t *buf, size_t len)
+{
+	int rc;
+
+	while (len) {
+		ZSTD_frameProgression fp;
+		size_t n;
+
+		if (w->raw) {
+			n = len < w->raw_left ? len : (size_t)w->raw_left;
+			rc = zstd_write_raw(w, buf, n);
+			if (rc < 0)
+				return rc;
+			w->raw_left -= n;
+			if (w->raw_left == 0) {
+				w->raw = false;
+				zstd_window_start(w);
+			}
+			buf += n;
+			len -= n;
+			continue;
+		}
+		n = len < ZSTD_STREAM_PROBE_BYTES ? len : ZSTD_STREAM_PROBE_BYTES;
+		rc = zstd_pump(w, buf, n, ZSTD_e_continue);
+		if (rc < 0)
+			return rc;
+		buf += n;
+		len -= n;
+		fp = ZSTD_getFrameProgression(w->cctx);
+		if (fp.consumed - w->win_in < ZSTD_STREAM_PROBE_BYTES)
+			continue;
+		if ((fp.produced - w->win_out) * 100 <
+		    (fp.consumed - w->win_in) * ZSTD_STREAM_PAYS_PCT) {
+			w->skip = ZSTD_STREAM_SKIP_MIN; /* it pays: keep compressing */
+			zstd_window_start(w);
+			continue;
+		}
+		rc = zstd_pump(w, NULL, 0, ZSTD_e_flush);
+		if (rc == 0)
+			rc = zstd_emit(w);
+		if (rc < 0)
+			return rc;
+		w->raw = true;
+		w->raw_left = w->skip;
+		w->skip = w->skip * 2 > ZSTD_STREAM_SKIP_MAX ? ZSTD_STREAM_SKIP_MAX : w->skip * 2;
+	}
+	return 0;
+}
+
 static int zstd_writer_write(struct stream *s, const void *buf, size_t len)
 {
-	return zstd_pump(STREAM_CONTAINER(s, struct zstd_writer, base), buf, len, ZSTD_e_continue);
+	struct zstd_writer *w = STREAM_CONTAINER(s, struct zstd_writer, base);
+
+	w->cnt.in_bytes += len;
+	if (w->adaptive)
+		return zstd_write_adaptive(w, buf, len);
+	return zstd_pump(w, buf, len, ZSTD_e_continue);
+}
+
+void zstd_writer_counts(struct stream *s, struct zstd_stream_counts *c)
+{
+	*c = STREAM_CONTAINER(s, struct zstd_writer, base)->cnt;
 }
 
 static int zstd_writer_flush(struct stream *s)
@@ -133,7 +240,8 @@ static int zstd_writer_setup(ZSTD_CCtx *cctx, const struct zstd_stream_opts *opt
 	if (workers > 0 && !zstd_stream_workers_supported())
 		return -ENOTSUP;
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)))
+	    ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag,
+						opts && opts->no_checksum ? 0 : 1)))
 		return -EINVAL;
 	if (workers > 0 && ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers)))
 		return -ENOTSUP;
@@ -146,12 +254,13 @@ int zstd_writer_open(struct stream **out, struct stream *lower, const struct zst
 	struct zstd_writer *w;
 	int rc;
 
-	w = malloc(sizeof(*w));
+	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	stream_init(&w->base, &zstd_writer_ops);
 	w->lower = lower;
-	w->out_len = 0;
+	w->adaptive = opts && opts->adaptive;
+	w->skip = ZSTD_STREAM_SKIP_MIN;
 	w->cctx = ZSTD_createCCtx();
 	if (!w->cctx) {
 		rc = -ENOMEM;
@@ -162,7 +271,7 @@ int zstd_writer_open(struct stream **out, struct stream *lower, const struct zst
 		goto err_cctx;
 	memcpy(h, ZSTD_STREAM_MAGIC, 4);
 	le16_encode(h + 4, ZSTD_STREAM_FORMAT_VERSION);
-	le16_encode(h + 6, 0);
+	le16_encode(h + 6, w->adaptive ? ZSTD_STREAM_F_RAW : 0);
 	rc = stream_write_all(lower, h, sizeof(h));
 	if (rc < 0)
 		goto err_cctx;
@@ -193,6 +302,15 @@ static int zstd_next_chunk(struct zstd_reader *r)
 	}
 	if (v == 0 || (v & ZSTD_STREAM_CHUNK_LAST))
 		return -EBADMSG;
+	if ((v & ZSTD_STREAM_CHUNK_RAW) && r->raw_ok) {
+		len = v & ~ZSTD_STREAM_CHUNK_RAW;
+		if (len == 0)
+			return -EBADMSG;
+		if (len > ZSTD_STREAM_MAX_CHUNK)
+			return -EMSGSIZE;
+		r->raw_left = len;
+		return 0;
+	}
 	if (len > ZSTD_STREAM_MAX_CHUNK)
 		return -EMSGSIZE;
 	if (len > r->chunk_cap) {
@@ -219,6 +337,19 @@ static int zstd_reader_read(struct stream *s, void *buf, size_t len)
 	int rc;
 
 	for (;;) {
+		/* A RAW chunk goes from the stream below straight into buf. */
+		if (r->raw_left) {
+			size_t n = out.size - out.pos < r->raw_left ? out.size - out.pos : r->raw_left;
+
+			rc = stream_read_all(r->lower, (uint8_t *)buf + out.pos, n);
+			if (rc < 0)
+				return rc == -ENODATA ? -EPROTO : rc;
+			r->raw_left -= (uint32_t)n;
+			out.pos += n;
+			if (out.pos == out.size)
+				return 0;
+			continue;
+		}
 		/* Decode what we hold; zstd may also have output left from earlier input. */
 		if (!r->last_seen) {
 			size_t out_before = out.pos, in_before = r->in.pos;
@@ -280,13 +411,15 @@ int zstd_reader_open(struct stream **out, struct stream *lower)
 		return rc == -ENODATA ? -EPROTO : rc;
 	if (memcmp(h, ZSTD_STREAM_MAGIC, 4) != 0)
 		return -ENOMSG;
-	if (le16_decode(h + 4) != ZSTD_STREAM_FORMAT_VERSION || le16_decode(h + 6) != 0)
+	if (le16_decode(h + 4) != ZSTD_STREAM_FORMAT_VERSION ||
+	    (le16_decode(h + 6) & ~ZSTD_STREAM_F_RAW))
 		return -EPROTONOSUPPORT;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	stream_init(&r->base, &zstd_reader_ops);
 	r->lower = lower;
+	r->raw_ok = le16_decode(h + 6) & ZSTD_STREAM_F_RAW;
 	r->dctx = ZSTD_createDCtx();
 	if (!r->dctx) {
 		free(r);
