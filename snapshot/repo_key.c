@@ -14,52 +14,10 @@
 #include <openssl/rand.h>
 
 #include "transport/kdf.h"
+#include "transport/key_file.h"
 
 /* The largest file worth reading: 64 hex digits and "\r\n", with room to spot excess. */
 #define REPO_KEY_FILE_MAX 128
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool is_text(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (hexval(p[i]) < 0 && p[i] != '\n' && p[i] != '\r' && p[i] != ' ' && p[i] != '\t')
-			return false;
-	return true;
-}
-
-/* Decode the hex form (p, n, out, why); returns 0 or -EINVAL with a static reason. */
-static int decode_hex(const uint8_t *p, size_t n, uint8_t out[REPO_KEY_BYTES], const char **why)
-{
-	size_t digits = n;
-
-	if (digits >= 2 && p[digits - 2] == '\r' && p[digits - 1] == '\n')
-		digits -= 2;
-	else if (digits >= 1 && p[digits - 1] == '\n')
-		digits -= 1;
-	for (size_t i = 0; i < digits; i++) {
-		if (hexval(p[i]) < 0) {
-			*why = "hex key has a character that is not a hex digit";
-			return -EINVAL;
-		}
-	}
-	if (digits != 2 * REPO_KEY_BYTES) {
-		*why = "hex key must be exactly 64 hex digits (32 bytes)";
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < REPO_KEY_BYTES; i++)
-		out[i] = (uint8_t)(hexval(p[2 * i]) << 4 | hexval(p[2 * i + 1]));
-	return 0;
-}
 
 static bool key_is_flat(const uint8_t *k)
 {
@@ -78,63 +36,28 @@ int repo_key_generate(struct repo_key *out)
 	return key_is_flat(out->b) ? -EIO : 0;
 }
 
-static int read_all(int fd, uint8_t *buf, size_t cap, size_t *n)
-{
-	*n = 0;
-	while (*n < cap) {
-		ssize_t r = read(fd, buf + *n, cap - *n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		*n += (size_t)r;
-	}
-	return 0;
-}
-
 int repo_key_load(struct repo_key *out, const char *path, char *err, size_t errlen)
 {
 	uint8_t buf[REPO_KEY_FILE_MAX + 1];
 	const char *why = NULL;
-	struct stat st;
-	size_t n = 0;
-	int fd, rc;
+	size_t n, at;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "key file %s: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "key file %s: stat: %s", path, strerror(-rc));
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "key file %s: not a regular file", path);
-		goto out_close;
-	}
-	if (st.st_mode & 077) {
-		rc = -EPERM;
-		snprintf(err, errlen, "key file %s: mode %04o lets others read the key; chmod 600 it",
-			 path, (unsigned)(st.st_mode & 07777));
-		goto out_close;
-	}
-	rc = read_all(fd, buf, sizeof(buf), &n);
-	if (rc < 0) {
-		snprintf(err, errlen, "key file %s: read: %s", path, strerror(-rc));
+	rc = key_file_read(path, "key file", buf, sizeof(buf), &n, err, errlen);
+	if (rc < 0)
 		goto out_wipe;
-	}
 	rc = -EINVAL;
 	if (n > REPO_KEY_FILE_MAX) {
 		why = "too large for a repository key";
-	} else if (is_text(buf, n)) {
-		rc = decode_hex(buf, n, out->b, &why);
+	} else if (key_file_is_hex(buf, n)) {
+		ssize_t len = key_file_decode_hex(buf, n, out->b, REPO_KEY_BYTES, &at);
+
+		if (len == -EINVAL)
+			why = "hex key has a character that is not a hex digit";
+		else if (len != REPO_KEY_BYTES)
+			why = "hex key must be exactly 64 hex digits (32 bytes)";
+		else
+			rc = 0;
 	} else if (n == REPO_KEY_BYTES) {
 		memcpy(out->b, buf, REPO_KEY_BYTES);
 		rc = 0;
@@ -151,8 +74,6 @@ int repo_key_load(struct repo_key *out, const char *path, char *err, size_t errl
 	}
 out_wipe:
 	OPENSSL_cleanse(buf, sizeof(buf));
-out_close:
-	close(fd);
 	return rc;
 }
 

@@ -1,4 +1,4 @@
-/* CRC32C (Castagnoli), the checksum of frame records. */
+/* CRC32C (Castagnoli): frame records, the VMM's state blobs and disk-log sidecars. */
 #ifndef TRANSPORT_CRC32C_H
 #define TRANSPORT_CRC32C_H
 

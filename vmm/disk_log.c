@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/crc32c.h"
+#include "transport/crc32c.h"
 #include "vmm/state_codec.h"
 #include "vmm/vm_priv.h"
 
@@ -47,7 +47,7 @@ static bool sidecar_parse(struct disk_log *l, const uint8_t *buf, size_t len,
 	uint32_t flags, base_len;
 	char base[DISK_LOG_BASE_MAX];
 
-	if (len != sidecar_bytes(l) || vmm_crc32c(0, buf, len - 4) != vs_get32(buf + len - 4))
+	if (len != sidecar_bytes(l) || crc32c(0, buf, len - 4) != vs_get32(buf + len - 4))
 		return false;
 	vs_dec_init(&d, buf, len - 4);
 	if (memcmp(vs_dec_ptr(&d, 4), DISK_LOG_MAGIC, 4) != 0 ||
@@ -146,7 +146,7 @@ static int sidecar_write(const struct disk_log *l, bool clean, const struct imag
 		vs_enc_u8(&e, 0);
 	for (size_t k = 0; k < l->nwords; k++)
 		vs_enc_u64(&e, l->bits[k]);
-	vs_enc_u32(&e, e.err ? 0 : vmm_crc32c(0, e.buf, e.len));
+	vs_enc_u32(&e, e.err ? 0 : crc32c(0, e.buf, e.len));
 	rc = e.err;
 	if (rc < 0)
 		goto out;

@@ -10,7 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "vmm/crc32c.h"
+#include "transport/crc32c.h"
 #include "vmm/state_priv.h"
 
 void vs_blob_begin(struct vs_enc *e)
@@ -30,7 +30,7 @@ void vs_blob_finish(struct vs_enc *e)
 		return;
 	vs_enc_patch_u32(e, 16, (uint32_t)total);
 	vs_enc_patch_u32(e, 20, (uint32_t)(total >> 32));
-	vs_enc_u32(e, vmm_crc32c(0, e->buf, e->len));
+	vs_enc_u32(e, crc32c(0, e->buf, e->len));
 }
 
 int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *err,
@@ -65,7 +65,7 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *
 			 total > len ? "truncated" : "has trailing bytes", total, len);
 		return -EBADMSG;
 	}
-	crc = vmm_crc32c(0, blob, len - VS_TRAILER_BYTES);
+	crc = crc32c(0, blob, len - VS_TRAILER_BYTES);
 	if (crc != vs_get32(blob + len - VS_TRAILER_BYTES)) {
 		snprintf(err, errlen, "VM state blob is corrupt (checksum mismatch)");
 		return -EBADMSG;

@@ -53,17 +53,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[200];
-
 	gw_proc_cleanup(&RST);
 	gw_proc_cleanup(&CMD2);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
 	s3_client_destroy(cli);
 	server_stop(&srv);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", WORK);
+	gw_rm_rf(WORK);
 }
 
 TestSuite(backup, .init = setup, .fini = teardown, .timeout = 900);
@@ -91,13 +87,7 @@ static int run(struct gw_proc *p, const char *const *argv)
 		args[n++] = KEY;
 	}
 	args[n] = NULL;
-	gw_proc_cleanup(p);
-	gw_proc_init(p);
-	gw_spawn(p, args);
-	cr_assert(gw_wait_exit(p, CMD_MS), "godwit %s hung", argv[0]);
-	cr_assert(WIFEXITED(p->status), "godwit %s died of signal %d", argv[0],
-		  WTERMSIG(p->status));
-	return WEXITSTATUS(p->status);
+	return gw_run(p, args, CMD_MS);
 }
 
 static int godwit(const char *const *argv)
@@ -119,17 +109,6 @@ static char *err_of(struct gw_proc *p)
 	return s ? s : strdup("");
 }
 
-/* stderr is one "godwit: " line holding needle. */
-static void expect_one_line(struct gw_proc *p, const char *needle)
-{
-	char *e = err_of(p);
-
-	cr_assert(strncmp(e, "godwit: ", 8) == 0 && strchr(e, '\n') == e + strlen(e) - 1,
-		  "not one error line: %s", e);
-	cr_assert(strstr(e, needle), "'%s' not in: %s", needle, e);
-	free(e);
-}
-
 static void repo_init(const char *repo)
 {
 	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo, NULL }), 0,
@@ -144,39 +123,6 @@ static void boot(const char *cmdline, const char *mem)
 	gw_spawn(&VM, argv);
 	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
 		  "guest did not boot: %s", gw_read_file(VM.err));
-}
-
-static void last_hb(struct gw_hb *hb)
-{
-	char line[256];
-	unsigned n = gw_count_lines(VM.console, "HB ");
-
-	cr_assert(gw_wait_line(&VM, VM.console, "HB ", n, line, sizeof(line), 1000));
-	cr_assert(gw_parse_hb(line, hb));
-}
-
-static uint64_t json_u64(const char *json, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(json, k);
-	cr_assert_not_null(p, "no %s in %s", key, json);
-	return strtoull(p + strlen(k), NULL, 10);
-}
-
-static void json_str(const char *json, const char *key, char *out, size_t len)
-{
-	char k[64];
-	const char *p, *e;
-
-	snprintf(k, sizeof(k), "\"%s\":\"", key);
-	p = strstr(json, k);
-	cr_assert_not_null(p, "no %s in %s", key, json);
-	p += strlen(k);
-	e = strchr(p, '"');
-	snprintf(out, len, "%.*s", (int)(e - p), p);
 }
 
 struct bk {
@@ -198,14 +144,14 @@ static int backup(const char *repo, const char *const *extra, struct bk *b)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
 	if (b)
-		last_hb(&b->hb);
+		gw_last_hb(&VM, &b->hb);
 	rc = godwit(argv);
 	if (rc == 0 && b) {
 		char *out = out_of(&CMD);
 
-		json_str(out, "id", b->id, sizeof(b->id));
-		b->bytes_new_stored = json_u64(out, "bytes_new_stored");
-		b->snapshots_removed = json_u64(out, "snapshots_removed");
+		gw_json_str(out, "id", b->id, sizeof(b->id));
+		b->bytes_new_stored = gw_json_u64(out, "bytes_new_stored");
+		b->snapshots_removed = gw_json_u64(out, "snapshots_removed");
 		free(out);
 	}
 	return rc;
@@ -250,10 +196,7 @@ static unsigned listed(const char *repo)
 
 static void quit_vm(void)
 {
-	char reply[256];
-
-	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(&VM, 20000));
+	gw_quit(&VM);
 }
 
 /* ---- Local repositories ------------------------------------------------------------------- */
@@ -290,7 +233,7 @@ Test(backup, is_silent_on_success_and_restores_in_another_process)
 	cr_assert_eq(godwit((const char *const[]){ "backup", "--repo", REPO, NULL }), 2);
 	cr_assert_eq(godwit((const char *const[]){ "backup", "--api", VM.api, "--repo",
 						   "/nonexistent/repo", NULL }), 1);
-	expect_one_line(&CMD, "does not exist");
+	gw_expect_one_error(&CMD, "does not exist");
 }
 
 /* Start a backup in p without waiting (repo, extra). */
@@ -333,9 +276,9 @@ static void race(const char *repo, bool separate_hosts)
 	cr_assert((a == 0 && b == 4) || (a == 4 && b == 0) || (a == 0 && b == 0),
 		  "exits %d and %d: %s %s", a, b, err_of(&CMD), err_of(&CMD2));
 	if (a == 4)
-		expect_one_line(&CMD, "another backup of VM 'vm1'");
+		gw_expect_one_error(&CMD, "another backup of VM 'vm1'");
 	if (b == 4)
-		expect_one_line(&CMD2, "another backup of VM 'vm1'");
+		gw_expect_one_error(&CMD2, "another backup of VM 'vm1'");
 	/* The VM's API runs one snapshot at a time: with --lock-wait both get through. */
 	backup_start(&CMD, repo, "120");
 	backup_start(&CMD2, repo, "120");
@@ -422,7 +365,7 @@ Test(backup, retention_keeps_what_the_policy_says_and_the_rest_restores)
 	verify_ok(REPO);
 	restore_and_check(REPO, &b[4]);
 	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO, NULL }), 2);
-	expect_one_line(&CMD, "pass a policy");
+	gw_expect_one_error(&CMD, "pass a policy");
 }
 
 /* ---- S3 ------------------------------------------------------------------------------- */
@@ -618,13 +561,13 @@ Test(backup, on_s3_wrong_credentials_and_a_missing_bucket_are_one_line_and_chang
 	before = bucket_listing();
 	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
 	cr_assert_eq(backup(repo, NULL, NULL), 1);
-	expect_one_line(&CMD, "S3 refused the credentials");
+	gw_expect_one_error(&CMD, "S3 refused the credentials");
 	s3_env(&srv);
 	cr_assert_eq(backup("s3://no-such-bucket/backups", NULL, NULL), 1);
-	expect_one_line(&CMD, "bucket no-such-bucket does not exist");
+	gw_expect_one_error(&CMD, "bucket no-such-bucket does not exist");
 	cr_assert_eq(backup(repo, (const char *const[]){ "--endpoint", "http://127.0.0.1:1", NULL },
 			    NULL), 1);
-	expect_one_line(&CMD, "cannot reach the S3 endpoint");
+	gw_expect_one_error(&CMD, "cannot reach the S3 endpoint");
 	after = bucket_listing();
 	cr_assert_str_eq(before, after, "a failed backup changed the bucket");
 	free(before);
@@ -662,7 +605,7 @@ Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_
 	arm("method=PUT,match=/data/,action=outage:10");
 	sleep(1);
 	cr_assert_eq(backup(repo, NULL, NULL), 1, "a backup went through an outage");
-	expect_one_line(&CMD, "not stored");
+	gw_expect_one_error(&CMD, "not stored");
 	sleep(10);
 	verify_ok(repo);
 	cr_assert_eq(listed(repo), 1);

@@ -38,14 +38,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[200];
-
 	gw_proc_cleanup(&RST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", WORK);
+	gw_rm_rf(WORK);
 }
 
 TestSuite(restore, .init = setup, .fini = teardown, .timeout = 600);
@@ -53,13 +49,7 @@ TestSuite(restore, .init = setup, .fini = teardown, .timeout = 600);
 /* Run a godwit command to completion; returns its exit status, output in CMD. */
 static int godwit(const char *const *argv)
 {
-	gw_proc_cleanup(&CMD);
-	gw_proc_init(&CMD);
-	gw_spawn(&CMD, argv);
-	cr_assert(gw_wait_exit(&CMD, CMD_MS), "godwit %s hung", argv[0]);
-	cr_assert(WIFEXITED(CMD.status), "godwit %s died of signal %d", argv[0],
-		  WTERMSIG(CMD.status));
-	return WEXITSTATUS(CMD.status);
+	return gw_run(&CMD, argv, CMD_MS);
 }
 
 /* An encrypted repository, the default: every command below passes --key-file KEY. */
@@ -105,14 +95,6 @@ static void take(const char *api, struct gw_proc *vm, char *id, size_t idlen, st
 	e = strchr(p, '"');
 	snprintf(id, idlen, "%.*s", (int)(e - p), p);
 	free(out);
-}
-
-static void quit(struct gw_proc *p)
-{
-	char reply[256];
-
-	cr_assert(gw_api(p->api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(p, 20000), "godwit did not exit after quit");
 }
 
 /* Start `godwit restore` of id in RST, with an optional disk and --eager. */
@@ -193,11 +175,11 @@ static void lazy_round_trip(const char *cpus)
 	repo_init();
 	boot(cpus, NULL, "mb=32 rate=16 verify=1");
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	restore_start(id, NULL, false);
 	expect_guest_continues(&hb);
 	expect_lazy();
-	quit(&RST);
+	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 	expect_resident();
 }
@@ -231,13 +213,13 @@ Test(restore, lazy_restore_continues_a_guest_with_a_disk)
 	boot("2", disk, "mb=32 rate=16 verify=1 disk=w:100:2048:0x77 disk=v:100:2048:0x77");
 	cr_assert(gw_wait_line(&VM, VM.console, "DISK V ", 1, NULL, 0, BOOT_MS));
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", disk, copy);
 	cr_assert_eq(system(cmd), 0);
 	restore_start(id, restored, false);
 	expect_guest_continues(&hb);
 	expect_lazy();
-	quit(&RST);
+	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 	expect_resident();
 	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", restored, copy);
@@ -254,26 +236,14 @@ Test(restore, eager_restore_still_continues_the_guest)
 	repo_init();
 	boot("2", NULL, "mb=32 rate=16 verify=1");
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	restore_start(id, NULL, true);
 	expect_guest_continues(&hb);
 	err = gw_read_file(RST.err);
 	cr_assert(strstr(err, "RAM copied"), "not an eager restore: %s", err);
 	free(err);
-	quit(&RST);
+	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
-}
-
-/* One "godwit: " line on stderr of CMD, holding needle. */
-static void expect_one_error(const char *needle)
-{
-	char *e = gw_read_file(CMD.err);
-
-	cr_assert_not_null(e);
-	cr_assert(strncmp(e, "godwit: ", 8) == 0 && strchr(e, '\n') == e + strlen(e) - 1,
-		  "not one error line: %s", e);
-	cr_assert(strstr(e, needle), "'%s' not in: %s", needle, e);
-	free(e);
 }
 
 /* An encrypted repository without its key, or with another one, starts no VM. */
@@ -287,11 +257,11 @@ Test(restore, the_wrong_key_or_none_is_refused_in_one_line)
 	repo_init();
 	boot("1", NULL, "mb=8 rate=4");
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	snprintf(console, sizeof(console), "%s/none.console", WORK);
 	cr_assert_eq(godwit((const char *const[]){ "restore", "--repo", REPO, "--snapshot", id,
 						   "--console", console, NULL }), 1);
-	expect_one_error("--key-file");
+	gw_expect_one_error(&CMD, "--key-file");
 	snprintf(other, sizeof(other), "%s/other.key", WORK);
 	{
 		char orepo[300];
@@ -303,12 +273,12 @@ Test(restore, the_wrong_key_or_none_is_refused_in_one_line)
 	cr_assert_eq(godwit((const char *const[]){ "restore", "--repo", REPO, "--key-file", other,
 						   "--snapshot", id, "--console", console, NULL }),
 		     1);
-	expect_one_error("wrong key for repository");
+	gw_expect_one_error(&CMD, "wrong key for repository");
 	cr_assert_neq(access(console, F_OK), 0, "a refused restore created its console file");
 	/* The right key still restores it. */
 	restore_start(id, NULL, false);
 	expect_guest_continues(&hb);
-	quit(&RST);
+	gw_quit(&RST);
 }
 
 /*
@@ -324,17 +294,17 @@ Test(restore, a_snapshot_taken_during_a_lazy_restore_is_whole)
 	repo_init();
 	boot("1", NULL, "mb=64 rate=16 verify=1");
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	restore_start(id, NULL, false);
 	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 1, NULL, 0, BOOT_MS), "%s",
 		  gw_read_file(RST.err));
 	take(RST.api, &RST, id2, sizeof(id2), &hb2);
 	expect_lazy();
-	quit(&RST);
+	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 	restore_start(id2, NULL, false);
 	expect_guest_continues(&hb2);
-	quit(&RST);
+	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 }
 
@@ -382,7 +352,7 @@ Test(restore, without_userfaultfd_restore_copies_ram_first_and_says_so)
 	repo_init();
 	boot("1", NULL, "mb=32 rate=16 verify=1");
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	restore_start_without_userfaultfd(id);
 	expect_guest_continues(&hb);
 	err = gw_read_file(RST.err);
@@ -390,7 +360,7 @@ Test(restore, without_userfaultfd_restore_copies_ram_first_and_says_so)
 		  strstr(err, "copied RAM before starting instead") && strstr(err, "RAM copied"),
 		  "no fallback to an eager restore: %s", err);
 	free(err);
-	quit(&RST);
+	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 }
 
@@ -420,7 +390,7 @@ Test(restore, a_damaged_pack_stops_a_lazy_restore_naming_the_chunk)
 	repo_init();
 	boot("1", NULL, "mb=48 rate=16 verify=1");
 	take(VM.api, &VM, id, sizeof(id), &hb);
-	quit(&VM);
+	gw_quit(&VM);
 	/*
 	 * A byte flipped every 32 KiB of a pack of memory chunks: each of its blobs is
 	 * damaged, so some the snapshot references are (a pack also holds blobs the live

@@ -41,14 +41,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[200];
-
 	gw_proc_cleanup(&RST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", WORK);
+	gw_rm_rf(WORK);
 }
 
 TestSuite(snapshot, .init = setup, .fini = teardown, .timeout = 600);
@@ -56,13 +52,7 @@ TestSuite(snapshot, .init = setup, .fini = teardown, .timeout = 600);
 /* Run a godwit command to completion; returns its exit status, output in CMD. */
 static int godwit(const char *const *argv)
 {
-	gw_proc_cleanup(&CMD);
-	gw_proc_init(&CMD);
-	gw_spawn(&CMD, argv);
-	cr_assert(gw_wait_exit(&CMD, SNAP_MS), "godwit %s hung", argv[0]);
-	cr_assert(WIFEXITED(CMD.status), "godwit %s died of signal %d", argv[0],
-		  WTERMSIG(CMD.status));
-	return WEXITSTATUS(CMD.status);
+	return gw_run(&CMD, argv, SNAP_MS);
 }
 
 /* An encrypted repository, the default: its key goes to KEY, outside the repository. */
@@ -118,30 +108,6 @@ struct snap {
 	char disk_mode[16];
 };
 
-static uint64_t json_u64(const char *json, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(json, k);
-	cr_assert_not_null(p, "no %s in %s", key, json);
-	return strtoull(p + strlen(k), NULL, 10);
-}
-
-static void json_str(const char *json, const char *key, char *out, size_t len)
-{
-	char k[64];
-	const char *p, *e;
-
-	snprintf(k, sizeof(k), "\"%s\":\"", key);
-	p = strstr(json, k);
-	cr_assert_not_null(p, "no %s in %s", key, json);
-	p += strlen(k);
-	e = strchr(p, '"');
-	snprintf(out, len, "%.*s", (int)(e - p), p);
-}
-
 static void take(struct snap *s)
 {
 	char line[256];
@@ -159,11 +125,11 @@ static void take(struct snap *s)
 							   "--json", NULL }), 0,
 			     "snapshot failed: %s", gw_read_file(CMD.err));
 	out = gw_read_file(CMD.out);
-	json_str(out, "id", s->id, sizeof(s->id));
-	s->bytes_new = json_u64(out, "bytes_new");
-	s->pause_ms = json_u64(out, "pause_ms");
-	s->disk_blocks = json_u64(out, "disk_blocks_copied");
-	json_str(out, "disk_mode", s->disk_mode, sizeof(s->disk_mode));
+	gw_json_str(out, "id", s->id, sizeof(s->id));
+	s->bytes_new = gw_json_u64(out, "bytes_new");
+	s->pause_ms = gw_json_u64(out, "pause_ms");
+	s->disk_blocks = gw_json_u64(out, "disk_blocks_copied");
+	gw_json_str(out, "disk_mode", s->disk_mode, sizeof(s->disk_mode));
 	free(out);
 }
 
@@ -197,10 +163,7 @@ static void restore_and_check(const struct snap *s, const char *disk)
 
 static void quit_vm(void)
 {
-	char reply[256];
-
-	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(&VM, 20000));
+	gw_quit(&VM);
 }
 
 Test(snapshot, full_and_three_incrementals_each_restore_on_their_own)
@@ -558,8 +521,8 @@ Test(snapshot, an_encrypted_repository_needs_its_key_and_shows_no_plaintext)
 
 		cr_assert_eq(godwit(argv), 0, "snapshot failed: %s", gw_read_file(CMD.err));
 		out = gw_read_file(CMD.out);
-		json_str(out, "id", s[i].id, sizeof(s[i].id));
-		json_str(out, "parent", cmd, sizeof(cmd));
+		gw_json_str(out, "id", s[i].id, sizeof(s[i].id));
+		gw_json_str(out, "parent", cmd, sizeof(cmd));
 		if (i == 1)
 			cr_assert_str_eq(cmd, s[0].id, "the second is incremental on the first");
 		free(out);

@@ -329,3 +329,78 @@ void gw_netns_destroy(struct gw_netns *n)
 	sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", n->a, n->b);
 	n->up = false;
 }
+
+int gw_run(struct gw_proc *p, const char *const *argv, int timeout_ms)
+{
+	gw_proc_cleanup(p);
+	gw_proc_init(p);
+	gw_spawn(p, argv);
+	cr_assert(gw_wait_exit(p, timeout_ms), "godwit %s hung", argv[0]);
+	cr_assert(WIFEXITED(p->status), "godwit %s died of signal %d", argv[0],
+		  WTERMSIG(p->status));
+	return WEXITSTATUS(p->status);
+}
+
+void gw_quit(struct gw_proc *p)
+{
+	char reply[256];
+
+	cr_assert(gw_api(p->api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)),
+		  "the VM's API does not answer quit");
+	cr_assert(gw_wait_exit(p, 20000), "godwit did not exit after quit");
+}
+
+void gw_last_hb(struct gw_proc *p, struct gw_hb *hb)
+{
+	char line[256];
+	unsigned n = gw_count_lines(p->console, "HB ");
+
+	cr_assert_gt(n, 0, "no heartbeat on the console yet");
+	cr_assert(gw_wait_line(p, p->console, "HB ", n, line, sizeof(line), 1000));
+	cr_assert(gw_parse_hb(line, hb), "not a heartbeat: %s", line);
+}
+
+void gw_expect_one_error(struct gw_proc *p, const char *needle)
+{
+	char *e = gw_read_file(p->err);
+
+	cr_assert_not_null(e, "no stderr");
+	cr_assert(strncmp(e, "godwit: ", 8) == 0 && strchr(e, '\n') == e + strlen(e) - 1,
+		  "not one error line: %s", e);
+	cr_assert(strstr(e, needle), "'%s' not in: %s", needle, e);
+	free(e);
+}
+
+uint64_t gw_json_u64(const char *json, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(json, k);
+	cr_assert_not_null(p, "no %s in %s", key, json);
+	return strtoull(p + strlen(k), NULL, 10);
+}
+
+void gw_json_str(const char *json, const char *key, char *out, size_t len)
+{
+	char k[64];
+	const char *p, *e;
+
+	snprintf(k, sizeof(k), "\"%s\":\"", key);
+	p = strstr(json, k);
+	cr_assert_not_null(p, "no %s in %s", key, json);
+	p += strlen(k);
+	e = strchr(p, '"');
+	cr_assert_not_null(e, "unterminated %s in %s", key, json);
+	snprintf(out, len, "%.*s", (int)(e - p), p);
+}
+
+void gw_rm_rf(const char *dir)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}

@@ -76,6 +76,28 @@ bool gw_parse_hb(const char *line, struct gw_hb *hb);
 uint64_t gw_splitmix64(uint64_t x);
 void gw_pattern_sector(uint64_t seed, uint64_t sector, uint8_t out[512]);
 
+/*
+ * Run a godwit command in p to completion (p is reset first): asserts it exits within
+ * timeout_ms and is not killed by a signal; returns its exit status.
+ */
+int gw_run(struct gw_proc *p, const char *const *argv, int timeout_ms);
+
+/* Ask p's VM to quit through its API and assert godwit exits within 20 s. */
+void gw_quit(struct gw_proc *p);
+
+/* The newest heartbeat on p's console (asserts there is one). */
+void gw_last_hb(struct gw_proc *p, struct gw_hb *hb);
+
+/* Assert p's stderr is exactly one "godwit: " line, holding needle. */
+void gw_expect_one_error(struct gw_proc *p, const char *needle);
+
+/* A number or string member of a flat JSON object, found by key (asserts it is there). */
+uint64_t gw_json_u64(const char *json, const char *key);
+void gw_json_str(const char *json, const char *key, char *out, size_t len);
+
+/* rm -rf dir, for test teardowns (a failure is reported, not fatal). */
+void gw_rm_rf(const char *dir);
+
 /* zlib's CRC-32 (IEEE 802.3), as the guests print it. */
 uint32_t gw_crc32(const void *buf, size_t len);
 

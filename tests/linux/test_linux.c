@@ -32,15 +32,11 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[200];
-
 	gw_proc_cleanup(&B);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
 	gw_netns_destroy(&N);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", WORK);
+	gw_rm_rf(WORK);
 }
 
 TestSuite(linux, .init = setup, .fini = teardown, .timeout = 2400);
@@ -55,11 +51,7 @@ static void require_kernel(void)
 
 static int godwit(const char *const *argv)
 {
-	gw_proc_cleanup(&CMD);
-	gw_proc_init(&CMD);
-	gw_spawn(&CMD, argv);
-	cr_assert(gw_wait_exit(&CMD, LINUX_BOOT_MS), "godwit %s hung", argv[0]);
-	return WIFEXITED(CMD.status) ? WEXITSTATUS(CMD.status) : -1;
+	return gw_run(&CMD, argv, LINUX_BOOT_MS);
 }
 
 static unsigned field(const char *line, const char *key)
@@ -68,16 +60,6 @@ static unsigned field(const char *line, const char *key)
 
 	cr_assert_not_null(p, "no %s in: %s", key, line);
 	return (unsigned)strtoul(p + strlen(key), NULL, 10);
-}
-
-static void last_hb(struct gw_proc *p, struct gw_hb *hb)
-{
-	char line[256];
-	unsigned n = gw_count_lines(p->console, "HB ");
-
-	cr_assert_gt(n, 0);
-	cr_assert(gw_wait_line(p, p->console, "HB ", n, line, sizeof(line), 1000));
-	cr_assert(gw_parse_hb(line, hb));
 }
 
 /* p's guest continues after `before`: same boot id, larger counter, no corrupted page. */
@@ -141,12 +123,12 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 	snprintf(key, sizeof(key), "%s/repo.key", WORK);
 	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo, "--key-file",
 						   key, NULL }), 0, "%s", gw_read_file(CMD.err));
-	last_hb(&VM, &at_snap);
+	gw_last_hb(&VM, &at_snap);
 	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", VM.api, "--repo", repo,
 						   "--key-file", key, NULL }), 0, "%s", gw_read_file(CMD.err));
 	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
 	cr_assert(gw_wait_exit(&VM, 30000));
-	last_hb(&VM, &at_quit);
+	gw_last_hb(&VM, &at_quit);
 
 	/* Restore on host A: Linux goes on from the snapshot, no reboot. */
 	gw_proc_cleanup(&VM);
@@ -167,12 +149,12 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 						    "--disk", diskb, "--console", B.console, "--api",
 						    B.api, NULL });
 	cr_assert(gw_wait_line(&B, B.err, "godwit: waiting", 1, NULL, 0, 10000));
-	last_hb(&VM, &at_snap);
+	gw_last_hb(&VM, &at_snap);
 	cr_assert_eq(godwit((const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
 						   "--psk-file", psk, "--with-disk", "--json", NULL }),
 		     0, "migrate: %s", gw_read_file(CMD.err));
 	cr_assert(gw_wait_exit(&VM, 30000), "source kept running after the migration");
-	last_hb(&VM, &at_snap);
+	gw_last_hb(&VM, &at_snap);
 	expect_continues(&B, &at_snap);
 	cr_assert(gw_api(B.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
 	cr_assert(gw_wait_exit(&B, 30000));

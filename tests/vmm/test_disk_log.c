@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/crc32c.h"
+#include "transport/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/state_codec.h"
 #include "vmm/vm_state.h"
@@ -112,7 +112,7 @@ static void sidecar_write(const uint8_t *buf, size_t len, bool fix_crc)
 
 	memcpy(copy, buf, len);
 	if (fix_crc && len >= 4)
-		vs_put32(copy + len - 4, vmm_crc32c(0, copy, len - 4));
+		vs_put32(copy + len - 4, crc32c(0, copy, len - 4));
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, copy, len), (ssize_t)len);
 	close(fd);

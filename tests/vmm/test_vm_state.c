@@ -11,7 +11,7 @@
 
 #include "tests/common/gw_test.h"
 #include "tests/vmm/vm_helpers.h"
-#include "vmm/crc32c.h"
+#include "transport/crc32c.h"
 #include "vmm/state_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
@@ -140,7 +140,7 @@ static int load_into_shell(const uint8_t *blob, size_t len)
 static void blob_fix(uint8_t *b, size_t len)
 {
 	vs_put64(b + 16, len);
-	vs_put32(b + len - 4, vmm_crc32c(0, b, len - 4));
+	vs_put32(b + len - 4, crc32c(0, b, len - 4));
 }
 
 /* Offset of record n (0-based) and the number of records. */
