@@ -97,7 +97,7 @@ int cmd_receive(int argc, char **argv)
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_host host;
 	struct vm *vm = NULL;
-	bool console_created = false;
+	struct cli_console console = { .fd = -1 };
 	char err[512] = "";
 	int opt, rc, status;
 
@@ -150,14 +150,9 @@ int cmd_receive(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	vm_host_signals();
-	if (console_path) {
-		console_created = access(console_path, F_OK) != 0;
-		ctx.console_fd = open(console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (ctx.console_fd < 0) {
-			cli_error("console file %s: %s", console_path, strerror(errno));
-			return CLI_EXIT_ERROR;
-		}
-	}
+	if (cli_console_open(&console, console_path) < 0)
+		return CLI_EXIT_ERROR;
+	ctx.console_fd = console.fd;
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("receive: %s", err);
@@ -169,10 +164,6 @@ int cmd_receive(int argc, char **argv)
 	status = vm_host_serve(&host, vm, api_path, true);
 	vm_destroy(vm);
 out_console:
-	if (console_path) {
-		close(ctx.console_fd);
-		if (!vm && console_created)
-			unlink(console_path);
-	}
+	cli_console_close(&console, !vm);
 	return status;
 }

@@ -82,7 +82,8 @@ int cmd_restore(int argc, char **argv)
 	struct vm *vm = NULL;
 	struct lazy_mem *lazy = NULL;
 	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
-	bool console_created = false, disk_created = false, verbose = false;
+	struct cli_console console = { .fd = -1 };
+	bool disk_created = false, verbose = false;
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
 
@@ -163,14 +164,9 @@ int cmd_restore(int argc, char **argv)
 		disk_created = disk != NULL;
 		cfg.disk_path = disk ? disk : base;
 	}
-	if (console_path) {
-		console_created = access(console_path, F_OK) != 0;
-		cfg.console_fd = open(console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (cfg.console_fd < 0) {
-			cli_error("console file %s: %s", console_path, strerror(errno));
-			goto out_disk;
-		}
-	}
+	if (cli_console_open(&console, console_path) < 0)
+		goto out_disk;
+	cfg.console_fd = console.fd;
 	cfg.ram_bytes = rs.info.ram_bytes;
 	cfg.ncpus = rs.info.ncpus;
 	rc = vm_create_for_restore(&vm, &cfg, err, sizeof(err));
@@ -207,8 +203,7 @@ int cmd_restore(int argc, char **argv)
 		lazy_mem_free(lazy);
 	}
 	vm_destroy(vm);
-	if (console_path)
-		close(cfg.console_fd);
+	cli_console_close(&console, false);
 	return status;
 out_lazy:
 	if (lazy) {
@@ -217,11 +212,7 @@ out_lazy:
 	}
 out_vm:
 	vm_destroy(vm);
-	if (console_path) {
-		close(cfg.console_fd);
-		if (console_created)
-			unlink(console_path);
-	}
+	cli_console_close(&console, true);
 out_disk:
 	if (disk_created)
 		unlink(disk);

@@ -1,6 +1,5 @@
 /* godwit run: boot a VM from a kernel, serve its control API, and wait for it to stop. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -62,7 +61,8 @@ int cmd_run(int argc, char **argv)
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm *vm = NULL;
 	struct vm_host host;
-	bool console_created = false, started = false;
+	struct cli_console console = { .fd = -1 };
+	bool started = false;
 	char err[512] = "";
 	int opt, rc, status;
 
@@ -132,14 +132,9 @@ int cmd_run(int argc, char **argv)
 	}
 
 	vm_host_signals();
-	if (console_path) {
-		console_created = access(console_path, F_OK) != 0;
-		cfg.console_fd = open(console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (cfg.console_fd < 0) {
-			cli_error("console file %s: %s", console_path, strerror(errno));
-			return CLI_EXIT_ERROR;
-		}
-	}
+	if (cli_console_open(&console, console_path) < 0)
+		return CLI_EXIT_ERROR;
+	cfg.console_fd = console.fd;
 	rc = vm_create(&vm, &cfg, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
@@ -151,11 +146,7 @@ int cmd_run(int argc, char **argv)
 	started = vm_state(vm) != VM_STATE_CREATED;
 	vm_destroy(vm);
 out_console:
-	if (console_path) {
-		close(cfg.console_fd);
-		/* A VM that never started leaves nothing behind. */
-		if (status == CLI_EXIT_ERROR && !started && console_created)
-			unlink(console_path);
-	}
+	/* A VM that never started leaves nothing behind. */
+	cli_console_close(&console, status == CLI_EXIT_ERROR && !started);
 	return status;
 }

@@ -2,6 +2,7 @@
 #include "cli/vm_host.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -424,4 +425,30 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool a
 		pthread_join(h->mig_watch, NULL);
 	pthread_mutex_destroy(&h->lock);
 	return status;
+}
+
+int cli_console_open(struct cli_console *c, const char *path)
+{
+	c->path = path;
+	c->fd = STDOUT_FILENO;
+	c->created = false;
+	if (!path)
+		return 0;
+	c->created = access(path, F_OK) != 0;
+	c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (c->fd < 0) {
+		cli_error("console file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void cli_console_close(struct cli_console *c, bool discard)
+{
+	if (!c->path || c->fd < 0)
+		return;
+	close(c->fd);
+	c->fd = -1;
+	if (discard && c->created)
+		unlink(c->path);
 }

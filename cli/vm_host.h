@@ -38,4 +38,20 @@ void vm_host_signals(void);
  */
 int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool already_started);
 
+/* The guest's serial console: stdout, or the file --console names. */
+struct cli_console {
+	const char *path; /* NULL: stdout */
+	int fd;
+	bool created;     /* this process made the file */
+};
+
+/*
+ * Open the console (c, path; path NULL for stdout): the file is created or truncated.
+ * Returns 0, or -1 after printing a one-line error.
+ */
+int cli_console_open(struct cli_console *c, const char *path);
+
+/* Close it (c, discard); with discard (no VM ever ran) a file open created is removed. */
+void cli_console_close(struct cli_console *c, bool discard);
+
 #endif
