@@ -1,7 +1,8 @@
 /*
  * The lean Linux guest on godwit, booted as few times as possible: one PVH boot with 2
- * vCPUs is checked, snapshotted, restored on one host and live-migrated to another; one
- * bzImage boot with 1 vCPU proves the 64-bit boot protocol path.
+ * vCPUs is checked, snapshotted, restored on one host, live-migrated with its disk to
+ * another and back on shared storage; one bzImage boot with 1 vCPU proves the 64-bit boot
+ * protocol path.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -80,9 +81,9 @@ static void expect_continues(struct gw_proc *p, const struct gw_hb *before)
 Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 {
 	char disk[256], repo[256], key[256], diska[256], diskb[256], psk[256], cmd[700];
-	char line[256], reply[256];
+	char line[256];
 	char listen[64], *text;
-	struct gw_hb at_snap, at_quit;
+	struct gw_hb at_snap;
 	int fd;
 
 	require_kernel();
@@ -126,9 +127,7 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 	gw_last_hb(&VM, &at_snap);
 	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", VM.api, "--repo", repo,
 						   "--key-file", key, NULL }), 0, "%s", gw_read_file(CMD.err));
-	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(&VM, 30000));
-	gw_last_hb(&VM, &at_quit);
+	gw_quit(&VM);
 
 	/* Restore on host A: Linux goes on from the snapshot, no reboot. */
 	gw_proc_cleanup(&VM);
@@ -156,15 +155,30 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 	cr_assert(gw_wait_exit(&VM, 30000), "source kept running after the migration");
 	gw_last_hb(&VM, &at_snap);
 	expect_continues(&B, &at_snap);
-	cr_assert(gw_api(B.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(&B, 30000));
+
+	/* And back to host A on shared storage: the same image file, no disk in the stream. */
+	gw_proc_cleanup(&VM);
+	gw_proc_init(&VM);
+	snprintf(listen, sizeof(listen), "%s:7072", N.addr_a);
+	gw_spawn_in(&VM, N.a, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						     psk, "--disk", diskb, "--console", VM.console,
+						     "--api", VM.api, NULL });
+	cr_assert(gw_wait_line(&VM, VM.err, "godwit: waiting", 1, NULL, 0, 10000));
+	gw_last_hb(&B, &at_snap);
+	cr_assert_eq(godwit((const char *const[]){ "migrate", "--api", B.api, "--to", listen,
+						   "--psk-file", psk, "--json", NULL }),
+		     0, "migrate back: %s", gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(&B, 30000), "host B kept running after the migration");
+	gw_last_hb(&B, &at_snap);
+	expect_continues(&VM, &at_snap);
+	gw_quit(&VM);
 	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", diska, diskb);
 	cr_assert_eq(system(cmd), 0, "the migrated disk differs");
 }
 
 Test(linux, bzimage_boots_to_heartbeat_with_one_vcpu)
 {
-	char line[256], reply[256];
+	char line[256];
 
 	require_kernel();
 	gw_spawn(&VM, (const char *const[]){ "run", "--kernel", LINUX_DIR "/bzImage", "--initrd",
@@ -177,6 +191,5 @@ Test(linux, bzimage_boots_to_heartbeat_with_one_vcpu)
 		  gw_read_file(VM.err));
 	cr_assert_eq(field(line, "cpus="), 1, "%s", line);
 	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, 120000));
-	cr_assert(gw_api(VM.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(&VM, 30000));
+	gw_quit(&VM);
 }
