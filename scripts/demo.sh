@@ -44,12 +44,12 @@ pids+=($!)
 wait_hb vm1.log 5
 echo "   $(last_hb vm1.log)"
 
-echo "== 2. snapshot it twice while it runs (full, then incremental) into a repository"
-"$godwit" repo init --repo repo >/dev/null
-"$godwit" snapshot --api vm1.sock --repo repo
+echo "== 2. snapshot it twice while it runs (full, then incremental) into an encrypted repository"
+"$godwit" repo init --repo repo --key-file repo.key >/dev/null
+"$godwit" snapshot --api vm1.sock --repo repo --key-file repo.key
 sleep 1
-snap=$("$godwit" snapshot --api vm1.sock --repo repo)
-"$godwit" images list --repo repo
+snap=$("$godwit" snapshot --api vm1.sock --repo repo --key-file repo.key)
+"$godwit" images list --repo repo --key-file repo.key
 api vm1.sock '{"cmd":"quit"}' >/dev/null
 wait
 pids=()
@@ -63,7 +63,7 @@ ip -n "$ns_a" addr add 10.203.0.1/24 dev "${ns_a}v"; ip -n "$ns_b" addr add 10.2
 for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; ip -n "$ns" link set "${ns}v" up; done
 
 echo "== 4. restore snapshot $snap on host A: the guest goes on where it was"
-ip netns exec "$ns_a" "$godwit" restore --repo repo --snapshot "$snap" --disk disk-a.img \
+ip netns exec "$ns_a" "$godwit" restore --repo repo --key-file repo.key --snapshot "$snap" --disk disk-a.img \
 	--api a.sock --console a.log &
 pids+=($!)
 wait_hb a.log 5
