@@ -125,10 +125,10 @@ int cmd_snapshot(int argc, char **argv)
 		const char *parent = json_get_str(&o, "parent");
 
 		printf("%s\n", json_get_str(&o, "id"));
-		fprintf(stderr, "godwit: snapshot %s (%s%s): pause %.0f ms, %.0f ms in all, "
+		fprintf(stderr, "godwit: snapshot %s (%s%s): pause %.1f ms, %.0f ms in all, "
 			"%.1f MiB new (%.1f MiB stored)\n", json_get_str(&o, "id"),
 			parent && parent[0] ? "incremental on " : "full",
-			parent && parent[0] ? parent : "", num(&o, "pause_ms"), num(&o, "total_ms"),
+			parent && parent[0] ? parent : "", num(&o, "pause_us") / 1000.0, num(&o, "total_ms"),
 			num(&o, "bytes_new") / 1048576.0, num(&o, "bytes_new_stored") / 1048576.0);
 	}
 	return CLI_EXIT_OK;

@@ -61,6 +61,14 @@ struct snap_job {
 	uint64_t mem_copied, disk_copied;
 };
 
+static uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec t;
@@ -501,7 +509,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 {
 	struct snap_job j = { .vm = vm, .disk_fd = -1 };
 	unsigned max_rounds = p->max_rounds ? p->max_rounds : SNAP_DEFAULT_ROUNDS;
-	uint64_t t0 = now_ms(), t_pause = 0, npending = 0;
+	uint64_t t0 = now_ms(), t_pause = 0, npending = 0; /* t_pause in us */
 	struct repo_stats before, after;
 	const char *disk_mode = "none";
 	bool paused = false;
@@ -551,9 +559,9 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		goto out;
 	}
 	if (p->no_live) {
+		t_pause = now_us();
 		rc = vm_pause(vm);
 		paused = rc == 0;
-		t_pause = now_ms();
 	}
 	if (rc == 0 && j.disk_fd >= 0)
 		rc = capture_disk_live(&j, &disk_mode);
@@ -597,7 +605,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	}
 	/* The pause: the last dirty set, the disk blocks changed meanwhile, the state. */
 	if (!paused) {
-		t_pause = now_ms();
+		t_pause = now_us();
 		rc = vm_pause(vm);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot: cannot pause the VM: %s", strerror(-rc));
@@ -612,9 +620,15 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		rc = hold_disk_changes(&j, j.m.id);
 	if (rc == 0)
 		rc = vm_state_save(vm, &state, &state_len);
+	/*
+	 * The pause: from asking the vCPUs to stop to asking them to run again, as QEMU
+	 * counts its downtime. Read before vm_resume: the woken vCPU thread may take the
+	 * CPU from this one, and the guest runs meanwhile.
+	 */
+	res->pause_us = now_us() - t_pause;
+	res->pause_ms = (res->pause_us + 500) / 1000;
 	vm_resume(vm);
 	paused = false;
-	res->pause_ms = now_ms() - t_pause;
 	if (rc < 0) {
 		snprintf(err, errlen, "snapshot: capturing the paused VM: %s", strerror(-rc));
 		goto out;

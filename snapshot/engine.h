@@ -39,7 +39,8 @@ struct snap_params {
 struct snap_result {
 	char id[SNAP_ID_BYTES];
 	char parent[SNAP_ID_BYTES]; /* "" for a full snapshot */
-	uint64_t pause_ms;
+	uint64_t pause_us;           /* vCPUs asked to stop .. asked to run again */
+	uint64_t pause_ms;           /* the same, rounded */
 	uint64_t total_ms;
 	uint64_t bytes_new;          /* plaintext bytes added to the repository */
 	uint64_t bytes_new_stored;   /* the same after compression */
