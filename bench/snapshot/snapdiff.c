@@ -7,12 +7,15 @@
 
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
+#include "snapshot/repo_key.h"
 
 #define PAGE_BYTES 4096u
 
 /*
- * usage: gw-snapdiff REPO PARENT_ID CHILD_ID PAGES_OUT CHUNKS_OUT
+ * usage: gw-snapdiff REPO PARENT_ID CHILD_ID PAGES_OUT CHUNKS_OUT [KEY_FILE]
  *
+ * KEY_FILE is the repository's key (an encrypted repository); without it the repository
+ * must be plaintext.
  * For every memory chunk whose id differs between the two snapshots, reads both
  * versions from the repository (a zero id reads as zeros) and writes the child's
  * version of each 4 KiB page that differs to PAGES_OUT (the data the guest changed,
@@ -36,13 +39,23 @@ int main(int argc, char **argv)
 	char err[512];
 	int rc;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: gw-snapdiff REPO PARENT_ID CHILD_ID PAGES_OUT CHUNKS_OUT\n");
+	if (argc != 6 && argc != 7) {
+		fprintf(stderr, "usage: gw-snapdiff REPO PARENT_ID CHILD_ID PAGES_OUT CHUNKS_OUT "
+			"[KEY_FILE]\n");
 		return 2;
 	}
 	manifest_init(&a);
 	manifest_init(&b);
-	rc = repo_open(&r, argv[1], err, sizeof(err));
+	if (argc == 7) {
+		struct repo_key key;
+
+		rc = repo_key_load(&key, argv[6], err, sizeof(err));
+		if (rc == 0)
+			rc = repo_open_keyed(&r, argv[1], &key, err, sizeof(err));
+		repo_key_wipe(&key);
+	} else {
+		rc = repo_open(&r, argv[1], err, sizeof(err));
+	}
 	if (rc == 0)
 		rc = snap_load(r, argv[2], &a, err, sizeof(err));
 	if (rc == 0)
