@@ -13,6 +13,8 @@
 #include "cli/prune_cli.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
+#include "snapshot/manifest.h"
+#include "snapshot/repo.h"
 #include "snapshot/restore.h"
 
 static const char restore_usage[] =
@@ -21,6 +23,7 @@ static const char restore_usage[] =
 	"  --key-file FILE       its key (an encrypted repository: 'godwit repo init' made it)\n"
 	"  --endpoint URL        the S3 endpoint (default $AWS_ENDPOINT_URL, else AWS)\n"
 	"  --snapshot ID         which snapshot (default latest)\n"
+	"  --name NAME           with latest: the newest snapshot of VM NAME\n"
 	"  --disk PATH           write the snapshot's disk to this new image\n"
 	"  --disk-base OLD.img   or bring this stale copy up to date in place and use it\n"
 	"  --api SOCKET          serve the control API\n"
@@ -63,6 +66,7 @@ int cmd_restore(int argc, char **argv)
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "endpoint", required_argument, NULL, 'E' },
 		{ "snapshot", required_argument, NULL, 's' },
+		{ "name", required_argument, NULL, 'n' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "disk-base", required_argument, NULL, 'b' },
 		{ "api", required_argument, NULL, 'a' },
@@ -73,7 +77,8 @@ int cmd_restore(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
-	const char *key_file = NULL, *endpoint = NULL;
+	const char *key_file = NULL, *endpoint = NULL, *name = NULL;
+	char latest[SNAP_ID_BYTES];
 	struct repo *r;
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
@@ -102,6 +107,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 's':
 			id = optarg;
+			break;
+		case 'n':
+			name = optarg;
 			break;
 		case 'd':
 			disk = optarg;
@@ -139,7 +147,23 @@ int cmd_restore(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	vm_host_signals();
+	if (name && strcmp(id, "latest") != 0) {
+		cli_error("restore: --name picks the latest snapshot of a VM: drop --snapshot %s or "
+			  "--name", id);
+		return CLI_EXIT_USAGE;
+	}
 	rc = cli_repo_open(&r, repo, cli_endpoint(endpoint), key_file, err, sizeof(err));
+	if (rc == 0 && name) {
+		rc = snap_find_latest(r, name, latest);
+		if (rc == -ENOENT)
+			snprintf(err, sizeof(err), "no snapshot of VM '%s' in %s: 'godwit images "
+				 "list' shows the names", name, repo);
+		else if (rc < 0)
+			snprintf(err, sizeof(err), "%s: listing snapshots: %s", repo, strerror(-rc));
+		if (rc < 0)
+			repo_close(r);
+		id = latest;
+	}
 	if (rc == 0)
 		rc = snap_restore_open(&rs, r, id, err, sizeof(err));
 	if (rc < 0) {

@@ -97,10 +97,15 @@ static void take(const char *api, struct gw_proc *vm, char *id, size_t idlen, st
 	free(out);
 }
 
-/* Start `godwit restore` of id in RST, with an optional disk and --eager. */
+/*
+ * Start `godwit restore` of id in RST, with an optional disk and --eager. An id of the
+ * form "name=VM" asks for VM's newest snapshot by --name instead.
+ */
 static void restore_start(const char *id, const char *disk, bool eager)
 {
-	const char *argv[18] = { "restore", "--repo", REPO, "--key-file", KEY, "--snapshot", id,
+	bool by_name = strncmp(id, "name=", 5) == 0;
+	const char *argv[18] = { "restore", "--repo", REPO, "--key-file", KEY,
+				 by_name ? "--name" : "--snapshot", by_name ? id + 5 : id,
 				 "--console", RST.console, "--api", RST.api, "--verbose" };
 	unsigned n = 12;
 
@@ -246,7 +251,10 @@ Test(restore, eager_restore_still_continues_the_guest)
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
 }
 
-/* An encrypted repository without its key, or with another one, starts no VM. */
+/*
+ * An encrypted repository without its key, or with another one, starts no VM; nor does
+ * --name for a VM with no snapshot. The right key, by VM name, restores the guest.
+ */
 Test(restore, the_wrong_key_or_none_is_refused_in_one_line)
 {
 	char other[300], console[300];
@@ -275,8 +283,16 @@ Test(restore, the_wrong_key_or_none_is_refused_in_one_line)
 		     1);
 	gw_expect_one_error(&CMD, "wrong key for repository");
 	cr_assert_neq(access(console, F_OK), 0, "a refused restore created its console file");
-	/* The right key still restores it. */
-	restore_start(id, NULL, false);
+	/* --name: the newest snapshot of a VM that has none; and with an explicit id. */
+	cr_assert_eq(godwit((const char *const[]){ "restore", "--repo", REPO, "--key-file", KEY,
+						   "--name", "nosuch", "--console", console,
+						   NULL }), 1);
+	gw_expect_one_error(&CMD, "no snapshot of VM 'nosuch'");
+	cr_assert_eq(godwit((const char *const[]){ "restore", "--repo", REPO, "--key-file", KEY,
+						   "--name", "vm", "--snapshot", id, NULL }), 2);
+	cr_assert_neq(access(console, F_OK), 0, "a refused restore created its console file");
+	/* The right key restores it, found by VM name (snapshots are named "vm" by default). */
+	restore_start("name=vm", NULL, false);
 	expect_guest_continues(&hb);
 	gw_quit(&RST);
 }
