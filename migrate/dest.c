@@ -171,7 +171,27 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 		uint8_t *dst;
 		int rc;
 
-		rc = frame_read(d->in, &type, &flags, d->buf, DEST_BUF_BYTES, &len);
+		/*
+		 * Header first: a PAGES payload is read straight into guest RAM once its run
+		 * header has been checked against the region; everything else goes to buf.
+		 */
+		rc = frame_read_header(d->in, &type, &flags, &len);
+		if (rc == 0 && type == MIG_REC_STATE) {
+			if (len > DEST_STATE_MAX)
+				goto bad;
+			free(d->state);
+			d->state = malloc(len ? len : 1);
+			if (!d->state)
+				return -ENOMEM;
+			d->state_len = len;
+			rc = frame_read_part(d->in, d->state, len);
+		} else if (rc == 0 && len > DEST_BUF_BYTES) {
+			goto bad;
+		} else if (rc == 0 && type == MIG_REC_PAGES && len >= MIG_RUN_HDR_BYTES) {
+			rc = frame_read_part(d->in, d->buf, MIG_RUN_HDR_BYTES);
+		} else if (rc == 0) {
+			rc = frame_read_part(d->in, d->buf, len);
+		}
 		if (rc < 0) {
 			snprintf(err, errlen, "migration stream broke: %s", strerror(-rc));
 			return rc;
@@ -192,8 +212,13 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 			} else {
 				if (len != MIG_RUN_HDR_BYTES + (size_t)run.count * MIG_PAGE_BYTES)
 					goto bad;
-				memcpy(dst, d->buf + MIG_RUN_HDR_BYTES,
-				       (size_t)run.count * MIG_PAGE_BYTES);
+				/* A checksum failure here fails the migration: the VM never runs. */
+				rc = frame_read_part(d->in, dst, (size_t)run.count * MIG_PAGE_BYTES);
+				if (rc < 0) {
+					snprintf(err, errlen, "migration stream broke: %s",
+						 strerror(-rc));
+					return rc;
+				}
 			}
 			break;
 		case MIG_REC_DISK:
@@ -214,13 +239,7 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 				goto bad;
 			break;
 		case MIG_REC_STATE:
-			free(d->state);
-			d->state = malloc(len ? len : 1);
-			if (!d->state)
-				return -ENOMEM;
-			memcpy(d->state, d->buf, len);
-			d->state_len = len;
-			break;
+			break; /* read above, straight into d->state */
 		case MIG_REC_DONE:
 			if (!d->state) {
 				snprintf(err, errlen, "the source finished without sending VM state");
@@ -262,7 +281,8 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		goto out_buf;
 	rc = zstd_reader_open(&z, d.conn);
 	if (rc == 0)
-		rc = frame_reader_open(&d.in, z);
+		rc = frame_reader_open_flags(&d.in, z, p->auth.insecure_plaintext
+					     ? 0 : FRAME_F_NO_CRC);
 	if (rc < 0) {
 		snprintf(err, errlen, "the peer is not a godwit migration source: %s",
 			 strerror(-rc));

@@ -67,10 +67,12 @@ struct mig_stats {
 	double rate_bytes_s;           /* last measured */
 	double dirty_bytes_s;          /* last measured */
 	uint64_t predicted_downtime_ms;
+	uint64_t fixed_cost_ms;        /* of which the fixed part (pause, state, round trips) */
 	uint64_t downtime_ms;          /* measured: pause to destination running */
 	uint64_t total_ms;
 	uint64_t wire_bytes;           /* TCP bytes sent (TLS and compression included) */
 	uint64_t page_bytes;           /* page data before compression */
+	uint64_t raw_bytes;            /* of the stream, bytes zstd did not compress (RAW) */
 	unsigned throttle_pct;
 	uint32_t nrounds;
 	struct mig_round_stat rounds[MIG_MAX_ROUND_STATS];

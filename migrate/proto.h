@@ -9,8 +9,13 @@
  * Connection: TCP, then TLS 1.3 (PSK or mutual certificates; plaintext only when both
  * sides say --insecure-plaintext). On it, two directions that never share a layer:
  *
- *   source -> destination: a frame stream (transport/frame.h) over a zstd stream: the
- *                          records below, flushed at the end of every round;
+ *   source -> destination: a frame stream (transport/frame.h) over an adaptive zstd
+ *                          stream (ZSTD_STREAM_F_RAW: what does not compress goes as RAW
+ *                          chunks; no zstd content checksum): the records below, flushed
+ *                          at the end of every round. Over TLS the frames carry no CRC
+ *                          (FRAME_F_NO_CRC: the AEAD checks every byte first); over
+ *                          plaintext they do, since zstd's checksum would come only at
+ *                          the end, after GO, and RAW chunks have none;
  *   destination -> source: raw replies (MIG_REPLY_*) written straight on TLS.
  *
  * Sequence (cloud-hypervisor style; any failure before COMMIT leaves the source running):
@@ -38,7 +43,7 @@
  * destination then exits non-zero and says so. Changing anything in this file requires a
  * MIG_PROTO_VERSION bump.
  */
-#define MIG_PROTO_VERSION 1
+#define MIG_PROTO_VERSION 2
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {

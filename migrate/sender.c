@@ -27,15 +27,20 @@ bool mig_cancelled(struct mig_source *m)
 	return c;
 }
 
+/*
+ * True if the page holds only zero bytes. Returns at the first non-zero 64-byte block, so
+ * a page with data costs one cache line, not 4 KiB (the working set's pages are non-zero
+ * in their first word); only a zero page is read to its end.
+ */
 static bool page_is_zero(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)(const void *)p;
-	uint64_t acc = 0;
 
 	for (unsigned i = 0; i < MIG_PAGE_BYTES / 8; i += 8)
-		acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
-		       w[i + 7];
-	return acc == 0;
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
+		    w[i + 7])
+			return false;
+	return true;
 }
 
 static bool bit_test(const uint64_t *b, uint64_t i)
@@ -104,24 +109,33 @@ static int send_run(struct mig_source *m, enum mig_rec type, uint32_t region, ui
 
 /*
  * Send the pages [first, first + n) of region r, all set in its bitmap: non-zero pages
- * as PAGES records of at most MIG_MAX_RUN_PAGES, copied to a stable buffer first (the
- * guest may write them while the frame's checksum and the compressor read them; such a
- * page is dirty again and goes in a later round), zero pages as ZERO ranges.
+ * as PAGES records of at most MIG_MAX_RUN_PAGES, zero pages as ZERO ranges. The guest may
+ * write a page while it is sent; such a page is dirty again and goes in a later round.
+ * Over plaintext the frame checksum and the layer below read the page separately, so it
+ * is copied to m->stage first (a torn page would fail the checksum); over TLS every byte
+ * is read once (by zstd or the cipher) and the page goes from guest RAM directly.
  */
 static int send_span(struct mig_source *m, unsigned r, uint64_t first, uint64_t n,
 		     bool skip_zero, struct mig_round_stat *rs)
 {
 	const uint8_t *base = m->reg[r].hva;
 	uint64_t i = first, end = first + n;
+	bool zero = n ? page_is_zero(base + i * MIG_PAGE_BYTES) : false;
 	int rc;
 
 	while (i < end) {
-		bool zero = page_is_zero(base + i * MIG_PAGE_BYTES);
 		uint64_t j = i + 1;
+		bool next = zero;
 
-		while (j < end && j - i < MIG_MAX_RUN_PAGES &&
-		       page_is_zero(base + j * MIG_PAGE_BYTES) == zero)
+		/* The page that ends a run starts the next one: its check is kept, not redone. */
+		while (j < end && j - i < MIG_MAX_RUN_PAGES) {
+			next = page_is_zero(base + j * MIG_PAGE_BYTES);
+			if (next != zero)
+				break;
 			j++;
+		}
+		if (j < end && next == zero) /* stopped at the run cap: page j is unchecked */
+			next = page_is_zero(base + j * MIG_PAGE_BYTES);
 		if (zero) {
 			rs->zero_pages += j - i;
 			if (!skip_zero) {
@@ -131,9 +145,13 @@ static int send_span(struct mig_source *m, unsigned r, uint64_t first, uint64_t 
 			}
 		} else {
 			size_t bytes = (size_t)(j - i) * MIG_PAGE_BYTES;
+			const uint8_t *src = base + i * MIG_PAGE_BYTES;
 
-			memcpy(m->stage, base + i * MIG_PAGE_BYTES, bytes);
-			rc = send_run(m, MIG_REC_PAGES, r, i, (uint32_t)(j - i), m->stage, bytes);
+			if (m->stage) {
+				memcpy(m->stage, src, bytes);
+				src = m->stage;
+			}
+			rc = send_run(m, MIG_REC_PAGES, r, i, (uint32_t)(j - i), src, bytes);
 			if (rc < 0)
 				return rc;
 			m->round_bytes += bytes;
@@ -141,6 +159,7 @@ static int send_span(struct mig_source *m, unsigned r, uint64_t first, uint64_t 
 		}
 		rs->pages += j - i;
 		i = j;
+		zero = next;
 	}
 	return 0;
 }

@@ -20,9 +20,7 @@
 
 #define MIG_CONNECT_MS 10000
 #define MIG_REPLY_WAIT_MS 30000
-/* Costs the model adds to the remaining data: pausing, the state blob, the destination
- * loading it and the GO/RUNNING round trip. Refined by nothing yet: measured once here
- * (2-4 ms on a loaded two-core host); see bench/migrate. */
+/* The fixed part of the downtime when it cannot be measured (measure_fixed_cost). */
 #define MIG_FIXED_COST_MS 3
 #define MIG_THROTTLE_STEP 20
 
@@ -80,6 +78,50 @@ static uint64_t tcp_bytes_sent(int fd)
 	return ti.tcpi_bytes_sent;
 }
 
+/* The kernel's smoothed round-trip time of the connection, in ns (0 if unknown). */
+static uint64_t tcp_rtt_ns(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return 0;
+	return (uint64_t)ti.tcpi_rtt * 1000u;
+}
+
+/*
+ * Measure what stop-and-copy costs besides the last pages, once, before round 0: pause
+ * the guest, save its state, resume it (a pause of about that length, as the throttle
+ * makes), and read the link's RTT. The model (fixed_cost_ms) then takes the
+ * destination's load and start to cost what save and resume cost here, the state to
+ * cross at the measured rate, and READY and RUNNING to be two round trips. On a loaded
+ * host the pause and resume include the vCPU threads' wake-ups, which is the point.
+ * Leaves m->fixed_ns 0 (the constant is used) if the guest cannot be paused now.
+ */
+static void measure_fixed_cost(struct mig_source *m)
+{
+	uint8_t *blob = NULL;
+	size_t blob_len = 0;
+	uint64_t t0 = mig_now_ns();
+
+	if (vm_pause(m->vm) < 0)
+		return;
+	if (vm_state_save(m->vm, &blob, &blob_len) < 0)
+		blob_len = 0;
+	vm_resume(m->vm);
+	free(blob);
+	m->fixed_ns = 2 * (mig_now_ns() - t0) + 2 * tcp_rtt_ns(m->fd);
+	m->state_bytes = blob_len;
+}
+
+/* The downtime's fixed part in ms at the given drain rate (bytes/s). */
+static double fixed_cost_ms(const struct mig_source *m, double rate)
+{
+	if (!m->fixed_ns)
+		return MIG_FIXED_COST_MS;
+	return (double)m->fixed_ns / 1e6 + (double)m->state_bytes * 1000.0 / (rate + 1.0);
+}
+
 static void stats_update(struct mig_source *m, void (*fn)(struct mig_stats *, const void *),
 			 const void *arg)
 {
@@ -106,6 +148,7 @@ struct progress {
 	uint64_t remaining;
 	double dirty_rate;
 	uint64_t predicted_ms;
+	uint64_t fixed_ms;
 	unsigned throttle;
 };
 
@@ -117,6 +160,7 @@ static void stats_set_progress(struct mig_stats *st, const void *arg)
 	st->remaining_bytes = p->remaining;
 	st->dirty_bytes_s = p->dirty_rate;
 	st->predicted_downtime_ms = p->predicted_ms;
+	st->fixed_cost_ms = p->fixed_ms;
 	st->throttle_pct = p->throttle;
 }
 
@@ -148,12 +192,18 @@ static void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
 /* Close the outgoing stream (and with it the socket); final wire bytes are kept. */
 static void close_out(struct mig_source *m, bool commit_it)
 {
+	struct zstd_stream_counts zc = { 0 };
+
+	if (m->zs)
+		zstd_writer_counts(m->zs, &zc);
 	pthread_mutex_lock(&m->lock);
+	m->st.raw_bytes = zc.raw_bytes;
 	m->st.wire_bytes = tcp_bytes_sent(m->fd);
 	m->fd = -1;
 	pthread_mutex_unlock(&m->lock);
 	stream_close(m->out, commit_it);
 	m->out = NULL;
+	m->zs = NULL;
 }
 
 /* Fetch the dirty logs into the bitmaps (OR-ing into what is still unsent). */
@@ -183,9 +233,11 @@ static int setup_buffers(struct mig_source *m)
 		if (!m->dirty[r])
 			return -ENOMEM;
 	}
-	m->stage = malloc((size_t)MIG_MAX_RUN_PAGES * MIG_PAGE_BYTES);
-	if (!m->stage)
-		return -ENOMEM;
+	if (m->p.auth.insecure_plaintext) {
+		m->stage = malloc((size_t)MIG_MAX_RUN_PAGES * MIG_PAGE_BYTES);
+		if (!m->stage)
+			return -ENOMEM;
+	}
 	if (m->p.with_disk) {
 		if (!vm_disk_present(m->vm))
 			return -ENODEV;
@@ -273,8 +325,9 @@ static int run_round(struct mig_source *m, uint32_t round, struct mig_round_stat
 /*
  * Iterate until the predicted downtime fits the target. Prediction: what is dirty now,
  * drained at the rate the last round achieved, plus the fixed costs of pausing, the
- * state and the commit round trip. Not shrinking two rounds running means the guest
- * dirties faster than the link drains: throttle the vCPUs a step more each time.
+ * state and the commit round trips (measured: measure_fixed_cost). Not shrinking two
+ * rounds running means the guest dirties faster than the link drains: throttle the
+ * vCPUs a step more each time.
  */
 static int iterate(struct mig_source *m, char *err, size_t errlen)
 {
@@ -302,8 +355,11 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 		pg.dirty_rate = round ? (double)dirty_bytes * 1e9 / (double)(now - last_fetch) : 0;
 		last_fetch = now;
 		if (round > 0) {
-			pg.predicted_ms = MIG_FIXED_COST_MS +
-					  (uint64_t)((double)dirty_bytes * 1000.0 / (rate + 1.0));
+			double fixed = fixed_cost_ms(m, rate);
+
+			pg.fixed_ms = (uint64_t)(fixed + 0.5);
+			pg.predicted_ms = (uint64_t)(fixed + (double)dirty_bytes * 1000.0 /
+							 (rate + 1.0) + 0.5);
 			if (pg.predicted_ms <= target) {
 				pg.throttle = throttle;
 				stats_update(m, stats_set_progress, &pg);
@@ -445,7 +501,13 @@ static void roll_back(struct mig_source *m, int rc, const char *why)
 static void *mig_source_thread(void *arg)
 {
 	struct mig_source *m = arg;
-	struct zstd_stream_opts zo = { .level = 1, .workers = zstd_stream_workers_supported() };
+	/*
+	 * zstd's content checksum is left out: it is checked only when the one frame ends,
+	 * after GO, too late to refuse anything. Integrity comes from the frame CRC32C over
+	 * plaintext, from TLS's AEAD otherwise (then the frame carries no CRC).
+	 */
+	struct zstd_stream_opts zo = { .level = 1, .workers = zstd_stream_workers_supported(),
+				       .no_checksum = true, .adaptive = true };
 	struct stream *z = NULL;
 	uint64_t t_pause = 0;
 	char err[320] = "";
@@ -465,9 +527,13 @@ static void *mig_source_thread(void *arg)
 		goto fail;
 	rc = zstd_writer_open(&z, m->conn, &zo);
 	if (rc == 0)
-		rc = frame_writer_open(&m->out, z);
+		m->zs = z;
+	if (rc == 0)
+		rc = frame_writer_open_flags(&m->out, z, m->p.auth.insecure_plaintext
+					     ? 0 : FRAME_F_NO_CRC);
 	if (rc < 0) {
 		m->fd = -1;
+		m->zs = NULL;
 		if (z)
 			stream_close(z, false);
 		else
@@ -490,6 +556,7 @@ static void *mig_source_thread(void *arg)
 		if (m->nblocks % 64)
 			m->disk_dirty[m->nblocks / 64] &= (1ULL << (m->nblocks % 64)) - 1;
 	}
+	measure_fixed_cost(m);
 	rc = mig_throttle_start(&m->throttle, m->vm);
 	if (rc == 0)
 		rc = mig_set_state(m, MIG_STATE_ITERATE);
@@ -548,11 +615,16 @@ int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_pa
 
 void mig_source_stats(struct mig_source *m, struct mig_stats *out)
 {
+	/*
+	 * Refresh only while the connection is open. Once close_out ran, the figures are
+	 * final: a completed migration's total ends at RUNNING (commit), a failed one's at
+	 * the failure (mig_fail_msg); a read in between (the engine has closed but not
+	 * finished) must not stretch total_ms to the time of the read.
+	 */
 	pthread_mutex_lock(&m->lock);
-	if (!m->finished) {
+	if (!m->finished && m->fd >= 0) {
 		m->st.total_ms = ms_since_start(m);
-		if (m->fd >= 0)
-			m->st.wire_bytes = tcp_bytes_sent(m->fd);
+		m->st.wire_bytes = tcp_bytes_sent(m->fd);
 	}
 	*out = m->st;
 	pthread_mutex_unlock(&m->lock);
@@ -614,10 +686,12 @@ void mig_stats_json(const struct mig_stats *s, char *buf, size_t len)
 		",\"rate_bytes_s\":%.0f,\"dirty_bytes_s\":%.0f,\"predicted_downtime_ms\":%" PRIu64
 		",\"downtime_ms\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"wire_bytes\":%" PRIu64
 		",\"page_bytes\":%" PRIu64 ",\"throttle_pct\":%u,\"rounds_count\":%u,"
-		"\"error\":%s,\"rounds\":[",
+		"\"fixed_cost_ms\":%" PRIu64 ",\"raw_bytes\":%" PRIu64 ",\"error\":%s,"
+		"\"rounds\":[",
 		mig_state_name(s->state), s->round, s->remaining_bytes, s->rate_bytes_s,
 		s->dirty_bytes_s, s->predicted_downtime_ms, s->downtime_ms, s->total_ms,
-		s->wire_bytes, s->page_bytes, s->throttle_pct, s->nrounds, err);
+		s->wire_bytes, s->page_bytes, s->throttle_pct, s->nrounds, s->fixed_cost_ms,
+		s->raw_bytes, err);
 	for (uint32_t i = 0; i < s->nrounds && off < len; i++)
 		off += (size_t)snprintf(buf + off, len - off,
 			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64

@@ -37,6 +37,7 @@ struct mig_source {
 	/* Engine thread only. */
 	struct stream *conn;   /* borrowed: the frame writer owns it through zstd */
 	struct stream *out;    /* frame writer */
+	struct stream *zs;     /* borrowed: the zstd writer under out, for its counts */
 	int fd;                /* the socket, for TCP_INFO */
 	unsigned nreg;
 	struct vm_ram_region reg[MIG_MAX_REGIONS];
@@ -45,10 +46,12 @@ struct mig_source {
 	uint64_t nblocks;
 	uint64_t *disk_dirty;
 	int disk_fd;
-	uint8_t *stage;        /* a stable copy of pages while they are framed */
+	uint8_t *stage;        /* plaintext only: a stable copy of pages while they are framed */
 	uint8_t *disk_buf;
 	bool paused;           /* the engine holds the guest paused (stop-and-copy) */
 	struct mig_throttle throttle;
+	uint64_t fixed_ns;     /* measured fixed downtime cost, without the state's transfer */
+	uint64_t state_bytes;  /* size of the state blob when it was measured */
 	uint64_t round_bytes;  /* page data sent in the current round */
 	uint64_t round_start_ns;
 };

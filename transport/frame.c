@@ -348,12 +348,14 @@ int frame_read_part(struct stream *s, void *buf, size_t n)
 	struct frame_stream *f = frame_of(s);
 	int rc;
 
-	if (s->ops != &frame_reader_ops || !f->header_given || n > f->left)
+	if (s->ops != &frame_reader_ops)
 		return -EINVAL;
 	if (s->err)
 		return s->err;
 	if (n == 0)
-		return 0;
+		return 0; /* also after frame_read_header of an empty record */
+	if (!f->header_given || n > f->left)
+		return -EINVAL;
 	rc = frame_payload_part(f, buf, n);
 	if (rc < 0) {
 		s->err = rc;

@@ -36,6 +36,9 @@ struct zstd_reader {
 	ZSTD_inBuffer in;  /* the current chunk, in[pos, size) not yet decoded */
 	bool raw_ok;       /* the header allows RAW chunks */
 	uint32_t raw_left; /* bytes of the current RAW chunk not read yet */
+	bool drained;      /* zstd holds no output for the input it had: with none new, a
+			    * call would make no progress (zstd fails after 16 such calls,
+			    * and RAW chunks can come many times that in a row) */
 	bool last_seen;    /* the LAST chunk was read */
 	bool frame_done;   /* zstd reported the end of a frame and nothing followed */
 	uint8_t *chunk;
@@ -351,7 +354,7 @@ static int zstd_reader_read(struct stream *s, void *buf, size_t len)
 			continue;
 		}
 		/* Decode what we hold; zstd may also have output left from earlier input. */
-		if (!r->last_seen) {
+		if (!r->last_seen && !(r->drained && r->in.pos == r->in.size)) {
 			size_t out_before = out.pos, in_before = r->in.pos;
 
 			ret = ZSTD_decompressStream(r->dctx, &out, &r->in);
@@ -363,6 +366,7 @@ static int zstd_reader_read(struct stream *s, void *buf, size_t len)
 				r->frame_done = true;
 			else if (progress)
 				r->frame_done = false;
+			r->drained = out.pos < out.size;
 		}
 		if (out.pos == out.size)
 			return 0;

@@ -57,12 +57,12 @@ _Static_assert(ZSTD_STREAM_MAX_CHUNK < ZSTD_STREAM_CHUNK_RAW, "length fits below
  * bytes as RAW chunks, straight from the caller's buffer: first ZSTD_STREAM_SKIP_MIN,
  * doubling after each probe that fails again, up to ZSTD_STREAM_SKIP_MAX; a window
  * that pays resets it. So incompressible data costs one probe window of compression in
- * every 4-64 MiB, and compressible data is compressed as before.
+ * every 20-68 MiB, and compressible data is compressed as before.
  */
 #define ZSTD_STREAM_PROBE_BYTES (4u << 20)
 #define ZSTD_STREAM_PAYS_PCT 90
 #define ZSTD_STREAM_SKIP_MIN (16ull << 20)
-#define ZSTD_STREAM_SKIP_MAX (256ull << 20)
+#define ZSTD_STREAM_SKIP_MAX (64ull << 20)
 
 struct zstd_stream_opts {
 	int level;         /* 0 for ZSTD_STREAM_LEVEL_DEFAULT; negative levels are faster */

@@ -314,3 +314,85 @@ Test(frame, reader_and_writer_calls_on_the_wrong_stream_are_einval)
 	cr_assert_eq(frame_read(s, &type, NULL, rec, sizeof(rec), &n), -EINVAL);
 	cr_assert_eq(stream_close(s, false), 0);
 }
+
+/* img rewritten as a FRAME_F_NO_CRC stream of the same records. */
+static void make_no_crc_image(void)
+{
+	struct stream *mem, *s;
+
+	free(img.data);
+	memset(&img, 0, sizeof(img));
+	cr_assert_eq(mem_stream_writer(&mem, &img, MEM_STREAM_UNLIMITED), 0);
+	cr_assert_eq(frame_writer_open_flags(&s, mem, FRAME_F_NO_CRC), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(frame_write(s, ptype[i], 0, payload[i], plen[i]), 0);
+	cr_assert_eq(stream_close(s, true), 0);
+}
+
+Test(frame, no_crc_streams_carry_zero_checksums_and_need_the_readers_consent)
+{
+	uint8_t rec[2000];
+	struct stream *mem, *s;
+	uint16_t type;
+	size_t n;
+	int records;
+
+	make_no_crc_image();
+	cr_assert_eq(img.len, IMG_BYTES);
+	cr_assert_eq(le16_decode(img.data + 6), FRAME_F_NO_CRC);
+	cr_assert_eq(le32_decode(img.data + REC0 + 12), 0);
+	cr_assert_eq(drain(img.data, img.len, &records), -EPROTONOSUPPORT, "not allowed");
+	cr_assert_eq(mem_stream_reader(&mem, img.data, img.len), 0);
+	cr_assert_eq(frame_reader_open_flags(&s, mem, FRAME_F_NO_CRC), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(frame_read(s, &type, NULL, rec, sizeof(rec), &n), 0);
+		cr_assert_eq(n, plen[i]);
+		cr_assert_eq(memcmp(rec, payload[i], n), 0);
+	}
+	cr_assert_eq(frame_read(s, &type, NULL, rec, sizeof(rec), &n), -ENODATA);
+	stream_close(s, false);
+	/* A non-zero checksum field in such a stream is damage, not a value to ignore. */
+	le32_encode(img.data + REC1 + 12, 1);
+	cr_assert_eq(mem_stream_reader(&mem, img.data, img.len), 0);
+	cr_assert_eq(frame_reader_open_flags(&s, mem, FRAME_F_NO_CRC), 0);
+	cr_assert_eq(frame_read(s, &type, NULL, rec, sizeof(rec), &n), 0);
+	cr_assert_eq(frame_read(s, &type, NULL, rec, sizeof(rec), &n), -EBADMSG);
+	stream_close(s, false);
+	cr_assert_eq(mem_stream_writer(&mem, &img, MEM_STREAM_UNLIMITED), 0);
+	cr_assert_eq(frame_writer_open_flags(&s, mem, 2), -EINVAL);
+	stream_close(mem, false);
+}
+
+Test(frame, payload_read_in_parts_is_checked_when_the_last_part_arrives)
+{
+	uint8_t rec[2000];
+	struct stream *s;
+	uint16_t type, flags;
+	size_t n;
+
+	cr_assert_eq(open_reader(&s, img.data, img.len), 0);
+	cr_assert_eq(frame_read_header(s, &type, &flags, &n), 0);
+	cr_assert_eq(type, ptype[0]);
+	cr_assert_eq(n, 1000);
+	cr_assert_eq(frame_read(s, &type, &flags, rec, sizeof(rec), &n), -EINVAL, "mid-record");
+	cr_assert_eq(frame_read_header(s, &type, &flags, &n), -EINVAL);
+	cr_assert_eq(frame_read_part(s, rec, 16), 0);
+	cr_assert_eq(frame_read_part(s, rec + 16, 985), -EINVAL, "past the payload");
+	cr_assert_eq(frame_read_part(s, rec + 16, 984), 0);
+	cr_assert_eq(memcmp(rec, payload[0], 1000), 0);
+	cr_assert_eq(frame_read_header(s, &type, &flags, &n), 0, "the empty record");
+	cr_assert_eq(n, 0);
+	cr_assert_eq(frame_read_part(s, rec, 0), 0, "an empty payload is read at once");
+	cr_assert_eq(frame_read(s, &type, &flags, rec, sizeof(rec), &n), 0);
+	cr_assert_eq(n, 37);
+	cr_assert_eq(frame_read(s, &type, &flags, rec, sizeof(rec), &n), -ENODATA);
+	stream_close(s, false);
+
+	img.data[REC0 + FRAME_HEADER_BYTES + 900] ^= 4;
+	cr_assert_eq(open_reader(&s, img.data, img.len), 0);
+	cr_assert_eq(frame_read_header(s, &type, &flags, &n), 0);
+	cr_assert_eq(frame_read_part(s, rec, 500), 0, "unchecked until the end");
+	cr_assert_eq(frame_read_part(s, rec + 500, 500), -EBADMSG);
+	cr_assert_eq(frame_read(s, &type, &flags, rec, sizeof(rec), &n), -EBADMSG, "sticky");
+	stream_close(s, false);
+}

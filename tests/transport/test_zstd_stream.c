@@ -1,6 +1,7 @@
 /* Tests for the zstd layer: round trips, flush before close, bounded and garbage-proof reads. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -297,4 +298,111 @@ Test(zstd_stream, refuses_a_window_larger_than_its_memory_bound)
 	free(data);
 	free(z);
 	free(buf);
+}
+
+/* An adaptive round trip of data (len bytes, written in 1 MiB pieces, one flush midway). */
+static void adaptive_round_trip(const uint8_t *data, size_t len, int workers,
+				struct zstd_stream_counts *c)
+{
+	struct zstd_stream_opts o = { .workers = workers, .no_checksum = true, .adaptive = true };
+	uint8_t *back = xmalloc(len);
+	struct stream *mem, *s;
+
+	cr_assert_eq(mem_stream_writer(&mem, &out, MEM_STREAM_UNLIMITED), 0);
+	cr_assert_eq(zstd_writer_open(&s, mem, &o), 0);
+	for (size_t off = 0; off < len; off += 1u << 20) {
+		size_t n = len - off < (1u << 20) ? len - off : 1u << 20;
+
+		cr_assert_eq(stream_write_all(s, data + off, n), 0);
+		if (off == len / 2)
+			cr_assert_eq(stream_flush(s), 0);
+	}
+	zstd_writer_counts(s, c);
+	cr_assert_eq(stream_close(s, true), 0);
+	cr_assert_eq(le16_decode(out.data + 6), ZSTD_STREAM_F_RAW);
+	cr_assert_eq(mem_stream_reader(&mem, out.data, out.len), 0);
+	cr_assert_eq(zstd_reader_open(&s, mem), 0);
+	cr_assert_eq(stream_read_all(s, back, 12345), 0);
+	{
+		int rc = stream_read_all(s, back + 12345, len - 12345);
+
+		cr_assert_eq(rc, 0, "read back: %d", rc);
+	}
+	cr_assert_eq(memcmp(back, data, len), 0);
+	cr_assert_eq(stream_read_all(s, back, 1), -ENODATA);
+	cr_assert_eq(stream_close(s, false), 0);
+	free(back);
+}
+
+Test(zstd_stream, adaptive_sends_incompressible_data_raw_and_compresses_the_rest)
+{
+	size_t len = 96u << 20, rnd = 32u << 20;
+	uint8_t *data = xmalloc(len);
+	struct zstd_stream_counts c;
+	int workers[2] = { 0, zstd_stream_workers_supported() ? 1 : 0 };
+
+	fill_random(data, rnd, 7);                 /* 32 MiB that zstd cannot shrink */
+	fill_guestlike(data + rnd, len - rnd, 8);  /* then 64 MiB that it can */
+	for (int i = 0; i < 2; i++) {
+		adaptive_round_trip(data, len, workers[i], &c);
+		cr_assert_eq(c.in_bytes, len);
+		/*
+		 * Probe 4 MiB, 16 MiB raw, probe 4 MiB, 32 MiB raw (the last 8 of them
+		 * compressible: the price of backing off), then a probe that pays.
+		 */
+		cr_assert_geq(c.raw_bytes, ZSTD_STREAM_SKIP_MIN, "raw %" PRIu64, c.raw_bytes);
+		cr_assert_leq(c.raw_bytes, rnd + ZSTD_STREAM_SKIP_MAX, "raw %" PRIu64, c.raw_bytes);
+		cr_assert_lt(out.len, len / 4 * 3, "the compressible part shrank: %zu", out.len);
+		cr_assert_gt(out.len, c.raw_bytes);
+		free(out.data);
+		memset(&out, 0, sizeof(out));
+	}
+	adaptive_round_trip(data + rnd, len - rnd, 0, &c);
+	cr_assert_eq(c.raw_bytes, 0, "compressible data is never sent raw");
+	cr_assert_lt(out.len, (len - rnd) / 2);
+	free(data);
+}
+
+Test(zstd_stream, raw_chunks_need_the_header_flag_and_a_valid_length)
+{
+	uint8_t buf[ZSTD_STREAM_HEADER_BYTES + 4 + 8] = { 0 }, back[8];
+	size_t n;
+
+	memcpy(buf, ZSTD_STREAM_MAGIC, 4);
+	le16_encode(buf + 4, ZSTD_STREAM_FORMAT_VERSION);
+	le32_encode(buf + 8, ZSTD_STREAM_CHUNK_RAW | 8);
+	cr_assert_eq(decompress(buf, sizeof(buf), back, sizeof(back), &n), -EMSGSIZE,
+		     "RAW without the header flag");
+	le16_encode(buf + 6, ZSTD_STREAM_F_RAW);
+	memcpy(buf + 12, "rawbytes", 8);
+	/* A RAW chunk alone decodes, but a stream must end with LAST after a whole frame. */
+	cr_assert_eq(decompress(buf, sizeof(buf), back, sizeof(back), &n), -EPROTO);
+	cr_assert_eq(n, 8);
+	cr_assert_eq(memcmp(back, "rawbytes", 8), 0);
+	le32_encode(buf + 8, ZSTD_STREAM_CHUNK_RAW | 0);
+	cr_assert_eq(decompress(buf, sizeof(buf), back, sizeof(back), &n), -EBADMSG, "empty RAW");
+	le32_encode(buf + 8, ZSTD_STREAM_CHUNK_RAW | (ZSTD_STREAM_MAX_CHUNK + 1));
+	cr_assert_eq(decompress(buf, sizeof(buf), back, sizeof(back), &n), -EMSGSIZE);
+	le32_encode(buf + 8, ZSTD_STREAM_CHUNK_RAW | 9);
+	cr_assert_eq(decompress(buf, sizeof(buf), back, sizeof(back), &n), -EPROTO, "cut RAW");
+	le16_encode(buf + 6, 2);
+	cr_assert_eq(decompress(buf, sizeof(buf), back, sizeof(back), &n), -EPROTONOSUPPORT);
+}
+
+Test(zstd_stream, no_checksum_leaves_out_zstds_content_checksum)
+{
+	struct zstd_stream_opts o = { .no_checksum = true };
+	size_t len = 1u << 20, with, without;
+	uint8_t *data = xmalloc(len);
+
+	fill_guestlike(data, len, 9);
+	compress(data, len, NULL);
+	with = out.len;
+	free(out.data);
+	memset(&out, 0, sizeof(out));
+	round_trip(data, len, &o);
+	compress(data, len, &o);
+	without = out.len;
+	cr_assert_eq(with - without, 4, "XXH64's 4 bytes: %zu against %zu", with, without);
+	free(data);
 }
