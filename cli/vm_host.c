@@ -288,10 +288,12 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	}
 	snprintf(reply, len,
 		 "{\"ok\":true,\"id\":\"%s\",\"parent\":\"%s\",\"pause_ms\":%" PRIu64
-		 ",\"pause_us\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64 ",\"bytes_new_stored\":%" PRIu64
+		 ",\"pause_us\":%" PRIu64 ",\"pause_stop_us\":%" PRIu64
+		 ",\"pause_copy_us\":%" PRIu64 ",\"pause_state_us\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64 ",\"bytes_new_stored\":%" PRIu64
 		 ",\"mem_chunks_copied\":%" PRIu64 ",\"disk_blocks_copied\":%" PRIu64
 		 ",\"rounds\":%u,\"disk_mode\":\"%s\"}",
-		 res.id, res.parent, res.pause_ms, res.pause_us, res.total_ms, res.bytes_new, res.bytes_new_stored,
+		 res.id, res.parent, res.pause_ms, res.pause_us, res.pause_stop_us,
+		 res.pause_copy_us, res.pause_state_us, res.total_ms, res.bytes_new, res.bytes_new_stored,
 		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode);
 }
 

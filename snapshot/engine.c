@@ -48,10 +48,15 @@ struct snap_job {
 	uint64_t *hot[SNAP_REGIONS_MAX];
 	uint32_t chunk_bytes;
 	uint8_t *chunk_buf;
-	/* The final dirty set, copied while paused and stored after resume. */
+	/*
+	 * The final dirty set, copied to memory just before the pause while the guest runs,
+	 * then again in the pause for the chunks dirtied since; stored after resume.
+	 * held_slot[r][c] is 1 + the slot chunk c of region r holds, 0 for none.
+	 */
 	uint8_t *held;
 	size_t held_cap, held_n;
 	struct { unsigned reg; uint64_t chunk; } *held_at;
+	uint32_t *held_slot[SNAP_REGIONS_MAX];
 	uint64_t *disk_changed;
 	uint64_t disk_nblocks;
 	int disk_fd;
@@ -196,35 +201,65 @@ static int hold_prepare(struct snap_job *j, uint64_t nchunks)
 	}
 	j->held_cap = cap;
 	j->held_at = calloc(cap, sizeof(*j->held_at));
-	return j->held_at ? 0 : -ENOMEM;
+	if (!j->held_at)
+		return -ENOMEM;
+	for (unsigned r = 0; r < j->nreg; r++) {
+		j->held_slot[r] = calloc(region_nchunks(j, r), sizeof(*j->held_slot[r]));
+		if (!j->held_slot[r])
+			return -ENOMEM;
+	}
+	return 0;
 }
 
-/* While paused: copy pending chunks into held memory (fast), to store after resume. */
+/* Room for n more held chunks: grow, keeping what is held (slow, but rare). */
+static int hold_reserve(struct snap_job *j, uint64_t n)
+{
+	size_t cap = j->held_n + n;
+	uint8_t *bigger;
+	void *at;
+
+	if (cap <= j->held_cap)
+		return 0;
+	bigger = mremap(j->held, j->held_cap * j->chunk_bytes, cap * j->chunk_bytes,
+			MREMAP_MAYMOVE);
+	if (bigger == MAP_FAILED)
+		return -ENOMEM;
+	j->held = bigger;
+	j->held_cap = cap;
+	at = realloc(j->held_at, cap * sizeof(*j->held_at));
+	if (!at)
+		return -ENOMEM;
+	j->held_at = at;
+	return 0;
+}
+
+/*
+ * Copy the pending chunks into held memory (fast), to store after resume: a chunk held
+ * before is copied over its old slot. Called once while the guest runs, just before
+ * the pause, and once in the pause for what was dirtied since.
+ */
 static int hold_pending(struct snap_job *j, uint64_t npending)
 {
-	if (npending > j->held_cap) {
-		/* More than foreseen: grow (slow, but rare and still correct). */
-		uint8_t *bigger = mmap(NULL, npending * j->chunk_bytes, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		void *at = realloc(j->held_at, npending * sizeof(*j->held_at));
+	int rc = hold_reserve(j, npending);
 
-		if (bigger == MAP_FAILED || !at)
-			return -ENOMEM;
-		if (j->held)
-			munmap(j->held, j->held_cap * j->chunk_bytes);
-		j->held = bigger;
-		j->held_at = at;
-		j->held_cap = npending;
-	}
+	if (rc < 0)
+		return rc;
 	for (unsigned r = 0; r < j->nreg; r++) {
 		for (uint64_t c = 0; c < region_nchunks(j, r); c++) {
+			size_t slot;
+
 			if (!bit(j->pending[r], c))
 				continue;
-			memcpy(j->held + j->held_n * j->chunk_bytes, j->reg[r].hva + c * j->chunk_bytes,
+			if (j->held_slot[r][c]) {
+				slot = j->held_slot[r][c] - 1;
+			} else {
+				slot = j->held_n++;
+				j->held_slot[r][c] = (uint32_t)(slot + 1);
+				j->held_at[slot].reg = r;
+				j->held_at[slot].chunk = c;
+			}
+			memcpy(j->held + slot * j->chunk_bytes, j->reg[r].hva + c * j->chunk_bytes,
 			       chunk_len(j, r, c));
-			j->held_at[j->held_n].reg = r;
-			j->held_at[j->held_n].chunk = c;
-			j->held_n++;
 			j->pending[r][c / 64] &= ~(1ULL << (c % 64));
 		}
 	}
@@ -414,6 +449,8 @@ static void job_free(struct snap_job *j)
 	if (j->held)
 		munmap(j->held, j->held_cap * j->chunk_bytes);
 	free(j->held_at);
+	for (unsigned r = 0; r < SNAP_REGIONS_MAX; r++)
+		free(j->held_slot[r]);
 	free(j->held_disk);
 	free(j->held_disk_at);
 	free(j->disk_changed);
@@ -509,7 +546,8 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 {
 	struct snap_job j = { .vm = vm, .disk_fd = -1 };
 	unsigned max_rounds = p->max_rounds ? p->max_rounds : SNAP_DEFAULT_ROUNDS;
-	uint64_t t0 = now_ms(), t_pause = 0, npending = 0; /* t_pause in us */
+	uint64_t t0 = now_ms(), npending = 0;
+	uint64_t t_pause = 0, t_stopped = 0, t_copied = 0; /* us */
 	struct repo_stats before, after;
 	const char *disk_mode = "none";
 	bool paused = false;
@@ -562,6 +600,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		t_pause = now_us();
 		rc = vm_pause(vm);
 		paused = rc == 0;
+		t_stopped = now_us();
 	}
 	if (rc == 0 && j.disk_fd >= 0)
 		rc = capture_disk_live(&j, &disk_mode);
@@ -599,6 +638,12 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	}
 
 	rc = hold_prepare(&j, npending);
+	/*
+	 * The final set to memory while the guest still runs: the pause then copies only
+	 * the chunks dirtied during this memcpy (the dirty log since the last fetch).
+	 */
+	if (rc == 0 && !paused)
+		rc = hold_pending(&j, npending);
 	if (rc < 0) {
 		snprintf(err, errlen, "snapshot: no memory for the final copy: %s", strerror(-rc));
 		goto out;
@@ -612,12 +657,14 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 			goto out;
 		}
 		paused = true;
+		t_stopped = now_us();
 	}
 	rc = fetch_pending(&j, &npending);
 	if (rc == 0)
 		rc = hold_pending(&j, npending);
 	if (rc == 0 && j.disk_fd >= 0)
 		rc = hold_disk_changes(&j, j.m.id);
+	t_copied = now_us();
 	if (rc == 0)
 		rc = vm_state_save(vm, &state, &state_len);
 	/*
@@ -627,6 +674,9 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	 */
 	res->pause_us = now_us() - t_pause;
 	res->pause_ms = (res->pause_us + 500) / 1000;
+	res->pause_stop_us = t_stopped - t_pause;
+	res->pause_copy_us = t_copied - t_stopped;
+	res->pause_state_us = t_pause + res->pause_us - t_copied;
 	vm_resume(vm);
 	paused = false;
 	if (rc < 0) {

@@ -41,6 +41,9 @@ struct snap_result {
 	char parent[SNAP_ID_BYTES]; /* "" for a full snapshot */
 	uint64_t pause_us;           /* vCPUs asked to stop .. asked to run again */
 	uint64_t pause_ms;           /* the same, rounded */
+	uint64_t pause_stop_us;      /* of it: until every vCPU had stopped */
+	uint64_t pause_copy_us;      /* the last dirty chunks and disk blocks copied */
+	uint64_t pause_state_us;     /* the vCPU, VM and device state saved */
 	uint64_t total_ms;
 	uint64_t bytes_new;          /* plaintext bytes added to the repository */
 	uint64_t bytes_new_stored;   /* the same after compression */
