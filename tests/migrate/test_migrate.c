@@ -107,22 +107,7 @@ static int run_migrate(const char *addr, const char *const *extra)
 	for (; extra && *extra; extra++)
 		argv[n++] = *extra;
 	argv[n] = NULL;
-	gw_proc_cleanup(&MIG);
-	gw_proc_init(&MIG);
-	gw_spawn(&MIG, argv);
-	cr_assert(gw_wait_exit(&MIG, MIG_MS), "godwit migrate hung");
-	cr_assert(WIFEXITED(MIG.status));
-	return WEXITSTATUS(MIG.status);
-}
-
-static void last_hb(struct gw_proc *p, struct gw_hb *hb)
-{
-	unsigned n = gw_count_lines(p->console, "HB ");
-	char line[256];
-
-	cr_assert_gt(n, 0);
-	cr_assert(gw_wait_line(p, p->console, "HB ", n, line, sizeof(line), 1000));
-	cr_assert(gw_parse_hb(line, hb), "%s", line);
+	return gw_run(&MIG, argv, MIG_MS);
 }
 
 /* The guest continues at the destination: same boot id, larger counter, no corruption. */
@@ -160,14 +145,6 @@ static void expect_dest_failed_without_guest(void)
 	cr_assert_eq(gw_count_lines(DST.console, "HB "), 0, "the destination ran the guest");
 }
 
-static void quit(struct gw_proc *p)
-{
-	char reply[256];
-
-	cr_assert(gw_api(p->api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
-	cr_assert(gw_wait_exit(p, 20000));
-}
-
 Test(migrate, test_guest_moves_between_two_hosts_over_tls_and_keeps_running)
 {
 	char disk[256];
@@ -191,25 +168,13 @@ Test(migrate, test_guest_moves_between_two_hosts_over_tls_and_keeps_running)
 	cr_assert(gw_wait_exit(&SRC, 20000), "source still running after migrating away");
 	cr_assert(WIFEXITED(SRC.status) && WEXITSTATUS(SRC.status) == 0, "source status %d",
 		  SRC.status);
-	last_hb(&SRC, &before);
+	gw_last_hb(&SRC, &before);
 	expect_continued(&before);
 	json = gw_read_file(MIG.out);
 	cr_assert(strstr(json, "\"state\":\"completed\"") && strstr(json, "\"downtime_ms\":"),
 		  "%s", json);
 	free(json);
-	quit(&DST);
-}
-
-/* The figure named key in godwit's JSON (a non-negative integer). */
-static uint64_t json_u64(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	cr_assert(p, "no %s in %s", key, json);
-	return strtoull(p + strlen(pat), NULL, 10);
+	gw_quit(&DST);
 }
 
 /*
@@ -228,19 +193,19 @@ Test(migrate, plaintext_migration_sends_incompressible_pages_raw_and_the_guest_v
 	cr_assert_eq(run_migrate(N.addr_b, (const char *const[]){ "--insecure-plaintext", NULL }),
 		     0, "migrate failed: %s", gw_read_file(MIG.err));
 	cr_assert(gw_wait_exit(&SRC, 20000), "source still running after migrating away");
-	last_hb(&SRC, &before);
+	gw_last_hb(&SRC, &before);
 	expect_continued(&before);
 	json = gw_read_file(MIG.out);
 	cr_assert(strstr(json, "\"state\":\"completed\""), "%s", json);
 	/* Most of the 96 MiB working set is sent raw; a probe window or two is compressed. */
-	cr_assert_geq(json_u64(json, "raw_bytes"), 48ull << 20, "%s", json);
-	cr_assert_leq(json_u64(json, "raw_bytes"), json_u64(json, "wire_bytes"), "%s", json);
+	cr_assert_geq(gw_json_u64(json, "raw_bytes"), 48ull << 20, "%s", json);
+	cr_assert_leq(gw_json_u64(json, "raw_bytes"), gw_json_u64(json, "wire_bytes"), "%s", json);
 	/* The downtime's fixed part was measured, and total_ms ends when the guest runs. */
-	cr_assert_leq(json_u64(json, "fixed_cost_ms"), json_u64(json, "predicted_downtime_ms"),
+	cr_assert_leq(gw_json_u64(json, "fixed_cost_ms"), gw_json_u64(json, "predicted_downtime_ms"),
 		      "%s", json);
-	cr_assert_geq(json_u64(json, "total_ms"), json_u64(json, "downtime_ms"), "%s", json);
+	cr_assert_geq(gw_json_u64(json, "total_ms"), gw_json_u64(json, "downtime_ms"), "%s", json);
 	free(json);
-	quit(&DST);
+	gw_quit(&DST);
 }
 
 Test(migrate, a_guest_tracked_with_the_dirty_ring_moves_and_keeps_running)
@@ -255,9 +220,9 @@ Test(migrate, a_guest_tracked_with_the_dirty_ring_moves_and_keeps_running)
 	cr_assert_eq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK, NULL }), 0,
 		     "migrate failed: %s", gw_read_file(MIG.err));
 	cr_assert(gw_wait_exit(&SRC, 20000));
-	last_hb(&SRC, &before);
+	gw_last_hb(&SRC, &before);
 	expect_continued(&before);
-	quit(&DST);
+	gw_quit(&DST);
 }
 
 Test(migrate, disk_moves_with_the_vm_when_asked)
@@ -281,9 +246,9 @@ Test(migrate, disk_moves_with_the_vm_when_asked)
 							      NULL }), 0,
 		     "migrate failed: %s", gw_read_file(MIG.err));
 	cr_assert(gw_wait_exit(&SRC, 20000));
-	last_hb(&SRC, &before);
+	gw_last_hb(&SRC, &before);
 	expect_continued(&before);
-	quit(&DST);
+	gw_quit(&DST);
 	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", src_disk, dst_disk);
 	cr_assert_eq(system(cmd), 0, "the destination's disk differs from the source's");
 }
@@ -301,7 +266,7 @@ Test(migrate, wrong_psk_is_refused_and_the_source_keeps_running)
 	cr_assert_neq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK, NULL }), 0);
 	expect_source_running();
 	expect_dest_failed_without_guest();
-	quit(&SRC);
+	gw_quit(&SRC);
 }
 
 /* A throwaway CA and a certificate it signs for name, in dir. */
@@ -343,7 +308,7 @@ Test(migrate, certificates_from_another_ca_are_refused_and_the_source_keeps_runn
 								 key, "--tls-ca", ca2, NULL }), 0);
 	expect_source_running();
 	expect_dest_failed_without_guest();
-	quit(&SRC);
+	gw_quit(&SRC);
 }
 
 Test(migrate, killed_destination_leaves_the_source_running_and_a_retry_succeeds)
@@ -377,9 +342,9 @@ Test(migrate, killed_destination_leaves_the_source_running_and_a_retry_succeeds)
 	cr_assert_eq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK, NULL }), 0,
 		     "retry failed: %s", gw_read_file(MIG.err));
 	cr_assert(gw_wait_exit(&SRC, 20000));
-	last_hb(&SRC, &before);
+	gw_last_hb(&SRC, &before);
 	expect_continued(&before);
-	quit(&DST);
+	gw_quit(&DST);
 }
 
 Test(migrate, cancel_through_the_api_keeps_the_source_running)
@@ -407,7 +372,7 @@ Test(migrate, cancel_through_the_api_keeps_the_source_running)
 	cr_assert(strstr(gw_read_file(MIG.err), "cancelled"), "%s", gw_read_file(MIG.err));
 	expect_source_running();
 	expect_dest_failed_without_guest();
-	quit(&SRC);
+	gw_quit(&SRC);
 }
 
 /* Connect to 127.0.0.1:PORT and send bytes, then close. */
