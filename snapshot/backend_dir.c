@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snapshot/file_io.h"
+
 #define DIR_PARTIAL_SUFFIX ".partial"
 #define DIR_PATH_MAX (BACKEND_NAME_MAX + 32)
 
@@ -140,25 +142,6 @@ static int dir_put(struct backend *b, const char *name, const void *data, size_t
 	return dir_fsync_parent(d, name);
 }
 
-static int dir_read_full(int fd, uint64_t off, uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EPROTO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int dir_get(struct backend *b, const char *name, uint64_t off, void *buf, size_t len)
 {
 	struct backend_dir *d = dir_of(b);
@@ -169,7 +152,7 @@ static int dir_get(struct backend *b, const char *name, uint64_t off, void *buf,
 	fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = dir_read_full(fd, off, buf, len);
+	rc = file_pread_full(fd, buf, len, off);
 	close(fd);
 	return rc;
 }
@@ -202,7 +185,7 @@ static int dir_get_all(struct backend *b, const char *name, size_t max_bytes, ui
 		rc = -ENOMEM;
 		goto err_close;
 	}
-	rc = dir_read_full(fd, 0, buf, (size_t)st.st_size);
+	rc = file_pread_full(fd, buf, (size_t)st.st_size, 0);
 	if (rc < 0) {
 		free(buf);
 		goto err_close;

@@ -7,48 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snapshot/file_io.h"
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
-
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EPROTO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static uint64_t block_len(uint64_t disk_bytes, uint32_t block, uint64_t i)
 {
@@ -81,7 +42,7 @@ int disk_capture(struct repo *r, int fd, const struct snap_manifest *parent,
 			s.reused++;
 			continue;
 		}
-		rc = read_full(fd, buf, (size_t)len, i * m->disk_block_bytes);
+		rc = file_pread_full(fd, buf, (size_t)len, i * m->disk_block_bytes);
 		if (rc < 0)
 			break;
 		s.bytes_read += len;
@@ -131,7 +92,7 @@ int disk_restore(struct repo *r, const struct snap_manifest *m, int fd,
 		if (!have_zero) {
 			struct blob_id got;
 
-			rc = read_full(fd, buf, len, off);
+			rc = file_pread_full(fd, buf, len, off);
 			if (rc < 0)
 				goto out;
 			s.bytes_read += len;
@@ -153,13 +114,13 @@ int disk_restore(struct repo *r, const struct snap_manifest *m, int fd,
 				s.reused++;
 				continue;
 			}
-			rc = write_full(fd, zeros, len, off);
+			rc = file_pwrite_full(fd, zeros, len, off);
 		} else {
 			rc = repo_blob_read(r, want, buf, len);
 			if (rc < 0)
 				goto out;
 			s.fetched++;
-			rc = write_full(fd, buf, len, off);
+			rc = file_pwrite_full(fd, buf, len, off);
 		}
 		if (rc < 0)
 			goto out;

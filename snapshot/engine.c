@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "snapshot/disk_sync.h"
+#include "snapshot/file_io.h"
 #include "snapshot/repo.h"
 #include "snapshot/rsync_delta.h"
 
@@ -293,22 +294,6 @@ static int store_held(struct snap_job *j)
 	return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /* While paused: read the disk blocks changed since the last fetch into memory. */
 static int hold_disk_changes(struct snap_job *j, const char *id)
 {
@@ -333,7 +318,7 @@ static int hold_disk_changes(struct snap_job *j, const char *id)
 			continue;
 		len = (size_t)(j->m.disk_bytes - off < j->m.disk_block_bytes
 				       ? j->m.disk_bytes - off : j->m.disk_block_bytes);
-		rc = read_full(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
+		rc = file_pread_full(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
 			       len, off);
 		if (rc < 0)
 			return rc;
