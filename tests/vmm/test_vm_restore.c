@@ -50,21 +50,9 @@ static void setup(void)
 	snprintf(fx.err_path, sizeof(fx.err_path), "%s/child.err", fx.dir);
 }
 
-static void vm_gone(struct vm **vm)
-{
-	if (!*vm)
-		return;
-	if (vm_state(*vm) != VM_STATE_CREATED) {
-		vm_request_stop(*vm);
-		vm_wait(*vm, NULL);
-	}
-	vm_destroy(*vm);
-	*vm = NULL;
-}
-
 static void teardown(void)
 {
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	if (fx.console_fd >= 0)
 		close(fx.console_fd);
 	free(fx.blob);
@@ -72,15 +60,6 @@ static void teardown(void)
 }
 
 TestSuite(vm_restore, .init = setup, .fini = teardown, .timeout = 300);
-
-static void make_disk(void)
-{
-	int fd = open(fx.disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(ftruncate(fd, DISK_BYTES), 0);
-	close(fd);
-}
 
 static struct vm_config config(unsigned ncpus, const char *cmdline, const char *disk, int fd)
 {
@@ -301,7 +280,7 @@ static void save_then_restore_elsewhere(unsigned ncpus, const char *disk,
 	cr_assert_eq(before.errors, 0, "%s", line);
 	tvm_file_put(fx.blob_path, fx.blob, fx.len);
 	/* The saved VM is gone, threads and all, before the other process starts. */
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0)
@@ -359,7 +338,7 @@ Test(vm_restore, two_vcpu_guest_continues_in_another_process)
 
 Test(vm_restore, guest_with_a_disk_continues_in_another_process)
 {
-	make_disk();
+	tvm_make_disk(fx.disk, DISK_BYTES);
 	save_then_restore_elsewhere(1, fx.disk, 0);
 }
 
@@ -407,7 +386,7 @@ static void run_writing_guest(const char *base)
 	uint64_t bm[LOG_WORDS];
 	struct vm_exit_info info;
 
-	make_disk();
+	tvm_make_disk(fx.disk, DISK_BYTES);
 	guest_create(1, GUEST_WRITES, fx.disk);
 	log_fetch(fx.vm, bm, base);
 	cr_assert_eq(vm_start(fx.vm), 0);
@@ -423,7 +402,7 @@ Test(vm_restore, disk_log_records_the_blocks_the_guest_writes)
 {
 	uint64_t bm[LOG_WORDS];
 
-	make_disk();
+	tvm_make_disk(fx.disk, DISK_BYTES);
 	guest_create(1, GUEST_WRITES, fx.disk);
 	cr_assert(vm_disk_present(fx.vm));
 	cr_assert_str_eq(vm_disk_path(fx.vm), fx.disk);
@@ -454,7 +433,7 @@ Test(vm_restore, disk_log_survives_a_clean_restart)
 	char sidecar[160];
 
 	run_writing_guest("snap-1");
-	vm_gone(&fx.vm); /* a clean exit writes the sidecar */
+	tvm_vm_gone(&fx.vm); /* a clean exit writes the sidecar */
 	snprintf(sidecar, sizeof(sidecar), "%s.gwlog", fx.disk);
 	cr_assert_eq(access(sidecar, F_OK), 0, "no sidecar beside the image");
 	vm = shell(1, RAM_BYTES, fx.disk);
@@ -479,7 +458,7 @@ Test(vm_restore, disk_log_is_invalid_after_a_crash)
 	pid_t pid;
 
 	run_writing_guest("snap-1");
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	cr_assert_eq(pipe(pipefd), 0);
 	pid = fork();
 	cr_assert_geq(pid, 0);
@@ -514,7 +493,7 @@ Test(vm_restore, disk_log_is_invalid_after_the_image_changes_offline)
 	int fd;
 
 	run_writing_guest("snap-1");
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	vm = shell(1, RAM_BYTES, fx.disk);
 	cr_assert(vm_disk_log_valid(vm, "snap-1"));
 	vm_destroy(vm);
@@ -616,7 +595,7 @@ Test(vm_restore, a_paused_vcpu_has_finished_its_port_access)
 		save();
 		vm_ram_region(fx.vm, 0, &r);
 		memcpy(ram, r.hva, r.bytes);
-		vm_gone(&fx.vm);
+		tvm_vm_gone(&fx.vm);
 	}
 	out = tvm_file_get(fx.console, &len);
 	cr_assert_gt(len, 1000, "the guest wrote only %zu bytes", len);

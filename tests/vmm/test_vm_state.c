@@ -41,21 +41,9 @@ static void setup(void)
 	snprintf(fx.disk, sizeof(fx.disk), "%s/disk.img", fx.dir);
 }
 
-static void vm_gone(struct vm **vm)
-{
-	if (!*vm)
-		return;
-	if (vm_state(*vm) != VM_STATE_CREATED) {
-		vm_request_stop(*vm);
-		vm_wait(*vm, NULL);
-	}
-	vm_destroy(*vm);
-	*vm = NULL;
-}
-
 static void teardown(void)
 {
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	if (fx.console_fd >= 0)
 		close(fx.console_fd);
 	free(fx.blob);
@@ -63,15 +51,6 @@ static void teardown(void)
 }
 
 TestSuite(vm_state, .init = setup, .fini = teardown, .timeout = 300);
-
-static void make_disk(void)
-{
-	int fd = open(fx.disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(ftruncate(fd, DISK_BYTES), 0);
-	close(fd);
-}
 
 static struct vm_config config(unsigned ncpus, const char *cmdline, const char *disk, int fd)
 {
@@ -182,7 +161,7 @@ Test(vm_state, peek_reports_the_machine)
 {
 	struct vm_state_info info;
 
-	make_disk();
+	tvm_make_disk(fx.disk, DISK_BYTES);
 	guest_create(2, NULL, fx.disk);
 	save();
 	cr_assert_eq(vm_state_peek(fx.blob, fx.len, &info, fx.err, sizeof(fx.err)), 0, "%s",
@@ -262,13 +241,13 @@ Test(vm_state, devices_survive_a_load_and_save)
 	uint8_t *again;
 	size_t again_len;
 
-	make_disk();
+	tvm_make_disk(fx.disk, DISK_BYTES);
 	guest_create(1, "mb=4 rate=4 disk=w:8:8:1", fx.disk);
 	cr_assert_eq(vm_start(fx.vm), 0);
 	cr_assert(tvm_wait_lines(fx.console, "HB ", 2, BOOT_MS), "no heartbeats");
 	cr_assert_eq(vm_pause(fx.vm), 0);
 	save();
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	vm = shell(1, RAM_BYTES, fx.disk);
 	cr_assert_eq(vm_state_load(vm, fx.blob, fx.len, fx.err, sizeof(fx.err)), 0, "%s", fx.err);
 	cr_assert_eq(vm_state_save(vm, &again, &again_len), 0, "a loaded, unstarted VM saves");
@@ -468,7 +447,7 @@ Test(vm_state, rejects_a_machine_that_differs)
 {
 	struct vm *vm;
 
-	make_disk();
+	tvm_make_disk(fx.disk, DISK_BYTES);
 	save_created_vm();
 	vm = shell(1, RAM_BYTES * 2, NULL);
 	cr_assert_eq(vm_state_load(vm, fx.blob, fx.len, fx.err, sizeof(fx.err)), -EINVAL);
@@ -568,7 +547,7 @@ Test(vm_state, tsc_and_kvmclock_resume_where_they_stopped)
 	khz = fx.vm->caps.tsc_khz;
 	cr_assert_gt(khz, 0);
 	gap_ticks = khz * 100; /* 100 ms */
-	vm_gone(&fx.vm);
+	tvm_vm_gone(&fx.vm);
 	usleep(300000);
 	vm = shell(2, RAM_BYTES, NULL);
 	settable = tsc_can_be_set(vm);

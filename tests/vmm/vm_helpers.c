@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/common/gw_test.h"
+#include "vmm/vm.h"
 
 #define ELF_ENTRY 0x100000ULL
 #define ELF_CODE_OFF 0x200
@@ -159,4 +160,25 @@ void *tvm_file_get(const char *path, size_t *len)
 	close(fd);
 	*len = got;
 	return buf;
+}
+
+void tvm_make_disk(const char *path, uint64_t bytes)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(ftruncate(fd, (off_t)bytes), 0);
+	close(fd);
+}
+
+void tvm_vm_gone(struct vm **vm)
+{
+	if (!*vm)
+		return;
+	if (vm_state(*vm) != VM_STATE_CREATED) {
+		vm_request_stop(*vm);
+		vm_wait(*vm, NULL);
+	}
+	vm_destroy(*vm);
+	*vm = NULL;
 }

@@ -28,4 +28,12 @@ bool tvm_wait_lines(const char *file, const char *prefix, unsigned n, int timeou
 void tvm_file_put(const char *path, const void *buf, size_t len);
 void *tvm_file_get(const char *path, size_t *len);
 
+/* A new sparse disk image of bytes at path (replacing one there). */
+void tvm_make_disk(const char *path, uint64_t bytes);
+
+struct vm;
+
+/* Stop *vm if it ran, destroy it and set *vm to NULL (nothing if already NULL). */
+void tvm_vm_gone(struct vm **vm);
+
 #endif
