@@ -370,27 +370,11 @@ Test(backup, retention_keeps_what_the_policy_says_and_the_rest_restores)
 
 /* ---- S3 ------------------------------------------------------------------------------- */
 
-static void s3_env(const struct test_server *s)
-{
-	unsetenv("AWS_PROFILE");
-	unsetenv("AWS_SESSION_TOKEN");
-	unsetenv("AWS_ENDPOINT_URL_S3");
-	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-	setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-	setenv("AWS_ACCESS_KEY_ID", s->access_key[0] ? s->access_key : "AKIDTEST", 1);
-	setenv("AWS_SECRET_ACCESS_KEY", s->secret_key[0] ? s->secret_key : "test-secret", 1);
-	setenv("AWS_REGION", "us-east-1", 1);
-	setenv("AWS_ENDPOINT_URL", s->endpoint, 1);
-}
-
 static void s3_client_for(const struct test_server *s)
 {
-	struct s3_config cfg;
 	char e[256];
 
-	s3_test_config(&cfg, s, BUCKET);
-	cr_assert_eq(s3_client_create(&cli, &cfg, e, sizeof(e)), 0, "%s", e);
-	cr_assert_eq(s3_bucket_create(cli), 0);
+	cr_assert_eq(s3_test_client(&cli, s, BUCKET, e, sizeof(e)), 0, "%s", e);
 }
 
 /* Start moto and point this process's (and so every child's) AWS environment at it. */
@@ -399,7 +383,7 @@ static void require_moto(void)
 	require_kvm();
 	if (!moto_start(&srv, &skip_why))
 		cr_skip_test("%s", skip_why);
-	s3_env(&srv);
+	s3_test_env(&srv);
 	s3_client_for(&srv);
 }
 
@@ -562,7 +546,7 @@ Test(backup, on_s3_wrong_credentials_and_a_missing_bucket_are_one_line_and_chang
 	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
 	cr_assert_eq(backup(repo, NULL, NULL), 1);
 	gw_expect_one_error(&CMD, "S3 refused the credentials");
-	s3_env(&srv);
+	s3_test_env(&srv);
 	cr_assert_eq(backup("s3://no-such-bucket/backups", NULL, NULL), 1);
 	gw_expect_one_error(&CMD, "bucket no-such-bucket does not exist");
 	cr_assert_eq(backup(repo, (const char *const[]){ "--endpoint", "http://127.0.0.1:1", NULL },
@@ -596,7 +580,7 @@ Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_
 	if (!fault_python())
 		cr_skip_test("no python3 for fault_server.py");
 	cr_assert(fault_start(&srv, NULL, 0, NULL));
-	s3_env(&srv);
+	s3_test_env(&srv);
 	s3_client_for(&srv);
 	repo_init(repo);
 	boot("mb=32 rate=16 verify=1", "128M");

@@ -27,28 +27,11 @@ static const char *skip_why;
 static struct s3_client *cli; /* the test's own view of the bucket */
 static char err[1024], local[64];
 
-/* Point the AWS environment at srv, as a user would. */
-static void env_for(const struct test_server *s)
-{
-	unsetenv("AWS_PROFILE");
-	unsetenv("AWS_SESSION_TOKEN");
-	unsetenv("AWS_ENDPOINT_URL_S3");
-	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-	setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-	setenv("AWS_ACCESS_KEY_ID", s->access_key[0] ? s->access_key : "AKIDTEST", 1);
-	setenv("AWS_SECRET_ACCESS_KEY", s->secret_key[0] ? s->secret_key : "test-secret", 1);
-	setenv("AWS_REGION", "us-east-1", 1);
-	setenv("AWS_ENDPOINT_URL", s->endpoint, 1);
-}
-
 static void client_for(const struct test_server *s)
 {
-	struct s3_config cfg;
 	char e[256];
 
-	s3_test_config(&cfg, s, BUCKET);
-	cr_assert_eq(s3_client_create(&cli, &cfg, e, sizeof(e)), 0, "%s", e);
-	cr_assert_eq(s3_bucket_create(cli), 0);
+	cr_assert_eq(s3_test_client(&cli, s, BUCKET, e, sizeof(e)), 0, "%s", e);
 }
 
 static void setup(void)
@@ -58,7 +41,7 @@ static void setup(void)
 	local[0] = '\0';
 	if (!moto_start(&srv, &skip_why))
 		return;
-	env_for(&srv);
+	s3_test_env(&srv);
 	client_for(&srv);
 }
 
@@ -253,7 +236,7 @@ Test(backend_s3, wrong_credentials_a_missing_bucket_and_no_server_are_one_clear_
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_ACCESS_KEY_ID");
 	expect_open_fails("s3://" BUCKET "/repo", -ENOKEY, "AWS_ACCESS_KEY_ID");
-	env_for(&srv);
+	s3_test_env(&srv);
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
 	expect_open_fails("s3://" BUCKET "/repo", -ECONNREFUSED, "cannot reach the S3 endpoint");
 	/* An explicit endpoint wins over the environment's. */
@@ -406,7 +389,7 @@ Test(backend_s3_fault, a_server_down_mid_upload_fails_the_snapshot_and_loses_not
 	if (!fault_python())
 		cr_skip_test("no python3 for fault_server.py");
 	cr_assert(fault_start(&fs, NULL, 0, NULL));
-	env_for(&fs);
+	s3_test_env(&fs);
 	client_for(&fs);
 	cr_assert_eq(repo_init("s3://" BUCKET "/repo", 0, 1u << 20, err, sizeof(err)), 0, "%s",
 		     err);

@@ -255,3 +255,32 @@ void s3_test_config(struct s3_config *cfg, const struct test_server *s, const ch
 	cfg->retry_max_ms = 200;
 	cfg->max_retries = 3;
 }
+
+void s3_test_env(const struct test_server *s)
+{
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+	setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+	setenv("AWS_ACCESS_KEY_ID", s->access_key[0] ? s->access_key : "AKIDTEST", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", s->secret_key[0] ? s->secret_key : "test-secret", 1);
+	setenv("AWS_REGION", "us-east-1", 1);
+	setenv("AWS_ENDPOINT_URL", s->endpoint, 1);
+}
+
+int s3_test_client(struct s3_client **cli, const struct test_server *s, const char *bucket,
+		   char *err, size_t errlen)
+{
+	struct s3_config cfg;
+	int rc;
+
+	s3_test_config(&cfg, s, bucket);
+	rc = s3_client_create(cli, &cfg, err, errlen);
+	if (rc == 0) {
+		rc = s3_bucket_create(*cli);
+		if (rc < 0)
+			snprintf(err, errlen, "create bucket %s: %s", bucket, strerror(-rc));
+	}
+	return rc;
+}

@@ -63,4 +63,14 @@ int file_count_lines(const char *path, const char *needle);
 /* A config for a loopback test server (cfg, s, bucket): path-style, quick retries. */
 void s3_test_config(struct s3_config *cfg, const struct test_server *s, const char *bucket);
 
+/*
+ * Point this process's AWS environment (and so every child's) at s, as a user would:
+ * its keys, us-east-1, AWS_ENDPOINT_URL, and no profile or credentials file.
+ */
+void s3_test_env(const struct test_server *s);
+
+/* A client of s3_test_config for bucket, which it creates (*cli, s, bucket, err, errlen). */
+int s3_test_client(struct s3_client **cli, const struct test_server *s, const char *bucket,
+		   char *err, size_t errlen);
+
 #endif
