@@ -11,14 +11,14 @@ struct curl_dl gw_curl;
 static const char *const names[] = {
 	"curl_global_init", "curl_global_cleanup", "curl_easy_init", "curl_easy_setopt",
 	"curl_easy_getinfo", "curl_easy_perform", "curl_easy_reset", "curl_easy_cleanup",
-	"curl_easy_strerror", "curl_share_init", "curl_share_setopt", "curl_share_cleanup",
+	"curl_share_init", "curl_share_setopt", "curl_share_cleanup",
 	"curl_slist_append", "curl_slist_free_all",
 };
 
 static void **const slots[] = {
 	SLOT(global_init), SLOT(global_cleanup), SLOT(easy_init), SLOT(easy_setopt),
 	SLOT(easy_getinfo), SLOT(easy_perform), SLOT(easy_reset), SLOT(easy_cleanup),
-	SLOT(easy_strerror), SLOT(share_init), SLOT(share_setopt), SLOT(share_cleanup),
+	SLOT(share_init), SLOT(share_setopt), SLOT(share_cleanup),
 	SLOT(slist_append), SLOT(slist_free_all),
 };
 

@@ -24,7 +24,6 @@ struct curl_dl {
 	CURLcode (*easy_perform)(CURL *h);
 	void (*easy_reset)(CURL *h);
 	void (*easy_cleanup)(CURL *h);
-	const char *(*easy_strerror)(CURLcode code);
 	CURLSH *(*share_init)(void);
 	CURLSHcode (*share_setopt)(CURLSH *sh, CURLSHoption opt, ...);
 	CURLSHcode (*share_cleanup)(CURLSH *sh);
@@ -53,7 +52,6 @@ int curl_dl_load(char *err, size_t errlen);
 #define curl_easy_perform gw_curl.easy_perform
 #define curl_easy_reset gw_curl.easy_reset
 #define curl_easy_cleanup gw_curl.easy_cleanup
-#define curl_easy_strerror gw_curl.easy_strerror
 #define curl_share_init gw_curl.share_init
 #define curl_share_setopt gw_curl.share_setopt
 #define curl_share_cleanup gw_curl.share_cleanup
