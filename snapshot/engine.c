@@ -77,10 +77,7 @@ static uint64_t now_us(void)
 
 static uint64_t now_ms(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+	return now_us() / 1000;
 }
 
 static uint64_t wall_ns(void)
