@@ -237,6 +237,12 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 		case MIG_REC_ROUND_END:
 			if (len != 4)
 				goto bad;
+			/* Everything before it is in guest RAM and on disk: say so. */
+			rc = mig_reply_send(d->conn, MIG_REPLY_ROUND_DONE, NULL);
+			if (rc < 0) {
+				snprintf(err, errlen, "answering the source: %s", strerror(-rc));
+				return rc;
+			}
 			break;
 		case MIG_REC_STATE:
 			break; /* read above, straight into d->state */

@@ -127,7 +127,7 @@ int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap
 	if (crc != le32_decode(hdr + 12))
 		return -EPROTO;
 	*type = (enum mig_reply)le16_decode(hdr + 4);
-	if (*type == MIG_REPLY_INVALID || *type > MIG_REPLY_ERROR)
+	if (*type == MIG_REPLY_INVALID || *type >= MIG_REPLY_COUNT)
 		return -EPROTO;
 	if (cap) {
 		size_t n = len < cap - 1 ? len : cap - 1;

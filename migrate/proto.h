@@ -24,12 +24,14 @@
  *   HELLO (machine: RAM layout, vCPUs, disk) ->
  *                                           <- ACCEPT | REFUSE(reason)
  *   round 0: PAGES for every non-zero page  ->  (RAM starts zero: zero pages cost nothing)
- *   ROUND_END                               ->
+ *   ROUND_END                               ->  applies everything before it, then
+ *                                           <- ROUND_DONE
  *   round n: PAGES / ZERO for dirtied pages ->
  *     [DISK / DISK_ZERO blocks, --with-disk]
  *   ROUND_END                               ->
+ *                                           <- ROUND_DONE
  *   -- source pauses the guest: stop-and-copy --
- *   last PAGES / ZERO / DISK, STATE (blob)  ->
+ *   last PAGES / ZERO / DISK, STATE (blob)  ->  (no ROUND_END: STATE ends the round)
  *   DONE                                    ->  loads the state
  *                                           <- READY         (or ERROR(reason))
  *   -- source is committed: it will never run the guest again --
@@ -37,13 +39,18 @@
  *                                           <- RUNNING
  *   frame END (committing close)            ->
  *
+ * The source waits for ROUND_DONE before it judges the next round: the rate it measures is
+ * then the whole pipe's (compression, link, the destination's decompression and copy),
+ * and nothing of an earlier round is still queued at either end when it pauses, so the
+ * downtime it predicts is the downtime it gets.
+ *
  * A source that cancels before READY sends ABORT(reason) if it can and resumes its guest.
  * The window between READY and GO is the only one in which a lost connection loses the
  * guest on both sides (the source has committed, the destination never got GO); the
  * destination then exits non-zero and says so. Changing anything in this file requires a
  * MIG_PROTO_VERSION bump.
  */
-#define MIG_PROTO_VERSION 2
+#define MIG_PROTO_VERSION 3
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {
@@ -106,6 +113,8 @@ enum mig_reply {
 	MIG_REPLY_READY = 3,
 	MIG_REPLY_RUNNING = 4,
 	MIG_REPLY_ERROR = 5,  /* message: why */
+	MIG_REPLY_ROUND_DONE = 6,
+	MIG_REPLY_COUNT
 };
 #define MIG_REPLY_MAGIC 0x524d5747u /* "GWMR" little-endian */
 #define MIG_REPLY_HDR_BYTES 16u

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "migrate/conn.h"
+#include "transport/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
@@ -293,19 +294,45 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 	return 0;
 }
 
-static int send_round_end(struct mig_source *m, uint32_t round)
+/*
+ * End a live round and wait until the destination has applied it (ROUND_DONE), so the
+ * round's time covers the whole pipe and nothing is left queued when the next decision
+ * is made. A refusal instead of ROUND_DONE (the destination failed applying it) is
+ * -EPROTO with its reason in err.
+ */
+static int end_round(struct mig_source *m, uint32_t round, char *err, size_t errlen)
 {
-	uint8_t b[4] = { (uint8_t)round, (uint8_t)(round >> 8), (uint8_t)(round >> 16),
-			 (uint8_t)(round >> 24) };
-	int rc = frame_write(m->out, MIG_REC_ROUND_END, 0, b, sizeof(b));
+	uint8_t b[4];
+	char msg[MIG_REPLY_MAX_MSG + 1];
+	enum mig_reply reply;
+	int rc;
 
-	return rc ? rc : stream_flush(m->out);
+	le32_encode(b, round);
+	rc = frame_write(m->out, MIG_REC_ROUND_END, 0, b, sizeof(b));
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc == 0)
+		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
+	if (rc < 0) {
+		snprintf(err, errlen, "sending round %u: %s", round, strerror(-rc));
+		return rc;
+	}
+	if (reply != MIG_REPLY_ROUND_DONE) {
+		snprintf(err, errlen, "destination failed in round %u: %.240s", round,
+			 msg[0] ? msg : "no reason given");
+		return -EPROTO;
+	}
+	return 0;
 }
 
-/* Send one round of everything currently dirty; fill rs. */
-static int run_round(struct mig_source *m, uint32_t round, struct mig_round_stat *rs)
+/*
+ * Send one round of everything currently dirty; fill rs. A live round (live) ends with
+ * end_round; the stop-and-copy round ends with the state that follows it.
+ */
+static int run_round(struct mig_source *m, uint32_t round, bool live, struct mig_round_stat *rs,
+		     char *err, size_t errlen)
 {
-	uint64_t t = mig_now_ns();
+	uint64_t t = mig_now_ns(), dt;
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
@@ -315,10 +342,13 @@ static int run_round(struct mig_source *m, uint32_t round, struct mig_round_stat
 	rc = mig_send_pages(m, round == 0, rs);
 	if (rc == 0 && m->disk_dirty)
 		rc = mig_send_disk(m, round == 0, rs);
-	if (rc == 0)
-		rc = send_round_end(m, round);
-	rs->ms = (mig_now_ns() - t) / 1000000ULL;
-	rs->rate_bytes_s = (double)m->round_bytes * 1e9 / (double)(mig_now_ns() - t + 1);
+	if (rc < 0 && rc != -ECANCELED)
+		snprintf(err, errlen, "sending round %u: %s", round, strerror(-rc));
+	if (rc == 0 && live)
+		rc = end_round(m, round, err, errlen);
+	dt = mig_now_ns() - t;
+	rs->ms = dt / 1000000ULL;
+	rs->rate_bytes_s = (double)m->round_bytes * 1e9 / (double)(dt + 1);
 	return rc;
 }
 
@@ -383,12 +413,9 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 			return -ETIMEDOUT;
 		}
 		prev_dirty = dirty_bytes;
-		rc = run_round(m, round, &rs);
-		if (rc < 0) {
-			if (rc != -ECANCELED)
-				snprintf(err, errlen, "sending round %u: %s", round, strerror(-rc));
+		rc = run_round(m, round, true, &rs, err, errlen);
+		if (rc < 0)
 			return rc;
-		}
 		rs.dirty_bytes_s = pg.dirty_rate;
 		/* An idle round measures nothing: keep the rate of the last busy one. */
 		if (m->round_bytes >= (1u << 20) || rate == 0)
@@ -426,7 +453,7 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	round = m->st.nrounds;
 	pthread_mutex_unlock(&m->lock);
 	if (rc == 0)
-		rc = run_round(m, round, &rs);
+		rc = run_round(m, round, false, &rs, err, errlen);
 	if (rc == 0)
 		stats_update(m, stats_add_round, &rs);
 	if (rc == 0)
@@ -439,7 +466,8 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	if (rc == 0)
 		rc = stream_flush(m->out);
 	if (rc < 0) {
-		snprintf(err, errlen, "stop-and-copy: %s", strerror(-rc));
+		if (!err[0])
+			snprintf(err, errlen, "stop-and-copy: %s", strerror(-rc));
 		return rc;
 	}
 	rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
