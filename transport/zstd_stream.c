@@ -236,7 +236,7 @@ static const struct stream_ops zstd_writer_ops = {
 static int zstd_writer_setup(ZSTD_CCtx *cctx, const struct zstd_stream_opts *opts)
 {
 	int level = opts && opts->level ? opts->level : ZSTD_STREAM_LEVEL_DEFAULT;
-	int workers = opts ? opts->workers : 0;
+	int workers = opts && !opts->raw_only ? opts->workers : 0;
 
 	if (level < ZSTD_minCLevel() || level > ZSTD_STREAM_LEVEL_MAX || workers < 0)
 		return -EINVAL;
@@ -262,8 +262,12 @@ int zstd_writer_open(struct stream **out, struct stream *lower, const struct zst
 		return -ENOMEM;
 	stream_init(&w->base, &zstd_writer_ops);
 	w->lower = lower;
-	w->adaptive = opts && opts->adaptive;
+	w->adaptive = opts && (opts->adaptive || opts->raw_only);
 	w->skip = ZSTD_STREAM_SKIP_MIN;
+	if (opts && opts->raw_only) {
+		w->raw = true; /* a stretch that never ends */
+		w->raw_left = UINT64_MAX;
+	}
 	w->cctx = ZSTD_createCCtx();
 	if (!w->cctx) {
 		rc = -ENOMEM;

@@ -69,6 +69,8 @@ struct zstd_stream_opts {
 	int workers;       /* compression threads; 0 compresses in the caller's thread */
 	bool no_checksum;  /* leave out zstd's content checksum (another layer checks) */
 	bool adaptive;     /* send what does not compress as RAW chunks (above) */
+	bool raw_only;     /* send everything as RAW chunks, compress nothing (implies
+			    * adaptive's header flag): for links faster than the compressor */
 };
 
 /* What an adaptive writer did so far: bytes in, compressed or sent raw. */

@@ -363,6 +363,38 @@ Test(zstd_stream, adaptive_sends_incompressible_data_raw_and_compresses_the_rest
 	free(data);
 }
 
+Test(zstd_stream, raw_only_sends_every_byte_as_it_is_and_reads_back)
+{
+	struct zstd_stream_opts o = { .raw_only = true, .workers = 1 };
+	size_t len = 5u << 20;
+	uint8_t *data = xmalloc(len), *back = xmalloc(len);
+	struct zstd_stream_counts c;
+	struct stream *mem, *s;
+
+	fill_guestlike(data, len, 9); /* compressible: raw_only must not compress it */
+	cr_assert_eq(mem_stream_writer(&mem, &out, MEM_STREAM_UNLIMITED), 0);
+	cr_assert_eq(zstd_writer_open(&s, mem, &o), 0);
+	cr_assert_eq(stream_write_all(s, data, len / 2), 0);
+	cr_assert_eq(stream_flush(s), 0);
+	cr_assert_eq(stream_write_all(s, data + len / 2, len - len / 2), 0);
+	zstd_writer_counts(s, &c);
+	cr_assert_eq(stream_close(s, true), 0);
+	cr_assert_eq(c.in_bytes, len);
+	cr_assert_eq(c.raw_bytes, len);
+	cr_assert_eq(le16_decode(out.data + 6), ZSTD_STREAM_F_RAW);
+	/* Header, the data with a word per MiB chunk, the empty frame's end, LAST. */
+	cr_assert_geq(out.len, len + ZSTD_STREAM_HEADER_BYTES);
+	cr_assert_lt(out.len, len + 256, "out %zu", out.len);
+	cr_assert_eq(mem_stream_reader(&mem, out.data, out.len), 0);
+	cr_assert_eq(zstd_reader_open(&s, mem), 0);
+	cr_assert_eq(stream_read_all(s, back, len), 0);
+	cr_assert_eq(memcmp(back, data, len), 0);
+	cr_assert_eq(stream_read_all(s, back, 1), -ENODATA);
+	cr_assert_eq(stream_close(s, false), 0);
+	free(data);
+	free(back);
+}
+
 Test(zstd_stream, raw_chunks_need_the_header_flag_and_a_valid_length)
 {
 	uint8_t buf[ZSTD_STREAM_HEADER_BYTES + 4 + 8] = { 0 }, back[8];
