@@ -166,6 +166,15 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	p.max_bandwidth = get_u64(req, "max_bandwidth");
 	p.timeout_ms = get_u64(req, "timeout_ms");
 	p.with_disk = get_bool(req, "with_disk");
+	{
+		char level[16];
+
+		copy_str(level, sizeof(level), req, "compress");
+		if (level[0] && mig_compress_parse(level, &p.compress) < 0) {
+			api_fail(reply, len, "compress must be off or a zstd level from 1 to 19");
+			return;
+		}
+	}
 
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {

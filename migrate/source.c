@@ -25,6 +25,8 @@
 #define MIG_FIXED_COST_MS 3
 #define MIG_THROTTLE_STEP 20
 
+_Static_assert(MIG_COMPRESS_MAX <= ZSTD_STREAM_LEVEL_MAX, "the stream takes every level");
+
 static const bool mig_allowed[MIG_STATE_COUNT][MIG_STATE_COUNT] = {
 	[MIG_STATE_NONE] = { [MIG_STATE_SETUP] = true },
 	[MIG_STATE_SETUP] = { [MIG_STATE_ITERATE] = true, [MIG_STATE_FAILED] = true,
@@ -526,6 +528,16 @@ static void roll_back(struct mig_source *m, int rc, const char *why)
 	mig_set_state(m, rc == -ECANCELED ? MIG_STATE_CANCELLED : MIG_STATE_FAILED);
 }
 
+/* zstd threads: MIG_COMPRESS_WORKERS, at most one per online CPU; 0 without threads. */
+static int compress_workers(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!zstd_stream_workers_supported())
+		return 0;
+	return ncpu >= MIG_COMPRESS_WORKERS ? MIG_COMPRESS_WORKERS : 1;
+}
+
 static void *mig_source_thread(void *arg)
 {
 	struct mig_source *m = arg;
@@ -534,8 +546,11 @@ static void *mig_source_thread(void *arg)
 	 * after GO, too late to refuse anything. Integrity comes from the frame CRC32C over
 	 * plaintext, from TLS's AEAD otherwise (then the frame carries no CRC).
 	 */
-	struct zstd_stream_opts zo = { .level = 1, .workers = zstd_stream_workers_supported(),
-				       .no_checksum = true, .adaptive = true };
+	struct zstd_stream_opts zo = {
+		.level = m->p.compress > 0 ? m->p.compress : MIG_DEFAULT_COMPRESS,
+		.workers = compress_workers(), .no_checksum = true, .adaptive = true,
+		.raw_only = m->p.compress == MIG_COMPRESS_OFF,
+	};
 	struct stream *z = NULL;
 	uint64_t t_pause = 0;
 	char err[320] = "";
@@ -608,6 +623,23 @@ out:
 	return NULL;
 }
 
+int mig_compress_parse(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	if (strcmp(s, "off") == 0) {
+		*out = MIG_COMPRESS_OFF;
+		return 0;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > MIG_COMPRESS_MAX)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
 int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_params *p,
 		     char *err, size_t errlen)
 {
@@ -619,6 +651,11 @@ int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_pa
 		return rc;
 	if (!p->to[0]) {
 		snprintf(err, errlen, "no destination: pass --to HOST:PORT");
+		return -EINVAL;
+	}
+	if (p->compress != MIG_COMPRESS_OFF && (p->compress < 0 || p->compress > MIG_COMPRESS_MAX)) {
+		snprintf(err, errlen, "--compress %d is not a zstd level: give 1 to %d, or off",
+			 p->compress, MIG_COMPRESS_MAX);
 		return -EINVAL;
 	}
 	m = calloc(1, sizeof(*m));

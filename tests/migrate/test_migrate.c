@@ -208,6 +208,38 @@ Test(migrate, plaintext_migration_sends_incompressible_pages_raw_and_the_guest_v
 	gw_quit(&DST);
 }
 
+/*
+ * --compress off: every page goes as it is (RAW chunks), none through zstd, and the guest
+ * still verifies every page. A level zstd has not is refused in one line first, with the
+ * source untouched.
+ */
+Test(migrate, compress_off_sends_every_page_as_it_is_and_a_bad_level_is_refused)
+{
+	struct gw_hb before;
+	char *json;
+
+	require_kvm();
+	gw_netns_create(&N);
+	start_dest(N.b, N.addr_b, NULL, (const char *const[]){ "--psk-file", PSK, NULL });
+	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
+	cr_assert_neq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK,
+								  "--compress", "20", NULL }), 0);
+	gw_expect_one_error(&MIG, "--compress '20'");
+	expect_source_running();
+	cr_assert_eq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK,
+								 "--compress", "off", NULL }), 0,
+		     "migrate failed: %s", gw_read_file(MIG.err));
+	cr_assert(gw_wait_exit(&SRC, 20000), "source still running after migrating away");
+	gw_last_hb(&SRC, &before);
+	expect_continued(&before);
+	json = gw_read_file(MIG.out);
+	cr_assert(strstr(json, "\"state\":\"completed\""), "%s", json);
+	/* Compressed, a 4 MiB probe of the working set at least would not count as raw. */
+	cr_assert_geq(gw_json_u64(json, "raw_bytes"), gw_json_u64(json, "page_bytes"), "%s", json);
+	free(json);
+	gw_quit(&DST);
+}
+
 Test(migrate, a_guest_tracked_with_the_dirty_ring_moves_and_keeps_running)
 {
 	struct gw_hb before;
