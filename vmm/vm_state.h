@@ -28,6 +28,34 @@ unsigned vm_ram_nregions(const struct vm *vm);
 /* Region i (< vm_ram_nregions) into *out. */
 void vm_ram_region(const struct vm *vm, unsigned i, struct vm_ram_region *out);
 
+/*
+ * Which pages of region i may hold data. Fills bitmap (layout as vm_dirty_fetch, sized
+ * for the region; overwritten, not OR-ed) with every page the VMM's page tables map or
+ * have swapped out: "populated". Guest RAM is private anonymous memory, so a page left
+ * clear was never touched (or was dropped since) and reads as zero; a caller may count
+ * it as a zero page without reading it, which saves a page fault and a 4 KiB read per
+ * untouched page (the pagemap costs 8 bytes a page: 1.2 to 2 ms per GiB here). What the
+ * page tables cannot vouch for counts as populated, and when the answer cannot be
+ * trusted at all the call fails and the caller must read every page: a page wrongly
+ * left clear would silently become zero in a copy of the guest.
+ *
+ * Ordering: a clear bit is true only at the moment of the call. Combine it only with a
+ * dirty bitmap fetched before the call (vm_dirty_start, then vm_dirty_fetch), so that a
+ * page populated after the call is a write the next fetch reports:
+ *   1. vm_dirty_fetch(i, dirty): dirty holds page P; later writes go to the next fetch
+ *   2. vm_ram_populated(i, pop): P is clear, so it is zero now; the caller skips it
+ *   3. the guest writes P: a write after 1, so the next fetch reports P and it goes out
+ * Called before 1 instead, the write could land between 2 and 1: P would be in this
+ * fetch, skipped as zero, and never reported again.
+ *
+ * Returns 0; -EINVAL for no region i; -EBUSY while userfaultfd serves the region's
+ * missing pages (a lazy restore: a missing page there is not loaded yet, not zero);
+ * -ENOTSUP when /proc/self/pagemap or /proc/self/smaps cannot be read or the region is
+ * not all private anonymous memory; or another -errno. On failure bitmap is unspecified.
+ * It only reads /proc, so any thread may call it.
+ */
+int vm_ram_populated(const struct vm *vm, unsigned i, uint64_t *bitmap);
+
 /* ---- Dirty pages ---------------------------------------------------------------------- */
 enum vm_dirty_backend {
 	VM_DIRTY_NONE = 0,
