@@ -23,6 +23,7 @@
 #define MIG_REPLY_WAIT_MS 30000
 /* The fixed part of the downtime when it cannot be measured (measure_fixed_cost). */
 #define MIG_FIXED_COST_MS 3
+#define MIG_FIXED_SAMPLES 3
 #define MIG_THROTTLE_STEP 20
 
 _Static_assert(MIG_COMPRESS_MAX <= ZSTD_STREAM_LEVEL_MAX, "the stream takes every level");
@@ -93,28 +94,46 @@ static uint64_t tcp_rtt_ns(int fd)
 }
 
 /*
- * Measure what stop-and-copy costs besides the last pages, once, before round 0: pause
- * the guest, save its state, resume it (a pause of about that length, as the throttle
+ * Measure what stop-and-copy costs besides the last pages, before round 0: pause the
+ * guest, save its state, resume it (a pause of about that length, as the throttle
  * makes), and read the link's RTT. The model (fixed_cost_ms) then takes the
  * destination's load and start to cost what save and resume cost here, the state to
  * cross at the measured rate, and READY and RUNNING to be two round trips. On a loaded
- * host the pause and resume include the vCPU threads' wake-ups, which is the point.
- * Leaves m->fixed_ns 0 (the constant is used) if the guest cannot be paused now.
+ * host the pause and resume include the vCPU threads' wake-ups, which is the point; but
+ * one sample can also catch a single late wake-up (6-7 ms where the downtime then was
+ * 0-7 ms), so the median of MIG_FIXED_SAMPLES is taken. Leaves m->fixed_ns 0 (the
+ * constant is used) if the guest cannot be paused now.
  */
 static void measure_fixed_cost(struct mig_source *m)
 {
-	uint8_t *blob = NULL;
-	size_t blob_len = 0;
-	uint64_t t0 = mig_now_ns();
+	uint64_t s[MIG_FIXED_SAMPLES];
+	unsigned n;
 
-	if (vm_pause(m->vm) < 0)
+	for (n = 0; n < MIG_FIXED_SAMPLES; n++) {
+		uint8_t *blob = NULL;
+		size_t blob_len = 0;
+		uint64_t t0 = mig_now_ns();
+
+		if (vm_pause(m->vm) < 0)
+			break;
+		if (vm_state_save(m->vm, &blob, &blob_len) < 0)
+			blob_len = 0;
+		vm_resume(m->vm);
+		free(blob);
+		s[n] = mig_now_ns() - t0;
+		m->state_bytes = blob_len;
+	}
+	if (n == 0)
 		return;
-	if (vm_state_save(m->vm, &blob, &blob_len) < 0)
-		blob_len = 0;
-	vm_resume(m->vm);
-	free(blob);
-	m->fixed_ns = 2 * (mig_now_ns() - t0) + 2 * tcp_rtt_ns(m->fd);
-	m->state_bytes = blob_len;
+	/* Insertion sort of at most MIG_FIXED_SAMPLES values; the median of what was taken. */
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned k = i; k > 0 && s[k - 1] > s[k]; k--) {
+			uint64_t t = s[k];
+
+			s[k] = s[k - 1];
+			s[k - 1] = t;
+		}
+	m->fixed_ns = 2 * s[n / 2] + 2 * tcp_rtt_ns(m->fd);
 }
 
 /* The downtime's fixed part in ms at the given drain rate (bytes/s). */
