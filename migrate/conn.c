@@ -120,8 +120,18 @@ int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
 		snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(-rc));
 		return rc;
 	}
-	if (on_listen)
-		on_listen(ctx, hostport);
+	if (on_listen) {
+		/* The port bound, so that --listen HOST:0 tells where to send the VM. */
+		char bound[300];
+		uint16_t bport;
+
+		if (tcp_local_port(lfd, &bport) == 0)
+			snprintf(bound, sizeof(bound), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+				 (unsigned)bport);
+		else
+			snprintf(bound, sizeof(bound), "%s", hostport);
+		on_listen(ctx, bound);
+	}
 	rc = tcp_accept(&fd, lfd, timeout_ms);
 	close(lfd);
 	if (rc < 0) {
