@@ -22,7 +22,7 @@
 /* Heartbeats watched after a restore: 3 s, in which a 32 MiB set at 16 MiB/s is swept. */
 #define WATCH_HB 30
 
-static struct gw_proc VM, CMD, RST;
+static struct gw_proc VM, CMD, RST, DST;
 static char WORK[128], REPO[256], KEY[256];
 
 static void setup(void)
@@ -30,6 +30,7 @@ static void setup(void)
 	gw_proc_init(&VM);
 	gw_proc_init(&CMD);
 	gw_proc_init(&RST);
+	gw_proc_init(&DST);
 	snprintf(WORK, sizeof(WORK), "/tmp/gwrst.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
@@ -38,6 +39,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	gw_proc_cleanup(&DST);
 	gw_proc_cleanup(&RST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
@@ -322,6 +324,52 @@ Test(restore, a_snapshot_taken_during_a_lazy_restore_is_whole)
 	expect_guest_continues(&hb2);
 	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
+
+/*
+ * A guest migrated while its lazy restore is still loading arrives whole: round 0 must
+ * read the pages the loader has not served yet (through the loader), never count them as
+ * never-touched zero pages (vm_ram_populated refuses while userfaultfd serves RAM).
+ */
+Test(restore, a_guest_migrated_while_still_loading_lazily_arrives_whole)
+{
+	char line[256], to[64], *p;
+	struct gw_hb hb, before;
+	char id[64];
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=160 rate=16 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	gw_quit(&VM);
+	gw_spawn(&DST, (const char *const[]){ "receive", "--listen", "127.0.0.1:0",
+					       "--insecure-plaintext", "--console", DST.console,
+					       "--api", DST.api, NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting for a VM on ", 1, line,
+			       sizeof(line), 10000), "receive did not listen: %s",
+		  gw_read_file(DST.err));
+	p = strstr(line, " on ");
+	cr_assert_not_null(p);
+	snprintf(to, sizeof(to), "%s", p + 4);
+	to[strcspn(to, "\n")] = '\0';
+	cr_assert_neq(strcmp(to, "127.0.0.1:0"), 0, "the bound port is not shown: %s", line);
+	restore_start(id, NULL, false);
+	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 1, NULL, 0, BOOT_MS), "%s",
+		  gw_read_file(RST.err));
+	cr_assert_eq(godwit((const char *const[]){ "migrate", "--api", RST.api, "--to", to,
+						   "--insecure-plaintext", "--json", NULL }), 0,
+		     "migrate failed: %s", gw_read_file(CMD.err));
+	expect_lazy();
+	cr_assert(gw_wait_exit(&RST, 20000), "the restored VM still runs after migrating away");
+	gw_last_hb(&RST, &before);
+	cr_assert(gw_wait_line(&DST, DST.console, "HB ", WATCH_HB, line, sizeof(line), BOOT_MS),
+		  "no heartbeats at the destination: %s", gw_read_file(DST.err));
+	cr_assert(gw_parse_hb(line, &hb));
+	cr_assert_str_eq(hb.id, before.id, "another boot id: %s", line);
+	cr_assert_gt(hb.counter, before.counter, "counter went back: %s", line);
+	cr_assert_eq(hb.errors, 0, "the guest found corrupted pages after migrating: %s", line);
+	cr_assert_eq(gw_count_lines(DST.console, "GUEST"), 0, "the guest complained");
+	gw_quit(&DST);
 }
 
 /*
