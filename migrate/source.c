@@ -389,10 +389,10 @@ static bool tail_round_pays(double data_ms, double dirty_rate, double rate, unsi
 }
 
 /*
- * Iterate until the predicted downtime fits the target (and further rounds stop paying:
- * tail_round_pays). Prediction: what is dirty now,
- * drained at the rate the last round achieved, plus the fixed costs of pausing, the
- * state and the commit round trips (measured: measure_fixed_cost). Not shrinking two
+ * Iterate until the predicted downtime fits the target and one more round no longer pays
+ * (tail_round_pays). Prediction: what is dirty now, drained at the rate the last round
+ * achieved, plus the fixed costs of pausing, the state and the commit round trips
+ * (measured: measure_fixed_cost). Not shrinking two
  * rounds running means the guest dirties faster than the link drains: throttle the
  * vCPUs a step more each time.
  */
@@ -423,19 +423,18 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 		last_fetch = now;
 		if (round > 0) {
 			double fixed = fixed_cost_ms(m, rate);
-
 			double data_ms = (double)dirty_bytes * 1000.0 / (rate + 1.0);
+			bool fits;
 
 			pg.fixed_ms = (uint64_t)(fixed + 0.5);
 			pg.predicted_ms = (uint64_t)(fixed + data_ms + 0.5);
-			if (pg.predicted_ms <= target && !tail_round_pays(data_ms, pg.dirty_rate, rate,
-									     extra)) {
+			fits = pg.predicted_ms <= target;
+			if (fits && !tail_round_pays(data_ms, pg.dirty_rate, rate, extra)) {
 				pg.throttle = throttle;
 				stats_update(m, stats_set_progress, &pg);
 				break;
 			}
-			if (pg.predicted_ms <= target)
-				extra++;
+			extra += fits;
 			not_shrinking = dirty_bytes * 10 >= prev_dirty * 9 ? not_shrinking + 1 : 0;
 			if (not_shrinking >= 2 && throttle < 95) {
 				throttle = throttle + MIG_THROTTLE_STEP > 95 ? 95
