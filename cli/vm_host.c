@@ -167,11 +167,13 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	p.timeout_ms = get_u64(req, "timeout_ms");
 	p.with_disk = get_bool(req, "with_disk");
 	{
-		char level[16];
+		char level[16], msg[80];
 
 		copy_str(level, sizeof(level), req, "compress");
 		if (level[0] && mig_compress_parse(level, &p.compress) < 0) {
-			api_fail(reply, len, "compress must be off or a zstd level from 1 to 19");
+			snprintf(msg, sizeof(msg), "compress must be off or a zstd level from 1 "
+				 "to %d", MIG_COMPRESS_MAX);
+			api_fail(reply, len, msg);
 			return;
 		}
 	}

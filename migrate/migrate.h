@@ -96,14 +96,15 @@ void mig_stats_json(const struct mig_stats *s, char *buf, size_t len);
 
 struct mig_source;
 
+/* Parse a --compress value ("off" or a level 1..MIG_COMPRESS_MAX). 0 or -EINVAL. */
+int mig_compress_parse(const char *s, int *out);
+
 /*
  * Start migrating vm to p->to on a thread of its own; return at once. Progress and the
  * outcome are read with mig_source_stats. On failure or cancel before commit the guest is
  * resumed and keeps running. Returns 0, or -errno with a reason in err (bad parameters,
  * a migration already running is the caller's to prevent).
  */
-/* Parse a --compress value ("off" or a level 1..MIG_COMPRESS_MAX). 0 or -EINVAL. */
-int mig_compress_parse(const char *s, int *out);
 int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_params *p,
 		     char *err, size_t errlen);
 void mig_source_stats(struct mig_source *m, struct mig_stats *out);
