@@ -196,8 +196,6 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	mig_source_free(h->mig);
 	h->mig = NULL;
 	h->mig_reported = false;
-	/* The migration consumes the dirty log: the next snapshot cannot be incremental. */
-	h->snap.valid = false;
 	rc = mig_source_start(&h->mig, h->vm, &p, err, sizeof(err));
 	if (rc == 0 && pthread_create(&h->mig_watch, NULL, mig_watch_thread, h) == 0)
 		h->mig_watching = true;
@@ -436,6 +434,7 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool a
 	}
 	if (h->mig_watching)
 		pthread_join(h->mig_watch, NULL);
+	snap_tracker_release(&h->snap);
 	pthread_mutex_destroy(&h->lock);
 	return status;
 }

@@ -231,18 +231,24 @@ static void close_out(struct mig_source *m, bool commit_it)
 	m->zs = NULL;
 }
 
-/* Fetch the dirty logs into the bitmaps (OR-ing into what is still unsent). */
+/*
+ * Fetch this migration's view of the dirty log into the bitmaps (OR-ing into what is
+ * still unsent). A read-only disk has no log: the guest cannot change it, round 0 sent it.
+ */
 static int fetch_dirty(struct mig_source *m)
 {
 	int rc;
 
 	for (unsigned r = 0; r < m->nreg; r++) {
-		rc = vm_dirty_fetch(m->vm, r, m->dirty[r]);
+		rc = vm_dirty_fetch(m->dirty_c, r, m->dirty[r]);
 		if (rc < 0)
 			return rc;
 	}
-	if (m->disk_dirty)
-		return vm_disk_log_fetch(m->vm, m->disk_dirty, "");
+	if (m->disk_dirty) {
+		rc = vm_dirty_fetch_disk(m->dirty_c, m->disk_dirty);
+		if (rc < 0 && rc != -ENOTSUP)
+			return rc;
+	}
 	return 0;
 }
 
@@ -561,7 +567,6 @@ static void roll_back(struct mig_source *m, int rc, const char *why)
 		vm_resume(m->vm);
 		m->paused = false;
 	}
-	vm_dirty_stop(m->vm);
 	mig_fail_msg(m, "%s", why);
 	mig_set_state(m, rc == -ECANCELED ? MIG_STATE_CANCELLED : MIG_STATE_FAILED);
 }
@@ -625,15 +630,15 @@ static void *mig_source_thread(void *arg)
 	rc = send_hello(m, err, sizeof(err));
 	if (rc < 0)
 		goto fail;
-	rc = vm_dirty_start(m->vm);
+	/* Its own view of the dirty log: every page and block pending, others untouched. */
+	rc = vm_dirty_register(m->vm, &m->dirty_c);
 	if (rc < 0) {
 		snprintf(err, sizeof(err), "cannot start dirty logging: %s", strerror(-rc));
 		goto fail;
 	}
 	if (m->disk_dirty) {
-		/* Round 0 sends the whole disk; the log then tracks what changes after. */
+		/* Round 0 sends the whole disk (a read-only one has no log to say so). */
 		memset(m->disk_dirty, 0xff, (m->nblocks + 63) / 64 * 8);
-		vm_disk_log_fetch(m->vm, m->disk_dirty, "");
 		if (m->nblocks % 64)
 			m->disk_dirty[m->nblocks / 64] &= (1ULL << (m->nblocks % 64)) - 1;
 	}
@@ -648,13 +653,14 @@ static void *mig_source_thread(void *arg)
 	if (rc < 0)
 		goto fail;
 	commit(m, t_pause);
-	vm_dirty_stop(m->vm);
 	goto out;
 fail:
 	if (rc == -ECANCELED)
 		snprintf(err, sizeof(err), "migration cancelled; the VM keeps running here");
 	roll_back(m, rc, err[0] ? err : strerror(-rc));
 out:
+	vm_dirty_unregister(m->dirty_c);
+	m->dirty_c = NULL;
 	pthread_mutex_lock(&m->lock);
 	m->finished = true;
 	pthread_mutex_unlock(&m->lock);

@@ -39,6 +39,7 @@ struct mig_source {
 	struct stream *out;    /* frame writer */
 	struct stream *zs;     /* borrowed: the zstd writer under out, for its counts */
 	int fd;                /* the socket, for TCP_INFO */
+	struct vm_dirty_consumer *dirty_c; /* this migration's view of the dirty log */
 	unsigned nreg;
 	struct vm_ram_region reg[MIG_MAX_REGIONS];
 	uint64_t npages[MIG_MAX_REGIONS];

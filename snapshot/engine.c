@@ -26,6 +26,7 @@
 
 struct snap_job {
 	struct vm *vm;
+	struct vm_dirty_consumer *dirty; /* the tracker's */
 	struct repo *repo;
 	struct snap_manifest m;
 	struct snap_manifest parent; /* loaded when incremental */
@@ -117,7 +118,7 @@ static int fetch_pending_hot(struct snap_job *j, bool mark_hot, uint64_t *npendi
 		int rc;
 
 		memset(j->page_dirty[r], 0, (npages + 63) / 64 * 8);
-		rc = vm_dirty_fetch(j->vm, r, j->page_dirty[r]);
+		rc = vm_dirty_fetch(j->dirty, r, j->page_dirty[r]);
 		if (rc < 0)
 			return rc;
 		for (uint64_t w = 0; w < (npages + 63) / 64; w++) {
@@ -565,10 +566,15 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	j.m.ram_bytes = vm_ram_bytes(vm);
 	j.m.ncpus = vm_ncpus(vm);
 
-	/* Logging must run from before the first copy: every page after it is caught. */
-	rc = vm_dirty_start(vm);
+	/*
+	 * Logging must run from before the first copy: every page after it is caught. The
+	 * tracker's consumer stays registered between snapshots (a first one reports every
+	 * page, which a full snapshot copies anyway).
+	 */
+	rc = t->dirty ? 0 : vm_dirty_register(vm, &t->dirty);
+	j.dirty = t->dirty;
 	if (rc == 0)
-		rc = fetch_pending(&j, &npending); /* full: resets the log; else: since parent */
+		rc = fetch_pending(&j, &npending); /* full: resets its view; else: since parent */
 	if (rc == 0 && j.have_parent && !p->no_live) {
 		/* What the guest dirties within a moment is hot: leave it for the pause. */
 		usleep(SNAP_HOT_SAMPLE_US);
@@ -696,10 +702,20 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 out:
 	if (paused)
 		vm_resume(vm);
-	if (rc < 0)
+	if (rc < 0) {
+		/* Its view now lacks what this attempt fetched: the next snapshot is full. */
 		t->valid = false;
+		snap_tracker_release(t);
+	}
 	free(state);
 	job_free(&j);
 	repo_close(j.repo);
 	return rc;
+}
+
+void snap_tracker_release(struct snap_tracker *t)
+{
+	vm_dirty_unregister(t->dirty);
+	t->dirty = NULL;
+	t->valid = false;
 }

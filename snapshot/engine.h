@@ -12,14 +12,20 @@
 
 /*
  * What a running VM remembers between its snapshots, so the next one is incremental: the
- * repository and the snapshot its dirty logs are relative to. Owned by the VM's host
- * (cli/); valid is cleared by anything else that consumes the dirty log (a migration).
+ * repository, the snapshot its views are relative to, and its own consumer of the VM's
+ * dirty log (vm_state.h), registered by its first snapshot and kept between snapshots.
+ * Others consuming the log (a migration, done or failed) leave it whole. Owned by the
+ * VM's host (cli/), which ends it with snap_tracker_release before vm_destroy.
  */
 struct snap_tracker {
 	char repo[PATH_MAX];
 	char parent[SNAP_ID_BYTES];
 	bool valid;
+	struct vm_dirty_consumer *dirty; /* NULL until the first snapshot, or after a failed one */
 };
+
+/* Unregister t's dirty-log consumer (t may be zeroed or never used). */
+void snap_tracker_release(struct snap_tracker *t);
 
 struct snap_params {
 	const char *repo;     /* repository location */

@@ -124,5 +124,13 @@ int virtio_blk_state_load(struct virtio_blk *vb, const uint8_t *payload, size_t 
  * without one (read-only) is never valid and fetches -ENOTSUP. */
 bool virtio_blk_log_valid(struct virtio_blk *vb, const char *base);
 int virtio_blk_log_fetch(struct virtio_blk *vb, uint64_t *bitmap, const char *base);
+/*
+ * A dirty-log consumer's own view of the change log (disk_log.h): add one with every block
+ * set (vb, out: its index), fetch-and-clear it into bitmap, remove it. Without a log
+ * (read-only) add and fetch return -ENOTSUP; add returns -EBUSY when every slot is taken.
+ */
+int virtio_blk_view_add(struct virtio_blk *vb, int *out);
+int virtio_blk_view_fetch(struct virtio_blk *vb, int view, uint64_t *bitmap);
+void virtio_blk_view_remove(struct virtio_blk *vb, int view);
 
 #endif

@@ -1,4 +1,4 @@
-/* Dirty-page tracking: RAM regions, start/fetch/stop, and the bitmap backend. */
+/* Dirty-page tracking: RAM regions, the consumers of the log, and the bitmap backend. */
 #include "vmm/vm_state.h"
 
 #include <errno.h>
@@ -36,8 +36,11 @@
  * with an acquire exchange. A mark seen by this fetch comes with its data for the copy; a
  * mark made after the exchange is reported by the next fetch.
  *
- * The first fetch after start reports every page (report_all), whatever the backend: no
- * reliance on KVM_DIRTY_LOG_INITIALLY_SET, which only saves KVM the initial write-protect.
+ * Many consumers (vm_state.h): what one fetch takes from those sources is OR-ed into every
+ * registered consumer's pending bitmap before the caller gets its own, so the steps above
+ * hold for each consumer as if it were alone. A consumer starts with every page pending,
+ * whatever the backend: no reliance on KVM_DIRTY_LOG_INITIALLY_SET, which only saves KVM
+ * the initial write-protect, and no reliance on when logging was turned on.
  */
 
 #define BITS_PER_WORD 64
@@ -96,9 +99,9 @@ int dirty_init(struct vm *vm, bool ring, char *err, size_t errlen)
 		vm->mem.region[i].vmm_dirty = calloc(words, sizeof(uint64_t));
 		vm->dirty.scratch[i] = calloc(words, sizeof(uint64_t));
 		if (ring)
-			vm->dirty.pending[i] = calloc(words, sizeof(uint64_t));
+			vm->dirty.harvest[i] = calloc(words, sizeof(uint64_t));
 		if (!vm->mem.region[i].vmm_dirty || !vm->dirty.scratch[i] ||
-		    (ring && !vm->dirty.pending[i])) {
+		    (ring && !vm->dirty.harvest[i])) {
 			snprintf(err, errlen, "dirty page bitmaps: out of memory");
 			return -ENOMEM;
 		}
@@ -115,14 +118,27 @@ int dirty_init(struct vm *vm, bool ring, char *err, size_t errlen)
 	return 0;
 }
 
+static void consumer_free(struct vm_dirty_consumer *c)
+{
+	for (unsigned i = 0; i < GUEST_MEM_MAX_REGIONS; i++)
+		free(c->pending[i]);
+	free(c);
+}
+
 void dirty_fini(struct vm *vm)
 {
+	for (unsigned k = 0; k < VM_DIRTY_MAX_CONSUMERS; k++) {
+		if (vm->dirty.consumer[k])
+			consumer_free(vm->dirty.consumer[k]);
+		vm->dirty.consumer[k] = NULL;
+	}
+	vm->dirty.nconsumers = 0;
 	for (unsigned i = 0; i < GUEST_MEM_MAX_REGIONS; i++) {
 		free(vm->mem.region[i].vmm_dirty);
 		vm->mem.region[i].vmm_dirty = NULL;
 		free(vm->dirty.scratch[i]);
-		free(vm->dirty.pending[i]);
-		vm->dirty.scratch[i] = vm->dirty.pending[i] = NULL;
+		free(vm->dirty.harvest[i]);
+		vm->dirty.scratch[i] = vm->dirty.harvest[i] = NULL;
 	}
 }
 
@@ -142,56 +158,140 @@ int dirty_slot_set_logging(struct vm *vm, unsigned i, bool on)
 	return 0;
 }
 
-int vm_dirty_start(struct vm *vm)
+/* Every page of region r set in bitmap (words beyond the region's pages left clear). */
+static void bitmap_fill(const struct guest_region *r, uint64_t *bitmap)
 {
-	int rc = 0;
-	unsigned i;
+	uint64_t pages = region_pages(r);
+	size_t words = region_words(r);
 
-	pthread_mutex_lock(&vm->dirty.lock);
-	if (vm->dirty.started)
-		goto out;
+	for (size_t k = 0; k + 1 < words; k++)
+		bitmap[k] = ~0ULL;
+	if (words)
+		bitmap[words - 1] = pages % BITS_PER_WORD ? (1ULL << (pages % BITS_PER_WORD)) - 1
+							  : ~0ULL;
+}
+
+/* The first consumer: KVM logs writes from here on. vm->dirty.lock held. */
+static int logging_on(struct vm *vm)
+{
+	unsigned i;
+	int rc;
+
 	for (i = 0; i < vm->mem.nregions; i++) {
 		rc = dirty_slot_set_logging(vm, i, true);
 		if (rc < 0)
 			goto err_undo;
 	}
-	/* Entries a ring still holds from an earlier round count for nothing now. */
+	/* Entries a ring still holds from an earlier session count for nothing now. */
 	if (vm->dirty.backend == VM_DIRTY_RING) {
 		rc = dirty_ring_collect(vm);
 		if (rc < 0)
 			goto err_undo;
-	}
-	for (i = 0; i < vm->mem.nregions; i++) {
-		vm->dirty.report_all[i] = true;
-		if (vm->dirty.pending[i])
-			memset(vm->dirty.pending[i], 0,
+		for (i = 0; i < vm->mem.nregions; i++)
+			memset(vm->dirty.harvest[i], 0,
 			       region_words(&vm->mem.region[i]) * sizeof(uint64_t));
 	}
-	vm->dirty.started = true;
-	goto out;
+	return 0;
 err_undo:
 	while (i-- > 0)
 		dirty_slot_set_logging(vm, i, false);
-out:
-	pthread_mutex_unlock(&vm->dirty.lock);
 	return rc;
 }
 
-/* KVM's log for region i, got and cleared (re-protected), OR-ed into bitmap. */
-static int dirty_bitmap_fetch(struct vm *vm, unsigned i, uint64_t *bitmap)
+/* The last consumer went: memory slots back to normal. vm->dirty.lock held. */
+static void logging_off(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->mem.nregions; i++)
+		dirty_slot_set_logging(vm, i, false);
+	/* Drain what the rings logged before the flags went off, so none fills up later. */
+	if (vm->dirty.backend == VM_DIRTY_RING)
+		dirty_ring_collect(vm);
+}
+
+int vm_dirty_register(struct vm *vm, struct vm_dirty_consumer **out)
+{
+	struct vm_dirty_consumer *c = calloc(1, sizeof(*c));
+	unsigned slot;
+	int rc = 0;
+
+	if (!c)
+		return -ENOMEM;
+	c->vm = vm;
+	c->disk_view = -1;
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		c->pending[i] = malloc(region_words(&vm->mem.region[i]) * sizeof(uint64_t));
+		if (!c->pending[i]) {
+			consumer_free(c);
+			return -ENOMEM;
+		}
+		bitmap_fill(&vm->mem.region[i], c->pending[i]);
+	}
+	pthread_mutex_lock(&vm->dirty.lock);
+	for (slot = 0; slot < VM_DIRTY_MAX_CONSUMERS && vm->dirty.consumer[slot]; slot++)
+		;
+	if (slot == VM_DIRTY_MAX_CONSUMERS) {
+		rc = -EBUSY;
+		goto out;
+	}
+	if (vm->blk) {
+		rc = virtio_blk_view_add(vm->blk, &c->disk_view);
+		if (rc == -ENOTSUP) /* read-only: no log, and nothing changes */
+			rc = 0;
+		if (rc < 0)
+			goto out;
+	}
+	if (vm->dirty.nconsumers == 0) {
+		rc = logging_on(vm);
+		if (rc < 0) {
+			if (c->disk_view >= 0)
+				virtio_blk_view_remove(vm->blk, c->disk_view);
+			goto out;
+		}
+	}
+	vm->dirty.consumer[slot] = c;
+	vm->dirty.nconsumers++;
+	*out = c;
+out:
+	pthread_mutex_unlock(&vm->dirty.lock);
+	if (rc < 0)
+		consumer_free(c);
+	return rc;
+}
+
+void vm_dirty_unregister(struct vm_dirty_consumer *c)
+{
+	struct vm *vm;
+
+	if (!c)
+		return;
+	vm = c->vm;
+	pthread_mutex_lock(&vm->dirty.lock);
+	for (unsigned k = 0; k < VM_DIRTY_MAX_CONSUMERS; k++) {
+		if (vm->dirty.consumer[k] == c) {
+			vm->dirty.consumer[k] = NULL;
+			vm->dirty.nconsumers--;
+		}
+	}
+	if (c->disk_view >= 0)
+		virtio_blk_view_remove(vm->blk, c->disk_view);
+	if (vm->dirty.nconsumers == 0)
+		logging_off(vm);
+	pthread_mutex_unlock(&vm->dirty.lock);
+	consumer_free(c);
+}
+
+/* KVM's log for region i, got and cleared (re-protected), into scratch (overwritten). */
+static int dirty_bitmap_take(struct vm *vm, unsigned i, uint64_t *scratch)
 {
 	const struct guest_region *r = &vm->mem.region[i];
-	uint64_t *scratch = vm->dirty.scratch[i];
 	size_t words = region_words(r);
 	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = scratch };
 	bool any = false;
 
 	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
 		return -errno;
-	for (size_t k = 0; k < words; k++) {
-		bitmap[k] |= scratch[k];
-		any |= scratch[k] != 0;
-	}
+	for (size_t k = 0; k < words && !any; k++)
+		any = scratch[k] != 0;
 	if (vm->caps.manual_protect && any) {
 		struct kvm_clear_dirty_log clear = {
 			.slot = i,
@@ -206,9 +306,11 @@ static int dirty_bitmap_fetch(struct vm *vm, unsigned i, uint64_t *bitmap)
 	return 0;
 }
 
-int vm_dirty_fetch(struct vm *vm, unsigned i, uint64_t *bitmap)
+int vm_dirty_fetch(struct vm_dirty_consumer *c, unsigned i, uint64_t *bitmap)
 {
+	struct vm *vm = c->vm;
 	const struct guest_region *r;
+	uint64_t *scratch;
 	size_t words;
 	int rc = 0;
 
@@ -217,64 +319,53 @@ int vm_dirty_fetch(struct vm *vm, unsigned i, uint64_t *bitmap)
 	r = &vm->mem.region[i];
 	words = region_words(r);
 	pthread_mutex_lock(&vm->dirty.lock);
-	if (!vm->dirty.started) {
-		rc = -EINVAL;
-		goto out;
-	}
+	scratch = vm->dirty.scratch[i];
+	/* 1. Take what the sources gathered since anyone's last fetch of region i. */
 	if (vm->dirty.backend == VM_DIRTY_RING) {
 		rc = dirty_ring_collect(vm);
 		if (rc < 0)
 			goto out;
-		for (size_t k = 0; k < words; k++) {
-			bitmap[k] |= vm->dirty.pending[i][k];
-			vm->dirty.pending[i][k] = 0;
-		}
+		memcpy(scratch, vm->dirty.harvest[i], words * sizeof(uint64_t));
+		memset(vm->dirty.harvest[i], 0, words * sizeof(uint64_t));
 	} else {
-		rc = dirty_bitmap_fetch(vm, i, bitmap);
+		rc = dirty_bitmap_take(vm, i, scratch);
 		if (rc < 0)
 			goto out;
 	}
+	/* 2. Hand it to every consumer; 3. give the caller its own pending, and clear that. */
 	for (size_t k = 0; k < words; k++) {
 		_Atomic uint64_t *w = (_Atomic uint64_t *)&r->vmm_dirty[k];
+		uint64_t got = scratch[k] | atomic_exchange_explicit(w, 0, memory_order_acquire);
 
-		bitmap[k] |= atomic_exchange_explicit(w, 0, memory_order_acquire);
+		if (got)
+			for (unsigned n = 0; n < VM_DIRTY_MAX_CONSUMERS; n++)
+				if (vm->dirty.consumer[n])
+					vm->dirty.consumer[n]->pending[i][k] |= got;
+		bitmap[k] |= c->pending[i][k];
+		c->pending[i][k] = 0;
 	}
-	if (vm->dirty.report_all[i]) {
-		uint64_t pages = region_pages(r);
-
-		for (size_t k = 0; k + 1 < words; k++)
-			bitmap[k] = ~0ULL;
-		if (words)
-			bitmap[words - 1] |= pages % BITS_PER_WORD
-						     ? (1ULL << (pages % BITS_PER_WORD)) - 1
-						     : ~0ULL;
-		vm->dirty.report_all[i] = false;
-	}
+	c->epoch++;
 out:
 	pthread_mutex_unlock(&vm->dirty.lock);
 	return rc;
 }
 
-int vm_dirty_stop(struct vm *vm)
+int vm_dirty_fetch_disk(struct vm_dirty_consumer *c, uint64_t *bitmap)
 {
-	int rc = 0, e;
+	struct vm *vm = c->vm;
+	int rc;
 
+	if (!vm->blk)
+		return -ENODEV;
+	if (c->disk_view < 0)
+		return -ENOTSUP;
 	pthread_mutex_lock(&vm->dirty.lock);
-	if (!vm->dirty.started)
-		goto out;
-	for (unsigned i = 0; i < vm->mem.nregions; i++) {
-		e = dirty_slot_set_logging(vm, i, false);
-		if (e < 0 && rc == 0)
-			rc = e;
-	}
-	/* Drain what the rings logged before the flags went off, so none fills up later. */
-	if (vm->dirty.backend == VM_DIRTY_RING) {
-		e = dirty_ring_collect(vm);
-		if (e < 0 && rc == 0)
-			rc = e;
-	}
-	vm->dirty.started = false;
-out:
+	rc = virtio_blk_view_fetch(vm->blk, c->disk_view, bitmap);
 	pthread_mutex_unlock(&vm->dirty.lock);
 	return rc;
+}
+
+uint64_t vm_dirty_epoch(const struct vm_dirty_consumer *c)
+{
+	return c->epoch;
 }

@@ -18,9 +18,9 @@
  * and the store a release, which is what we do on either flavour.
  *
  * A vCPU whose ring is nearly full exits with KVM_EXIT_DIRTY_RING_FULL; its own thread
- * then harvests under dirty.lock into dirty.pending (the same bitmaps the controller's
- * fetch drains), resets, and runs on. Nothing is dropped: pending keeps the pages until
- * a fetch (or vm_dirty_start, which reports everything anyway) takes them.
+ * then harvests under dirty.lock into dirty.harvest (the bitmaps the next fetch hands out to
+ * every consumer), resets, and runs on. Nothing is dropped: harvest keeps the pages until
+ * a fetch of their region takes them (or the last consumer goes, and nobody wants them).
  *
  * The ring does not deduplicate: an emulated instruction logs a page each time it writes
  * it. 64 KiB (4096 entries) per vCPU absorbs a round of a few thousand pages between
@@ -87,7 +87,7 @@ static void ring_record(struct vm *vm, uint32_t slot, uint64_t offset)
 	if (as_id != 0 || id >= vm->mem.nregions ||
 	    offset >= vm->mem.region[id].bytes / GUEST_PAGE_BYTES)
 		return; /* not a slot we made: nothing of ours to copy */
-	vm->dirty.pending[id][offset / 64] |= 1ULL << (offset % 64);
+	vm->dirty.harvest[id][offset / 64] |= 1ULL << (offset % 64);
 }
 
 /* Harvest v's ring from ring_next on. Returns the entries taken. vm->dirty.lock held. */

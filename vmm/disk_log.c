@@ -231,8 +231,54 @@ void disk_log_mark(struct disk_log *l, uint64_t off, uint64_t len)
 		len = l->disk_bytes - off;
 	first = off / VM_DISK_BLOCK_BYTES;
 	last = (off + len - 1) / VM_DISK_BLOCK_BYTES;
-	for (uint64_t b = first; b <= last; b++)
-		l->bits[b / 64] |= 1ULL << (b % 64);
+	for (uint64_t b = first; b <= last; b++) {
+		uint64_t bit = 1ULL << (b % 64);
+
+		l->bits[b / 64] |= bit;
+		for (unsigned k = 0; k < DISK_LOG_MAX_VIEWS; k++)
+			if (l->view[k])
+				l->view[k][b / 64] |= bit;
+	}
+}
+
+/* The last word's bits past the disk's end, cleared. */
+static uint64_t last_word_mask(const struct disk_log *l, size_t k)
+{
+	if (k + 1 == l->nwords && l->nblocks % 64)
+		return (1ULL << (l->nblocks % 64)) - 1;
+	return ~0ULL;
+}
+
+int disk_log_view_add(struct disk_log *l, int *out)
+{
+	unsigned k;
+
+	for (k = 0; k < DISK_LOG_MAX_VIEWS && l->view[k]; k++)
+		;
+	if (k == DISK_LOG_MAX_VIEWS)
+		return -EBUSY;
+	l->view[k] = malloc((l->nwords ? l->nwords : 1) * sizeof(uint64_t));
+	if (!l->view[k])
+		return -ENOMEM;
+	/* A new consumer has seen nothing: every block is pending for it. */
+	for (size_t w = 0; w < l->nwords; w++)
+		l->view[k][w] = last_word_mask(l, w);
+	*out = (int)k;
+	return 0;
+}
+
+void disk_log_view_fetch(struct disk_log *l, int k, uint64_t *bitmap)
+{
+	for (size_t w = 0; w < l->nwords; w++) {
+		bitmap[w] |= l->view[k][w];
+		l->view[k][w] = 0;
+	}
+}
+
+void disk_log_view_remove(struct disk_log *l, int k)
+{
+	free(l->view[k]);
+	l->view[k] = NULL;
 }
 
 bool disk_log_valid(const struct disk_log *l, const char *base)
@@ -247,9 +293,7 @@ int disk_log_fetch(struct disk_log *l, uint64_t *bitmap, const char *base)
 	for (size_t k = 0; k < l->nwords; k++) {
 		uint64_t w = l->valid ? l->bits[k] : ~0ULL;
 
-		if (k + 1 == l->nwords && l->nblocks % 64)
-			w &= (1ULL << (l->nblocks % 64)) - 1;
-		bitmap[k] |= w;
+		bitmap[k] |= w & last_word_mask(l, k);
 		l->bits[k] = 0;
 	}
 	strcpy(l->base, base);
@@ -279,6 +323,8 @@ int disk_log_close(struct disk_log *l)
 
 void disk_log_free(struct disk_log *l)
 {
+	for (unsigned k = 0; k < DISK_LOG_MAX_VIEWS; k++)
+		disk_log_view_remove(l, (int)k);
 	free(l->bits);
 	free(l->sidecar);
 	l->bits = NULL;

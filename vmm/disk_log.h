@@ -43,10 +43,15 @@
 _Static_assert(DISK_LOG_HEADER_BYTES == 4 + 4 + 4 + 4 + 8 * 6 + 4 + 4 + DISK_LOG_BASE_MAX,
 	       "sidecar header layout");
 
+#define DISK_LOG_MAX_VIEWS 8 /* VM_DIRTY_MAX_CONSUMERS */
+
 /*
  * Owned by the virtio-blk device and used under its lock: the write path marks, the
- * controller fetches. sidecar is NULL when the log cannot be persisted (the directory is
- * not writable and holds no sidecar to invalidate): the log then lives in memory only.
+ * consumers fetch. bits is the log's own view, relative to base and saved in the sidecar;
+ * view[k] is consumer k's (vm_state.h), in memory only, marked alongside bits so that no
+ * fetch of one view touches another. sidecar is NULL when the log cannot be persisted
+ * (the directory is not writable and holds no sidecar to invalidate): the log then lives
+ * in memory only.
  */
 struct disk_log {
 	char *sidecar;
@@ -57,6 +62,7 @@ struct disk_log {
 	uint64_t *bits;
 	bool valid;
 	char base[DISK_LOG_BASE_MAX + 1];
+	uint64_t *view[DISK_LOG_MAX_VIEWS]; /* NULL: free slot */
 };
 
 /*
@@ -76,6 +82,15 @@ bool disk_log_valid(const struct disk_log *l, const char *base);
  * than DISK_LOG_BASE_MAX bytes (nothing changes then).
  */
 int disk_log_fetch(struct disk_log *l, uint64_t *bitmap, const char *base);
+/*
+ * Add a consumer's view with every block set (l, out: its index). Returns 0, -EBUSY when
+ * DISK_LOG_MAX_VIEWS are in use, or -ENOMEM.
+ */
+int disk_log_view_add(struct disk_log *l, int *out);
+/* OR view k's blocks into bitmap and clear them; other views and bits are untouched. */
+void disk_log_view_fetch(struct disk_log *l, int k, uint64_t *bitmap);
+/* Free view k. */
+void disk_log_view_remove(struct disk_log *l, int k);
 /* Clean close: persist with DISK_LOG_F_CLEAN (if l->sidecar), then free. Returns 0 or -errno. */
 int disk_log_close(struct disk_log *l);
 /* Free without writing anything (a failed create). */

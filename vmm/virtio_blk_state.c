@@ -95,3 +95,34 @@ int virtio_blk_log_fetch(struct virtio_blk *vb, uint64_t *bitmap, const char *ba
 	pthread_mutex_unlock(&vb->lock);
 	return rc;
 }
+
+int virtio_blk_view_add(struct virtio_blk *vb, int *out)
+{
+	int rc;
+
+	if (!vb->has_log)
+		return -ENOTSUP;
+	pthread_mutex_lock(&vb->lock);
+	rc = disk_log_view_add(&vb->log, out);
+	pthread_mutex_unlock(&vb->lock);
+	return rc;
+}
+
+int virtio_blk_view_fetch(struct virtio_blk *vb, int view, uint64_t *bitmap)
+{
+	if (!vb->has_log)
+		return -ENOTSUP;
+	pthread_mutex_lock(&vb->lock);
+	disk_log_view_fetch(&vb->log, view, bitmap);
+	pthread_mutex_unlock(&vb->lock);
+	return 0;
+}
+
+void virtio_blk_view_remove(struct virtio_blk *vb, int view)
+{
+	if (!vb->has_log)
+		return;
+	pthread_mutex_lock(&vb->lock);
+	disk_log_view_remove(&vb->log, view);
+	pthread_mutex_unlock(&vb->lock);
+}

@@ -54,11 +54,22 @@ struct vm_caps {
 };
 
 /*
+ * One consumer of the dirty log (vm_state.h): its own view of what is still to be
+ * reported. Every field is under vm->dirty.lock.
+ */
+struct vm_dirty_consumer {
+	struct vm *vm;
+	uint64_t *pending[GUEST_MEM_MAX_REGIONS]; /* pages written, not yet fetched by it */
+	int disk_view; /* its view in the disk change log, -1 without one (no disk, read-only) */
+	uint64_t epoch; /* fetches made */
+};
+
+/*
  * Dirty-page tracking (dirty_log.c, dirty_ring.c). backend and the ring geometry are set
  * by dirty_init and read-only afterwards. lock (made with the VM) serialises the
- * controller thread (start, fetch, stop) against vCPU threads harvesting a full ring;
- * the fields below it are under lock. Guest RAM's vmm_dirty bitmaps (guest_mem.h) live
- * as long as the VM.
+ * consumers' threads (register, fetch, unregister) against vCPU threads harvesting a full
+ * ring; the fields below it are under lock. Guest RAM's vmm_dirty bitmaps (guest_mem.h)
+ * live as long as the VM.
  */
 struct vm_dirty {
 	enum vm_dirty_backend backend;
@@ -66,10 +77,11 @@ struct vm_dirty {
 	uint32_t ring_entries; /* a power of two */
 
 	pthread_mutex_t lock;
-	bool started;
-	bool report_all[GUEST_MEM_MAX_REGIONS]; /* next fetch of region i reports every page */
-	uint64_t *scratch[GUEST_MEM_MAX_REGIONS]; /* bitmap: KVM_GET_DIRTY_LOG's answer */
-	uint64_t *pending[GUEST_MEM_MAX_REGIONS]; /* ring: harvested, not yet fetched */
+	/* Registered consumers; logging is on while there is one. */
+	struct vm_dirty_consumer *consumer[VM_DIRTY_MAX_CONSUMERS];
+	unsigned nconsumers;
+	uint64_t *scratch[GUEST_MEM_MAX_REGIONS]; /* what one fetch takes from the sources */
+	uint64_t *harvest[GUEST_MEM_MAX_REGIONS]; /* ring: harvested, not yet handed out */
 	uint64_t ring_full_exits;                 /* statistics */
 	uint64_t ring_harvested;
 };
@@ -142,7 +154,10 @@ int pm_state_load(struct pm_dev *pm, const uint8_t *payload, size_t len);
  * a reason in err.
  */
 int dirty_init(struct vm *vm, bool ring, char *err, size_t errlen);
-/* Free what dirty_init allocated, once no vCPU or device runs. */
+/*
+ * Free what dirty_init allocated, and any consumer still registered (a caller that
+ * forgot one), once no vCPU runs and before the devices go.
+ */
 void dirty_fini(struct vm *vm);
 /* Turn KVM_MEM_LOG_DIRTY_PAGES on or off for region i's memory slot. */
 int dirty_slot_set_logging(struct vm *vm, unsigned i, bool on);
@@ -154,7 +169,7 @@ int dirty_ring_enable(struct vm *vm, char *err, size_t errlen);
 int dirty_ring_vcpu_map(struct vcpu *v);
 void dirty_ring_vcpu_unmap(struct vcpu *v);
 /*
- * Harvest every vCPU's ring into dirty.pending and reset the harvested entries, so the
+ * Harvest every vCPU's ring into dirty.harvest and reset the harvested entries, so the
  * pages are write-protected again before this returns. vm->dirty.lock held.
  */
 int dirty_ring_collect(struct vm *vm);

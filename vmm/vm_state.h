@@ -10,8 +10,9 @@
 
 /*
  * Everything here is the whole contract between the VMM and its users: no ioctl, no
- * struct vm internals. Threads: the dirty-log and state calls are made by one controller
- * thread at a time (the API thread running a snapshot or a migration).
+ * struct vm internals. Threads: the state calls are made by one controller thread at a
+ * time (the API thread running a snapshot, or a migration's thread); the dirty log
+ * serves several consumers at once (below).
  */
 
 #define VM_PAGE_BYTES 4096ULL
@@ -40,7 +41,7 @@ void vm_ram_region(const struct vm *vm, unsigned i, struct vm_ram_region *out);
  * left clear would silently become zero in a copy of the guest.
  *
  * Ordering: a clear bit is true only at the moment of the call. Combine it only with a
- * dirty bitmap fetched before the call (vm_dirty_start, then vm_dirty_fetch), so that a
+ * dirty bitmap fetched before the call (vm_dirty_register, then vm_dirty_fetch), so that a
  * page populated after the call is a write the next fetch reports:
  *   1. vm_dirty_fetch(i, dirty): dirty holds page P; later writes go to the next fetch
  *   2. vm_ram_populated(i, pop): P is clear, so it is zero now; the caller skips it
@@ -56,7 +57,7 @@ void vm_ram_region(const struct vm *vm, unsigned i, struct vm_ram_region *out);
  */
 int vm_ram_populated(const struct vm *vm, unsigned i, uint64_t *bitmap);
 
-/* ---- Dirty pages ---------------------------------------------------------------------- */
+/* ---- Dirty pages and disk blocks: one log, many consumers ---------------------------- */
 enum vm_dirty_backend {
 	VM_DIRTY_NONE = 0,
 	VM_DIRTY_BITMAP, /* KVM_GET_DIRTY_LOG + MANUAL_DIRTY_LOG_PROTECT2 + KVM_CLEAR_DIRTY_LOG */
@@ -64,27 +65,99 @@ enum vm_dirty_backend {
 };
 
 /*
- * Start logging writes to guest RAM with the backend chosen at vm_create
- * (vm_config.dirty_ring). Every page counts as dirty at start, so the first fetch returns
- * all of RAM. Idempotent while started. Returns 0 or -errno.
+ * The contract. Writes to guest RAM are known from three sources: KVM's log (the bitmap
+ * or the per-vCPU rings of the backend chosen at vm_create, vm_config.dirty_ring), and
+ * the VMM's own marks for pages device emulation wrote (guest_mem_mark_dirty: virtio-blk
+ * reads, used rings), which KVM never sees. Writes to the disk image are known from the
+ * virtio-blk change log. Each is read and cleared in one place (dirty_log.c, disk_log.c)
+ * and handed to every registered consumer: the snapshot tracker between snapshots, a
+ * migration while it runs, whatever comes next. Each consumer has its own pending bitmap
+ * per RAM region and one for the disk, and its own epoch (the count of its fetches):
+ *
+ *   - registering starts the consumer with every page and every block pending, for it
+ *     alone: its first fetch reports all of RAM and all of the disk, whatever the others
+ *     have fetched before;
+ *   - a fetch takes what the sources gathered since anyone's last fetch, ORs it into every
+ *     consumer's pending bitmap, then hands the caller its own pending bits and clears
+ *     only those: one consumer's fetch never hides a page or block from another;
+ *   - unregistering frees that consumer's bitmaps alone; logging stays on while any
+ *     consumer is left, and goes off (KVM's slots back to normal) with the last one.
+ *
+ * Why a fetch never loses a write (the caller copies what it was handed after the call):
+ *
+ *   1. the guest writes page P; KVM logs it (or a device marks it after writing it)
+ *   2. consumer A fetches: P is taken from the source, set in A's and B's pending, and
+ *      handed to A; A's copy of P, made after the fetch, holds the write
+ *   3. the guest writes P again: the source logs it anew (a fetch clears and
+ *      write-protects exactly what it took, so a later write is logged again)
+ *   4. consumer B fetches: P was pending for B since 2, and is in the source again since
+ *      3; B gets it once and copies it after its fetch, holding both writes
+ *   5. A's next fetch gets P from 3 (set in A's pending during 4)
+ * A write that races a fetch lands either in what the fetch takes (then the caller's copy,
+ * made after it, holds the write) or in the source for the next fetch of any consumer,
+ * which hands it on to all: nothing depends on which consumer fetches first.
+ *
+ *   1. the snapshot tracker A is registered, logging is on; A has fetched up to now
+ *   2. a migration B registers: B's pending is all of RAM; A's is untouched
+ *   3. the guest writes P; B's first fetch reports every page (P included) and puts P in
+ *      A's pending; A's next fetch reports P
+ *   4. B ends (commit, failure or cancel) and unregisters: A still has P and every later
+ *      write; A's next snapshot stays incremental and whole
+ * Had B restarted the shared log instead (the old vm_dirty_start/stop), B's round 0 would
+ * have missed every page A fetched before 2, and 4 would have turned A's logging off.
+ *
+ * Disk blocks follow the same rules with one difference in how they are gathered: the
+ * device marks a block in every consumer's bitmap, under its lock, before the write
+ * reaches the image, so there is nothing to distribute at a fetch. Beside the consumers,
+ * the disk log keeps one view of its own, relative to a base (vm_disk_log_valid and
+ * vm_disk_log_fetch below): that one is saved beside the image on a clean exit, so a
+ * snapshot chain survives a VMM restart. It belongs to the snapshot tracker; consumers
+ * never move its base.
+ *
+ * Threads: each consumer is used by one thread at a time; different consumers may be
+ * used from different threads (the calls serialise on the log's lock).
  */
-int vm_dirty_start(struct vm *vm);
+struct vm_dirty_consumer;
+
+#define VM_DIRTY_MAX_CONSUMERS 8
 
 /*
- * Fetch and clear the pages written since the last fetch (or start) in region i, OR-ing
- * them into bitmap (one bit per 4 KiB page, bit n of word n/64 for page n of the region,
- * sized for the region). Includes pages the VMM's own devices wrote into guest RAM.
- * Ordering: a page written after this call returns is reported by the next fetch.
- * Returns 0 or -errno.
+ * Register a consumer of vm's dirty log (vm, out): every page and every disk block is
+ * pending for it. Turns logging on if it was off. Returns 0, -EBUSY when
+ * VM_DIRTY_MAX_CONSUMERS are registered, -ENOMEM, or -errno from KVM. The caller owns
+ * *out and must vm_dirty_unregister it before vm_destroy.
  */
-int vm_dirty_fetch(struct vm *vm, unsigned i, uint64_t *bitmap);
+int vm_dirty_register(struct vm *vm, struct vm_dirty_consumer **out);
 
-/* Stop logging (memory slots go back to normal). Returns 0 or -errno. */
-int vm_dirty_stop(struct vm *vm);
+/*
+ * Fetch and clear c's pending pages of region i (c, i, bitmap), OR-ing them into bitmap
+ * (one bit per 4 KiB page, bit n of word n/64 for page n of the region, sized for the
+ * region). Includes pages the VMM's own devices wrote into guest RAM. Ordering: a page
+ * written after this call returns is reported by c's next fetch. Returns 0, -EINVAL for
+ * no region i, or -errno from KVM.
+ */
+int vm_dirty_fetch(struct vm_dirty_consumer *c, unsigned i, uint64_t *bitmap);
+
+/*
+ * Fetch and clear c's pending disk blocks (c, bitmap): one bit per VM_DISK_BLOCK_BYTES
+ * block, OR-ed into bitmap sized for vm_disk_bytes rounded up. Ordering: a block the guest
+ * writes after this call returns is reported by c's next fetch. Returns 0, -ENODEV with
+ * no disk, -ENOTSUP for a read-only disk (it has no log; the guest cannot change it).
+ */
+int vm_dirty_fetch_disk(struct vm_dirty_consumer *c, uint64_t *bitmap);
+
+/* How many fetches c has made since it registered: its epoch. */
+uint64_t vm_dirty_epoch(const struct vm_dirty_consumer *c);
+
+/*
+ * Unregister and free c (NULL is a no-op). The other consumers' views are untouched;
+ * the last consumer turns logging off.
+ */
+void vm_dirty_unregister(struct vm_dirty_consumer *c);
 
 enum vm_dirty_backend vm_dirty_backend(const struct vm *vm);
 
-/* ---- Disk change log ---------------------------------------------------------------- */
+/* ---- Disk: the image and the change log's own view ---------------------------------- */
 /*
  * The virtio-blk path records which VM_DISK_BLOCK_BYTES blocks the guest wrote, since the
  * log's base (a snapshot id the caller set). The log lives in memory and, on a clean VMM
@@ -101,10 +174,12 @@ const char *vm_disk_path(const struct vm *vm);
  */
 bool vm_disk_log_valid(const struct vm *vm, const char *base);
 /*
- * Fetch and clear the changed-block bitmap (one bit per block, OR-ed into bitmap sized for
- * vm_disk_bytes rounded up), and remember base as what the log is now relative to.
- * While the log is invalid every block is reported. Returns 0, -ENAMETOOLONG for a base
- * over 64 bytes, -ENOTSUP for a read-only disk (it has no log), -ENODEV with no disk.
+ * Fetch and clear the log's own view of changed blocks (one bit per block, OR-ed into
+ * bitmap sized for vm_disk_bytes rounded up), and remember base as what the log is now
+ * relative to. While the log is invalid every block is reported. Only the snapshot
+ * chain uses this view; a consumer's view (vm_dirty_fetch_disk) is apart from it.
+ * Returns 0, -ENAMETOOLONG for a base over 64 bytes, -ENOTSUP for a read-only disk (it
+ * has no log), -ENODEV with no disk.
  */
 int vm_disk_log_fetch(struct vm *vm, uint64_t *bitmap, const char *base);
 

@@ -181,6 +181,43 @@ Test(migrate, test_guest_moves_between_two_hosts_over_tls_and_keeps_running)
  * Over plaintext the frames carry CRC32C, pages are staged, and the pseudo-random working
  * set does not compress, so it goes as RAW chunks; the guest checks every page it wrote.
  */
+/* Run a godwit command to completion in CMD-less fashion (MIG's slot); returns its status. */
+static int godwit_cmd(const char *const *argv)
+{
+	return gw_run(&MIG, argv, MIG_MS);
+}
+
+/*
+ * A VM that was snapshotted keeps a dirty-log consumer of its own (the snapshot tracker).
+ * Before each consumer had its own view, the migration's round 0 sent only what was
+ * dirtied since the snapshot's last fetch, and the guest died at the destination with a
+ * triple fault while `godwit migrate` said it had moved.
+ */
+Test(migrate, a_snapshotted_guest_moves_whole)
+{
+	char repo[256];
+	struct gw_hb before;
+
+	require_kvm();
+	gw_netns_create(&N);
+	snprintf(repo, sizeof(repo), "%s/repo", SRC.dir);
+	cr_assert_eq(godwit_cmd((const char *const[]){ "repo", "init", "--repo", repo,
+						      "--insecure-no-encryption", NULL }), 0,
+		     "%s", gw_read_file(MIG.err));
+	start_dest(N.b, N.addr_b, NULL, (const char *const[]){ "--psk-file", PSK, NULL });
+	start_source(N.a, NULL, "mb=64 rate=8 verify=1");
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(godwit_cmd((const char *const[]){ "snapshot", "--api", SRC.api,
+							      "--repo", repo, NULL }), 0,
+			     "snapshot: %s", gw_read_file(MIG.err));
+	cr_assert_eq(run_migrate(N.addr_b, (const char *const[]){ "--psk-file", PSK, NULL }), 0,
+		     "migrate failed: %s", gw_read_file(MIG.err));
+	cr_assert(gw_wait_exit(&SRC, 20000), "source still running after migrating away");
+	gw_last_hb(&SRC, &before);
+	expect_continued(&before);
+	gw_quit(&DST);
+}
+
 Test(migrate, plaintext_migration_sends_incompressible_pages_raw_and_the_guest_verifies_them)
 {
 	struct gw_hb before;

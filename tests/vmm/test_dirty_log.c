@@ -62,7 +62,10 @@ static struct {
 	struct vm *vm;
 	uint8_t *ram;
 	uint64_t *bitmap;
+	struct vm_dirty_consumer *c;  /* the consumer fetch() uses */
+	struct vm_dirty_consumer *c2; /* a second one, for the tests of many */
 	uint32_t last[AREA_PAGES]; /* round in which each area page was last reported */
+	uint32_t last2[AREA_PAGES]; /* the same, as the second consumer saw it */
 } fx;
 
 static void setup(void)
@@ -77,6 +80,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+	vm_dirty_unregister(fx.c2);
+	vm_dirty_unregister(fx.c);
 	if (fx.vm) {
 		if (vm_state(fx.vm) != VM_STATE_CREATED) {
 			vm_request_stop(fx.vm);
@@ -137,10 +142,15 @@ static bool bit(const uint64_t *bm, uint64_t page)
 	return bm[page / 64] >> (page % 64) & 1;
 }
 
-static void fetch(void)
+static void fetch_by(struct vm_dirty_consumer *c)
 {
 	memset(fx.bitmap, 0, WORDS * sizeof(uint64_t));
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 0, fx.bitmap), 0);
+	cr_assert_eq(vm_dirty_fetch(c, 0, fx.bitmap), 0);
+}
+
+static void fetch(void)
+{
+	fetch_by(fx.c);
 }
 
 static void assert_all_dirty(void)
@@ -151,11 +161,14 @@ static void assert_all_dirty(void)
 }
 
 /*
- * STYLE §5: after round r (the guest is idle while we look), every page reported dirty
- * carries stamp r, and no page left unreported carries a stamp newer than the round it
- * was last reported in. The second half is what catches a lost write.
+ * STYLE §5: after round r (the guest is idle while we look), every page a consumer is
+ * told is dirty carries stamp r, and no page left unreported carries a stamp newer than
+ * the round the consumer last got it in (last: that consumer's record). The second half
+ * is what catches a lost write. A consumer that skipped rounds (since: the first round
+ * since its last fetch) may be told of a page written in any of them, and must be told of
+ * every page stamped since.
  */
-static void check_round(uint32_t r)
+static void check_round_of(uint32_t r, uint32_t since, uint32_t *last)
 {
 	unsigned reported = 0;
 
@@ -165,18 +178,36 @@ static void check_round(uint32_t r)
 
 		cr_assert_eq(stamp[0], stamp[1], "page %u torn: %u/%u", i, stamp[0], stamp[1]);
 		if (bit(fx.bitmap, page)) {
-			cr_assert_eq(stamp[0], r, "round %u: page %u reported dirty holds stamp %u",
-				     r, i, stamp[0]);
-			fx.last[i] = r;
+			cr_assert(stamp[0] >= since && stamp[0] <= r, "round %u: page %u reported "
+				  "dirty holds stamp %u (rounds %u..%u)", r, i, stamp[0], since, r);
+			last[i] = r;
 			reported++;
 		} else {
-			cr_assert_leq(stamp[0], fx.last[i], "round %u: page %u holds stamp %u but "
+			cr_assert_leq(stamp[0], last[i], "round %u: page %u holds stamp %u but "
 				      "was last reported in round %u: a lost write", r, i, stamp[0],
-				      fx.last[i]);
+				      last[i]);
 		}
 	}
 	cr_assert_gt(reported, AREA_PAGES / 4, "round %u reported only %u pages", r, reported);
 	cr_assert(bit(fx.bitmap, MAILBOX_GPA / VM_PAGE_BYTES), "the mailbox page was written");
+}
+
+static void check_round(uint32_t r)
+{
+	check_round_of(r, r, fx.last);
+}
+
+/* Ask the guest for round r and wait until it has stamped it. */
+static void guest_round(uint32_t r)
+{
+	uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
+
+	mb_store(0, r);
+	while (mb_load(1) != r) {
+		cr_assert_lt(tvm_now_ms(), end, "round %u did not finish", r);
+		cr_assert_eq(vm_state(fx.vm), VM_STATE_RUNNING, "the guest stopped");
+		usleep(1000);
+	}
 }
 
 static void run_rounds(bool ring)
@@ -184,28 +215,19 @@ static void run_rounds(bool ring)
 	vm_make(stamp_code, sizeof(stamp_code), ring, NULL);
 	mb_store(3, AREA_PAGES);
 	cr_assert_eq(vm_start(fx.vm), 0);
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 0, fx.bitmap), -EINVAL, "fetch before start");
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
-	cr_assert_eq(vm_dirty_start(fx.vm), 0, "start is idempotent");
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
 	fetch();
 	assert_all_dirty();
+	cr_assert_eq(vm_dirty_epoch(fx.c), 1);
 	for (uint32_t r = 1; r <= ROUNDS; r++) {
-		uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
-
-		mb_store(0, r);
-		while (mb_load(1) != r) {
-			cr_assert_lt(tvm_now_ms(), end, "round %u did not finish", r);
-			cr_assert_eq(vm_state(fx.vm), VM_STATE_RUNNING, "the guest stopped");
-			usleep(1000);
-		}
+		guest_round(r);
 		fetch();
 		check_round(r);
 	}
-	cr_assert_eq(vm_dirty_stop(fx.vm), 0);
-	cr_assert_eq(vm_dirty_stop(fx.vm), 0, "stop is idempotent");
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 0, fx.bitmap), -EINVAL, "fetch after stop");
-	/* Starting again counts every page dirty again. */
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
+	vm_dirty_unregister(fx.c);
+	fx.c = NULL;
+	/* A consumer registered again counts every page dirty again. */
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
 	fetch();
 	assert_all_dirty();
 }
@@ -225,23 +247,50 @@ Test(dirty_log, ring_rounds_keep_the_stamp_invariant)
  * fetch reports, and after a last fetch with the guest paused the copy equals guest RAM.
  * gap_ms between fetches: a long gap makes the ring fill up and the vCPU harvest it.
  */
-static void run_converging_copy(bool ring, unsigned gap_ms, unsigned fetches)
+/* Wait until the free-running guest has finished n more rounds. */
+static void guest_runs_on(uint32_t n)
+{
+	uint32_t from = mb_load(1);
+	uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
+
+	while (mb_load(1) - from < n) {
+		cr_assert_lt(tvm_now_ms(), end, "the guest made no progress");
+		usleep(1000);
+	}
+}
+
+/*
+ * beside: another consumer (the snapshot tracker, fx.c2) was registered and fetching
+ * before this copy's consumer came, and fetches right before each of its fetches: a
+ * copy through the second consumer must still be whole (a snapshot, then a migration).
+ */
+static void converging_copy(bool ring, unsigned gap_ms, unsigned fetches, bool beside)
 {
 	uint8_t *copy = malloc(RAM_BYTES);
+	uint64_t *other = malloc(WORDS * sizeof(uint64_t));
 	uint32_t first_round;
 
-	cr_assert_not_null(copy);
+	cr_assert(copy && other);
 	vm_make(stamp_code, sizeof(stamp_code), ring, NULL);
 	mb_store(3, AREA_PAGES);
 	mb_store(2, 1);
 	mb_store(0, 1);
 	cr_assert_eq(vm_start(fx.vm), 0);
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
+	if (beside) {
+		cr_assert_eq(vm_dirty_register(fx.vm, &fx.c2), 0);
+		for (unsigned n = 0; n < 3; n++) {
+			cr_assert_eq(vm_dirty_fetch(fx.c2, 0, other), 0);
+			guest_runs_on(1);
+		}
+	}
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
 	for (unsigned n = 0; n <= fetches; n++) {
 		if (n == fetches)
 			cr_assert_eq(vm_pause(fx.vm), 0);
 		else if (n > 0)
 			usleep(gap_ms * 1000);
+		if (beside)
+			cr_assert_eq(vm_dirty_fetch(fx.c2, 0, other), 0);
 		fetch();
 		if (n == 0)
 			first_round = mb_load(1);
@@ -257,7 +306,13 @@ static void run_converging_copy(bool ring, unsigned gap_ms, unsigned fetches)
 		cr_assert_arr_eq(copy + pg * VM_PAGE_BYTES, fx.ram + pg * VM_PAGE_BYTES,
 				 VM_PAGE_BYTES, "page %#llx differs from the copy: a lost write",
 				 (unsigned long long)pg);
+	free(other);
 	free(copy);
+}
+
+static void run_converging_copy(bool ring, unsigned gap_ms, unsigned fetches)
+{
+	converging_copy(ring, gap_ms, fetches, false);
 }
 
 Test(dirty_log, bitmap_copy_of_a_running_guest_converges)
@@ -268,6 +323,72 @@ Test(dirty_log, bitmap_copy_of_a_running_guest_converges)
 Test(dirty_log, ring_copy_of_a_running_guest_converges)
 {
 	run_converging_copy(true, 15, 25);
+}
+
+Test(dirty_log, bitmap_copy_is_whole_beside_another_consumer)
+{
+	converging_copy(false, 15, 25, true);
+}
+
+Test(dirty_log, ring_copy_is_whole_beside_another_consumer)
+{
+	converging_copy(true, 15, 25, true);
+}
+
+/*
+ * Two consumers of one log at their own pace: A (the snapshot tracker) fetches after
+ * every round, B (a migration) registers later and fetches every third round. B starts
+ * with every page pending for it alone; each keeps the stamp invariant on its own, so
+ * A's fetches never hide a page from B; when B ends, A's view and logging go on.
+ */
+static void two_consumers(bool ring)
+{
+	vm_make(stamp_code, sizeof(stamp_code), ring, NULL);
+	mb_store(3, AREA_PAGES);
+	cr_assert_eq(vm_start(fx.vm), 0);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
+	fetch();
+	assert_all_dirty();
+	for (uint32_t r = 1; r <= 3; r++) {
+		guest_round(r);
+		fetch();
+		check_round(r);
+	}
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c2), 0);
+	fetch_by(fx.c2);
+	assert_all_dirty(); /* B's start reports every page to B... */
+	for (unsigned i = 0; i < AREA_PAGES; i++)
+		fx.last2[i] = 3;
+	guest_round(4);
+	fetch();
+	check_round(4); /* ...and nothing extra to A: its pages all carry stamp 4 */
+	for (uint32_t r = 5; r <= ROUNDS; r++) {
+		guest_round(r);
+		fetch();
+		check_round(r);
+		if (r % 3 == 0) {
+			fetch_by(fx.c2);
+			check_round_of(r, r - 2, fx.last2);
+		}
+	}
+	cr_assert_eq(vm_dirty_epoch(fx.c2), 1 + (ROUNDS - 3) / 3);
+	vm_dirty_unregister(fx.c2);
+	fx.c2 = NULL;
+	for (uint32_t r = ROUNDS + 1; r <= ROUNDS + 3; r++) {
+		guest_round(r);
+		fetch();
+		check_round(r); /* "reported only N pages" if B's end had stopped A's logging */
+	}
+}
+
+Test(dirty_log, bitmap_consumers_keep_their_own_views)
+{
+	two_consumers(false);
+}
+
+Test(dirty_log, ring_consumers_keep_their_own_views)
+{
+	two_consumers(true);
 }
 
 Test(dirty_log, ring_full_exits_lose_no_page)
@@ -281,7 +402,7 @@ Test(dirty_log, ring_full_exits_lose_no_page)
 static void vmm_marks(bool ring)
 {
 	vm_make(idle_code, sizeof(idle_code), ring, NULL);
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
 	fetch();
 	assert_all_dirty();
 	fetch();
@@ -300,6 +421,17 @@ static void vmm_marks(bool ring)
 	}
 	fetch();
 	cr_assert_eq(fx.bitmap[0], 0, "a fetch clears the VMM's marks");
+	/* A second consumer: the marks reach both, whoever fetches first. */
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c2), 0);
+	fetch_by(fx.c2);
+	assert_all_dirty();
+	guest_mem_mark_dirty(&fx.vm->mem, 0x5000, 1);
+	fetch();
+	cr_assert_eq(fx.bitmap[0], 1ULL << 5);
+	fetch_by(fx.c2);
+	cr_assert_eq(fx.bitmap[0], 1ULL << 5, "the first consumer's fetch hid a VMM mark");
+	fetch();
+	cr_assert_eq(fx.bitmap[0], 0);
 }
 
 Test(dirty_log, vmm_marks_count_with_the_bitmap)
@@ -327,16 +459,16 @@ static void two_regions(bool ring)
 	vm_ram_region(fx.vm, 1, &r);
 	cr_assert(r.gpa == 4ULL << 30 && r.bytes == ram - low);
 	cr_assert_eq(r.hva, fx.vm->ram + low, "one mapping, split where the hole is");
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 1, bm), 0);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
+	cr_assert_eq(vm_dirty_fetch(fx.c, 1, bm), 0);
 	for (uint64_t w = 0; w < high_pages / 64; w++)
 		cr_assert_eq(bm[w], ~0ULL);
 	memset(bm, 0, high_pages / 8);
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 1, bm), 0);
+	cr_assert_eq(vm_dirty_fetch(fx.c, 1, bm), 0);
 	cr_assert_eq(bm[0], 0);
 	guest_mem_mark_dirty(&fx.vm->mem, (4ULL << 30) + 2 * 4096, 4096);
 	guest_mem_mark_dirty(&fx.vm->mem, low + 4096, 1); /* the PCI hole: not RAM */
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 1, bm), 0);
+	cr_assert_eq(vm_dirty_fetch(fx.c, 1, bm), 0);
 	cr_assert_eq(bm[0], 1ULL << 2);
 	for (uint64_t w = 1; w < high_pages / 64; w++)
 		cr_assert_eq(bm[w], 0);
@@ -353,13 +485,20 @@ Test(dirty_log, ram_above_the_pci_hole_is_a_second_region_with_the_ring)
 	two_regions(true);
 }
 
-Test(dirty_log, fetch_checks_its_region_and_state)
+Test(dirty_log, fetch_checks_its_region_and_registration_has_a_limit)
 {
+	struct vm_dirty_consumer *c[VM_DIRTY_MAX_CONSUMERS], *extra = NULL;
+
 	vm_make(idle_code, sizeof(idle_code), false, NULL);
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 0, fx.bitmap), -EINVAL, "not started");
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
-	cr_assert_eq(vm_dirty_fetch(fx.vm, 1, fx.bitmap), -EINVAL, "no region 1");
-	cr_assert_eq(vm_dirty_stop(fx.vm), 0);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
+	cr_assert_eq(vm_dirty_fetch(fx.c, 1, fx.bitmap), -EINVAL, "no region 1");
+	for (unsigned k = 1; k < VM_DIRTY_MAX_CONSUMERS; k++)
+		cr_assert_eq(vm_dirty_register(fx.vm, &c[k]), 0, "consumer %u", k);
+	cr_assert_eq(vm_dirty_register(fx.vm, &extra), -EBUSY);
+	cr_assert_null(extra);
+	for (unsigned k = 1; k < VM_DIRTY_MAX_CONSUMERS; k++)
+		vm_dirty_unregister(c[k]);
+	vm_dirty_unregister(NULL);
 }
 
 /* ---- pages virtio-blk writes into guest RAM --------------------------------------- */
@@ -420,7 +559,7 @@ Test(dirty_log, pages_virtio_blk_reads_into_are_reported)
 	reg_out(io, VIRTIO_PCI_QUEUE_PFN, (uint32_t)(RING_GPA >> VIRTIO_PCI_QUEUE_ADDR_SHIFT), 4);
 	reg_out(io, VIRTIO_PCI_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 		VIRTIO_STATUS_DRIVER_OK, 1);
-	cr_assert_eq(vm_dirty_start(fx.vm), 0);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
 	fetch();
 	fetch();
 	cr_assert_eq(fx.bitmap[DATA_GPA / VM_PAGE_BYTES / 64], 0);

@@ -158,6 +158,61 @@ Test(disk_log, marks_cover_every_block_a_write_touches)
 	cr_assert_eq(nset(), 0, "a fetch clears the log");
 }
 
+static void view_fetch(int k)
+{
+	memset(fx.bm, 0, sizeof(fx.bm));
+	disk_log_view_fetch(&fx.log, k, fx.bm);
+}
+
+/*
+ * Consumers' views (vm_state.h): each starts with every block, gets every later mark,
+ * and is fetched and cleared alone: the log's own view keeps its base and marks whatever
+ * the consumers fetch, and a view that ends leaves the rest whole.
+ */
+Test(disk_log, views_see_every_mark_and_never_hide_one_from_another)
+{
+	int a, b;
+
+	log_open();
+	fetch("b1");
+	disk_log_mark(&fx.log, 7 * BLOCK, 1);
+	cr_assert_eq(disk_log_view_add(&fx.log, &a), 0);
+	view_fetch(a);
+	cr_assert_eq(nset(), NBLOCKS, "a new view starts with every block, and only those");
+	cr_assert_eq(disk_log_view_add(&fx.log, &b), 0);
+	cr_assert_neq(a, b);
+	disk_log_mark(&fx.log, 20 * BLOCK, 1);
+	view_fetch(a);
+	cr_assert_eq(nset(), 1);
+	cr_assert(block(20));
+	view_fetch(b);
+	cr_assert_eq(nset(), NBLOCKS, "a's fetch took a block from b's start");
+	disk_log_mark(&fx.log, 30 * BLOCK, 1);
+	disk_log_view_remove(&fx.log, a);
+	view_fetch(b);
+	cr_assert_eq(nset(), 1, "a's end took b's block");
+	cr_assert(block(30));
+	cr_assert(disk_log_valid(&fx.log, "b1"), "a view moved the log's base");
+	fetch("b2");
+	cr_assert_eq(nset(), 3, "views took marks from the log's own view");
+	cr_assert(block(7) && block(20) && block(30));
+	disk_log_view_remove(&fx.log, b);
+}
+
+Test(disk_log, views_are_limited_and_their_slots_reused)
+{
+	int k[DISK_LOG_MAX_VIEWS], extra;
+
+	log_open();
+	for (unsigned i = 0; i < DISK_LOG_MAX_VIEWS; i++)
+		cr_assert_eq(disk_log_view_add(&fx.log, &k[i]), 0);
+	cr_assert_eq(disk_log_view_add(&fx.log, &extra), -EBUSY);
+	disk_log_view_remove(&fx.log, k[3]);
+	cr_assert_eq(disk_log_view_add(&fx.log, &extra), 0);
+	cr_assert_eq(extra, k[3]);
+	/* disk_log_free (teardown) frees every view left. */
+}
+
 Test(disk_log, a_base_longer_than_the_sidecar_holds_is_refused)
 {
 	char base[DISK_LOG_BASE_MAX + 2];
@@ -300,6 +355,11 @@ Test(disk_log, a_read_only_disk_has_no_log_and_no_sidecar)
 		     "%s", fx.err);
 	cr_assert(!virtio_blk_log_valid(vb, ""));
 	cr_assert_eq(virtio_blk_log_fetch(vb, fx.bm, "b1"), -ENOTSUP);
+	{
+		int view;
+
+		cr_assert_eq(virtio_blk_view_add(vb, &view), -ENOTSUP);
+	}
 	virtio_blk_destroy(vb);
 	cr_assert_eq(access(fx.sidecar, F_OK), -1, "a read-only disk got a sidecar");
 	pci_bus_destroy(pci);

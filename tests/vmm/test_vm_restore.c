@@ -209,10 +209,11 @@ static void precopy_dump(struct vm *vm, unsigned rounds)
 {
 	uint8_t *copy = malloc(RAM_BYTES);
 	uint64_t *bm = malloc(RAM_BYTES / VM_PAGE_BYTES / 8);
+	struct vm_dirty_consumer *c;
 	size_t off;
 
 	cr_assert(copy && bm);
-	cr_assert_eq(vm_dirty_start(vm), 0);
+	cr_assert_eq(vm_dirty_register(vm, &c), 0);
 	for (unsigned n = 0; n <= rounds; n++) {
 		if (n == rounds)
 			cr_assert_eq(vm_pause(vm), 0);
@@ -224,7 +225,7 @@ static void precopy_dump(struct vm *vm, unsigned rounds)
 
 			vm_ram_region(vm, i, &r);
 			memset(bm, 0, r.bytes / VM_PAGE_BYTES / 8);
-			cr_assert_eq(vm_dirty_fetch(vm, i, bm), 0);
+			cr_assert_eq(vm_dirty_fetch(c, i, bm), 0);
 			for (uint64_t pg = 0; pg < r.bytes / VM_PAGE_BYTES; pg++) {
 				if (bm[pg / 64] >> (pg % 64) & 1)
 					memcpy(copy + off + pg * VM_PAGE_BYTES,
@@ -244,7 +245,7 @@ static void precopy_dump(struct vm *vm, unsigned rounds)
 					 (unsigned long long)pg, i);
 		off += r.bytes;
 	}
-	cr_assert_eq(vm_dirty_stop(vm), 0);
+	vm_dirty_unregister(c);
 	tvm_file_put(fx.ram_path, copy, RAM_BYTES);
 	free(bm);
 	free(copy);
