@@ -40,24 +40,65 @@ void vm_host_signals(void)
 
 /* ---- API handlers -------------------------------------------------------------------- */
 
+/* Who holds the VM paused, as "user,migration" ("" when nobody does). */
+static void pause_holders_str(unsigned holders, char *buf, size_t len)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} owners[] = {
+		{ VM_PAUSE_USER, "user" }, { VM_PAUSE_SNAPSHOT, "snapshot" },
+		{ VM_PAUSE_MIGRATE, "migration" }, { VM_PAUSE_THROTTLE, "throttle" },
+	};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(owners) / sizeof(owners[0]) && off < len; i++)
+		if (holders & owners[i].bit)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "",
+						owners[i].name);
+}
+
 static void api_status(void *arg, const struct json_obj *req, char *reply, size_t len)
 {
 	struct vm_host *h = arg;
+	char holders[64], mig[48] = "";
+	size_t off;
 
 	(void)req;
-	snprintf(reply, len,
+	pause_holders_str(vm_pause_holders(h->vm), holders, sizeof(holders));
+	pthread_mutex_lock(&h->lock);
+	if (h->mig) {
+		struct mig_stats st;
+
+		mig_source_stats(h->mig, &st);
+		snprintf(mig, sizeof(mig), ",\"migration\":\"%s\"", mig_state_name(st.state));
+	}
+	pthread_mutex_unlock(&h->lock);
+	off = (size_t)snprintf(reply, len,
 		 "{\"ok\":true,\"state\":\"%s\",\"vcpus\":%u,\"mem_mib\":%" PRIu64
-		 ",\"uptime_ms\":%" PRIu64 ",\"version\":\"%s\"}",
+		 ",\"uptime_ms\":%" PRIu64 ",\"version\":\"%s\"%s",
 		 vm_state_name(vm_state(h->vm)), vm_ncpus(h->vm), vm_ram_bytes(h->vm) >> 20,
-		 now_ms() - h->started_ms, GODWIT_VERSION);
+		 now_ms() - h->started_ms, GODWIT_VERSION, mig);
+	if (holders[0] && off < len)
+		off += (size_t)snprintf(reply + off, len - off, ",\"paused_by\":\"%s\"", holders);
+	if (off < len)
+		snprintf(reply + off, len - off, "}");
 }
 
 static void api_reply_state(struct vm_host *h, int rc, const char *what, char *reply,
 			    size_t len)
 {
 	const char *state = vm_state_name(vm_state(h->vm));
+	char holders[64];
 
-	if (rc < 0)
+	pause_holders_str(vm_pause_holders(h->vm), holders, sizeof(holders));
+	if (rc < 0 && holders[0])
+		/* Paused, but not through the API: not the API's to resume. */
+		snprintf(reply, len, "{\"ok\":false,\"error\":\"cannot %s: the VM is paused by "
+			 "the %s, not through the API; it runs again when that is done\","
+			 "\"state\":\"%s\",\"paused_by\":\"%s\"}", what, holders, state, holders);
+	else if (rc < 0)
 		snprintf(reply, len, "{\"ok\":false,\"error\":\"cannot %s a VM that is %s\","
 			 "\"state\":\"%s\"}", what, state, state);
 	else

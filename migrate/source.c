@@ -117,11 +117,11 @@ static void measure_fixed_cost(struct mig_source *m)
 		size_t blob_len = 0;
 		uint64_t t0 = mig_now_ns();
 
-		if (vm_pause(m->vm) < 0)
+		if (vm_pause_by(m->vm, VM_PAUSE_MIGRATE) < 0)
 			break;
 		if (vm_state_save(m->vm, &blob, &blob_len) < 0)
 			blob_len = 0;
-		vm_resume(m->vm);
+		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
 		free(blob);
 		s[n] = mig_now_ns() - t0;
 		m->state_bytes = blob_len;
@@ -486,7 +486,7 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 
 	mig_throttle_stop(&m->throttle);
 	*t_pause = mig_now_ns();
-	rc = vm_pause(m->vm);
+	rc = vm_pause_by(m->vm, VM_PAUSE_MIGRATE);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot pause the guest: %s", strerror(-rc));
 		return rc;
@@ -563,8 +563,9 @@ static void roll_back(struct mig_source *m, int rc, const char *why)
 		close_out(m, false);
 	}
 	mig_throttle_stop(&m->throttle);
+	/* Only the engine's own hold: a guest the user paused stays paused. */
 	if (m->paused) {
-		vm_resume(m->vm);
+		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
 		m->paused = false;
 	}
 	mig_fail_msg(m, "%s", why);

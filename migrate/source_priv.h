@@ -49,7 +49,7 @@ struct mig_source {
 	int disk_fd;
 	uint8_t *stage;        /* plaintext only: a stable copy of pages while they are framed */
 	uint8_t *disk_buf;
-	bool paused;           /* the engine holds the guest paused (stop-and-copy) */
+	bool paused;           /* the engine holds the guest paused (VM_PAUSE_MIGRATE) */
 	struct mig_throttle throttle;
 	uint64_t fixed_ns;     /* measured fixed downtime cost, without the state's transfer */
 	uint64_t state_bytes;  /* size of the state blob when it was measured */

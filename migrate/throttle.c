@@ -32,10 +32,13 @@ static void *throttle_thread(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&t->lock);
-		/* Never resume a guest someone else paused. */
-		if (vm_state(t->vm) == VM_STATE_RUNNING && vm_pause(t->vm) == 0) {
+		/*
+		 * Its own hold: a guest someone else paused meanwhile (the user through the
+		 * API) stays paused when this one lets go.
+		 */
+		if (vm_pause_by(t->vm, VM_PAUSE_THROTTLE) == 0) {
 			sleep_ns(THROTTLE_PERIOD_NS * pct / 100);
-			vm_resume(t->vm);
+			vm_resume_by(t->vm, VM_PAUSE_THROTTLE);
 		}
 		sleep_ns(THROTTLE_PERIOD_NS * (100 - pct) / 100);
 	}

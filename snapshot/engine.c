@@ -586,7 +586,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	}
 	if (p->no_live) {
 		t_pause = now_us();
-		rc = vm_pause(vm);
+		rc = vm_pause_by(vm, VM_PAUSE_SNAPSHOT);
 		paused = rc == 0;
 		t_stopped = now_us();
 	}
@@ -639,7 +639,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	/* The pause: the last dirty set, the disk blocks changed meanwhile, the state. */
 	if (!paused) {
 		t_pause = now_us();
-		rc = vm_pause(vm);
+		rc = vm_pause_by(vm, VM_PAUSE_SNAPSHOT);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot: cannot pause the VM: %s", strerror(-rc));
 			goto out;
@@ -665,7 +665,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	res->pause_stop_us = t_stopped - t_pause;
 	res->pause_copy_us = t_copied - t_stopped;
 	res->pause_state_us = t_pause + res->pause_us - t_copied;
-	vm_resume(vm);
+	vm_resume_by(vm, VM_PAUSE_SNAPSHOT);
 	paused = false;
 	if (rc < 0) {
 		snprintf(err, errlen, "snapshot: capturing the paused VM: %s", strerror(-rc));
@@ -701,7 +701,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	t->valid = true;
 out:
 	if (paused)
-		vm_resume(vm);
+		vm_resume_by(vm, VM_PAUSE_SNAPSHOT);
 	if (rc < 0) {
 		/* Its view now lacks what this attempt fetched: the next snapshot is full. */
 		t->valid = false;

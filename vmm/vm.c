@@ -501,6 +501,8 @@ int vm_create_for_restore(struct vm **out, const struct vm_config *cfg, char *er
 	return vm_build(out, cfg, err, errlen);
 }
 
+static int vm_park_all(struct vm *vm);
+
 int vm_start(struct vm *vm)
 {
 	int rc = 0;
@@ -523,6 +525,9 @@ int vm_start(struct vm *vm)
 		}
 		vm->nalive++;
 	}
+	/* A hold taken before the start (vm_pause_by): the threads park before running. */
+	if (rc == 0 && vm->pause_holders)
+		rc = vm_park_all(vm);
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
 }
@@ -565,47 +570,82 @@ int vm_wait(struct vm *vm, struct vm_exit_info *info)
 	return 0;
 }
 
-int vm_pause(struct vm *vm)
+/* Park every vCPU and wait until all are. vm->lock held. Returns 0 or -EINVAL (stopping). */
+static int vm_park_all(struct vm *vm)
 {
-	int rc = 0;
-
-	pthread_mutex_lock(&vm->lock);
-	if (vm->state == VM_STATE_PAUSED)
-		goto out;
-	if (vm->state != VM_STATE_RUNNING || vm->stop_req) {
-		rc = -EINVAL;
-		goto out;
-	}
 	vm->pause_req = true;
 	vcpu_kick_all(vm);
 	while (vm->nparked < vm->nalive && !vm->stop_req)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	if (vm->stop_req) {
 		vm->pause_req = false;
+		return -EINVAL;
+	}
+	vm->state = VM_STATE_PAUSED;
+	return 0;
+}
+
+int vm_pause_by(struct vm *vm, unsigned owner)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_req || vm->state == VM_STATE_STOPPED) {
+		rc = -EINVAL;
+	} else if (vm->state == VM_STATE_CREATED) {
+		/* vm_start parks the vCPUs before they run an instruction. */
+		vm->pause_holders |= owner;
+		vm->pause_req = true;
+	} else if (!vm->pause_holders) {
+		rc = vm_park_all(vm);
+		if (rc == 0)
+			vm->pause_holders = owner;
+	} else {
+		vm->pause_holders |= owner;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return rc;
+}
+
+int vm_resume_by(struct vm *vm, unsigned owner)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!(vm->pause_holders & owner)) {
 		rc = -EINVAL;
 		goto out;
 	}
-	vm->state = VM_STATE_PAUSED;
+	vm->pause_holders &= ~owner;
+	if (vm->pause_holders)
+		goto out;
+	vm->pause_req = false;
+	if (vm->state == VM_STATE_PAUSED)
+		vm->state = VM_STATE_RUNNING;
+	pthread_cond_broadcast(&vm->cond);
 out:
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
 }
 
-int vm_resume(struct vm *vm)
+unsigned vm_pause_holders(struct vm *vm)
 {
-	int rc = 0;
+	unsigned h;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state != VM_STATE_PAUSED) {
-		rc = -EINVAL;
-		goto out;
-	}
-	vm->pause_req = false;
-	vm->state = VM_STATE_RUNNING;
-	pthread_cond_broadcast(&vm->cond);
-out:
+	h = vm->pause_holders;
 	pthread_mutex_unlock(&vm->lock);
-	return rc;
+	return h;
+}
+
+int vm_pause(struct vm *vm)
+{
+	return vm_pause_by(vm, VM_PAUSE_USER);
+}
+
+int vm_resume(struct vm *vm)
+{
+	return vm_resume_by(vm, VM_PAUSE_USER);
 }
 
 enum vm_run_state vm_state(struct vm *vm)

@@ -67,7 +67,11 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err, size_t er
 int vm_create_for_restore(struct vm **out, const struct vm_config *cfg, char *err,
 			  size_t errlen);
 
-/* Start the vCPU threads. Call once, after vm_create. Returns 0 or -errno. */
+/*
+ * Start the vCPU threads. Call once, after vm_create. With a pause held already
+ * (vm_pause_by before the start) they park before running an instruction and the VM is
+ * paused on return. Returns 0 or -errno.
+ */
 int vm_start(struct vm *vm);
 
 /*
@@ -80,11 +84,35 @@ int vm_wait(struct vm *vm, struct vm_exit_info *info);
 void vm_request_stop(struct vm *vm);
 
 /*
- * Stop every vCPU outside KVM_RUN and return once all are parked. Idempotent.
- * Returns -EINVAL if the VM is not running, 0 otherwise.
+ * Who holds a VM paused. A pause is held by its owners, not counted: the vCPUs run again
+ * only when the last holder lets go, so the engine never resumes a guest the user paused
+ * (the throttle's "pause, sleep, resume" while the user pauses through the API leaves it
+ * paused), and the user cannot resume a guest a snapshot or a switch-over is copying.
  */
+enum vm_pause_owner {
+	VM_PAUSE_USER = 1u << 0,     /* the control API's pause and resume (vm_pause, vm_resume) */
+	VM_PAUSE_SNAPSHOT = 1u << 1, /* a snapshot's final copy */
+	VM_PAUSE_MIGRATE = 1u << 2,  /* stop-and-copy and the fixed-cost probe */
+	VM_PAUSE_THROTTLE = 1u << 3, /* auto-converge's share of every period */
+};
+
+/*
+ * Hold vm paused on behalf of owner (vm, owner: one VM_PAUSE_* bit): the first holder
+ * stops every vCPU outside KVM_RUN and returns once all are parked; a later one only adds
+ * its hold. Taking a hold one already has is a no-op. On a VM not started yet the hold is
+ * recorded and vm_start parks the vCPUs at once. Returns 0, or -EINVAL if the VM is
+ * stopped or stopping.
+ */
+int vm_pause_by(struct vm *vm, unsigned owner);
+/*
+ * Let go of owner's hold (vm, owner); the vCPUs run again when no hold is left. Returns
+ * 0, or -EINVAL if owner holds no pause (a resume by someone who did not pause).
+ */
+int vm_resume_by(struct vm *vm, unsigned owner);
+/* The VM_PAUSE_* bits holding vm paused now (0 when it runs or never was paused). */
+unsigned vm_pause_holders(struct vm *vm);
+/* vm_pause_by and vm_resume_by for VM_PAUSE_USER. */
 int vm_pause(struct vm *vm);
-/* Let paused vCPUs run again. Returns -EINVAL if the VM is not paused. */
 int vm_resume(struct vm *vm);
 
 enum vm_run_state vm_state(struct vm *vm);

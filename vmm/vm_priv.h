@@ -115,6 +115,7 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum vm_run_state state;
+	unsigned pause_holders; /* VM_PAUSE_* bits; pause_req is set while any is */
 	bool pause_req;
 	bool stop_req;
 	unsigned nparked;
