@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/common/gw_test.h"
@@ -81,6 +83,33 @@ static void make_disk(const char *path, unsigned mib)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, (off_t)mib << 20), 0);
 	close(fd);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static uint64_t tree_total;
+
+static int tree_add(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)path;
+	(void)f;
+	if (flag == FTW_F)
+		tree_total += (uint64_t)st->st_size;
+	return 0;
+}
+
+/* Bytes in the files under dir (a repository growing as a snapshot writes). */
+static uint64_t tree_bytes(const char *dir)
+{
+	tree_total = 0;
+	nftw(dir, tree_add, 16, FTW_PHYS);
+	return tree_total;
 }
 
 static void boot(const char *disk, const char *cmdline)
@@ -214,7 +243,9 @@ Test(snapshot, an_incrementals_size_follows_what_the_guest_dirtied)
 	gw_proc_init(&VM);
 	boot(NULL, "mb=64 rate=16");
 	take(&busy[0]);
-	sleep(2);
+	/* 20 heartbeats are 200 ticks of guest time: 32 MiB rewritten, whatever the load. */
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", gw_count_lines(VM.console, "HB ") + 20,
+			       NULL, 0, BOOT_MS), "the guest stopped running");
 	take(&busy[1]);
 	quit_vm();
 	cr_assert_gt(busy[1].bytes_new, 16u << 20, "busy guest's increment is only %" PRIu64,
@@ -462,13 +493,23 @@ Test(snapshot, a_snapshot_killed_mid_write_leaves_earlier_ones_valid_and_lists_n
 	{
 		const char *argv[] = { "snapshot", "--api", VM.api, "--repo", REPO, NULL };
 
+		uint64_t before = tree_bytes(REPO), end;
+
 		gw_proc_cleanup(&CMD);
 		gw_proc_init(&CMD);
 		gw_spawn(&CMD, argv);
-		usleep(300000);
+		/* Killed once it has written 8 MiB of its 200: mid-write, else this proves nothing. */
+		end = now_ms() + 60000;
+		while (tree_bytes(REPO) < before + (8u << 20)) {
+			cr_assert(!gw_wait_exit(&CMD, 0), "the snapshot ended before it was killed: "
+				  "the test proves nothing: %s", gw_read_file(CMD.err));
+			cr_assert_lt(now_ms(), end, "the snapshot wrote nothing");
+			usleep(10000);
+		}
 		kill(VM.pid, SIGKILL);
 		cr_assert(gw_wait_exit(&CMD, 30000));
-		cr_assert_neq(WEXITSTATUS(CMD.status), 0);
+		cr_assert_neq(WEXITSTATUS(CMD.status), 0, "the snapshot finished before the kill: "
+			      "the test proves nothing");
 	}
 	cr_assert_eq(godwit((const char *const[]){ "images", "list", "--repo", REPO, NULL }), 0);
 	list = gw_read_file(CMD.out);

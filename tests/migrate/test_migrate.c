@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -135,6 +136,69 @@ static void expect_source_running(void)
 		  "source guest stopped running; stderr: %s", gw_read_file(SRC.err));
 	cr_assert(gw_api(SRC.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)));
 	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* The source's migrate-status into json; false while no migration has started. */
+static bool mig_status(char *json, size_t len)
+{
+	cr_assert(gw_api(SRC.api, "{\"cmd\":\"migrate-status\"}", json, len),
+		  "the source's API does not answer: %s", gw_read_file(SRC.err));
+	return strstr(json, "\"ok\":true") != NULL;
+}
+
+static bool state_is(const char *json, const char *state)
+{
+	char st[32];
+
+	gw_json_str(json, "state", st, sizeof(st));
+	return strcmp(st, state) == 0;
+}
+
+/*
+ * Wait until the source's migration is in state with at least min_wire bytes sent, so
+ * that a kill, cut, pause or cancel made now lands mid-stream. A migration that ended
+ * first fails the test: what would follow proves nothing.
+ */
+static void wait_mid_stream(const char *state, uint64_t min_wire, char *json, size_t len)
+{
+	uint64_t end = now_ms() + MIG_MS;
+
+	for (;;) {
+		if (mig_status(json, len)) {
+			if (state_is(json, state) && gw_json_u64(json, "wire_bytes") >= min_wire)
+				return;
+			cr_assert(!state_is(json, "completed") && !state_is(json, "failed") &&
+				  !state_is(json, "cancelled") && !state_is(json, "unconfirmed"),
+				  "the migration ended before the test acted: it proves nothing: %s",
+				  json);
+		}
+		cr_assert_lt(now_ms(), end, "no %s state: %s", state, json);
+		usleep(20000);
+	}
+}
+
+/* Spawn `godwit migrate` slowed to rate so that it is still copying when the test acts. */
+static void spawn_slow_migrate(const char *addr, const char *rate, const char *const *auth)
+{
+	const char *argv[24] = { "migrate", "--api", SRC.api, "--to", NULL, "--max-bandwidth",
+				 rate };
+	char to[64];
+	unsigned n = 7;
+
+	snprintf(to, sizeof(to), "%s:%s", addr, PORT);
+	argv[4] = to;
+	for (; auth && *auth; auth++)
+		argv[n++] = *auth;
+	argv[n] = NULL;
+	gw_spawn(&MIG, argv);
 }
 
 static void expect_dest_failed_without_guest(void)
@@ -383,26 +447,19 @@ Test(migrate, certificates_from_another_ca_are_refused_and_the_source_keeps_runn
 Test(migrate, killed_destination_leaves_the_source_running_and_a_retry_succeeds)
 {
 	struct gw_hb before;
+	char json[65536];
 
 	require_kvm();
 	gw_netns_create(&N);
 	start_dest(N.b, N.addr_b, NULL, (const char *const[]){ "--psk-file", PSK, NULL });
 	start_source(N.a, NULL, "mb=128 rate=32");
-	{
-		/* Slow the copy so the kill lands mid-stream. */
-		const char *argv[] = { "migrate", "--api", SRC.api, "--to", NULL, "--psk-file", PSK,
-				       "--max-bandwidth", "8M", NULL };
-		char to[64];
-
-		snprintf(to, sizeof(to), "%s:%s", N.addr_b, PORT);
-		argv[4] = to;
-		gw_spawn(&MIG, argv);
-	}
-	cr_assert(gw_wait_line(&DST, DST.console, "", 0, NULL, 0, 1500) || true);
-	usleep(1500000);
+	/* Slowed, so that the kill lands while round 0 is on the wire. */
+	spawn_slow_migrate(N.addr_b, "8M", (const char *const[]){ "--psk-file", PSK, NULL });
+	wait_mid_stream("iterate", 2u << 20, json, sizeof(json));
 	kill(DST.pid, SIGKILL);
 	cr_assert(gw_wait_exit(&MIG, MIG_MS));
 	cr_assert_neq(WEXITSTATUS(MIG.status), 0, "migrate reported success to a dead host");
+	cr_assert(mig_status(json, sizeof(json)) && state_is(json, "failed"), "%s", json);
 	expect_source_running();
 	/* Second attempt, to a fresh receiver. */
 	gw_proc_cleanup(&DST);
@@ -418,22 +475,14 @@ Test(migrate, killed_destination_leaves_the_source_running_and_a_retry_succeeds)
 
 Test(migrate, cancel_through_the_api_keeps_the_source_running)
 {
-	char reply[512];
+	char reply[512], json[65536];
 
 	require_kvm();
 	gw_netns_create(&N);
 	start_dest(N.b, N.addr_b, NULL, (const char *const[]){ "--psk-file", PSK, NULL });
 	start_source(N.a, NULL, "mb=128 rate=32");
-	{
-		const char *argv[] = { "migrate", "--api", SRC.api, "--to", NULL, "--psk-file", PSK,
-				       "--max-bandwidth", "8M", NULL };
-		char to[64];
-
-		snprintf(to, sizeof(to), "%s:%s", N.addr_b, PORT);
-		argv[4] = to;
-		gw_spawn(&MIG, argv);
-	}
-	usleep(1500000);
+	spawn_slow_migrate(N.addr_b, "8M", (const char *const[]){ "--psk-file", PSK, NULL });
+	wait_mid_stream("iterate", 2u << 20, json, sizeof(json));
 	cr_assert(gw_api(SRC.api, "{\"cmd\":\"migrate-cancel\"}", reply, sizeof(reply)));
 	cr_assert(strstr(reply, "\"ok\":true"), "%s", reply);
 	cr_assert(gw_wait_exit(&MIG, MIG_MS));
@@ -477,24 +526,15 @@ Test(migrate, garbage_sent_to_receive_is_refused_clearly_and_starts_nothing)
 
 Test(migrate, truncated_stream_is_refused_clearly_and_starts_nothing)
 {
-	struct gw_hb unused;
+	char json[65536];
 
-	(void)unused;
 	require_kvm();
 	snprintf(PORT, sizeof(PORT), "%u", 20000 + (unsigned)getpid() % 20000);
 	start_dest(NULL, "127.0.0.1", NULL, (const char *const[]){ "--insecure-plaintext", NULL });
 	start_source(NULL, NULL, "mb=64 rate=16");
-	/* A plaintext migration killed at once: the destination sees the stream end early. */
-	{
-		const char *argv[] = { "migrate", "--api", SRC.api, "--to", NULL,
-				       "--insecure-plaintext", "--max-bandwidth", "4M", NULL };
-		char to[64];
-
-		snprintf(to, sizeof(to), "127.0.0.1:%s", PORT);
-		argv[4] = to;
-		gw_spawn(&MIG, argv);
-	}
-	usleep(1200000);
+	/* A plaintext migration killed mid-stream: the destination sees the stream end early. */
+	spawn_slow_migrate("127.0.0.1", "4M", (const char *const[]){ "--insecure-plaintext", NULL });
+	wait_mid_stream("iterate", 1u << 20, json, sizeof(json));
 	kill(SRC.pid, SIGKILL);
 	expect_dest_failed_without_guest();
 	cr_assert(strstr(gw_read_file(DST.err), "broke") ||
