@@ -9,6 +9,8 @@
 #define CLI_EXIT_GUEST_CRASH 3 /* the guest died: triple fault, KVM internal error */
 #define CLI_EXIT_LOCKED 4      /* backup, prune: another backup or prune holds the lock */
 #define CLI_EXIT_PARTIAL 5     /* backup: the snapshot is stored, retention failed */
+#define CLI_EXIT_UNCONFIRMED 6 /* migrate: GO went out, RUNNING never came: the VM is held
+				  paused here and may run at the destination */
 
 int cmd_run(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);

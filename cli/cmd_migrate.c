@@ -204,11 +204,18 @@ int cmd_migrate(int argc, char **argv)
 		}
 		state = json_get_str(&o, "state");
 		if (state && (!strcmp(state, "completed") || !strcmp(state, "failed") ||
-			      !strcmp(state, "cancelled"))) {
+			      !strcmp(state, "cancelled") || !strcmp(state, "unconfirmed"))) {
 			if (tty)
 				fputc('\n', stderr);
-			if (strcmp(state, "completed") != 0) {
-				e = json_get_str(&o, "error");
+			e = json_get_str(&o, "error");
+			if (!strcmp(state, "unconfirmed")) {
+				/* One line: what happened, where the VM may be, the two ways out. */
+				cli_error("migration unconfirmed: %s; the VM is paused here: if it does "
+					  "not run at %s, resume it here ({\"cmd\":\"resume\"} on %s); "
+					  "once it runs there, quit it here ({\"cmd\":\"quit\"})",
+					  e && e[0] ? e : "no RUNNING from the destination", to, api);
+				status = CLI_EXIT_UNCONFIRMED;
+			} else if (strcmp(state, "completed") != 0) {
 				cli_error("migration %s: %s", state, e && e[0] ? e : "no reason");
 			} else {
 				status = CLI_EXIT_OK;

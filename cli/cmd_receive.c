@@ -161,6 +161,8 @@ int cmd_receive(int argc, char **argv)
 		status = CLI_EXIT_ERROR;
 		goto out_console;
 	}
+	if (err[0])
+		cli_error("receive: %s", err); /* the VM runs, but the source may not know */
 	status = vm_host_serve(&host, vm, api_path, true);
 	vm_destroy(vm);
 out_console:

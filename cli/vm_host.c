@@ -161,7 +161,9 @@ static bool get_bool(const struct json_obj *req, const char *key)
 
 /*
  * After a completed migration the source stops for good: once the final status has been
- * read through the API (so `godwit migrate` can report it), or after a grace period.
+ * read through the API (so `godwit migrate` can report it), or after a grace period. Only
+ * then: a failed, cancelled or unconfirmed one leaves the VM here (unconfirmed: held
+ * paused for the user, who resumes or quits it).
  */
 static void *mig_watch_thread(void *arg)
 {
@@ -177,7 +179,8 @@ static void *mig_watch_thread(void *arg)
 		reported = h->mig_reported;
 		mig_source_stats(h->mig, &st);
 		pthread_mutex_unlock(&h->lock);
-		if (st.state == MIG_STATE_FAILED || st.state == MIG_STATE_CANCELLED)
+		if (st.state == MIG_STATE_FAILED || st.state == MIG_STATE_CANCELLED ||
+		    st.state == MIG_STATE_UNCONFIRMED)
 			return NULL;
 		if (st.state != MIG_STATE_COMPLETED)
 			continue;
@@ -262,7 +265,7 @@ static void api_migrate_status(void *arg, const struct json_obj *req, char *repl
 	}
 	mig_source_stats(h->mig, &st);
 	if (st.state == MIG_STATE_COMPLETED || st.state == MIG_STATE_FAILED ||
-	    st.state == MIG_STATE_CANCELLED)
+	    st.state == MIG_STATE_CANCELLED || st.state == MIG_STATE_UNCONFIRMED)
 		h->mig_reported = true;
 	pthread_mutex_unlock(&h->lock);
 	json = malloc(len);
@@ -279,14 +282,18 @@ static void api_migrate_status(void *arg, const struct json_obj *req, char *repl
 static void api_migrate_cancel(void *arg, const struct json_obj *req, char *reply, size_t len)
 {
 	struct vm_host *h = arg;
+	int rc = -EALREADY;
 
 	(void)req;
 	pthread_mutex_lock(&h->lock);
 	if (h->mig)
-		mig_source_cancel(h->mig);
+		rc = mig_source_cancel(h->mig);
 	pthread_mutex_unlock(&h->lock);
-	if (!h->mig)
-		api_fail(reply, len, "no migration is running");
+	if (rc == -EALREADY)
+		api_fail(reply, len, "no migration is running: nothing to cancel");
+	else if (rc == -EBUSY)
+		api_fail(reply, len, "the migration is past its commit point (the destination was "
+			 "told to run the VM): it can no longer be cancelled; see migrate-status");
 	else
 		snprintf(reply, len, "{\"ok\":true}");
 }

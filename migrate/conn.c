@@ -2,7 +2,9 @@
 #include "migrate/conn.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,7 +36,7 @@ int mig_auth_check(const struct mig_auth *a, char *err, size_t errlen)
 	return 0;
 }
 
-/* Wrap a connected socket per auth, as client or server. Consumes fd on failure. */
+/* Wrap a connected socket per auth, as client or server. On failure fd stays open. */
 static int conn_secure(struct stream **out, int fd, const struct mig_auth *auth, bool server,
 		       char *err, size_t errlen)
 {
@@ -47,18 +49,14 @@ static int conn_secure(struct stream **out, int fd, const struct mig_auth *auth,
 
 	if (auth->insecure_plaintext) {
 		rc = fd_stream_open(out, fd, FD_STREAM_OWN, MIG_IO_TIMEOUT_MS);
-		if (rc < 0) {
-			close(fd);
+		if (rc < 0)
 			snprintf(err, errlen, "connection: %s", strerror(-rc));
-		}
 		return rc;
 	}
 	if (auth->psk_file[0]) {
 		rc = tls_psk_load(&psk, auth->psk_file, err, errlen);
-		if (rc < 0) {
-			close(fd);
+		if (rc < 0)
 			return rc;
-		}
 		cfg.auth = TLS_AUTH_PSK;
 		cfg.psk = &psk;
 	} else {
@@ -70,13 +68,12 @@ static int conn_secure(struct stream **out, int fd, const struct mig_auth *auth,
 	rc = server ? tls_server(out, fd, &cfg, err, errlen) : tls_client(out, fd, &cfg, err, errlen);
 	if (cfg.psk)
 		tls_psk_wipe(&psk);
-	if (rc < 0)
-		close(fd);
 	return rc;
 }
 
 int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
-		     const struct mig_auth *auth, int timeout_ms, char *err, size_t errlen)
+		     const struct mig_auth *auth, int timeout_ms, const struct mig_conn_cancel *cx,
+		     char *err, size_t errlen)
 {
 	char host[256], port[32];
 	int fd, rc;
@@ -88,16 +85,34 @@ int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
 		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 10.0.0.2:7070)", hostport);
 		return -EINVAL;
 	}
-	rc = tcp_connect(&fd, host, port, timeout_ms);
+	rc = tcp_connect_cancel(&fd, host, port, timeout_ms, cx ? cx->wake_fd : -1);
+	if (rc == -ECANCELED) {
+		snprintf(err, errlen, "cancelled while connecting to %s", hostport);
+		return rc;
+	}
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot connect to %s: %s (is 'godwit receive --listen' "
 			 "running there?)", hostport, strerror(-rc));
 		return rc;
 	}
+	if (cx && cx->connected) {
+		rc = cx->connected(cx->ctx, fd);
+		if (rc < 0) {
+			close(fd);
+			snprintf(err, errlen, "cancelled once connected to %s", hostport);
+			return rc;
+		}
+	}
 	rc = conn_secure(out, fd, auth, false, err, errlen);
-	if (rc == 0)
-		*fd_out = fd;
-	return rc;
+	if (rc < 0) {
+		/* Unpublished before it closes: the number may be reused at once. */
+		if (cx && cx->connected)
+			cx->connected(cx->ctx, -1);
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
 }
 
 int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
@@ -139,7 +154,25 @@ int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
 		return rc;
 	}
 	rc = conn_secure(out, fd, auth, true, err, errlen);
-	if (rc == 0)
-		*fd_out = fd;
-	return rc;
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+void mig_test_hold(const char *point)
+{
+	const char *want = getenv("GODWIT_TEST_HOLD");
+	size_t n = strlen(point);
+
+	for (const char *p = want; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (strncmp(p, point, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+			fprintf(stderr, "godwit: test hold at %s\n", point);
+			fflush(stderr);
+			raise(SIGSTOP);
+			return;
+		}
+	}
 }

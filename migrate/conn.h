@@ -9,11 +9,25 @@
 struct stream;
 
 /*
+ * Lets the caller cut a connection attempt short from another thread (mig_conn_connect):
+ * the TCP connect stops once wake_fd is readable; connected(ctx, fd) is called with the
+ * socket before the TLS handshake, so the caller can shut it down to stop the handshake
+ * or any later wait, and returns 0 to go on or -ECANCELED to stop there.
+ */
+struct mig_conn_cancel {
+	int wake_fd;
+	int (*connected)(void *ctx, int fd);
+	void *ctx;
+};
+
+/*
  * Connect to hostport and authenticate as a client (out: the bidirectional stream, fd_out:
- * its socket, kept open by the stream). Returns 0 or -errno with a one-line reason in err.
+ * its socket, kept open by the stream; cx may be NULL). Returns 0, -ECANCELED (cx), or
+ * -errno with a one-line reason in err.
  */
 int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
-		     const struct mig_auth *auth, int timeout_ms, char *err, size_t errlen);
+		     const struct mig_auth *auth, int timeout_ms, const struct mig_conn_cancel *cx,
+		     char *err, size_t errlen);
 
 /*
  * Listen on hostport, call on_listen (if set), accept one peer within timeout_ms and
@@ -23,5 +37,15 @@ int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
 		    const struct mig_auth *auth, int timeout_ms,
 		    void (*on_listen)(void *ctx, const char *hostport), void *ctx, char *err,
 		    size_t errlen);
+
+/*
+ * A test hook on the switch-over's timeline (proto.h): when the environment variable
+ * GODWIT_TEST_HOLD names point (a comma-separated list may name several), print
+ * "godwit: test hold at POINT" on stderr and stop the whole process (SIGSTOP), as a
+ * debugger would, until the test kills it or sends SIGCONT. Does nothing otherwise.
+ * Points: source-connected, source-ready, source-running; dest-accepted, dest-done,
+ * dest-go.
+ */
+void mig_test_hold(const char *point);
 
 #endif

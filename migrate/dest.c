@@ -269,11 +269,46 @@ bad:
 	}
 }
 
+/*
+ * Steps 4 and 5 of proto.h's timeline: READY is sent; read GO and its flags. Anything else
+ * (the stream ends, the link is cut and the read times out, an ABORT) means the source
+ * keeps its VM: this host must not run it. Returns 0 or -errno with err.
+ */
+static int wait_go(struct mig_dest *d, uint32_t *go_flags, char *err, size_t errlen)
+{
+	uint16_t type, flags;
+	size_t len;
+	int rc;
+
+	rc = frame_read(d->in, &type, &flags, d->buf, DEST_BUF_BYTES, &len);
+	if (rc < 0) {
+		snprintf(err, errlen, "connection lost before the source's GO (%s): the source "
+			 "keeps the VM, paused unless it was cancelled or died; it does not run "
+			 "here", strerror(-rc));
+		return rc;
+	}
+	if (type == MIG_REC_ABORT) {
+		snprintf(err, errlen, "the source cancelled after the state was sent: the VM stays "
+			 "there");
+		return -ECANCELED;
+	}
+	if (type != MIG_REC_GO || len != MIG_GO_BYTES ||
+	    (le32_decode(d->buf) & ~MIG_GO_F_PAUSED) != 0) {
+		/* ERROR, not silence: the source may then give its guest back at once. */
+		return refuse(d, MIG_REPLY_ERROR, err, errlen, -EPROTO, "the source sent no valid "
+			      "GO after READY (record type %u, %zu bytes): the VM does not run here",
+			      type, len);
+	}
+	*go_flags = le32_decode(d->buf);
+	return 0;
+}
+
 int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, void *ctx,
 		struct vm **out, char *err, size_t errlen)
 {
 	struct mig_dest d = { .disk_fd = -1 };
 	struct stream *z = NULL;
+	uint32_t go_flags = 0;
 	uint16_t type, flags;
 	size_t len;
 	int fd, rc;
@@ -285,6 +320,7 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 			     p->on_listen, ctx, err, errlen);
 	if (rc < 0)
 		goto out_buf;
+	mig_test_hold("dest-accepted");
 	rc = zstd_reader_open(&z, d.conn);
 	if (rc == 0)
 		rc = frame_reader_open_flags(&d.in, z, p->auth.insecure_plaintext
@@ -310,28 +346,30 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		if (rc < 0)
 			rc = refuse(&d, MIG_REPLY_ERROR, err, errlen, rc, "%s", why);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		mig_test_hold("dest-done");
 		rc = mig_reply_send(d.conn, MIG_REPLY_READY, NULL);
-	if (rc == 0) {
-		rc = frame_read(d.in, &type, &flags, d.buf, DEST_BUF_BYTES, &len);
-		if (rc == 0 && type != MIG_REC_GO) {
-			snprintf(err, errlen, "%s", type == MIG_REC_ABORT
-				 ? "the source cancelled after the state was sent"
-				 : "the source sent no GO after READY");
-			rc = -ECANCELED;
-		} else if (rc < 0) {
-			snprintf(err, errlen, "connection lost before the source's GO (%s): the "
-				 "VM runs on neither host; restart it from the source's disk or "
-				 "last snapshot", strerror(-rc));
-		}
 	}
+	if (rc == 0)
+		rc = wait_go(&d, &go_flags, err, errlen);
 	if (rc == 0) {
-		rc = vm_start(d.vm);
+		mig_test_hold("dest-go");
+		/* GO: step 5 of proto.h's timeline. The user's pause at the source comes along. */
+		if (go_flags & MIG_GO_F_PAUSED)
+			rc = vm_pause(d.vm);
+		if (rc == 0)
+			rc = vm_start(d.vm);
 		if (rc < 0)
-			snprintf(err, errlen, "cannot start the received VM: %s", strerror(-rc));
+			rc = refuse(&d, MIG_REPLY_ERROR, err, errlen, rc, "cannot start the received "
+				    "VM: %s", strerror(-rc));
 	}
 	if (rc == 0) {
-		mig_reply_send(d.conn, MIG_REPLY_RUNNING, NULL);
+		/* Step 6: the source gives up its VM only on RUNNING. */
+		if (mig_reply_send(d.conn, MIG_REPLY_RUNNING, NULL) < 0)
+			snprintf(err, errlen, "the VM runs here, but the source did not hear so: it "
+				 "holds its copy paused; quit it there");
+		else
+			err[0] = '\0';
 		/* The source's committing close ends the stream; its absence changes nothing. */
 		frame_read(d.in, &type, &flags, d.buf, DEST_BUF_BYTES, &len);
 		*out = d.vm;

@@ -51,10 +51,18 @@ enum mig_state {
 	MIG_STATE_SETUP,     /* connecting, handshake */
 	MIG_STATE_ITERATE,   /* dirty rounds while the guest runs */
 	MIG_STATE_STOP_COPY, /* guest paused: last dirty set, state */
-	MIG_STATE_COMMIT,    /* destination ready; source committed */
-	MIG_STATE_COMPLETED,
-	MIG_STATE_FAILED,    /* source guest resumed and running */
+	MIG_STATE_COMMIT,    /* destination ready; source committed: GO, wait for RUNNING */
+	MIG_STATE_COMPLETED, /* the destination runs the guest; the source stops */
+	MIG_STATE_FAILED,    /* before commit: the source guest is given back (runs, unless
+				the user holds it paused) */
 	MIG_STATE_CANCELLED, /* likewise, on request */
+	/*
+	 * After GO was (maybe) sent, RUNNING never came: the destination may run the guest.
+	 * The source holds it paused for the user (VM_PAUSE_USER): resume it here once the
+	 * destination is known not to run it, or quit here once it does. Never resumed by
+	 * the engine: that could run the guest on both hosts.
+	 */
+	MIG_STATE_UNCONFIRMED,
 	MIG_STATE_COUNT,
 };
 
@@ -101,15 +109,23 @@ int mig_compress_parse(const char *s, int *out);
 
 /*
  * Start migrating vm to p->to on a thread of its own; return at once. Progress and the
- * outcome are read with mig_source_stats. On failure or cancel before commit the guest is
- * resumed and keeps running. Returns 0, or -errno with a reason in err (bad parameters,
- * a migration already running is the caller's to prevent).
+ * outcome are read with mig_source_stats. On failure or cancel before commit the engine
+ * lets go of its pause and the guest keeps running (or stays paused, if the user paused
+ * it: the engine never resumes what it did not pause); after commit see
+ * MIG_STATE_UNCONFIRMED. Returns 0, or -errno with a reason in err (bad parameters, a
+ * migration already running is the caller's to prevent).
  */
 int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_params *p,
 		     char *err, size_t errlen);
 void mig_source_stats(struct mig_source *m, struct mig_stats *out);
-/* Ask to cancel; takes effect at the next step (never after commit). */
-void mig_source_cancel(struct mig_source *m);
+/*
+ * Ask to cancel. Before the commit point it takes effect at once, whatever the engine
+ * waits for (a connect, the TLS handshake, the peer's reply, a full socket): the socket is
+ * shut down under it, the guest is given back, the state becomes cancelled. Returns 0,
+ * -EALREADY if the migration has finished, or -EBUSY past the commit point (the
+ * destination was told to run the guest: it can no longer be taken back).
+ */
+int mig_source_cancel(struct mig_source *m);
 /* True once completed, failed or cancelled. */
 bool mig_source_finished(struct mig_source *m);
 /* Join the thread and free. */
@@ -129,9 +145,11 @@ struct mig_dest_params {
 
 /*
  * Listen, accept one source, receive its VM into a VM made by create_vm, load the state,
- * and, after the source's GO, start it. On success *out is a running VM the caller owns.
- * On any failure nothing is left running (the VM, if made, is destroyed) and err says why.
- * Returns 0 or -errno.
+ * and, after the source's GO, start it. On success *out is a started VM the caller owns
+ * (paused, held by VM_PAUSE_USER, if the source's user had paused it), and err holds a
+ * note for the operator or "" (the guest runs here but the source did not hear it: quit
+ * the source). On any failure nothing is left running (the VM, if made, is destroyed)
+ * and err says why. Returns 0 or -errno.
  */
 int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, void *ctx,
 		struct vm **out, char *err, size_t errlen);

@@ -18,7 +18,7 @@
  *                          the end, after GO, and RAW chunks have none;
  *   destination -> source: raw replies (MIG_REPLY_*) written straight on TLS.
  *
- * Sequence (cloud-hypervisor style; any failure before COMMIT leaves the source running):
+ * Sequence (cloud-hypervisor style; any failure before READY leaves the source running):
  *
  *   source                                     destination
  *   HELLO (machine: RAM layout, vCPUs, disk) ->
@@ -34,8 +34,7 @@
  *   last PAGES / ZERO / DISK, STATE (blob)  ->  (no ROUND_END: STATE ends the round)
  *   DONE                                    ->  loads the state
  *                                           <- READY         (or ERROR(reason))
- *   -- source is committed: it will never run the guest again --
- *   GO                                      ->  resumes the guest
+ *   GO (flags)                              ->  starts the guest (paused if GO says so)
  *                                           <- RUNNING
  *   frame END (committing close)            ->
  *
@@ -44,13 +43,42 @@
  * and nothing of an earlier round is still queued at either end when it pauses, so the
  * downtime it predicts is the downtime it gets.
  *
- * A source that cancels before READY sends ABORT(reason) if it can and resumes its guest.
- * The window between READY and GO is the only one in which a lost connection loses the
- * guest on both sides (the source has committed, the destination never got GO); the
- * destination then exits non-zero and says so. Changing anything in this file requires a
- * MIG_PROTO_VERSION bump.
+ * The switch-over, and what each side does when it breaks at each point (a peer killed,
+ * the link cut, a cancel). The source gives up its VM only once the destination has said
+ * it runs it; from GO on it never resumes the guest by itself, since the destination may
+ * be running it (no split brain). The tests cut each point (tests/migrate/
+ * test_switchover.c, with the GODWIT_TEST_HOLD points of migrate/conn.h):
+ *
+ *   1. stop-and-copy: the source pauses, sends the last pages, STATE, DONE.
+ *      Broken here: the source lets go of its pause (failed, or cancelled); the
+ *      destination reads a broken or ABORTed stream, discards its VM, exits non-zero.
+ *   2. the destination loads the state, says READY (or ERROR: a state it cannot load).
+ *      Broken here: as 1.
+ *   3. the source reads READY: the commit point. A cancel that came before it still wins:
+ *      GO is never sent, the source lets go (cancelled). From here on cancel is refused.
+ *   4. the source sends GO. If it cannot (its write fails), or the link is cut after it:
+ *      the source holds the guest paused ("unconfirmed", below). The destination, without
+ *      GO, sees the end of the stream or times out (30 s), discards its VM and exits
+ *      non-zero, saying the source keeps it. A source killed here loses the guest with
+ *      its process, as any VMM killed; the destination still never runs a copy of it.
+ *   5. the destination reads GO and starts the guest (held paused if GO says the user had
+ *      paused it at the source). If it cannot start it, it says ERROR and discards it:
+ *      the source, told so, lets go of its pause (failed). Killed before it starts: as 6.
+ *   6. the destination says RUNNING. If that does not reach the source (the link cut, the
+ *      destination killed after 5): "unconfirmed" too; the guest runs at the destination
+ *      unless it died there.
+ *   7. the source reads RUNNING: completed. It closes the stream (END) and stops its VM.
+ *      The destination runs on whether END arrives or not.
+ *
+ * Unconfirmed (4, 6): the source cannot tell whether the destination runs the guest. It
+ * keeps it paused, alive, and hands the pause to the user: `godwit migrate` exits 6
+ * naming the two ways out, resume it here (the destination does not run it), or quit it
+ * here (the destination does). Resuming it unasked could run it on both hosts.
+ *
+ * A source that cancels or fails before 3 sends ABORT(reason) if it can. Changing
+ * anything in this file requires a MIG_PROTO_VERSION bump.
  */
-#define MIG_PROTO_VERSION 3
+#define MIG_PROTO_VERSION 4
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {
@@ -63,7 +91,7 @@ enum mig_rec {
 	MIG_REC_ROUND_END = 6, /* u32 round */
 	MIG_REC_STATE = 7,     /* the vm_state blob */
 	MIG_REC_DONE = 8,
-	MIG_REC_GO = 9,
+	MIG_REC_GO = 9,        /* u32 flags (MIG_GO_F_*) */
 	MIG_REC_ABORT = 10,    /* reason string */
 };
 
@@ -72,6 +100,8 @@ enum mig_rec {
 #define MIG_MAX_RUN_PAGES 256u  /* pages in one PAGES record: 1 MiB of payload */
 #define MIG_MAX_RUN_BLOCKS 16u  /* 64 KiB disk blocks in one DISK record */
 #define MIG_FLAG_WITH_DISK 1u
+#define MIG_GO_F_PAUSED 1u      /* the user held the guest paused: arrive paused */
+#define MIG_GO_BYTES 4u
 
 /*
  * HELLO payload:

@@ -39,38 +39,42 @@ static const bool mig_allowed[MIG_STATE_COUNT][MIG_STATE_COUNT] = {
 				[MIG_STATE_CANCELLED] = true },
 	[MIG_STATE_STOP_COPY] = { [MIG_STATE_COMMIT] = true, [MIG_STATE_FAILED] = true,
 				  [MIG_STATE_CANCELLED] = true },
-	[MIG_STATE_COMMIT] = { [MIG_STATE_COMPLETED] = true },
+	[MIG_STATE_COMMIT] = { [MIG_STATE_COMPLETED] = true, [MIG_STATE_UNCONFIRMED] = true,
+			       [MIG_STATE_FAILED] = true },
 };
 
-const char *mig_state_name(enum mig_state s)
-{
-	static const char *const names[MIG_STATE_COUNT] = {
-		[MIG_STATE_NONE] = "none", [MIG_STATE_SETUP] = "setup",
-		[MIG_STATE_ITERATE] = "iterate", [MIG_STATE_STOP_COPY] = "stop-and-copy",
-		[MIG_STATE_COMMIT] = "commit", [MIG_STATE_COMPLETED] = "completed",
-		[MIG_STATE_FAILED] = "failed", [MIG_STATE_CANCELLED] = "cancelled",
-	};
-
-	return (unsigned)s < MIG_STATE_COUNT ? names[s] : "invalid";
-}
-
-static uint64_t ms_since_start(const struct mig_source *m)
+uint64_t mig_ms_since_start(const struct mig_source *m)
 {
 	return (mig_now_ns() - m->t0_ns) / 1000000ULL;
 }
 
-/* The only place the state changes; an illegal move is a bug, reported, never ignored. */
-static int mig_set_state(struct mig_source *m, enum mig_state to)
+/* mig_set_state with m->lock held. */
+static int set_state_locked(struct mig_source *m, enum mig_state to)
 {
-	int rc = 0;
+	if (!mig_allowed[m->st.state][to])
+		return -EPROTO;
+	m->st.state = to;
+	m->st.state_ms[to] = mig_ms_since_start(m);
+	return 0;
+}
+
+/* The only place the state changes; an illegal move is a bug, reported, never ignored. */
+int mig_set_state(struct mig_source *m, enum mig_state to)
+{
+	int rc;
 
 	pthread_mutex_lock(&m->lock);
-	if (!mig_allowed[m->st.state][to]) {
-		rc = -EPROTO;
-	} else {
-		m->st.state = to;
-		m->st.state_ms[to] = ms_since_start(m);
-	}
+	rc = set_state_locked(m, to);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int mig_take_commit_point(struct mig_source *m)
+{
+	int rc;
+
+	pthread_mutex_lock(&m->lock);
+	rc = m->cancel ? -ECANCELED : set_state_locked(m, MIG_STATE_COMMIT);
 	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
@@ -152,7 +156,7 @@ static void stats_update(struct mig_source *m, void (*fn)(struct mig_stats *, co
 {
 	pthread_mutex_lock(&m->lock);
 	fn(&m->st, arg);
-	m->st.total_ms = ms_since_start(m);
+	m->st.total_ms = mig_ms_since_start(m);
 	if (m->fd >= 0) /* once closed, the last count taken stands */
 		m->st.wire_bytes = tcp_bytes_sent(m->fd);
 	pthread_mutex_unlock(&m->lock);
@@ -200,10 +204,12 @@ static void stats_set_downtime(struct mig_stats *st, const void *arg)
 	st->downtime_ms = *(const uint64_t *)arg;
 }
 
-static void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void mig_set_downtime(struct mig_source *m, uint64_t ms)
+{
+	stats_update(m, stats_set_downtime, &ms);
+}
 
-static void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
+void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
 {
 	char msg[320];
 	va_list ap;
@@ -215,7 +221,7 @@ static void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
 }
 
 /* Close the outgoing stream (and with it the socket); final wire bytes are kept. */
-static void close_out(struct mig_source *m, bool commit_it)
+void mig_close_out(struct mig_source *m, bool commit_it)
 {
 	struct zstd_stream_counts zc = { 0 };
 
@@ -451,7 +457,7 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 		}
 		pg.throttle = throttle;
 		stats_update(m, stats_set_progress, &pg);
-		if (ms_since_start(m) > timeout) {
+		if (mig_ms_since_start(m) > timeout) {
 			snprintf(err, errlen, "migration did not converge in %" PRIu64 " s: the guest "
 				 "dirties %.0f MiB/s against %.0f MiB/s sent even at %u%% throttle; "
 				 "raise --downtime-ms or --timeout, or quiet the guest",
@@ -530,48 +536,6 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	return 0;
 }
 
-/* Committed: tell the destination to run, and measure until it says it does. */
-static void commit(struct mig_source *m, uint64_t t_pause)
-{
-	char msg[MIG_REPLY_MAX_MSG + 1];
-	enum mig_reply reply = MIG_REPLY_INVALID;
-	uint64_t downtime;
-	int rc;
-
-	mig_set_state(m, MIG_STATE_COMMIT);
-	rc = frame_write(m->out, MIG_REC_GO, 0, NULL, 0);
-	if (rc == 0)
-		rc = stream_flush(m->out);
-	if (rc == 0)
-		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
-	downtime = (mig_now_ns() - t_pause) / 1000000ULL;
-	if (rc == 0 && reply == MIG_REPLY_RUNNING)
-		stats_update(m, stats_set_downtime, &downtime);
-	else
-		mig_fail_msg(m, "committed, but the destination did not confirm it runs: %s",
-			     rc ? strerror(-rc) : msg);
-	close_out(m, rc == 0);
-	mig_set_state(m, MIG_STATE_COMPLETED);
-}
-
-/* Before commit: tell the destination, give the guest back, record why. */
-static void roll_back(struct mig_source *m, int rc, const char *why)
-{
-	if (m->out) {
-		frame_write(m->out, MIG_REC_ABORT, 0, why, strlen(why));
-		stream_flush(m->out);
-		close_out(m, false);
-	}
-	mig_throttle_stop(&m->throttle);
-	/* Only the engine's own hold: a guest the user paused stays paused. */
-	if (m->paused) {
-		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
-		m->paused = false;
-	}
-	mig_fail_msg(m, "%s", why);
-	mig_set_state(m, rc == -ECANCELED ? MIG_STATE_CANCELLED : MIG_STATE_FAILED);
-}
-
 /* zstd threads: MIG_COMPRESS_WORKERS, at most one per online CPU; 0 without threads. */
 static int compress_workers(void)
 {
@@ -580,6 +544,35 @@ static int compress_workers(void)
 	if (!zstd_stream_workers_supported())
 		return 0;
 	return ncpu >= MIG_COMPRESS_WORKERS ? MIG_COMPRESS_WORKERS : 1;
+}
+
+/*
+ * mig_conn_connect's hook, on the engine thread: publish the socket for a cancel to shut
+ * down (fd -1: take it back before it closes). -ECANCELED if a cancel came first.
+ */
+static int publish_fd(void *ctx, int fd)
+{
+	struct mig_source *m = ctx;
+	int rc = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (fd >= 0 && m->cancel)
+		rc = -ECANCELED;
+	else
+		m->fd = fd;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* The one line a failure or cancel before the commit point leaves in the stats. */
+static void fail_reason(struct mig_source *m, int rc, char *err, size_t errlen)
+{
+	if (rc == -ECANCELED || mig_cancelled(m))
+		snprintf(err, errlen, "%s", vm_pause_holders(m->vm) & VM_PAUSE_USER
+			 ? "the VM stays here, paused through the API as before"
+			 : "the VM keeps running here");
+	else if (!err[0])
+		snprintf(err, errlen, "%s", strerror(-rc));
 }
 
 static void *mig_source_thread(void *arg)
@@ -595,23 +588,24 @@ static void *mig_source_thread(void *arg)
 		.workers = compress_workers(), .no_checksum = true, .adaptive = true,
 		.raw_only = m->p.compress == MIG_COMPRESS_OFF,
 	};
+	struct mig_conn_cancel cx = { .wake_fd = m->wake[0], .connected = publish_fd, .ctx = m };
 	struct stream *z = NULL;
 	uint64_t t_pause = 0;
 	char err[320] = "";
-	int rc;
+	int fd = -1, rc;
 
 	pthread_setname_np(pthread_self(), "migrate");
-	mig_set_state(m, MIG_STATE_SETUP);
 	rc = setup_buffers(m);
 	if (rc < 0) {
 		snprintf(err, sizeof(err), "%s", rc == -ENODEV ? "--with-disk, but the VM has no disk"
 				: strerror(-rc));
 		goto fail;
 	}
-	rc = mig_conn_connect(&m->conn, &m->fd, m->p.to, &m->p.auth, MIG_CONNECT_MS, err,
+	rc = mig_conn_connect(&m->conn, &fd, m->p.to, &m->p.auth, MIG_CONNECT_MS, &cx, err,
 			      sizeof(err));
 	if (rc < 0)
 		goto fail;
+	mig_test_hold("source-connected");
 	rc = zstd_writer_open(&z, m->conn, &zo);
 	if (rc == 0)
 		m->zs = z;
@@ -619,7 +613,7 @@ static void *mig_source_thread(void *arg)
 		rc = frame_writer_open_flags(&m->out, z, m->p.auth.insecure_plaintext
 					     ? 0 : FRAME_F_NO_CRC);
 	if (rc < 0) {
-		m->fd = -1;
+		publish_fd(m, -1);
 		m->zs = NULL;
 		if (z)
 			stream_close(z, false);
@@ -651,14 +645,13 @@ static void *mig_source_thread(void *arg)
 		rc = iterate(m, err, sizeof(err));
 	if (rc == 0)
 		rc = stop_and_copy(m, &t_pause, err, sizeof(err));
-	if (rc < 0)
-		goto fail;
-	commit(m, t_pause);
-	goto out;
+	if (rc == 0)
+		rc = mig_switch_over(m, t_pause);
+	if (rc == 0)
+		goto out;
 fail:
-	if (rc == -ECANCELED)
-		snprintf(err, sizeof(err), "migration cancelled; the VM keeps running here");
-	roll_back(m, rc, err[0] ? err : strerror(-rc));
+	fail_reason(m, rc, err, sizeof(err));
+	mig_roll_back(m, rc, err);
 out:
 	vm_dirty_unregister(m->dirty_c);
 	m->dirty_c = NULL;
@@ -711,10 +704,20 @@ int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_pa
 	m->fd = -1;
 	m->disk_fd = -1;
 	m->t0_ns = mig_now_ns();
+	if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rc = -errno;
+		free(m);
+		snprintf(err, errlen, "cannot start the migration: %s", strerror(-rc));
+		return rc;
+	}
 	pthread_mutex_init(&m->lock, NULL);
+	/* Before the thread: a status read at once says setup, never "none". */
+	mig_set_state(m, MIG_STATE_SETUP);
 	rc = -pthread_create(&m->thread, NULL, mig_source_thread, m);
 	if (rc < 0) {
 		pthread_mutex_destroy(&m->lock);
+		close(m->wake[0]);
+		close(m->wake[1]);
 		free(m);
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-rc));
 		return rc;
@@ -733,18 +736,37 @@ void mig_source_stats(struct mig_source *m, struct mig_stats *out)
 	 */
 	pthread_mutex_lock(&m->lock);
 	if (!m->finished && m->fd >= 0) {
-		m->st.total_ms = ms_since_start(m);
+		m->st.total_ms = mig_ms_since_start(m);
 		m->st.wire_bytes = tcp_bytes_sent(m->fd);
 	}
 	*out = m->st;
 	pthread_mutex_unlock(&m->lock);
 }
 
-void mig_source_cancel(struct mig_source *m)
+int mig_source_cancel(struct mig_source *m)
 {
+	int rc = 0;
+
 	pthread_mutex_lock(&m->lock);
-	m->cancel = true;
+	if (m->finished) {
+		rc = -EALREADY;
+	} else if (m->st.state >= MIG_STATE_COMMIT) {
+		rc = -EBUSY;
+	} else if (!m->cancel) {
+		/*
+		 * Wake the engine from whatever it waits on: a connect (the pipe), the TLS
+		 * handshake, a reply, a full socket (the shutdown). Under the lock, so the
+		 * commit point (mig_switch_over takes it under the same lock) is either
+		 * before this, and this is refused, or after, and GO is never sent.
+		 */
+		m->cancel = true;
+		if (m->fd >= 0)
+			shutdown(m->fd, SHUT_RDWR);
+		while (write(m->wake[1], "c", 1) < 0 && errno == EINTR)
+			;
+	}
 	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 bool mig_source_finished(struct mig_source *m)
@@ -769,46 +791,8 @@ void mig_source_free(struct mig_source *m)
 	free(m->disk_buf);
 	if (m->disk_fd >= 0)
 		close(m->disk_fd);
+	close(m->wake[0]);
+	close(m->wake[1]);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
-}
-
-void mig_stats_json(const struct mig_stats *s, char *buf, size_t len)
-{
-	char err[400];
-	size_t off;
-
-	{
-		/* Quote the error by hand: it is ours, but may hold a peer's message. */
-		size_t n = 0;
-
-		err[n++] = '"';
-		for (const char *p = s->error; *p && n + 3 < sizeof(err); p++) {
-			if (*p == '"' || *p == '\\')
-				err[n++] = '\\';
-			err[n++] = (*p >= 0x20) ? *p : ' ';
-		}
-		err[n++] = '"';
-		err[n] = '\0';
-	}
-	off = (size_t)snprintf(buf, len,
-		"{\"state\":\"%s\",\"round\":%u,\"remaining_bytes\":%" PRIu64
-		",\"rate_bytes_s\":%.0f,\"dirty_bytes_s\":%.0f,\"predicted_downtime_ms\":%" PRIu64
-		",\"downtime_ms\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"wire_bytes\":%" PRIu64
-		",\"page_bytes\":%" PRIu64 ",\"throttle_pct\":%u,\"rounds_count\":%u,"
-		"\"fixed_cost_ms\":%" PRIu64 ",\"raw_bytes\":%" PRIu64 ",\"error\":%s,"
-		"\"rounds\":[",
-		mig_state_name(s->state), s->round, s->remaining_bytes, s->rate_bytes_s,
-		s->dirty_bytes_s, s->predicted_downtime_ms, s->downtime_ms, s->total_ms,
-		s->wire_bytes, s->page_bytes, s->throttle_pct, s->nrounds, s->fixed_cost_ms,
-		s->raw_bytes, err);
-	for (uint32_t i = 0; i < s->nrounds && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off,
-			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64
-			",\"disk_blocks\":%" PRIu64 ",\"ms\":%" PRIu64 ",\"rate_bytes_s\":%.0f"
-			",\"dirty_bytes_s\":%.0f}", i ? "," : "", s->rounds[i].round,
-			s->rounds[i].pages, s->rounds[i].zero_pages, s->rounds[i].disk_blocks,
-			s->rounds[i].ms, s->rounds[i].rate_bytes_s, s->rounds[i].dirty_bytes_s);
-	if (off < len)
-		snprintf(buf + off, len - off, "]}");
 }

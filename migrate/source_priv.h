@@ -27,8 +27,13 @@ struct mig_source {
 	struct mig_params p;
 	pthread_t thread;
 	uint64_t t0_ns;
+	int wake[2]; /* a pipe: a cancel writes wake[1] to cut a connect in progress short */
 
-	/* Under lock: what other threads read or set. */
+	/*
+	 * Under lock: what other threads read or set. fd is the socket from the moment it
+	 * is connected until close_out: a cancel shuts it down to wake the engine from any
+	 * wait on the peer, but only before the commit point (st.state < COMMIT).
+	 */
 	pthread_mutex_t lock;
 	struct mig_stats st;
 	bool cancel;
@@ -38,7 +43,7 @@ struct mig_source {
 	struct stream *conn;   /* borrowed: the frame writer owns it through zstd */
 	struct stream *out;    /* frame writer */
 	struct stream *zs;     /* borrowed: the zstd writer under out, for its counts */
-	int fd;                /* the socket, for TCP_INFO */
+	int fd;                /* the socket, for TCP_INFO and a cancel's shutdown (above) */
 	struct vm_dirty_consumer *dirty_c; /* this migration's view of the dirty log */
 	unsigned nreg;
 	struct vm_ram_region reg[MIG_MAX_REGIONS];
@@ -58,6 +63,32 @@ struct mig_source {
 };
 
 uint64_t mig_now_ns(void);
+uint64_t mig_ms_since_start(const struct mig_source *m);
+
+/* source.c: the only place the state changes (mig_allowed); -EPROTO for an illegal move. */
+int mig_set_state(struct mig_source *m, enum mig_state to);
+/*
+ * source.c: step 3 of proto.h's timeline: move to COMMIT unless a cancel came first
+ * (-ECANCELED, nothing changes), under the lock mig_source_cancel takes, so no cancel is
+ * taken after it.
+ */
+int mig_take_commit_point(struct mig_source *m);
+/* source.c: record the first error (printf-style); later ones are dropped. */
+void mig_fail_msg(struct mig_source *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* source.c: set the measured downtime. */
+void mig_set_downtime(struct mig_source *m, uint64_t ms);
+/* source.c: close the outgoing stream (and the socket); the final counts are kept. */
+void mig_close_out(struct mig_source *m, bool commit_it);
+
+/*
+ * switchover.c: READY is in: take the commit point (3 in proto.h's timeline), send GO and
+ * wait for RUNNING (t_pause: when the guest paused, for the downtime). Ends completed, or
+ * unconfirmed with the guest held paused for the user; returns -ECANCELED, touching
+ * nothing, if a cancel came first (the caller rolls back).
+ */
+int mig_switch_over(struct mig_source *m, uint64_t t_pause);
+/* switchover.c: before the commit point: tell the destination, give the guest back. */
+void mig_roll_back(struct mig_source *m, int rc, const char *why);
 
 /* sender.c: send every page set in the dirty bitmaps (clearing them). */
 int mig_send_pages(struct mig_source *m, bool skip_zero, struct mig_round_stat *rs);

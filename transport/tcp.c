@@ -87,8 +87,33 @@ static void tcp_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * Wait for fd to be writable (connected or failed) until deadline_ms, or for cancel_fd
+ * (if >= 0) to be readable. Returns 0, -ETIMEDOUT, -ECANCELED or -errno.
+ */
+static int tcp_wait_connected(int fd, int cancel_fd, int64_t deadline_ms)
+{
+	if (cancel_fd < 0)
+		return fd_poll(fd, POLLOUT, fd_remaining_ms(deadline_ms));
+	for (;;) {
+		struct pollfd p[2] = { { .fd = fd, .events = POLLOUT },
+				       { .fd = cancel_fd, .events = POLLIN } };
+		int n = poll(p, 2, fd_remaining_ms(deadline_ms));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (p[1].revents)
+			return -ECANCELED;
+		if (n == 0)
+			return -ETIMEDOUT;
+		return 0;
+	}
+}
+
 /* One non-blocking connect attempt bounded by deadline_ms. Returns 0 or -errno. */
-static int tcp_connect_one(int fd, const struct addrinfo *ai, int64_t deadline_ms)
+static int tcp_connect_one(int fd, const struct addrinfo *ai, int cancel_fd, int64_t deadline_ms)
 {
 	socklen_t len = sizeof(int);
 	int rc, soerr = 0;
@@ -97,7 +122,7 @@ static int tcp_connect_one(int fd, const struct addrinfo *ai, int64_t deadline_m
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return -errno;
-	rc = fd_poll(fd, POLLOUT, fd_remaining_ms(deadline_ms));
+	rc = tcp_wait_connected(fd, cancel_fd, deadline_ms);
 	if (rc < 0)
 		return rc;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
@@ -106,6 +131,12 @@ static int tcp_connect_one(int fd, const struct addrinfo *ai, int64_t deadline_m
 }
 
 int tcp_connect(int *out_fd, const char *host, const char *port, int timeout_ms)
+{
+	return tcp_connect_cancel(out_fd, host, port, timeout_ms, -1);
+}
+
+int tcp_connect_cancel(int *out_fd, const char *host, const char *port, int timeout_ms,
+		       int cancel_fd)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_ADDRCONFIG };
@@ -124,14 +155,14 @@ int tcp_connect(int *out_fd, const char *host, const char *port, int timeout_ms)
 			rc = -errno;
 			continue;
 		}
-		rc = tcp_connect_one(fd, ai, deadline);
+		rc = tcp_connect_one(fd, ai, cancel_fd, deadline);
 		if (rc == 0)
 			rc = tcp_set_blocking(fd, true);
 		if (rc == 0)
 			break;
 		close(fd);
 		fd = -1;
-		if (rc == -ETIMEDOUT)
+		if (rc == -ETIMEDOUT || rc == -ECANCELED)
 			break;
 	}
 	freeaddrinfo(res);

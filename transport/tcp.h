@@ -24,6 +24,15 @@ int tcp_split_hostport(const char *spec, char *host, size_t host_len, char *port
 int tcp_connect(int *out_fd, const char *host, const char *port, int timeout_ms);
 
 /*
+ * tcp_connect that another thread can cut short (out_fd, host, port, timeout_ms,
+ * cancel_fd): once cancel_fd is readable (a pipe or eventfd the canceller writes), the
+ * attempt stops and -ECANCELED is returned. cancel_fd -1 is tcp_connect. The name lookup
+ * is not covered: give numeric addresses where that matters.
+ */
+int tcp_connect_cancel(int *out_fd, const char *host, const char *port, int timeout_ms,
+		       int cancel_fd);
+
+/*
  * Listen on host:port (out_fd, host, port): host NULL, "" or "*" is every address (IPv6
  * wildcard accepting IPv4 too when available), port "0" picks a free port (see
  * tcp_local_port). The listener is SO_REUSEADDR, close-on-exec and non-blocking (so

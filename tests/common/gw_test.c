@@ -322,6 +322,12 @@ void gw_netns_create(struct gw_netns *n)
 		     "veth setup failed");
 }
 
+void gw_netns_cut(struct gw_netns *n)
+{
+	cr_assert_eq(sh("ip -n %s link set %sv down && ip -n %s link set %sv down", n->a, n->a,
+			n->b, n->b), 0, "cannot take the link down");
+}
+
 void gw_netns_destroy(struct gw_netns *n)
 {
 	if (!n->up)

@@ -41,6 +41,11 @@ struct gw_netns {
 /* Make the pair, or skip the test (not root, no ip(8), no netns support). */
 void gw_netns_create(struct gw_netns *n);
 void gw_netns_destroy(struct gw_netns *n);
+/*
+ * Cut the link between the two hosts (both ends of the veth down): packets are dropped,
+ * nobody gets a reset, as when a cable or a switch fails. Asserts it worked.
+ */
+void gw_netns_cut(struct gw_netns *n);
 
 /* Wait up to timeout_ms for exit; returns true and sets p->status if it exited. */
 bool gw_wait_exit(struct gw_proc *p, int timeout_ms);
