@@ -28,6 +28,10 @@ static const char migrate_usage[] =
 	"  --with-disk            copy the disk too (default: shared storage, same path)\n"
 	"  --compress LEVEL|off   zstd level 1-19 for what compresses (default 2); off\n"
 	"                         sends pages as they are, for links faster than the CPU\n"
+	"  --verify               before commit, compare a digest of every RAM page (and, with\n"
+	"                         --with-disk, every disk block) on both ends; a difference\n"
+	"                         fails the migration while the VM is still here. Costs a\n"
+	"                         SHA-256 of all RAM on both ends in the pause (README)\n"
 	"  --json                 print the final figures as JSON\n";
 
 static volatile sig_atomic_t migrate_interrupted;
@@ -77,6 +81,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "with-disk", no_argument, NULL, 'w' },
 		{ "compress", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -84,7 +89,7 @@ int cmd_migrate(int argc, char **argv)
 	struct mig_auth auth = { 0 };
 	const char *api = NULL, *to = NULL, *compress = "";
 	uint64_t downtime = 0, bandwidth = 0, timeout_s = 0;
-	bool with_disk = false, json = false, tty = isatty(STDERR_FILENO);
+	bool with_disk = false, json = false, verify = false, tty = isatty(STDERR_FILENO);
 	struct api_client c;
 	char *req, *reply, err[512];
 	size_t off;
@@ -141,6 +146,9 @@ int cmd_migrate(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'V':
+			verify = true;
+			break;
 		case 'h':
 			fputs(migrate_usage, stdout);
 			return CLI_EXIT_OK;
@@ -173,10 +181,12 @@ int cmd_migrate(int argc, char **argv)
 	json_field(req, 4096, &off, "tls_ca", auth.ca_file);
 	json_field(req, 4096, &off, "compress", compress);
 	off += (size_t)snprintf(req + off, 4096 - off,
-				",\"insecure_plaintext\":%s,\"with_disk\":%s,\"downtime_ms\":%" PRIu64
+				",\"insecure_plaintext\":%s,\"with_disk\":%s,\"verify\":%s,"
+				"\"downtime_ms\":%" PRIu64
 				",\"max_bandwidth\":%" PRIu64 ",\"timeout_ms\":%" PRIu64 "}",
 				auth.insecure_plaintext ? "true" : "false",
-				with_disk ? "true" : "false", downtime, bandwidth, timeout_s * 1000);
+				with_disk ? "true" : "false", verify ? "true" : "false", downtime,
+				bandwidth, timeout_s * 1000);
 
 	rc = api_client_open(&c, api, err, sizeof(err));
 	if (rc < 0) {

@@ -32,6 +32,9 @@ static const char restore_usage[] =
 	"                        once and fault RAM in from the repository on first touch,\n"
 	"                        fetching the rest in the background; eager when this host\n"
 	"                        has no usable userfaultfd)\n"
+	"  --verify              before the vCPUs start, compare every RAM chunk and disk block\n"
+	"                        with the snapshot's (blob ids); implies --eager. Costs a hash\n"
+	"                        of all non-zero RAM and disk (README)\n"
 	"  --verbose             say how RAM was restored and when the vCPUs started\n";
 
 /* Seconds since the epoch with microseconds, for matching against other clocks. */
@@ -73,6 +76,7 @@ int cmd_restore(int argc, char **argv)
 		{ "console", required_argument, NULL, 'o' },
 		{ "eager", no_argument, NULL, 'e' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,7 +92,7 @@ int cmd_restore(int argc, char **argv)
 	struct lazy_mem *lazy = NULL;
 	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
 	struct cli_console console = { .fd = -1 };
-	bool disk_created = false, verbose = false;
+	bool disk_created = false, verbose = false, verify = false;
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
 
@@ -128,6 +132,10 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'V':
+			verify = true;
+			ram_mode = SNAP_RAM_EAGER; /* all of RAM must be there to compare */
 			break;
 		case 'h':
 			fputs(restore_usage, stdout);
@@ -196,6 +204,13 @@ int cmd_restore(int argc, char **argv)
 	rc = vm_create_for_restore(&vm, &cfg, err, sizeof(err));
 	if (rc == 0)
 		rc = snap_restore_vm(&rs, vm, ram_mode, &lazy, err, sizeof(err));
+	if (rc == 0 && verify) {
+		mig_test_hold("restore-filled");
+		rc = snap_restore_verify(&rs, vm, cfg.disk_path, err, sizeof(err));
+		if (rc == 0 && verbose)
+			fprintf(stderr, "godwit: restore: --verify: RAM%s match the snapshot\n",
+				cfg.disk_path ? " and disk" : "");
+	}
 	if (rc < 0) {
 		cli_error("restore: %s", err);
 		goto out_vm;

@@ -11,13 +11,16 @@
 #include "cli/json.h"
 
 static const char snapshot_usage[] =
-	"usage: godwit snapshot --api SOCKET --repo DIR [--key-file FILE] [--name NAME] [--json]\n"
+	"usage: godwit snapshot --api SOCKET --repo DIR [--key-file FILE] [--name NAME]\n"
+	"                       [--no-live] [--verify] [--json]\n"
 	"  --api SOCKET     the running VM's control socket\n"
 	"  --repo DIR       the image repository ('godwit repo init --repo DIR' makes one)\n"
 	"  --key-file FILE  the repository's key (encrypted repositories; read by the VM's\n"
 	"                   process, so it must be able to open FILE)\n"
 	"  --name NAME      the VM's name in the repository (default vm)\n"
 	"  --no-live        pause first and copy everything paused\n"
+	"  --verify         in the pause, compare all of RAM and the disk with what the\n"
+	"                   snapshot holds; a difference fails it (a longer pause: README)\n"
 	"  --json           print the figures as JSON\n";
 
 static double num(const struct json_obj *o, const char *key)
@@ -35,12 +38,13 @@ int cmd_snapshot(int argc, char **argv)
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "no-live", no_argument, NULL, 'l' },
+		{ "verify", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *api = NULL, *repo = NULL, *key_file = NULL, *name = "vm";
-	bool json = false, no_live = false;
+	bool json = false, no_live = false, verify = false;
 	char abs_repo[PATH_MAX], abs_key[PATH_MAX], qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8];
 	char qname[600], req[2 * PATH_MAX + 1024];
 	char reply[8192], err[512];
@@ -67,6 +71,9 @@ int cmd_snapshot(int argc, char **argv)
 			break;
 		case 'l':
 			no_live = true;
+			break;
+		case 'V':
+			verify = true;
 			break;
 		case 'j':
 			json = true;
@@ -98,8 +105,9 @@ int cmd_snapshot(int argc, char **argv)
 	json_quote(qkey, sizeof(qkey), key_file ? abs_key : "");
 	json_quote(qname, sizeof(qname), name);
 	snprintf(req, sizeof(req),
-		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s}",
-		 qrepo, qkey, qname, no_live ? "true" : "false");
+		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s,"
+		 "\"verify\":%s}", qrepo, qkey, qname, no_live ? "true" : "false",
+		 verify ? "true" : "false");
 	rc = api_client_open(&c, api, err, sizeof(err));
 	if (rc == 0)
 		rc = api_client_call(&c, req, reply, sizeof(reply), err, sizeof(err));

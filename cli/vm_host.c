@@ -210,6 +210,7 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	p.max_bandwidth = get_u64(req, "max_bandwidth");
 	p.timeout_ms = get_u64(req, "timeout_ms");
 	p.with_disk = get_bool(req, "with_disk");
+	p.verify = get_bool(req, "verify");
 	{
 		char level[16], msg[80];
 
@@ -326,6 +327,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	p.no_live = get_bool(req, "no_live");
 	p.endpoint = endpoint[0] ? endpoint : NULL;
 	p.min_bytes = get_bool(req, "min_bytes");
+	p.verify = get_bool(req, "verify");
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {
 		pthread_mutex_unlock(&h->lock);
@@ -346,11 +348,14 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	snprintf(reply, len,
 		 "{\"ok\":true,\"id\":\"%s\",\"parent\":\"%s\",\"pause_ms\":%" PRIu64
 		 ",\"pause_us\":%" PRIu64 ",\"pause_stop_us\":%" PRIu64
-		 ",\"pause_copy_us\":%" PRIu64 ",\"pause_state_us\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64 ",\"bytes_new_stored\":%" PRIu64
+		 ",\"pause_copy_us\":%" PRIu64 ",\"pause_state_us\":%" PRIu64
+		 ",\"pause_verify_us\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64
+		 ",\"bytes_new_stored\":%" PRIu64
 		 ",\"mem_chunks_copied\":%" PRIu64 ",\"disk_blocks_copied\":%" PRIu64
 		 ",\"rounds\":%u,\"disk_mode\":\"%s\"}",
 		 res.id, res.parent, res.pause_ms, res.pause_us, res.pause_stop_us,
-		 res.pause_copy_us, res.pause_state_us, res.total_ms, res.bytes_new, res.bytes_new_stored,
+		 res.pause_copy_us, res.pause_state_us, res.pause_verify_us, res.total_ms,
+		 res.bytes_new, res.bytes_new_stored,
 		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode);
 }
 

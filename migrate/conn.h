@@ -38,14 +38,4 @@ int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
 		    void (*on_listen)(void *ctx, const char *hostport), void *ctx, char *err,
 		    size_t errlen);
 
-/*
- * A test hook on the switch-over's timeline (proto.h): when the environment variable
- * GODWIT_TEST_HOLD names point (a comma-separated list may name several), print
- * "godwit: test hold at POINT" on stderr and stop the whole process (SIGSTOP), as a
- * debugger would, until the test kills it or sends SIGCONT. Does nothing otherwise.
- * Points: source-connected, source-ready, source-running; dest-accepted, dest-done,
- * dest-go.
- */
-void mig_test_hold(const char *point);
-
 #endif

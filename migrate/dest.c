@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "migrate/conn.h"
+#include "migrate/verify.h"
 #include "transport/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
@@ -30,6 +31,16 @@ struct mig_dest {
 	uint8_t *buf;
 	uint8_t *state;
 	size_t state_len;
+	/*
+	 * --verify: the next page (region, page) and block a VERIFY record must start at,
+	 * what differed, and our own digests of the record's range.
+	 */
+	unsigned vreg;
+	uint64_t vpage, vblock;
+	uint64_t *vpop;  /* region vreg's vm_ram_populated bitmap, NULL if unknown */
+	uint64_t *vdig;
+	uint8_t *vblk;   /* one disk block */
+	uint64_t bad_pages, bad_blocks, first_bad_gpa, first_bad_block;
 };
 
 static int refuse(struct mig_dest *d, enum mig_reply type, char *err, size_t errlen, int rc,
@@ -102,7 +113,8 @@ static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ct
 	if (rc < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
 	if (d->hello.flags & MIG_FLAG_WITH_DISK) {
-		d->disk_fd = open(vm_disk_path(d->vm), O_WRONLY | O_CLOEXEC);
+		/* Read too: --verify digests what was written. */
+		d->disk_fd = open(vm_disk_path(d->vm), O_RDWR | O_CLOEXEC);
 		if (d->disk_fd < 0)
 			return refuse(d, MIG_REPLY_REFUSE, err, errlen, -errno, "disk %s: %s",
 				      vm_disk_path(d->vm), strerror(errno));
@@ -157,6 +169,117 @@ static int write_disk(struct mig_dest *d, const struct mig_run *run, const uint8
 				return -EIO;
 			done += (size_t)n;
 		}
+	}
+	return 0;
+}
+
+/*
+ * A VERIFY record (hdr and count digests in buf, len bytes): compare with the digests of
+ * our own copy of those pages. Records must follow each other with no gap or overlap.
+ * Returns 0, or -EPROTO for a record out of place or malformed.
+ */
+static int verify_pages(struct mig_dest *d, const struct mig_run *run, size_t len)
+{
+	uint64_t npages;
+	int rc;
+
+	if (d->vreg < d->nreg && d->vpage == d->reg[d->vreg].bytes / MIG_PAGE_BYTES) {
+		d->vreg++;
+		d->vpage = 0;
+		free(d->vpop);
+		d->vpop = NULL;
+	}
+	if (run->region != d->vreg || run->region >= d->nreg || run->first != d->vpage ||
+	    run->count == 0 || run->count > MIG_MAX_RUN_DIGESTS ||
+	    len != MIG_RUN_HDR_BYTES + (size_t)run->count * MIG_DIGEST_BYTES)
+		return -EPROTO;
+	npages = d->reg[run->region].bytes / MIG_PAGE_BYTES;
+	if (!range_ok(run->first, run->count, npages))
+		return -EPROTO;
+	if (d->vpage == 0) {
+		d->vpop = malloc((size_t)(npages + 63) / 64 * 8);
+		if (d->vpop && vm_ram_populated(d->vm, run->region, d->vpop) < 0) {
+			free(d->vpop);
+			d->vpop = NULL;
+		}
+	}
+	rc = mig_digest_pages(d->reg[run->region].hva, run->first, run->count, d->vpop, d->vdig);
+	if (rc < 0)
+		return rc;
+	for (uint32_t k = 0; k < run->count; k++) {
+		if (le64_decode(d->buf + MIG_RUN_HDR_BYTES + (size_t)k * MIG_DIGEST_BYTES) ==
+		    d->vdig[k])
+			continue;
+		if (!d->bad_pages++)
+			d->first_bad_gpa = d->reg[run->region].gpa + (run->first + k) * MIG_PAGE_BYTES;
+	}
+	d->vpage += run->count;
+	return 0;
+}
+
+/* A VERIFY_DISK record: the same for blocks of the disk image we wrote. */
+static int verify_blocks(struct mig_dest *d, const struct mig_run *run, size_t len)
+{
+	uint64_t bb = d->hello.disk_block_bytes, disk = d->hello.disk_bytes;
+	uint64_t nblocks = (disk + bb - 1) / bb;
+
+	if (d->disk_fd < 0 || run->region != 0 || run->first != d->vblock || run->count == 0 ||
+	    run->count > MIG_MAX_RUN_DIGESTS || !range_ok(run->first, run->count, nblocks) ||
+	    len != MIG_RUN_HDR_BYTES + (size_t)run->count * MIG_DIGEST_BYTES)
+		return -EPROTO;
+	if (!d->vblk) {
+		d->vblk = malloc(bb);
+		if (!d->vblk)
+			return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < run->count; k++) {
+		uint64_t blk = run->first + k, off = blk * bb, dg = 0;
+		size_t blen = (size_t)(disk - off < bb ? disk - off : bb), got = 0;
+		int rc;
+
+		while (got < blen) {
+			ssize_t n = pread(d->disk_fd, d->vblk + got, blen - got, (off_t)(off + got));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			got += (size_t)n;
+		}
+		rc = mig_digest_block(d->vblk, blen, &dg);
+		if (rc < 0)
+			return rc;
+		if (le64_decode(d->buf + MIG_RUN_HDR_BYTES + (size_t)k * MIG_DIGEST_BYTES) != dg &&
+		    !d->bad_blocks++)
+			d->first_bad_block = blk;
+	}
+	d->vblock += run->count;
+	return 0;
+}
+
+/*
+ * At DONE, with --verify: every page and block was covered and equal, else ERROR with
+ * what differed, while the source still holds the VM. Returns 0 or -EPROTO with why.
+ */
+static int verify_result(struct mig_dest *d, char *why, size_t len)
+{
+	uint64_t bb = d->hello.disk_block_bytes;
+	bool all = d->nreg > 0 && d->vreg == d->nreg - 1 &&
+		   d->vpage == d->reg[d->vreg].bytes / MIG_PAGE_BYTES;
+
+	if (d->hello.flags & MIG_FLAG_WITH_DISK)
+		all = all && d->vblock == (d->hello.disk_bytes + bb - 1) / bb;
+	if (!all) {
+		snprintf(why, len, "--verify: the source's digests do not cover all of RAM%s",
+			 d->hello.flags & MIG_FLAG_WITH_DISK ? " and the disk" : "");
+		return -EPROTO;
+	}
+	if (d->bad_pages || d->bad_blocks) {
+		snprintf(why, len, "--verify: %" PRIu64 " RAM pages (first at gpa 0x%" PRIx64 ") "
+			 "and %" PRIu64 " disk blocks (first block %" PRIu64 ") differ from the "
+			 "source's; the VM stays there", d->bad_pages, d->first_bad_gpa,
+			 d->bad_blocks, d->first_bad_block);
+		return -EPROTO;
 	}
 	return 0;
 }
@@ -245,7 +368,24 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 			}
 			break;
 		case MIG_REC_STATE:
-			break; /* read above, straight into d->state */
+			/* Read above, straight into d->state; the last round is in RAM. */
+			mig_test_hold("dest-state");
+			break;
+		case MIG_REC_VERIFY:
+		case MIG_REC_VERIFY_DISK:
+			if (!(d->hello.flags & MIG_FLAG_VERIFY) || len < MIG_RUN_HDR_BYTES)
+				goto bad;
+			mig_run_decode(d->buf, &run);
+			rc = type == MIG_REC_VERIFY ? verify_pages(d, &run, len)
+						    : verify_blocks(d, &run, len);
+			if (rc == -EPROTO)
+				goto bad;
+			if (rc < 0) {
+				snprintf(err, errlen, "--verify: digests of this copy: %s",
+					 strerror(-rc));
+				return rc;
+			}
+			break;
 		case MIG_REC_DONE:
 			if (!d->state) {
 				snprintf(err, errlen, "the source finished without sending VM state");
@@ -314,8 +454,12 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 	int fd, rc;
 
 	d.buf = malloc(DEST_BUF_BYTES);
-	if (!d.buf)
+	d.vdig = malloc((size_t)MIG_MAX_RUN_DIGESTS * sizeof(uint64_t));
+	if (!d.buf || !d.vdig) {
+		free(d.buf);
+		free(d.vdig);
 		return -ENOMEM;
+	}
 	rc = mig_conn_accept(&d.conn, &fd, p->listen, &p->auth, p->accept_timeout_ms,
 			     p->on_listen, ctx, err, errlen);
 	if (rc < 0)
@@ -338,7 +482,9 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 	if (rc == 0) {
 		char why[256] = "";
 
-		rc = vm_state_check_cpu(d.state, d.state_len, why, sizeof(why));
+		rc = d.hello.flags & MIG_FLAG_VERIFY ? verify_result(&d, why, sizeof(why)) : 0;
+		if (rc == 0)
+			rc = vm_state_check_cpu(d.state, d.state_len, why, sizeof(why));
 		if (rc == 0)
 			rc = vm_state_load(d.vm, d.state, d.state_len, why, sizeof(why));
 		if (rc == 0 && d.disk_fd >= 0 && fdatasync(d.disk_fd) < 0)
@@ -382,6 +528,9 @@ out_buf:
 	if (d.disk_fd >= 0)
 		close(d.disk_fd);
 	free(d.state);
+	free(d.vpop);
+	free(d.vdig);
+	free(d.vblk);
 	free(d.buf);
 	(void)fd;
 	return rc;

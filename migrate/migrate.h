@@ -30,6 +30,8 @@ struct mig_params {
 	bool with_disk;            /* pre-copy the disk too (else it is on shared storage) */
 	int compress;              /* zstd level 1..19; 0 means MIG_DEFAULT_COMPRESS;
 				    * MIG_COMPRESS_OFF sends pages as they are */
+	bool verify;               /* compare digests of every page (and block, with_disk)
+				    * on both ends before commit: migrate/verify.h */
 };
 
 #define MIG_DEFAULT_DOWNTIME_MS 50
@@ -153,5 +155,16 @@ struct mig_dest_params {
  */
 int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, void *ctx,
 		struct vm **out, char *err, size_t errlen);
+
+/*
+ * A test hook on the switch-over's timeline (proto.h): when the environment variable
+ * GODWIT_TEST_HOLD names point (a comma-separated list may name several), print
+ * "godwit: test hold at POINT" on stderr and stop the whole process (SIGSTOP), as a
+ * debugger would, until the test kills it or sends SIGCONT. Does nothing otherwise.
+ * Points: source-connected, source-ready, source-running; dest-accepted, dest-state (the
+ * last round and the state are in, the digests not yet), dest-done, dest-go; and
+ * restore-filled (godwit restore --verify, RAM filled, before the comparison).
+ */
+void mig_test_hold(const char *point);
 
 #endif

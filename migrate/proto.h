@@ -32,6 +32,7 @@
  *                                           <- ROUND_DONE
  *   -- source pauses the guest: stop-and-copy --
  *   last PAGES / ZERO / DISK, STATE (blob)  ->  (no ROUND_END: STATE ends the round)
+ *   [VERIFY / VERIFY_DISK digests, --verify] -> compared with its own copy as they come
  *   DONE                                    ->  loads the state
  *                                           <- READY         (or ERROR(reason))
  *   GO (flags)                              ->  starts the guest (paused if GO says so)
@@ -49,11 +50,11 @@
  * be running it (no split brain). The tests cut each point (tests/migrate/
  * test_switchover.c, with the GODWIT_TEST_HOLD points of migrate/conn.h):
  *
- *   1. stop-and-copy: the source pauses, sends the last pages, STATE, DONE.
+ *   1. stop-and-copy: the source pauses, sends the last pages, STATE, [VERIFY], DONE.
  *      Broken here: the source lets go of its pause (failed, or cancelled); the
  *      destination reads a broken or ABORTed stream, discards its VM, exits non-zero.
- *   2. the destination loads the state, says READY (or ERROR: a state it cannot load).
- *      Broken here: as 1.
+ *   2. the destination checks the digests (--verify), loads the state, says READY (or
+ *      ERROR: a page or block that differs, a state it cannot load). Broken here: as 1.
  *   3. the source reads READY: the commit point. A cancel that came before it still wins:
  *      GO is never sent, the source lets go (cancelled). From here on cancel is refused.
  *   4. the source sends GO. If it cannot (its write fails), or the link is cut after it:
@@ -93,6 +94,8 @@ enum mig_rec {
 	MIG_REC_DONE = 8,
 	MIG_REC_GO = 9,        /* u32 flags (MIG_GO_F_*) */
 	MIG_REC_ABORT = 10,    /* reason string */
+	MIG_REC_VERIFY = 11,   /* run hdr + count * MIG_DIGEST_BYTES: digests of pages */
+	MIG_REC_VERIFY_DISK = 12, /* run hdr (region 0) + count * MIG_DIGEST_BYTES: of blocks */
 };
 
 #define MIG_PAGE_BYTES 4096u
@@ -100,8 +103,12 @@ enum mig_rec {
 #define MIG_MAX_RUN_PAGES 256u  /* pages in one PAGES record: 1 MiB of payload */
 #define MIG_MAX_RUN_BLOCKS 16u  /* 64 KiB disk blocks in one DISK record */
 #define MIG_FLAG_WITH_DISK 1u
+#define MIG_FLAG_VERIFY 2u      /* VERIFY records cover every page (and block) before DONE */
+#define MIG_FLAGS_KNOWN (MIG_FLAG_WITH_DISK | MIG_FLAG_VERIFY)
 #define MIG_GO_F_PAUSED 1u      /* the user held the guest paused: arrive paused */
 #define MIG_GO_BYTES 4u
+#define MIG_DIGEST_BYTES 8u     /* of a page or disk block, migrate/verify.h */
+#define MIG_MAX_RUN_DIGESTS 65536u /* digests in one VERIFY record: 512 KiB */
 
 /*
  * HELLO payload:
@@ -121,7 +128,9 @@ enum mig_rec {
  *    +--------+--------+-------------+
  *    | region | npages | first_page  |
  *    +--------+--------+-------------+
- * DISK / DISK_ZERO use the same header with region 0, nblocks, first_block.
+ * DISK / DISK_ZERO use the same header with region 0, nblocks, first_block; VERIFY the
+ * same header as PAGES and VERIFY_DISK as DISK, each followed by count digests (u64),
+ * in order: together they cover every page of every region, then every block.
  */
 #define MIG_RUN_HDR_BYTES 16u
 

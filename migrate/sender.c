@@ -270,31 +270,46 @@ static bool block_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
+size_t mig_block_len(const struct mig_source *m, uint64_t blk)
+{
+	uint64_t disk_bytes = vm_disk_bytes(m->vm), off = blk * VM_DISK_BLOCK_BYTES;
+
+	return (size_t)(disk_bytes - off < VM_DISK_BLOCK_BYTES ? disk_bytes - off
+							       : VM_DISK_BLOCK_BYTES);
+}
+
+int mig_read_block(struct mig_source *m, uint64_t blk)
+{
+	uint64_t off = blk * VM_DISK_BLOCK_BYTES;
+	size_t len = mig_block_len(m, blk), got = 0;
+
+	memset(m->disk_buf, 0, VM_DISK_BLOCK_BYTES);
+	while (got < len) {
+		ssize_t n = pread(m->disk_fd, m->disk_buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
 int mig_send_disk(struct mig_source *m, bool skip_zero, struct mig_round_stat *rs)
 {
 	const size_t bb = VM_DISK_BLOCK_BYTES;
-	uint64_t disk_bytes = vm_disk_bytes(m->vm);
 
 	for (uint64_t blk = 0; blk < m->nblocks; blk++) {
-		uint64_t off = blk * bb;
-		size_t len = (size_t)(disk_bytes - off < bb ? disk_bytes - off : bb);
-		size_t got = 0;
 		int rc;
 
 		if (!bit_test(m->disk_dirty, blk))
 			continue;
 		if (mig_cancelled(m))
 			return -ECANCELED;
-		memset(m->disk_buf, 0, bb);
-		while (got < len) {
-			ssize_t n = pread(m->disk_fd, m->disk_buf + got, len - got, (off_t)(off + got));
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			got += (size_t)n;
-		}
+		rc = mig_read_block(m, blk);
+		if (rc < 0)
+			return rc;
 		if (block_is_zero(m->disk_buf, bb)) {
 			if (!skip_zero)
 				rc = send_run(m, MIG_REC_DISK_ZERO, 0, blk, 1, NULL, 0);

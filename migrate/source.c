@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "migrate/conn.h"
+#include "migrate/verify.h"
 #include "transport/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
@@ -28,6 +29,7 @@
 #define MIG_TAIL_ROUNDS 4
 #define MIG_TAIL_MS 1.0
 #define MIG_THROTTLE_STEP 20
+#define MIG_VERIFY_RUN_PAGES 8192u /* 32 MiB of RAM per VERIFY record */
 
 _Static_assert(MIG_COMPRESS_MAX <= ZSTD_STREAM_LEVEL_MAX, "the stream takes every level");
 
@@ -294,7 +296,8 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 {
 	struct mig_hello h = {
 		.proto = MIG_PROTO_VERSION,
-		.flags = m->p.with_disk ? MIG_FLAG_WITH_DISK : 0,
+		.flags = (m->p.with_disk ? MIG_FLAG_WITH_DISK : 0) |
+			 (m->p.verify ? MIG_FLAG_VERIFY : 0),
 		.ram_bytes = vm_ram_bytes(m->vm),
 		.ncpus = vm_ncpus(m->vm),
 		.nregions = m->nreg,
@@ -479,6 +482,71 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * --verify: after the last round, the digest of every page (migrate/verify.h) and, with
+ * the disk, of every block, as VERIFY / VERIFY_DISK records. The guest is paused, so what
+ * is hashed is what the destination must hold. Pages never populated are zero unread.
+ * Pages go in records of MIG_VERIFY_RUN_PAGES, flushed as they are made, so that the
+ * destination hashes its copy of one while this end hashes the next.
+ */
+static int send_digests(struct mig_source *m, char *err, size_t errlen)
+{
+	uint64_t *dig = malloc((size_t)MIG_MAX_RUN_DIGESTS * MIG_DIGEST_BYTES);
+	uint8_t *rec = malloc(MIG_RUN_HDR_BYTES + (size_t)MIG_MAX_RUN_DIGESTS * MIG_DIGEST_BYTES);
+	uint64_t *pop = NULL;
+	int rc = dig && rec ? 0 : -ENOMEM;
+
+	for (unsigned r = 0; r < m->nreg && rc == 0; r++) {
+		free(pop);
+		pop = malloc((size_t)(m->npages[r] + 63) / 64 * 8);
+		if (pop && vm_ram_populated(m->vm, r, pop) < 0) {
+			free(pop);
+			pop = NULL;
+		}
+		for (uint64_t first = 0; first < m->npages[r] && rc == 0;
+		     first += MIG_VERIFY_RUN_PAGES) {
+			uint64_t n = m->npages[r] - first < MIG_VERIFY_RUN_PAGES ? m->npages[r] - first
+										   : MIG_VERIFY_RUN_PAGES;
+			struct mig_run run = { .region = r, .count = (uint32_t)n, .first = first };
+
+			rc = mig_digest_pages(m->reg[r].hva, first, n, pop, dig);
+			mig_run_encode(&run, rec);
+			for (uint64_t k = 0; rc == 0 && k < n; k++)
+				le64_encode(rec + MIG_RUN_HDR_BYTES + k * MIG_DIGEST_BYTES, dig[k]);
+			if (rc == 0)
+				rc = frame_write(m->out, MIG_REC_VERIFY, 0, rec,
+						 MIG_RUN_HDR_BYTES + n * MIG_DIGEST_BYTES);
+			if (rc == 0)
+				rc = stream_flush(m->out);
+		}
+	}
+	for (uint64_t first = 0; m->disk_dirty && first < m->nblocks && rc == 0;
+	     first += MIG_MAX_RUN_DIGESTS) {
+		uint64_t n = m->nblocks - first < MIG_MAX_RUN_DIGESTS ? m->nblocks - first
+									 : MIG_MAX_RUN_DIGESTS;
+		struct mig_run run = { .region = 0, .count = (uint32_t)n, .first = first };
+
+		mig_run_encode(&run, rec);
+		for (uint64_t k = 0; rc == 0 && k < n; k++) {
+			uint64_t d = 0;
+
+			rc = mig_read_block(m, first + k);
+			if (rc == 0)
+				rc = mig_digest_block(m->disk_buf, mig_block_len(m, first + k), &d);
+			le64_encode(rec + MIG_RUN_HDR_BYTES + k * MIG_DIGEST_BYTES, d);
+		}
+		if (rc == 0)
+			rc = frame_write(m->out, MIG_REC_VERIFY_DISK, 0, rec,
+					 MIG_RUN_HDR_BYTES + n * MIG_DIGEST_BYTES);
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "--verify: digests of the source's copy: %s", strerror(-rc));
+	free(pop);
+	free(rec);
+	free(dig);
+	return rc;
+}
+
 /* Pause, send the last dirty set and the state, and wait for the destination's READY. */
 static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, size_t errlen)
 {
@@ -513,6 +581,8 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	if (rc == 0)
 		rc = frame_write(m->out, MIG_REC_STATE, 0, blob, blob_len);
 	free(blob);
+	if (rc == 0 && m->p.verify)
+		rc = send_digests(m, err, errlen);
 	if (rc == 0)
 		rc = frame_write(m->out, MIG_REC_DONE, 0, NULL, 0);
 	if (rc == 0)

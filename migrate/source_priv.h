@@ -94,6 +94,10 @@ void mig_roll_back(struct mig_source *m, int rc, const char *why);
 int mig_send_pages(struct mig_source *m, bool skip_zero, struct mig_round_stat *rs);
 /* sender.c: send every disk block set in disk_dirty (clearing it). */
 int mig_send_disk(struct mig_source *m, bool skip_zero, struct mig_round_stat *rs);
+/* sender.c: the length of disk block blk (the last may be short). */
+size_t mig_block_len(const struct mig_source *m, uint64_t blk);
+/* sender.c: read disk block blk into disk_buf (zero-padded to a whole block). 0 or -errno. */
+int mig_read_block(struct mig_source *m, uint64_t blk);
 /* sender.c: pages set in the dirty bitmaps. */
 uint64_t mig_dirty_pages(const struct mig_source *m);
 uint64_t mig_dirty_blocks(const struct mig_source *m);

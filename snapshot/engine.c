@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,91 @@ static int hold_disk_changes(struct snap_job *j, const char *id)
 		if (rc < 0)
 			return rc;
 		j->held_disk_at[j->held_disk_n++] = b;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Does what is at p (len bytes) have blob id id (a zero id: all zero)? */
+static int same_as(const struct snap_job *j, const struct blob_id *id, const uint8_t *p,
+		   size_t len, bool *same)
+{
+	struct blob_id got;
+	int rc;
+
+	if (blob_id_is_zero(id)) {
+		*same = all_zero(p, len);
+		return 0;
+	}
+	rc = blob_id_compute(j->repo, p, len, &got);
+	*same = rc == 0 && blob_id_eq(&got, id);
+	return rc;
+}
+
+/*
+ * --verify, in the pause, after the last copy: every chunk not held (copied in this
+ * pause) must hold what its id says: copied live and not dirtied since, or the parent's
+ * and not dirtied at all. A difference is a write the dirty log did not report. The same
+ * for disk blocks not read in the pause. Returns 0, -EBADMSG with err, or -errno.
+ */
+static int verify_in_pause(struct snap_job *j, char *err, size_t errlen)
+{
+	uint64_t bad = 0, bad_blocks = 0, first_bad = 0;
+	uint8_t *blk = NULL;
+	int rc = 0;
+
+	for (unsigned r = 0; r < j->nreg && rc == 0; r++) {
+		for (uint64_t c = 0; c < region_nchunks(j, r) && rc == 0; c++) {
+			bool same;
+
+			if (j->held_slot[r][c])
+				continue;
+			rc = same_as(j, &j->m.regions[r].ids[c], j->reg[r].hva + c * j->chunk_bytes,
+				     chunk_len(j, r, c), &same);
+			if (rc == 0 && !same && !bad++)
+				first_bad = j->reg[r].gpa + c * j->chunk_bytes;
+		}
+	}
+	if (rc == 0 && j->disk_fd >= 0) {
+		uint8_t *held_at = calloc(j->disk_nblocks ? j->disk_nblocks : 1, 1);
+
+		blk = malloc(j->m.disk_block_bytes);
+		rc = blk && held_at ? 0 : -ENOMEM;
+		for (size_t i = 0; rc == 0 && i < j->held_disk_n; i++)
+			held_at[j->held_disk_at[i]] = 1;
+		for (uint64_t b = 0; rc == 0 && b < j->disk_nblocks; b++) {
+			uint64_t off = b * j->m.disk_block_bytes;
+			size_t len = (size_t)(j->m.disk_bytes - off < j->m.disk_block_bytes
+						      ? j->m.disk_bytes - off : j->m.disk_block_bytes);
+			bool same;
+
+			if (held_at[b])
+				continue;
+			rc = file_pread_full(j->disk_fd, blk, len, off);
+			if (rc == 0)
+				rc = same_as(j, &j->m.disk_ids[b], blk, len, &same);
+			if (rc == 0 && !same)
+				bad_blocks++;
+		}
+		free(held_at);
+	}
+	free(blk);
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: --verify: %s", strerror(-rc));
+		return rc;
+	}
+	if (bad || bad_blocks) {
+		snprintf(err, errlen, "snapshot: --verify: %" PRIu64 " RAM chunks (first at gpa "
+			 "0x%" PRIx64 ") and %" PRIu64 " disk blocks differ from what the snapshot "
+			 "would hold; nothing was published", bad, first_bad, bad_blocks);
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -653,6 +739,17 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	if (rc == 0 && j.disk_fd >= 0)
 		rc = hold_disk_changes(&j, j.m.id);
 	t_copied = now_us();
+	if (rc == 0 && p->verify) {
+		char why[320];
+
+		rc = verify_in_pause(&j, why, sizeof(why));
+		res->pause_verify_us = now_us() - t_copied;
+		if (rc < 0) {
+			snprintf(err, errlen, "%s", why);
+			res->pause_us = now_us() - t_pause;
+			goto out;
+		}
+	}
 	if (rc == 0)
 		rc = vm_state_save(vm, &state, &state_len);
 	/*

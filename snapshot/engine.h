@@ -40,6 +40,14 @@ struct snap_params {
 	 * that memcpy, ~40 ms per 256 MiB). For backups, where bytes uploaded count more.
 	 */
 	bool min_bytes;
+	/*
+	 * In the pause, compare every RAM chunk (and, with a disk, every block) with what the
+	 * snapshot will say it holds: a chunk copied while the guest ran, or taken over
+	 * from the parent, that the dirty log should have sent again shows up as an error,
+	 * and nothing is published. Costs a blob-id hash (HMAC-SHA256 when encrypted) of
+	 * all non-zero RAM and disk inside the pause (README).
+	 */
+	bool verify;
 };
 
 struct snap_result {
@@ -50,6 +58,7 @@ struct snap_result {
 	uint64_t pause_stop_us;      /* of it: until every vCPU had stopped */
 	uint64_t pause_copy_us;      /* the last dirty chunks and disk blocks copied */
 	uint64_t pause_state_us;     /* the vCPU, VM and device state saved */
+	uint64_t pause_verify_us;    /* of it, --verify's comparison (0 without) */
 	uint64_t total_ms;
 	uint64_t bytes_new;          /* plaintext bytes added to the repository */
 	uint64_t bytes_new_stored;   /* the same after compression */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "snapshot/disk_sync.h"
+#include "snapshot/file_io.h"
 #include "snapshot/lazy_mem.h"
 #include "snapshot/repo.h"
 
@@ -223,6 +224,136 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode m
 		lazy_mem_free(*lazy);
 		*lazy = NULL;
 	}
+	return rc;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Is what is at p (len bytes) what id says? A zero id means all zero. */
+static int same_as(const struct repo *r, const struct blob_id *id, const uint8_t *p, size_t len,
+		   bool *same)
+{
+	struct blob_id got;
+	int rc;
+
+	if (blob_id_is_zero(id)) {
+		*same = all_zero(p, len);
+		return 0;
+	}
+	rc = blob_id_compute(r, p, len, &got);
+	*same = rc == 0 && blob_id_eq(&got, id);
+	return rc;
+}
+
+/* True if no page of [first, first + n) of a region is set in pop (never touched: zero). */
+static bool untouched(const uint64_t *pop, uint64_t first, uint64_t n)
+{
+	for (uint64_t pg = first; pg < first + n; pg++)
+		if ((pop[pg / 64] >> (pg % 64)) & 1)
+			return false;
+	return true;
+}
+
+static int verify_ram(struct snap_restore *rs, struct vm *vm, char *err, size_t errlen)
+{
+	uint64_t bad = 0, first_bad = 0;
+	int rc = 0;
+
+	for (unsigned r = 0; r < rs->m.nregions && rc == 0; r++) {
+		const struct snap_region *sr = &rs->m.regions[r];
+		uint64_t pages_per_chunk = sr->chunk_bytes / VM_PAGE_BYTES;
+		uint64_t *pop = malloc((size_t)(sr->bytes / VM_PAGE_BYTES + 63) / 64 * 8);
+		struct vm_ram_region vr;
+
+		vm_ram_region(vm, r, &vr);
+		if (pop && vm_ram_populated(vm, r, pop) < 0) {
+			free(pop);
+			pop = NULL;
+		}
+		for (uint64_t c = 0; c < sr->nchunks && rc == 0; c++) {
+			uint64_t off = c * sr->chunk_bytes;
+			size_t len = (size_t)(sr->bytes - off < sr->chunk_bytes ? sr->bytes - off
+										: sr->chunk_bytes);
+			bool same;
+
+			/* Pages never touched read as zero: no need to fault them in to know. */
+			if (pop && blob_id_is_zero(&sr->ids[c]) &&
+			    untouched(pop, c * pages_per_chunk, (len + VM_PAGE_BYTES - 1) / VM_PAGE_BYTES))
+				continue;
+			rc = same_as(rs->repo, &sr->ids[c], vr.hva + off, len, &same);
+			if (rc == 0 && !same && !bad++)
+				first_bad = sr->gpa + off;
+		}
+		free(pop);
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "--verify: hashing RAM: %s", strerror(-rc));
+		return rc;
+	}
+	if (bad) {
+		snprintf(err, errlen, "--verify: %" PRIu64 " RAM chunks of the restored VM (first at "
+			 "gpa 0x%" PRIx64 ") differ from snapshot %s; it was not started", bad,
+			 first_bad, rs->m.id);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int verify_disk(struct snap_restore *rs, const char *path, char *err, size_t errlen)
+{
+	uint64_t bb = rs->m.disk_block_bytes, bad = 0, first_bad = 0;
+	uint8_t *buf = malloc(bb ? bb : 1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (!buf || fd < 0) {
+		rc = fd < 0 ? -errno : -ENOMEM;
+		snprintf(err, errlen, "--verify: disk %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	for (uint64_t b = 0; b < rs->m.disk_nblocks && rc == 0; b++) {
+		uint64_t off = b * bb;
+		size_t len = (size_t)(rs->m.disk_bytes - off < bb ? rs->m.disk_bytes - off : bb);
+		bool same;
+
+		rc = file_pread_full(fd, buf, len, off);
+		if (rc == 0)
+			rc = same_as(rs->repo, &rs->m.disk_ids[b], buf, len, &same);
+		if (rc == 0 && !same && !bad++)
+			first_bad = b;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "--verify: reading disk %s: %s", path, strerror(-rc));
+	else if (bad) {
+		snprintf(err, errlen, "--verify: %" PRIu64 " blocks of disk %s (first: block %" PRIu64
+			 ") differ from snapshot %s; the VM was not started", bad, path, first_bad,
+			 rs->m.id);
+		rc = -EBADMSG;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
+int snap_restore_verify(struct snap_restore *rs, struct vm *vm, const char *disk_path,
+			char *err, size_t errlen)
+{
+	int rc;
+
+	if (!rs->repo) {
+		snprintf(err, errlen, "--verify needs RAM restored eagerly");
+		return -EINVAL;
+	}
+	rc = verify_ram(rs, vm, err, errlen);
+	if (rc == 0 && disk_path && rs->m.disk_bytes)
+		rc = verify_disk(rs, disk_path, err, errlen);
 	return rc;
 }
 

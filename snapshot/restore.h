@@ -67,6 +67,18 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode mode,
 		    struct lazy_mem **lazy, char *err, size_t errlen);
 
+/*
+ * --verify (rs, vm, disk_path, err, errlen): before the VM starts, compare every RAM chunk
+ * of vm and every block of the image at disk_path (NULL: no disk) with the snapshot's:
+ * the blob id of what is there (blob_id_compute, as the snapshot stored it) against the
+ * manifest's, a zero id against all-zero data. Needs RAM filled eagerly (rs->repo still
+ * open: SNAP_RAM_EAGER, or a lazy restore that fell back). Reads all of RAM and the disk
+ * and hashes what is not zero (README has the cost). Returns 0, -EBADMSG with what differs
+ * in err, or another -errno.
+ */
+int snap_restore_verify(struct snap_restore *rs, struct vm *vm, const char *disk_path,
+			char *err, size_t errlen);
+
 void snap_restore_close(struct snap_restore *rs);
 
 #endif

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,69 @@ Test(restore, eager_restore_still_continues_the_guest)
 	free(err);
 	gw_quit(&RST);
 	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
+
+/* `godwit restore --verify ... --disk PATH` of id in RST, RAM and disk compared first. */
+static void restore_verify_start(const char *id, const char *disk)
+{
+	gw_proc_cleanup(&RST);
+	gw_proc_init(&RST);
+	gw_spawn(&RST, (const char *const[]){ "restore", "--repo", REPO, "--key-file", KEY,
+					     "--snapshot", id, "--disk", disk, "--console",
+					     RST.console, "--api", RST.api, "--verbose", "--verify",
+					     NULL });
+}
+
+/*
+ * --verify compares every RAM chunk and disk block with the snapshot before the vCPUs
+ * start: a restore that is whole says so and runs; a chunk that differs (written into the
+ * restored RAM at the hold, as a misplaced or missing chunk would leave it) stops it in
+ * one line, with nothing started and no disk left behind.
+ */
+Test(restore, verify_compares_every_chunk_and_block_before_the_vm_starts)
+{
+	static const uint8_t junk[16] = { 0xa5, 0xa5, 0xa5, 0xa5 };
+	char disk[256], restored[256], bad[256], *err;
+	struct gw_hb hb;
+	char id[64];
+	int fd;
+
+	require_kvm();
+	repo_init();
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(restored, sizeof(restored), "%s/restored.img", WORK);
+	snprintf(bad, sizeof(bad), "%s/bad.img", WORK);
+	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	boot("2", disk, "mb=32 rate=16 verify=1 disk=w:100:2048:0x78");
+	cr_assert(gw_wait_line(&VM, VM.console, "DISK W ", 1, NULL, 0, BOOT_MS));
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	gw_quit(&VM);
+	restore_verify_start(id, restored);
+	expect_guest_continues(&hb);
+	err = gw_read_file(RST.err);
+	cr_assert(strstr(err, "--verify: RAM and disk match"), "%s", err);
+	free(err);
+	gw_quit(&RST);
+
+	cr_assert_eq(setenv("GODWIT_TEST_HOLD", "restore-filled", 1), 0);
+	restore_verify_start(id, bad);
+	unsetenv("GODWIT_TEST_HOLD");
+	cr_assert(gw_wait_line(&RST, RST.err, "godwit: test hold at restore-filled", 1, NULL, 0,
+			       BOOT_MS), "%s", gw_read_file(RST.err));
+	gw_poke_guest_ram(RST.pid, 256ULL << 20, 0x800000, junk, sizeof(junk));
+	cr_assert_eq(kill(RST.pid, SIGCONT), 0);
+	cr_assert(gw_wait_exit(&RST, CMD_MS));
+	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 1, "status %d: %s",
+		  RST.status, gw_read_file(RST.err));
+	err = gw_read_file(RST.err);
+	cr_assert(strstr(err, "godwit: restore: --verify: 1 RAM chunks of the restored VM "
+			 "(first at gpa 0x800000) differ"), "%s", err);
+	free(err);
+	cr_assert_eq(gw_count_lines(RST.console, "HB "), 0, "the VM ran");
+	cr_assert_eq(access(bad, F_OK), -1, "a disk of a refused restore was left behind");
 }
 
 /*

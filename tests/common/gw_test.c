@@ -410,3 +410,32 @@ void gw_rm_rf(const char *dir)
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
+
+void gw_poke_guest_ram(pid_t pid, uint64_t ram_bytes, uint64_t gpa, const void *buf, size_t len)
+{
+	char path[64], line[512];
+	unsigned long long lo, hi, ram = 0;
+	unsigned found = 0;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && hi - lo == ram_bytes) {
+			ram = lo;
+			found++;
+		}
+	}
+	fclose(f);
+	cr_assert_eq(found, 1, "%u mappings of %llu bytes in %s", found,
+		     (unsigned long long)ram_bytes, path);
+	cr_assert_leq(gpa + len, ram_bytes);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(pwrite(fd, buf, len, (off_t)(ram + gpa)), (ssize_t)len, "%s: %s", path,
+		     strerror(errno));
+	close(fd);
+}

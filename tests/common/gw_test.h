@@ -103,6 +103,13 @@ void gw_json_str(const char *json, const char *key, char *out, size_t len);
 /* rm -rf dir, for test teardowns (a failure is reported, not fatal). */
 void gw_rm_rf(const char *dir);
 
+/*
+ * Write len bytes at gpa into the guest RAM of godwit process pid (root: through
+ * /proc/PID/mem), as a bug that dropped or damaged a page would leave it. The RAM is found
+ * as the one mapping of exactly ram_bytes (guest RAM below 3 GiB is one mapping).
+ */
+void gw_poke_guest_ram(pid_t pid, uint64_t ram_bytes, uint64_t gpa, const void *buf, size_t len);
+
 /* zlib's CRC-32 (IEEE 802.3), as the guests print it. */
 uint32_t gw_crc32(const void *buf, size_t len);
 

@@ -60,14 +60,19 @@ static void kill_process(struct gw_proc *p)
 	cr_assert(gw_wait_exit(p, 20000));
 }
 
-/* Start `godwit migrate --json` in MIG without waiting. */
-static void spawn_migrate(const char *addr)
+/* Start `godwit migrate --json` in MIG without waiting (extra: "--verify" or NULL). */
+static void spawn_migrate_with(const char *addr, const char *extra)
 {
 	char to[64];
 
 	snprintf(to, sizeof(to), "%s:%s", addr, PORT);
 	gw_spawn(&MIG, (const char *const[]){ "migrate", "--api", SRC.api, "--to", to,
-					     "--psk-file", PSK, "--json", NULL });
+					     "--psk-file", PSK, "--json", extra, NULL });
+}
+
+static void spawn_migrate(const char *addr)
+{
+	spawn_migrate_with(addr, NULL);
 }
 
 static void api_ok(const char *sock, const char *req, char *reply, size_t len)
@@ -223,6 +228,35 @@ Test(switchover, link_cut_after_go_runs_the_guest_at_the_destination_and_the_sou
 	api_ok(SRC.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply));
 	cr_assert(gw_wait_exit(&SRC, 20000));
 	gw_quit(&DST);
+}
+
+/*
+ * 2 with --verify: a page the destination holds differs from the source's (written there
+ * after the last round, as a page the dirty log missed would be left): ERROR instead of
+ * READY, and the source, still holding the VM, gives it back.
+ */
+Test(switchover, verify_finds_a_page_the_destination_lacks_and_the_source_keeps_the_vm)
+{
+	static const uint8_t junk[16] = { 0xa5, 0xa5, 0xa5, 0xa5 };
+	char json[65536];
+
+	require_kvm();
+	gw_netns_create(&N);
+	with_hold("dest-state");
+	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
+	no_hold();
+	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
+	spawn_migrate_with(N.addr_b, "--verify");
+	wait_hold(&DST, "dest-state");
+	gw_poke_guest_ram(DST.pid, 256ULL << 20, 0x800000, junk, sizeof(junk));
+	resume_process(&DST);
+	cr_assert(gw_wait_exit(&MIG, MIG_MS));
+	cr_assert_eq(WEXITSTATUS(MIG.status), 1, "%s", gw_read_file(MIG.out));
+	cr_assert(mig_status(json, sizeof(json)) && state_is(json, "failed"), "%s", json);
+	cr_assert(strstr(json, "--verify: 1 RAM pages (first at gpa 0x800000)"), "%s", json);
+	expect_dest_failed_without_guest();
+	expect_source_running();
+	gw_quit(&SRC);
 }
 
 /* 2: the destination dies before READY: the source takes its guest back at once. */
