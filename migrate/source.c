@@ -443,7 +443,13 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 
 			pg.fixed_ms = (uint64_t)(fixed + 0.5);
 			pg.predicted_ms = (uint64_t)(fixed + data_ms + 0.5);
-			fits = pg.predicted_ms <= target;
+			/*
+			 * When the fixed part alone is over the target (a loaded host can make
+			 * the measured pause cost that much), no round can shorten it: once the
+			 * pages left cost under MIG_TAIL_MS, stop rather than spin on empty
+			 * rounds until the timeout.
+			 */
+			fits = pg.predicted_ms <= target || data_ms < MIG_TAIL_MS;
 			if (fits && !tail_round_pays(data_ms, pg.dirty_rate, rate, extra)) {
 				pg.throttle = throttle;
 				stats_update(m, stats_set_progress, &pg);
