@@ -326,30 +326,6 @@ static int hold_disk_changes(struct snap_job *j, const char *id)
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-/* Does what is at p (len bytes) have blob id id (a zero id: all zero)? */
-static int same_as(const struct snap_job *j, const struct blob_id *id, const uint8_t *p,
-		   size_t len, bool *same)
-{
-	struct blob_id got;
-	int rc;
-
-	if (blob_id_is_zero(id)) {
-		*same = all_zero(p, len);
-		return 0;
-	}
-	rc = blob_id_compute(j->repo, p, len, &got);
-	*same = rc == 0 && blob_id_eq(&got, id);
-	return rc;
-}
-
 /*
  * --verify, in the pause, after the last copy: every chunk not held (copied in this
  * pause) must hold what its id says: copied live and not dirtied since, or the parent's
@@ -368,8 +344,9 @@ static int verify_in_pause(struct snap_job *j, char *err, size_t errlen)
 
 			if (j->held_slot[r][c])
 				continue;
-			rc = same_as(j, &j->m.regions[r].ids[c], j->reg[r].hva + c * j->chunk_bytes,
-				     chunk_len(j, r, c), &same);
+			rc = blob_id_matches(j->repo, &j->m.regions[r].ids[c],
+					     j->reg[r].hva + c * j->chunk_bytes, chunk_len(j, r, c),
+					     &same);
 			if (rc == 0 && !same && !bad++)
 				first_bad = j->reg[r].gpa + c * j->chunk_bytes;
 		}
@@ -391,7 +368,7 @@ static int verify_in_pause(struct snap_job *j, char *err, size_t errlen)
 				continue;
 			rc = file_pread_full(j->disk_fd, blk, len, off);
 			if (rc == 0)
-				rc = same_as(j, &j->m.disk_ids[b], blk, len, &same);
+				rc = blob_id_matches(j->repo, &j->m.disk_ids[b], blk, len, &same);
 			if (rc == 0 && !same)
 				bad_blocks++;
 		}

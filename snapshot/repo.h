@@ -142,6 +142,14 @@ int repo_set_zstd_level(struct repo *r, int level);
 int blob_id_compute(const struct repo *r, const void *data, size_t len, struct blob_id *out);
 
 /*
+ * Do these bytes hold what id names (r, id, data, len, same)? A zero id names all-zero
+ * bytes (a chunk a snapshot does not store); any other is compared with blob_id_compute.
+ * For --verify. Returns 0 with the answer in *same, or -EIO when the hash fails.
+ */
+int blob_id_matches(const struct repo *r, const struct blob_id *id, const void *data,
+		    size_t len, bool *same);
+
+/*
  * Store a blob (r, type, data, len, id) and return its id. When a blob with the same id
  * is already stored (an index loaded at open, or a pack written or being built since)
  * nothing is written. Otherwise the blob is compressed with zstd (kept raw when that

@@ -21,6 +21,24 @@ int blob_id_compute(const struct repo *r, const void *data, size_t len, struct b
 	}
 }
 
+int blob_id_matches(const struct repo *r, const struct blob_id *id, const void *data,
+		    size_t len, bool *same)
+{
+	const uint8_t *p = data;
+	struct blob_id got;
+	int rc;
+
+	if (blob_id_is_zero(id)) {
+		*same = true;
+		for (size_t i = 0; i < len && *same; i++)
+			*same = p[i] == 0;
+		return 0;
+	}
+	rc = blob_id_compute(r, data, len, &got);
+	*same = rc == 0 && blob_id_eq(&got, id);
+	return rc;
+}
+
 int repo_set_zstd_level(struct repo *r, int level)
 {
 	if (level < -7 || level > 19 || level == 0)

@@ -227,30 +227,6 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode m
 	return rc;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
-/* Is what is at p (len bytes) what id says? A zero id means all zero. */
-static int same_as(const struct repo *r, const struct blob_id *id, const uint8_t *p, size_t len,
-		   bool *same)
-{
-	struct blob_id got;
-	int rc;
-
-	if (blob_id_is_zero(id)) {
-		*same = all_zero(p, len);
-		return 0;
-	}
-	rc = blob_id_compute(r, p, len, &got);
-	*same = rc == 0 && blob_id_eq(&got, id);
-	return rc;
-}
-
 /* True if no page of [first, first + n) of a region is set in pop (never touched: zero). */
 static bool untouched(const uint64_t *pop, uint64_t first, uint64_t n)
 {
@@ -286,7 +262,7 @@ static int verify_ram(struct snap_restore *rs, struct vm *vm, char *err, size_t 
 			if (pop && blob_id_is_zero(&sr->ids[c]) &&
 			    untouched(pop, c * pages_per_chunk, (len + VM_PAGE_BYTES - 1) / VM_PAGE_BYTES))
 				continue;
-			rc = same_as(rs->repo, &sr->ids[c], vr.hva + off, len, &same);
+			rc = blob_id_matches(rs->repo, &sr->ids[c], vr.hva + off, len, &same);
 			if (rc == 0 && !same && !bad++)
 				first_bad = sr->gpa + off;
 		}
@@ -323,7 +299,7 @@ static int verify_disk(struct snap_restore *rs, const char *path, char *err, siz
 
 		rc = file_pread_full(fd, buf, len, off);
 		if (rc == 0)
-			rc = same_as(rs->repo, &rs->m.disk_ids[b], buf, len, &same);
+			rc = blob_id_matches(rs->repo, &rs->m.disk_ids[b], buf, len, &same);
 		if (rc == 0 && !same && !bad++)
 			first_bad = b;
 	}

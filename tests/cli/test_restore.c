@@ -202,26 +202,36 @@ Test(restore, lazy_restore_continues_the_guest_on_two_vcpus)
 	lazy_round_trip("2");
 }
 
-Test(restore, lazy_restore_continues_a_guest_with_a_disk)
+/*
+ * A guest with a 32 MiB disk (at disk) that writes and reads back a pattern, snapshotted
+ * once that is done (its id and last heartbeat into id and hb), then stopped.
+ */
+static void snapshot_guest_with_disk(const char *disk, char *id, size_t idlen, struct gw_hb *hb)
 {
-	char disk[256], copy[256], restored[256], cmd[800];
-	struct gw_hb hb;
-	char id[64];
 	int fd;
 
 	require_kvm();
 	repo_init();
-	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
-	snprintf(copy, sizeof(copy), "%s/copy.img", WORK);
-	snprintf(restored, sizeof(restored), "%s/restored.img", WORK);
 	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, 32 << 20), 0);
 	close(fd);
 	boot("2", disk, "mb=32 rate=16 verify=1 disk=w:100:2048:0x77 disk=v:100:2048:0x77");
 	cr_assert(gw_wait_line(&VM, VM.console, "DISK V ", 1, NULL, 0, BOOT_MS));
-	take(VM.api, &VM, id, sizeof(id), &hb);
+	take(VM.api, &VM, id, idlen, hb);
 	gw_quit(&VM);
+}
+
+Test(restore, lazy_restore_continues_a_guest_with_a_disk)
+{
+	char disk[256], copy[256], restored[256], cmd[800];
+	struct gw_hb hb;
+	char id[64];
+
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(copy, sizeof(copy), "%s/copy.img", WORK);
+	snprintf(restored, sizeof(restored), "%s/restored.img", WORK);
+	snapshot_guest_with_disk(disk, id, sizeof(id), &hb);
 	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", disk, copy);
 	cr_assert_eq(system(cmd), 0);
 	restore_start(id, restored, false);
@@ -277,21 +287,11 @@ Test(restore, verify_compares_every_chunk_and_block_before_the_vm_starts)
 	char disk[256], restored[256], bad[256], *err;
 	struct gw_hb hb;
 	char id[64];
-	int fd;
 
-	require_kvm();
-	repo_init();
 	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
 	snprintf(restored, sizeof(restored), "%s/restored.img", WORK);
 	snprintf(bad, sizeof(bad), "%s/bad.img", WORK);
-	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
-	close(fd);
-	boot("2", disk, "mb=32 rate=16 verify=1 disk=w:100:2048:0x78");
-	cr_assert(gw_wait_line(&VM, VM.console, "DISK W ", 1, NULL, 0, BOOT_MS));
-	take(VM.api, &VM, id, sizeof(id), &hb);
-	gw_quit(&VM);
+	snapshot_guest_with_disk(disk, id, sizeof(id), &hb);
 	restore_verify_start(id, restored);
 	expect_guest_continues(&hb);
 	err = gw_read_file(RST.err);

@@ -70,9 +70,26 @@ static void spawn_migrate_with(const char *addr, const char *extra)
 					     "--psk-file", PSK, "--json", extra, NULL });
 }
 
-static void spawn_migrate(const char *addr)
+/*
+ * Two hosts, the receiver and the source guest (cmdline), each stopping at its hold
+ * point if one is named (NULL: none), and `godwit migrate` started between them (extra:
+ * "--verify" or NULL).
+ */
+static void migrate_holding(const char *src_hold, const char *dst_hold, const char *cmdline,
+			    const char *extra)
 {
-	spawn_migrate_with(addr, NULL);
+	require_kvm();
+	gw_netns_create(&N);
+	if (dst_hold)
+		with_hold(dst_hold);
+	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
+	no_hold();
+	if (src_hold)
+		with_hold(src_hold);
+	start_source(N.a, NULL, cmdline);
+	no_hold();
+	spawn_migrate_with(N.addr_b, extra);
+	wait_hold(src_hold ? &SRC : &DST, src_hold ? src_hold : dst_hold);
 }
 
 static void api_ok(const char *sock, const char *req, char *reply, size_t len)
@@ -130,14 +147,7 @@ static void resume_source_and_check(void)
 /* 4: GO into a dead peer. The source may not know whether it arrived: it waits for the user. */
 Test(switchover, destination_killed_between_ready_and_go_leaves_the_source_paused_and_resumable)
 {
-	require_kvm();
-	gw_netns_create(&N);
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	with_hold("source-ready");
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	no_hold();
-	spawn_migrate(N.addr_b);
-	wait_hold(&SRC, "source-ready");
+	migrate_holding("source-ready", NULL, "mb=32 rate=16 verify=1", NULL);
 	kill_process(&DST);
 	cr_assert_eq(gw_count_lines(DST.console, "HB "), 0);
 	resume_process(&SRC);
@@ -148,14 +158,7 @@ Test(switchover, destination_killed_between_ready_and_go_leaves_the_source_pause
 /* 4: the link goes down with READY in hand: neither side runs the guest until told. */
 Test(switchover, link_cut_between_ready_and_go_leaves_the_source_paused_and_the_destination_empty)
 {
-	require_kvm();
-	gw_netns_create(&N);
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	with_hold("source-ready");
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	no_hold();
-	spawn_migrate(N.addr_b);
-	wait_hold(&SRC, "source-ready");
+	migrate_holding("source-ready", NULL, "mb=32 rate=16 verify=1", NULL);
 	gw_netns_cut(&N);
 	resume_process(&SRC);
 	expect_unconfirmed(CUT_MS);
@@ -167,14 +170,7 @@ Test(switchover, link_cut_between_ready_and_go_leaves_the_source_paused_and_the_
 /* 4: the source dies with READY in hand: the destination must not run a copy of its own. */
 Test(switchover, source_killed_between_ready_and_go_never_starts_the_guest_at_the_destination)
 {
-	require_kvm();
-	gw_netns_create(&N);
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	with_hold("source-ready");
-	start_source(N.a, NULL, "mb=32 rate=16");
-	no_hold();
-	spawn_migrate(N.addr_b);
-	wait_hold(&SRC, "source-ready");
+	migrate_holding("source-ready", NULL, "mb=32 rate=16", NULL);
 	kill_process(&SRC);
 	expect_dest_failed_without_guest();
 	cr_assert(gw_wait_exit(&MIG, MIG_MS));
@@ -184,14 +180,7 @@ Test(switchover, source_killed_between_ready_and_go_never_starts_the_guest_at_th
 /* 5-6: GO arrived, the destination died before RUNNING: the source waits for the user. */
 Test(switchover, destination_killed_after_go_leaves_the_source_paused_and_resumable)
 {
-	require_kvm();
-	gw_netns_create(&N);
-	with_hold("dest-go");
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	no_hold();
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	spawn_migrate(N.addr_b);
-	wait_hold(&DST, "dest-go");
+	migrate_holding(NULL, "dest-go", "mb=32 rate=16 verify=1", NULL);
 	kill_process(&DST);
 	expect_unconfirmed(MIG_MS);
 	resume_source_and_check();
@@ -208,14 +197,7 @@ Test(switchover, link_cut_after_go_runs_the_guest_at_the_destination_and_the_sou
 	char reply[512];
 	unsigned n;
 
-	require_kvm();
-	gw_netns_create(&N);
-	with_hold("dest-go");
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	no_hold();
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	spawn_migrate(N.addr_b);
-	wait_hold(&DST, "dest-go");
+	migrate_holding(NULL, "dest-go", "mb=32 rate=16 verify=1", NULL);
 	gw_netns_cut(&N);
 	resume_process(&DST);
 	gw_last_hb(&SRC, &before);
@@ -240,14 +222,7 @@ Test(switchover, verify_finds_a_page_the_destination_lacks_and_the_source_keeps_
 	static const uint8_t junk[16] = { 0xa5, 0xa5, 0xa5, 0xa5 };
 	char json[65536];
 
-	require_kvm();
-	gw_netns_create(&N);
-	with_hold("dest-state");
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	no_hold();
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	spawn_migrate_with(N.addr_b, "--verify");
-	wait_hold(&DST, "dest-state");
+	migrate_holding(NULL, "dest-state", "mb=32 rate=16 verify=1", "--verify");
 	gw_poke_guest_ram(DST.pid, 256ULL << 20, 0x800000, junk, sizeof(junk));
 	resume_process(&DST);
 	cr_assert(gw_wait_exit(&MIG, MIG_MS));
@@ -264,14 +239,7 @@ Test(switchover, destination_killed_before_ready_gives_the_guest_back_to_the_sou
 {
 	char json[65536];
 
-	require_kvm();
-	gw_netns_create(&N);
-	with_hold("dest-done");
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	no_hold();
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	spawn_migrate(N.addr_b);
-	wait_hold(&DST, "dest-done");
+	migrate_holding(NULL, "dest-done", "mb=32 rate=16 verify=1", NULL);
 	cr_assert(mig_status(json, sizeof(json)) && state_is(json, "stop-and-copy"), "%s", json);
 	kill_process(&DST);
 	cr_assert(gw_wait_exit(&MIG, MIG_MS));
@@ -286,14 +254,7 @@ Test(switchover, source_killed_after_running_leaves_the_guest_running_at_the_des
 {
 	struct gw_hb before;
 
-	require_kvm();
-	gw_netns_create(&N);
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	with_hold("source-running");
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	no_hold();
-	spawn_migrate(N.addr_b);
-	wait_hold(&SRC, "source-running");
+	migrate_holding("source-running", NULL, "mb=32 rate=16 verify=1", NULL);
 	gw_last_hb(&SRC, &before);
 	kill_process(&SRC);
 	expect_continued(&before);
@@ -310,14 +271,7 @@ Test(switchover, a_cancel_in_stop_and_copy_is_prompt_and_keeps_the_users_pause)
 	char reply[512], json[65536];
 	unsigned n;
 
-	require_kvm();
-	gw_netns_create(&N);
-	with_hold("dest-done");
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	no_hold();
-	start_source(N.a, NULL, "mb=32 rate=16 verify=1");
-	spawn_migrate(N.addr_b);
-	wait_hold(&DST, "dest-done");
+	migrate_holding(NULL, "dest-done", "mb=32 rate=16 verify=1", NULL);
 	cr_assert(gw_api(SRC.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)));
 	cr_assert(strstr(reply, "\"paused_by\":\"migration\""), "%s", reply);
 	api_ok(SRC.api, "{\"cmd\":\"pause\"}", reply, sizeof(reply));
@@ -503,14 +457,7 @@ Test(switchover, a_cancel_waiting_for_the_destinations_answer_is_prompt_and_says
 {
 	char reply[512];
 
-	require_kvm();
-	gw_netns_create(&N);
-	with_hold("dest-accepted");
-	start_dest(N.b, N.addr_b, NULL, PSK_AUTH);
-	no_hold();
-	start_source(N.a, NULL, "mb=16 rate=8 verify=1");
-	spawn_migrate(N.addr_b);
-	wait_hold(&DST, "dest-accepted");
+	migrate_holding(NULL, "dest-accepted", "mb=16 rate=8 verify=1", NULL);
 	api_ok(SRC.api, "{\"cmd\":\"migrate-cancel\"}", reply, sizeof(reply));
 	expect_cancelled();
 	expect_source_running();

@@ -210,7 +210,8 @@ static void guest_round(uint32_t r)
 	}
 }
 
-static void run_rounds(bool ring)
+/* The stamping guest, started and waiting for round 1; fx.c registered, its start fetched. */
+static void start_stamping(bool ring)
 {
 	vm_make(stamp_code, sizeof(stamp_code), ring, NULL);
 	mb_store(3, AREA_PAGES);
@@ -218,6 +219,11 @@ static void run_rounds(bool ring)
 	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
 	fetch();
 	assert_all_dirty();
+}
+
+static void run_rounds(bool ring)
+{
+	start_stamping(ring);
 	cr_assert_eq(vm_dirty_epoch(fx.c), 1);
 	for (uint32_t r = 1; r <= ROUNDS; r++) {
 		guest_round(r);
@@ -343,12 +349,7 @@ Test(dirty_log, ring_copy_is_whole_beside_another_consumer)
  */
 static void two_consumers(bool ring)
 {
-	vm_make(stamp_code, sizeof(stamp_code), ring, NULL);
-	mb_store(3, AREA_PAGES);
-	cr_assert_eq(vm_start(fx.vm), 0);
-	cr_assert_eq(vm_dirty_register(fx.vm, &fx.c), 0);
-	fetch();
-	assert_all_dirty();
+	start_stamping(ring);
 	for (uint32_t r = 1; r <= 3; r++) {
 		guest_round(r);
 		fetch();
