@@ -1,7 +1,8 @@
 /*
  * The lean Linux guest on godwit, booted as few times as possible: one PVH boot with 2
- * vCPUs is checked, snapshotted, restored on one host, live-migrated with its disk to
- * another and back on shared storage; one bzImage boot with 1 vCPU proves the 64-bit boot
+ * vCPUs is checked, snapshotted, restored on one host, snapshotted again and live-migrated
+ * with its disk to another and back on shared storage (--verify: every page and block
+ * compared before each commit); one bzImage boot with 1 vCPU proves the 64-bit boot
  * protocol path.
  */
 #include <criterion/criterion.h>
@@ -138,7 +139,14 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 						     NULL });
 	expect_continues(&VM, &at_snap);
 
-	/* Live-migrate it to host B with its disk. */
+	/*
+	 * Snapshot it there (its tracker keeps a dirty-log consumer), then live-migrate it to
+	 * host B with its disk: the migration's own view must still send every page, which
+	 * --verify checks page by page and block by block before commit.
+	 */
+	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", VM.api, "--repo", repo,
+						   "--key-file", key, "--verify", NULL }), 0, "%s",
+		     gw_read_file(CMD.err));
 	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert_eq(write(fd, "5c1e4f7a2b9d0c8e3f6a1b4d7e0c2f5a8b1d4e7f0a3c6e9b2d5f8a1c4e7b0d3f\n", 65),
 		     65);
@@ -150,7 +158,8 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 	cr_assert(gw_wait_line(&B, B.err, "godwit: waiting", 1, NULL, 0, 10000));
 	gw_last_hb(&VM, &at_snap);
 	cr_assert_eq(godwit((const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
-						   "--psk-file", psk, "--with-disk", "--json", NULL }),
+						   "--psk-file", psk, "--with-disk", "--verify", "--json",
+						   NULL }),
 		     0, "migrate: %s", gw_read_file(CMD.err));
 	cr_assert(gw_wait_exit(&VM, 30000), "source kept running after the migration");
 	gw_last_hb(&VM, &at_snap);
@@ -166,7 +175,7 @@ Test(linux, pvh_boot_two_vcpus_disk_snapshot_restore_and_migration)
 	cr_assert(gw_wait_line(&VM, VM.err, "godwit: waiting", 1, NULL, 0, 10000));
 	gw_last_hb(&B, &at_snap);
 	cr_assert_eq(godwit((const char *const[]){ "migrate", "--api", B.api, "--to", listen,
-						   "--psk-file", psk, "--json", NULL }),
+						   "--psk-file", psk, "--verify", "--json", NULL }),
 		     0, "migrate back: %s", gw_read_file(CMD.err));
 	cr_assert(gw_wait_exit(&B, 30000), "host B kept running after the migration");
 	gw_last_hb(&B, &at_snap);
