@@ -597,9 +597,13 @@ int vm_pause_by(struct vm *vm, unsigned owner)
 		vm->pause_holders |= owner;
 		vm->pause_req = true;
 	} else if (!vm->pause_holders) {
+		/*
+		 * Another owner may be parking the vCPUs too (the lock is let go while we
+		 * wait): each adds its own bit once they are parked, none overwrites.
+		 */
 		rc = vm_park_all(vm);
 		if (rc == 0)
-			vm->pause_holders = owner;
+			vm->pause_holders |= owner;
 	} else {
 		vm->pause_holders |= owner;
 	}

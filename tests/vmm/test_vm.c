@@ -1,6 +1,7 @@
 /* Pausing a VM: holds by owner, so only who paused resumes, and a hold before the start. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,4 +135,50 @@ Test(vm_pause, a_hold_taken_before_the_start_parks_the_vcpus_before_they_run)
 	free(blob);
 	cr_assert_eq(vm_resume(fx.vm), 0);
 	expect_counting("resumed after a paused start");
+}
+
+struct racer {
+	pthread_barrier_t *go;
+	unsigned owner;
+	int rc;
+};
+
+static void *pause_racer(void *arg)
+{
+	struct racer *r = arg;
+
+	pthread_barrier_wait(r->go);
+	r->rc = vm_pause_by(fx.vm, r->owner);
+	return NULL;
+}
+
+/*
+ * Two owners pausing a running VM at the same moment both wait for the vCPUs to park:
+ * each hold must count, or the first to let go resumes the other's pause.
+ */
+Test(vm_pause, two_owners_pausing_at_once_both_hold_it)
+{
+	pthread_barrier_t go;
+
+	vm_make(2);
+	cr_assert_eq(vm_start(fx.vm), 0);
+	cr_assert_eq(pthread_barrier_init(&go, NULL, 2), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		struct racer a = { .go = &go, .owner = VM_PAUSE_USER };
+		struct racer b = { .go = &go, .owner = VM_PAUSE_THROTTLE };
+		pthread_t ta, tb;
+
+		expect_counting("between rounds");
+		cr_assert_eq(pthread_create(&ta, NULL, pause_racer, &a), 0);
+		cr_assert_eq(pthread_create(&tb, NULL, pause_racer, &b), 0);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		cr_assert(a.rc == 0 && b.rc == 0);
+		cr_assert_eq(vm_pause_holders(fx.vm), VM_PAUSE_USER | VM_PAUSE_THROTTLE,
+			     "round %u: a hold was lost: %#x", i, vm_pause_holders(fx.vm));
+		cr_assert_eq(vm_resume_by(fx.vm, VM_PAUSE_THROTTLE), 0);
+		cr_assert_eq(vm_state(fx.vm), VM_STATE_PAUSED, "round %u", i);
+		cr_assert_eq(vm_resume(fx.vm), 0);
+	}
+	pthread_barrier_destroy(&go);
 }
