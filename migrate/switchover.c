@@ -56,7 +56,7 @@ int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 		mig_fail_msg(m, "GO could not be sent to %s (%s): the destination may or may not "
 			     "have it", m->p.to, strerror(-rc));
 	else if (rc < 0)
-		mig_fail_msg(m, "%s did not confirm it runs the VM (%s): it got GO and may be "
+		mig_fail_msg(m, "GO went out, but %s never said it runs the VM (%s): it may be "
 			     "running it", m->p.to, strerror(-rc));
 	else
 		mig_fail_msg(m, "%s answered GO with reply %u, not RUNNING: it may or may not run "
