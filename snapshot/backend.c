@@ -93,6 +93,37 @@ int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void
 	return b->ops->list(b, prefix, fn, arg);
 }
 
+struct list_unaged {
+	backend_aged_fn fn;
+	void *arg;
+};
+
+static int list_unaged_one(void *arg, const char *name, uint64_t bytes)
+{
+	struct list_unaged *l = arg;
+
+	return l->fn(l->arg, name, bytes, -1);
+}
+
+int backend_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg)
+{
+	struct list_unaged l = { fn, arg };
+
+	if (!prefix_ok(prefix))
+		return -EINVAL;
+	if (b->ops->list_aged)
+		return b->ops->list_aged(b, prefix, fn, arg);
+	return b->ops->list(b, prefix, list_unaged_one, &l);
+}
+
+int backend_leftovers(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+		      void *arg)
+{
+	if (!b->ops->leftovers)
+		return 0;
+	return b->ops->leftovers(b, min_age_s, remove, fn, arg);
+}
+
 int backend_remove(struct backend *b, const char *name)
 {
 	if (!backend_name_ok(name))

@@ -36,6 +36,13 @@ struct backend;
 /* Called once per object by list (arg, name, bytes); a nonzero return stops the walk and is returned. */
 typedef int (*backend_list_fn)(void *arg, const char *name, uint64_t bytes);
 
+/*
+ * Called once per object by list_aged and leftovers (arg, name, bytes, age_s): age_s is
+ * how long ago the object was written, in seconds by this host's clock (an object from a
+ * host whose clock runs ahead may show 0), or -1 when the backend cannot say.
+ */
+typedef int (*backend_aged_fn)(void *arg, const char *name, uint64_t bytes, int64_t age_s);
+
 struct backend_ops {
 	/* Store len bytes of data as name; atomic, durable, write-once (-EEXIST). */
 	int (*put)(struct backend *b, const char *name, const void *data, size_t len);
@@ -54,6 +61,15 @@ struct backend_ops {
 	void (*close)(struct backend *b);
 	/* Optional: the latest failure's one-line message ("" if none); strlen of it. */
 	size_t (*error)(struct backend *b, char *buf, size_t len);
+	/* Optional: list with each object's age; without it backend_list_aged says -1. */
+	int (*list_aged)(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg);
+	/*
+	 * Optional: what interrupted puts left behind (a directory's NAME.<tag>.partial
+	 * files), each older than min_age_s given to fn under its own name and removed when
+	 * remove is true. Without it there are none to find.
+	 */
+	int (*leftovers)(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+			 void *arg);
 };
 
 /* The common head of every backend object; backends embed it as their first member. */
@@ -128,6 +144,19 @@ int backend_stat(struct backend *b, const char *name, uint64_t *bytes);
 int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg);
 int backend_remove(struct backend *b, const char *name);
 void backend_close(struct backend *b);
+
+/* list, with each object's age (b, prefix, fn, arg): -1 from backends that cannot say. */
+int backend_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg);
+
+/*
+ * The leftovers of interrupted puts older than min_age_s (b, min_age_s, remove, fn,
+ * arg): each goes to fn (may be NULL), and is removed when remove. A killed writer's
+ * NAME.<tag>.partial files in a directory; on S3 a single PUT leaves nothing, and
+ * parts of an interrupted multipart upload are the bucket lifecycle rule
+ * AbortIncompleteMultipartUpload's to clean. Returns 0 or the first error.
+ */
+int backend_leftovers(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+		      void *arg);
 
 /* The backend's latest failure message into buf (b, buf, len): "" when it keeps none. */
 size_t backend_error(struct backend *b, char *buf, size_t len);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "transport/s3.h"
 
@@ -540,31 +541,50 @@ static int s3b_stat(struct backend *b, const char *name, uint64_t *bytes)
 struct s3b_list_ctx {
 	const struct backend_s3 *s;
 	backend_list_fn fn;
+	backend_aged_fn aged;
 	void *arg;
+	time_t now;
 };
 
 /* Hand the caller names relative to the prefix; skip keys that are no object name of ours. */
-static int s3b_list_one(void *arg, const char *key, uint64_t size)
+static int s3b_list_one(void *arg, const char *key, uint64_t size, int64_t mtime)
 {
 	struct s3b_list_ctx *l = arg;
 	const char *name = key + l->s->prefix_len;
 
 	if (strncmp(key, l->s->prefix, l->s->prefix_len) != 0 || !backend_name_ok(name))
 		return 0;
+	if (l->aged)
+		return l->aged(l->arg, name, size,
+			       mtime < 0 ? -1 : mtime >= l->now ? 0 : l->now - mtime);
 	return l->fn(l->arg, name, size);
 }
 
-static int s3b_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+static int s3b_list_ex(struct backend_s3 *s, const char *prefix, struct s3b_list_ctx *l)
 {
-	struct backend_s3 *s = s3b_of(b);
-	struct s3b_list_ctx l = { .s = s, .fn = fn, .arg = arg };
 	char key[S3_KEY_MAX + 1];
 	int rc = s3b_barrier(s);
 
 	if (rc < 0)
 		return rc;
 	s3b_key(s, prefix, key);
-	return s3_list(s->c, key, s3b_list_one, &l);
+	l->now = time(NULL);
+	return s3_list_ex(s->c, key, s3b_list_one, l);
+}
+
+static int s3b_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+{
+	struct s3b_list_ctx l = { .s = s3b_of(b), .fn = fn, .arg = arg };
+
+	return s3b_list_ex(s3b_of(b), prefix, &l);
+}
+
+/* LastModified as S3 keeps it, against this host's clock: hosts must agree (NTP). */
+static int s3b_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg)
+{
+	struct s3b_list_ctx l = { .s = s3b_of(b), .aged = fn, .arg = arg };
+
+	return s3b_list_ex(s3b_of(b), prefix, &l);
 }
 
 static int s3b_remove(struct backend *b, const char *name)
@@ -628,6 +648,7 @@ static const struct backend_ops s3b_ops = {
 	.get_all = s3b_get_all,
 	.stat = s3b_stat,
 	.list = s3b_list,
+	.list_aged = s3b_list_aged,
 	.remove = s3b_remove,
 	.close = s3b_close,
 	.error = s3b_error,

@@ -237,6 +237,16 @@ typedef int (*s3_list_fn)(void *arg, const char *key, uint64_t size);
  */
 int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn, void *arg);
 
+/*
+ * Called once per listed object by s3_list_ex (arg, key, size, mtime): mtime is the
+ * object's LastModified in seconds since the epoch (UTC), or -1 when the server gave
+ * none the client could read. Return as s3_list_fn.
+ */
+typedef int (*s3_list_ex_fn)(void *arg, const char *key, uint64_t size, int64_t mtime);
+
+/* s3_list with each object's LastModified (c, prefix, fn, arg). */
+int s3_list_ex(struct s3_client *c, const char *prefix, s3_list_ex_fn fn, void *arg);
+
 /* Delete object key (c, key); deleting a missing key succeeds, as in S3. */
 int s3_delete(struct s3_client *c, const char *key);
 

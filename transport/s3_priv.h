@@ -184,6 +184,20 @@ int s3_xml_root(const char *doc, size_t len, char *out, size_t out_len);
 int s3_xml_parse_list(const char *doc, size_t len, s3_list_fn fn, void *arg, bool *truncated,
 		      char *token, size_t token_len);
 
+/* s3_xml_parse_list with each Contents' LastModified (-1 when absent or unreadable). */
+int s3_xml_parse_list_ex(const char *doc, size_t len, s3_list_ex_fn fn, void *arg,
+			 bool *truncated, char *token, size_t token_len);
+
+/* An s3_list_fn seen as an s3_list_ex_fn: s3_list_plain_one with a struct s3_list_plain. */
+struct s3_list_plain {
+	s3_list_fn fn;
+	void *arg;
+};
+int s3_list_plain_one(void *arg, const char *key, uint64_t size, int64_t mtime);
+
+/* An ISO 8601 UTC time as S3 writes it, "2026-12-07T16:22:45.000Z" (t, n): seconds, or -1. */
+int64_t s3_xml_time(const char *t, size_t n);
+
 /*
  * Read an <Error> document (doc, len, code, code_len, msg, msg_len, region, region_len):
  * Code, Message and (when S3 names the bucket's region) Region, decoded, control
