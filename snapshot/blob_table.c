@@ -35,18 +35,24 @@ static size_t slot_of(const struct blob_table *t, const struct blob_id *id)
 	return (size_t)h & (t->cap - 1);
 }
 
-const struct blob_loc *blob_table_find(const struct blob_table *t, const struct blob_id *id)
+struct blob_loc *blob_table_find_mut(struct blob_table *t, const struct blob_id *id)
 {
 	if (t->cap == 0)
 		return NULL;
 	for (size_t i = slot_of(t, id);; i = (i + 1) & (t->cap - 1)) {
-		const struct blob_loc *s = &t->slots[i];
+		struct blob_loc *s = &t->slots[i];
 
 		if (!s->used)
 			return NULL;
 		if (blob_id_eq(&s->id, id))
 			return s;
 	}
+}
+
+const struct blob_loc *blob_table_find(const struct blob_table *t, const struct blob_id *id)
+{
+	/* The lookup writes nothing: sharing the probe loop with the writable variant is safe. */
+	return blob_table_find_mut((struct blob_table *)t, id);
 }
 
 static void table_place(struct blob_table *t, const struct blob_loc *loc)
@@ -89,6 +95,18 @@ int blob_table_add(struct blob_table *t, const struct blob_loc *loc)
 	}
 	table_place(t, loc);
 	return 1;
+}
+
+int blob_table_set(struct blob_table *t, const struct blob_loc *loc)
+{
+	struct blob_loc *s = blob_table_find_mut(t, &loc->id);
+
+	if (s) {
+		*s = *loc;
+		s->used = 1;
+		return 0;
+	}
+	return blob_table_add(t, loc) < 0 ? -ENOMEM : 0;
 }
 
 const struct blob_loc *blob_table_next(const struct blob_table *t, size_t *pos)

@@ -23,7 +23,10 @@ struct blob_loc {
 	uint8_t type;
 	uint8_t flags;
 	uint8_t used; /* nonzero in occupied slots */
+	uint8_t damaged; /* this copy was found damaged (a damaged/ object names it) */
 };
+
+_Static_assert(sizeof(struct blob_loc) == 56, "56 bytes per entry: README's memory figures");
 
 struct blob_table {
 	struct blob_loc *slots;
@@ -45,6 +48,15 @@ const struct blob_loc *blob_table_find(const struct blob_table *t, const struct 
  * added, 0 when already present, -ENOMEM.
  */
 int blob_table_add(struct blob_table *t, const struct blob_loc *loc);
+
+/* The entry for id, writable, or NULL (t, id). Valid until the next add or set. */
+struct blob_loc *blob_table_find_mut(struct blob_table *t, const struct blob_id *id);
+
+/*
+ * Insert loc, or overwrite the entry of its id (t, loc): a blob stored again replaces a
+ * copy that was lost. Returns 0 or -ENOMEM.
+ */
+int blob_table_set(struct blob_table *t, const struct blob_loc *loc);
 
 /* Iterate (t, pos): start with *pos = 0; returns the next used entry or NULL at the end. */
 const struct blob_loc *blob_table_next(const struct blob_table *t, size_t *pos);

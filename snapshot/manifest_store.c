@@ -28,7 +28,8 @@ static int ref_check_one(void *arg, const struct snap_ref *ref)
 	const struct blob_loc *loc = blob_table_find(&c->r->blobs, ref->id);
 	char hex[BLOB_ID_HEX_BYTES], what[64];
 
-	if (loc && (ref->bytes == 0 || loc->raw_bytes == ref->bytes)) {
+	if (loc && repo_blob_known(c->r, ref->id) &&
+	    (ref->bytes == 0 || loc->raw_bytes == ref->bytes)) {
 		c->referenced += loc->raw_bytes;
 		return 0;
 	}
@@ -36,6 +37,16 @@ static int ref_check_one(void *arg, const struct snap_ref *ref)
 	snap_ref_describe(ref, what, sizeof(what));
 	if (!loc) {
 		repo_errf(c->err, c->errlen, "blob %s (%s) is not in the repository", hex, what);
+		return -ENOENT;
+	}
+	if (!repo_blob_known(c->r, ref->id)) {
+		char pack[BLOB_ID_HEX_BYTES];
+
+		/* Never publish a snapshot built on lost data (repo_packs_check, damaged/). */
+		blob_id_hex(&c->r->packs[loc->pack].id, pack);
+		repo_errf(c->err, c->errlen, "blob %s (%s) is %s pack %.16s: the snapshot would "
+			  "not restore", hex, what, loc->damaged ? "damaged in" : "in the missing",
+			  pack);
 		return -ENOENT;
 	}
 	repo_errf(c->err, c->errlen, "blob %s (%s) holds %u bytes, the chunk %llu", hex, what,

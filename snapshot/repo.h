@@ -168,8 +168,38 @@ int repo_chunk_put(struct repo *r, const void *data, size_t len, struct blob_id 
 int repo_blob_put_split(struct repo *r, enum blob_type type, const void *data, size_t len,
 			size_t piece_bytes, struct blob_id **ids, uint32_t *n);
 
-/* True when id is stored (in an index, or a pack written or being built) (r, id). */
+/*
+ * True when id is stored and can be relied on (r, id): it is in an index, or in a pack
+ * written or being built since open, and that copy is neither in a pack
+ * repo_packs_check found absent nor marked damaged (repo_mark_damaged). The zero id is
+ * always known. This is what deduplication and snap_publish go by.
+ */
 bool repo_blob_known(const struct repo *r, const struct blob_id *id);
+
+/*
+ * Check that every pack the index names exists, with its indexed size (r, nabsent): one
+ * listing of data/ (names and sizes only: ListObjectsV2, 1000 packs a request, on S3).
+ * A pack missing or of another size is absent from then on: its blobs are not known
+ * (repo_blob_known), so repo_blob_put stores them again and snap_publish refuses a
+ * manifest naming them. *nabsent (may be NULL) gets the number of absent packs. A writer
+ * calls this after taking its lock (lock.h), so no prune deletes a pack after the
+ * listing. Returns 0 or the listing's error.
+ */
+int repo_packs_check(struct repo *r, uint64_t *nabsent);
+
+/*
+ * Mark blobs found damaged (r, ids, n, err, errlen): verify read them, or a restore or a
+ * backup failed to (a checksum, tag or id mismatch). Their current copies are written,
+ * as pack id and index entry, to a list under damaged/ (the index file format,
+ * index_file.h, named by its SHA-256), durably; every later repo_open leaves those copies
+ * out, so the next backup stores the blobs again, and a snapshot naming them heals once
+ * they are stored (same content, same id). A copy in a pack that is being built or is
+ * absent, an unknown id or one marked already is skipped. Takes no lock: a list only
+ * ever withdraws copies nobody can read. *marked (may be NULL) gets how many were marked.
+ * Returns 0, or an encode or backend error with a line in err.
+ */
+int repo_mark_damaged(struct repo *r, const struct blob_id *ids, size_t n, uint64_t *marked,
+		      char *err, size_t errlen);
 
 /* Where id is stored (r, id, out). Returns 0 or -ENOENT. */
 int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_blob_info *out);

@@ -2,6 +2,7 @@
 #include "snapshot/repo.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,7 +189,7 @@ static int repo_pack_append(struct repo *r, enum blob_type type, const void *dat
 		.type = e.type,
 		.flags = e.flags,
 	};
-	rc = blob_table_add(&r->blobs, &loc);
+	rc = blob_table_set(&r->blobs, &loc);
 	if (rc < 0)
 		return rc;
 	r->stats.blobs_new++;
@@ -211,11 +212,12 @@ int repo_blob_put(struct repo *r, enum blob_type type, const void *data, size_t 
 	rc = blob_id_compute(r, data, len, id);
 	if (rc < 0)
 		return rc;
-	if (blob_table_find(&r->blobs, id)) {
+	if (repo_blob_known(r, id)) {
 		r->stats.blobs_dedup++;
 		r->stats.bytes_dedup_raw += len;
 		return 0;
 	}
+	/* New, or its stored copy was lost or damaged: this copy replaces it. */
 	rc = repo_pack_append(r, type, data, len, id);
 	if (rc < 0)
 		r->err = rc;
@@ -264,9 +266,119 @@ int repo_blob_put_split(struct repo *r, enum blob_type type, const void *data, s
 	return 0;
 }
 
+/* The pack entry a blob location describes (loc, e). */
+static void loc_entry(const struct blob_loc *loc, struct pack_entry *e)
+{
+	*e = (struct pack_entry){
+		.id = loc->id,
+		.offset = loc->offset,
+		.stored_bytes = loc->stored_bytes,
+		.raw_bytes = loc->raw_bytes,
+		.crc = loc->crc,
+		.type = loc->type,
+		.flags = loc->flags,
+	};
+}
+
 bool repo_blob_known(const struct repo *r, const struct blob_id *id)
 {
-	return blob_table_find(&r->blobs, id) != NULL;
+	const struct blob_loc *loc;
+
+	if (blob_id_is_zero(id))
+		return true;
+	loc = blob_table_find(&r->blobs, id);
+	return loc && !loc->damaged && !r->packs[loc->pack].absent;
+}
+
+/* Add loc's entry to the pack group of ix for its pack, making one if needed (r, ix, loc). */
+static int damaged_add(struct repo *r, struct index_file *ix, const struct blob_loc *loc)
+{
+	const struct repo_pack *p = &r->packs[loc->pack];
+	struct index_pack *g = NULL;
+	struct pack_entry *e;
+
+	for (uint32_t i = 0; i < ix->npacks && !g; i++)
+		if (blob_id_eq(&ix->packs[i].pack_id, &p->id))
+			g = &ix->packs[i];
+	if (!g) {
+		g = realloc(ix->packs, (ix->npacks + 1) * sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		ix->packs = g;
+		g = &ix->packs[ix->npacks++];
+		*g = (struct index_pack){ .pack_id = p->id, .pack_bytes = p->bytes };
+	}
+	e = realloc(g->entries, (g->nblobs + 1) * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	g->entries = e;
+	loc_entry(loc, &g->entries[g->nblobs++]);
+	return 0;
+}
+
+int repo_mark_damaged(struct repo *r, const struct blob_id *ids, size_t n, uint64_t *marked,
+		      char *err, size_t errlen)
+{
+	struct index_file ix = { 0 };
+	char name[REPO_DAMAGED_NAME_BYTES];
+	struct blob_loc **take;
+	uint8_t *buf = NULL;
+	size_t len, count = 0;
+	int rc;
+
+	if (marked)
+		*marked = 0;
+	take = calloc(n ? n : 1, sizeof(*take));
+	if (!take)
+		return -ENOMEM;
+	/* The current copy of each id, once: a copy marked, absent or not written is left. */
+	for (size_t i = 0; i < n; i++) {
+		struct blob_loc *loc = blob_table_find_mut(&r->blobs, &ids[i]);
+		bool seen = false;
+
+		if (!loc || loc->damaged || r->packs[loc->pack].absent ||
+		    blob_id_is_zero(&r->packs[loc->pack].id))
+			continue;
+		for (size_t k = 0; k < count && !seen; k++)
+			seen = take[k] == loc;
+		if (!seen)
+			take[count++] = loc;
+	}
+	rc = 0;
+	for (size_t i = 0; rc == 0 && i < count; i++)
+		rc = damaged_add(r, &ix, take[i]);
+	if (rc == 0 && count) {
+		rc = index_file_encode(&ix, r->crypto, &buf, &len);
+		if (rc < 0)
+			repo_errf(err, errlen, "encode a list of damaged blobs: %s", strerror(-rc));
+	}
+	if (rc == 0 && count) {
+		repo_damaged_name(buf, len, name);
+		rc = backend_put(r->be, name, buf, len);
+		if (rc == -EEXIST)
+			rc = 0; /* the same list, written before */
+		if (rc < 0) {
+			char msg[256];
+
+			backend_error(r->be, msg, sizeof(msg));
+			repo_errf(err, errlen, "write %s/%s: %s", r->location, name,
+				  msg[0] ? msg : strerror(-rc));
+		}
+	}
+	/* Only a durable list counts: then this repo leaves the copies out too. */
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		take[i]->damaged = 1;
+		r->ndamaged++;
+		repo_prefer_dup(r, take[i]);
+	}
+	if (rc == 0 && marked)
+		*marked = count;
+	for (uint32_t i = 0; i < ix.npacks; i++)
+		free(ix.packs[i].entries);
+	free(ix.packs);
+	free(buf);
+	free(take);
+	return rc;
 }
 
 int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_blob_info *out)
@@ -282,20 +394,6 @@ int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_b
 	out->offset = loc->offset;
 	out->pack_id = r->packs[loc->pack].id;
 	return 0;
-}
-
-/* The pack entry a blob location describes (loc, e). */
-static void loc_entry(const struct blob_loc *loc, struct pack_entry *e)
-{
-	*e = (struct pack_entry){
-		.id = loc->id,
-		.offset = loc->offset,
-		.stored_bytes = loc->stored_bytes,
-		.raw_bytes = loc->raw_bytes,
-		.crc = loc->crc,
-		.type = loc->type,
-		.flags = loc->flags,
-	};
 }
 
 /* Make room for n bytes in the scratch buffer for opened zstd frames (r, n). */
