@@ -365,22 +365,16 @@ int repo_list_packs(struct backend *be, struct blob_table *t,
 	return backend_list_aged(be, "data/", pack_list_one, &l);
 }
 
-int repo_packs_check(struct repo *r, uint64_t *nabsent)
+uint64_t repo_packs_mark(struct repo *r, const struct blob_table *listed)
 {
-	struct blob_table listed;
 	uint64_t n = 0;
-	int rc = blob_table_init(&listed);
 
-	if (rc == 0)
-		rc = repo_list_packs(r->be, &listed, NULL, NULL);
-	if (rc < 0)
-		goto out;
 	for (uint32_t s = 0; s < r->npacks; s++) {
 		const struct blob_loc *l;
 
 		if (blob_id_is_zero(&r->packs[s].id))
 			continue; /* being built, or failed to write */
-		l = blob_table_find(&listed, &r->packs[s].id);
+		l = blob_table_find(listed, &r->packs[s].id);
 		r->packs[s].absent = !l || l->offset != r->packs[s].bytes;
 		n += r->packs[s].absent;
 	}
@@ -396,9 +390,22 @@ int repo_packs_check(struct repo *r, uint64_t *nabsent)
 		}
 	}
 	r->nabsent = n;
-	if (nabsent)
-		*nabsent = n;
-out:
+	return n;
+}
+
+int repo_packs_check(struct repo *r, uint64_t *nabsent)
+{
+	struct blob_table listed;
+	uint64_t n;
+	int rc = blob_table_init(&listed);
+
+	if (rc == 0)
+		rc = repo_list_packs(r->be, &listed, NULL, NULL);
+	if (rc == 0) {
+		n = repo_packs_mark(r, &listed);
+		if (nabsent)
+			*nabsent = n;
+	}
 	blob_table_free(&listed);
 	return rc;
 }
@@ -569,6 +576,7 @@ void repo_close(struct repo *r)
 	free(r->rec_buf);
 	free(r->plain_buf);
 	free(r->bad);
+	free(r->found);
 	repo_crypto_free(r->crypto);
 	ZSTD_freeCCtx(r->cctx);
 	ZSTD_freeDCtx(r->dctx);

@@ -239,6 +239,16 @@ int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
  */
 int repo_flush(struct repo *r);
 
+/*
+ * Mark what reads since the last call found damaged (r, marked, err, errlen): every
+ * repo_blob_get/read that failed a record, checksum, tag or id check (-EBADMSG, or a pack
+ * shorter than its index entry) remembers the blob, and this hands them to
+ * repo_mark_damaged, so the next backup stores them again. For readers that are about
+ * to fail anyway (a restore, a backup reading its parent's signature). Returns as
+ * repo_mark_damaged; *marked 0 and nothing written when nothing was found.
+ */
+int repo_mark_found(struct repo *r, uint64_t *marked, char *err, size_t errlen);
+
 /* Copy the counters (r, out). */
 void repo_stats_get(const struct repo *r, struct repo_stats *out);
 

@@ -470,6 +470,38 @@ int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *
 	return 0;
 }
 
+/* Remember a blob a read found damaged, for repo_mark_found (r, id); best effort. */
+static void repo_found_damaged(struct repo *r, const struct blob_id *id)
+{
+	for (size_t i = 0; i < r->nfound; i++)
+		if (blob_id_eq(&r->found[i], id))
+			return;
+	if (r->nfound == r->found_cap) {
+		size_t cap = r->found_cap ? 2 * r->found_cap : 8;
+		struct blob_id *f = realloc(r->found, cap * sizeof(*f));
+
+		if (!f)
+			return;
+		r->found = f;
+		r->found_cap = cap;
+	}
+	r->found[r->nfound++] = *id;
+}
+
+int repo_mark_found(struct repo *r, uint64_t *marked, char *err, size_t errlen)
+{
+	int rc;
+
+	if (marked)
+		*marked = 0;
+	if (r->nfound == 0)
+		return 0;
+	rc = repo_mark_damaged(r, r->found, r->nfound, marked, err, errlen);
+	if (rc == 0)
+		r->nfound = 0;
+	return rc;
+}
+
 int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
 {
 	struct pack_entry e;
@@ -498,14 +530,18 @@ int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
 		rc = backend_get(r->be, name, loc->offset, r->rec_buf, rec_len);
 		if (rc == -ENOENT)
 			return -EIO;
+		if (rc == -EPROTO)
+			repo_found_damaged(r, &loc->id); /* the pack is shorter than its index says */
 		if (rc < 0)
 			return rc;
 		rec = r->rec_buf;
 	}
 	rc = pack_record_check(rec, rec_len, &e, &payload, NULL);
-	if (rc < 0)
-		return rc;
-	return repo_blob_decode(r, loc, payload, dst, NULL);
+	if (rc == 0)
+		rc = repo_blob_decode(r, loc, payload, dst, NULL);
+	if (rc == -EBADMSG || rc == -EPROTO)
+		repo_found_damaged(r, &loc->id);
+	return rc;
 }
 
 int repo_blob_get(struct repo *r, const struct blob_id *id, uint8_t **data, size_t *len)

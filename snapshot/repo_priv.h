@@ -74,6 +74,8 @@ struct repo {
 	struct repo_bad_index *bad;
 	uint32_t nbad;
 	uint64_t ndamaged; /* index entries a damaged/ object marks */
+	struct blob_id *found; /* blobs a read found damaged, for repo_mark_found */
+	size_t nfound, found_cap;
 	uint64_t nabsent;  /* packs repo_packs_check found missing */
 
 	struct repo_stats stats;
@@ -107,6 +109,13 @@ int repo_pack_slot_publish(struct repo *r, uint32_t slot, const struct blob_id *
  */
 int repo_list_packs(struct backend *be, struct blob_table *t,
 		    void (*notes)(void *arg, const char *name), void *arg);
+
+/*
+ * Mark absent every pack the index names that listed (from repo_list_packs) lacks or
+ * holds with another size, and prefer other copies of their blobs (r, listed). Returns
+ * the number of absent packs. repo_packs_check is this after a listing.
+ */
+uint64_t repo_packs_mark(struct repo *r, const struct blob_table *listed);
 
 /* The name of a damaged-blob list holding buf (buf, len, out): "damaged/<64 hex>". */
 #define REPO_DAMAGED_PREFIX "damaged/"
