@@ -205,6 +205,7 @@ static int backup_retain(const struct backup_args *a, const char *repo, const ch
 		.vm_name = a->name,
 		.endpoint = endpoint,
 		.own = lock,
+		.grace_s = PRUNE_GRACE_DEFAULT_S,
 		.verbose = a->verbose && !a->json,
 	};
 	struct repo *r;

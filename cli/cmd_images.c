@@ -126,7 +126,8 @@ static void verify_line(void *arg, enum repo_verify_level level, const char *lin
 static int images_verify(struct repo *r, bool read_data)
 {
 	struct repo_verify_result res;
-	int rc = repo_verify(r, read_data, verify_line, NULL, &res);
+	int rc = repo_verify(r, (read_data ? REPO_VERIFY_READ_DATA : 0) | REPO_VERIFY_MARK,
+			     verify_line, NULL, &res);
 
 	if (rc < 0) {
 		cli_error("verify: %s", strerror(-rc));

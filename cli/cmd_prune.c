@@ -24,11 +24,15 @@ static const char prune_usage[] =
 	"  --key-file FILE    the repository's key (encrypted repositories)\n"
 	"  --endpoint URL     the S3 endpoint (default AWS_ENDPOINT_URL, else AWS)\n"
 	"  --lock-wait SECONDS  wait this long for running backups or prunes (default 0)\n"
+	"  --grace DURATION   garbage no index names goes once this old (default 24h; 90s,\n"
+	"                     30m, 2d also work)\n"
 	"  --dry-run          say what would be deleted, delete nothing\n"
 	"Snapshots the policy does not keep are forgotten (their manifests deleted); then packs\n"
 	"none of whose blobs any snapshot references are deleted. Packs holding some referenced\n"
-	"blobs are kept whole (repacking is future work). Exit status: 0 done, 1 error,\n"
-	"2 usage, 4 a backup or another prune holds a lock.\n";
+	"blobs are kept whole (repacking is future work). Packs no index names and files of\n"
+	"interrupted writes (a killed snapshot's, a full disk's) go once older than --grace,\n"
+	"and the index forgets packs that no longer exist. Exit status: 0 done, 1 error,\n"
+	"2 usage, 4 a backup, snapshot, restore or another prune holds a lock.\n";
 
 const char *cli_endpoint(const char *endpoint)
 {
@@ -70,6 +74,28 @@ bool cli_parse_count(const char *opt, const char *arg, unsigned *out)
 		return false;
 	}
 	*out = (unsigned)v;
+	return true;
+}
+
+bool cli_parse_duration(const char *opt, const char *arg, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t unit = 1;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (end != arg && end[0] && !end[1]) {
+		unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
+		       : end[0] == 'd' ? 86400 : 0;
+		end += unit != 0;
+	}
+	if (errno || end == arg || *end || arg[0] == '-' || unit == 0 ||
+	    v > 10ull * 366 * 86400 / unit) {
+		cli_error("%s takes a duration such as 24h, 30m, 90s or 2d, not '%s'", opt, arg);
+		return false;
+	}
+	*out = v * unit;
 	return true;
 }
 
@@ -132,7 +158,7 @@ int cli_prune_run(struct repo *r, const struct cli_prune_opts *o, struct cli_pru
 			goto out;
 		}
 	}
-	rc = prune_sweep(r, o->dry_run, action_line, (void *)o, &res->st, err, errlen);
+	rc = prune_sweep(r, o->dry_run, o->grace_s, action_line, (void *)o, &res->st, err, errlen);
 	res->swept = rc == 0;
 out:
 	repo_lock_release(plock);
@@ -147,12 +173,13 @@ static void print_json(const struct cli_prune_result *res, bool dry_run)
 	       ",\"snapshots_removed\":%" PRIu64 ",\"swept\":%s,\"packs_total\":%" PRIu64
 	       ",\"packs_removed\":%" PRIu64 ",\"bytes_removed\":%" PRIu64
 	       ",\"packs_partial\":%" PRIu64 ",\"bytes_partial_dead\":%" PRIu64
-	       ",\"packs_unindexed\":%" PRIu64 ",\"indexes_written\":%" PRIu64
+	       ",\"packs_unindexed\":%" PRIu64 ",\"packs_missing\":%" PRIu64
+	       ",\"partials_removed\":%" PRIu64 ",\"indexes_written\":%" PRIu64
 	       ",\"indexes_removed\":%" PRIu64 "}\n",
 	       dry_run ? "true" : "false", s->snapshots_kept, s->snapshots_removed,
 	       res->swept ? "true" : "false", s->packs_total, s->packs_removed, s->bytes_removed,
-	       s->packs_partial, s->bytes_partial_dead, s->packs_unindexed, s->indexes_written,
-	       s->indexes_removed);
+	       s->packs_partial, s->bytes_partial_dead, s->packs_unindexed, s->packs_missing,
+	       s->partials_removed, s->indexes_written, s->indexes_removed);
 }
 
 int cmd_images_prune(int argc, char **argv)
@@ -166,13 +193,14 @@ int cmd_images_prune(int argc, char **argv)
 		{ "keep-weekly", required_argument, NULL, 'W' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "lock-wait", required_argument, NULL, 'w' },
+		{ "grace", required_argument, NULL, 'g' },
 		{ "dry-run", no_argument, NULL, 'd' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_prune_opts o = { 0 };
+	struct cli_prune_opts o = { .grace_s = PRUNE_GRACE_DEFAULT_S };
 	struct cli_prune_result res;
 	const char *repo_path = NULL, *key_file = NULL, *endpoint = NULL;
 	bool json = false;
@@ -210,6 +238,10 @@ int cmd_images_prune(int argc, char **argv)
 			break;
 		case 'w':
 			if (!cli_parse_count("--lock-wait", optarg, &o.lock_wait_s))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'g':
+			if (!cli_parse_duration("--grace", optarg, &o.grace_s))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'd':

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "snapshot/lock.h"
 #include "snapshot/prune.h"
@@ -22,6 +23,12 @@ int cli_repo_open(struct repo **r, const char *location, const char *endpoint,
 bool cli_parse_count(const char *opt, const char *arg, unsigned *out);
 
 /*
+ * Parse a duration (opt, arg, out): seconds, or a number with s, m, h or d ("24h",
+ * "90m"), up to 10 years. Returns false with a message printed.
+ */
+bool cli_parse_duration(const char *opt, const char *arg, uint64_t *out);
+
+/*
  * The S3 endpoint to use (endpoint): endpoint when given, else AWS_ENDPOINT_URL_S3 or
  * AWS_ENDPOINT_URL as s3_config_from_env reads them, else NULL (AWS itself).
  */
@@ -33,6 +40,7 @@ struct cli_prune_opts {
 	const char *endpoint;
 	const struct repo_lock *own;  /* 'godwit backup': its backup lock (forget runs under it) */
 	unsigned lock_wait_s;
+	uint64_t grace_s;             /* age of garbage no index names before it goes */
 	bool dry_run;
 	bool verbose;                 /* each action on stdout */
 };

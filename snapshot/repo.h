@@ -239,6 +239,22 @@ int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
  */
 int repo_flush(struct repo *r);
 
+/* One copy of a blob: the pack that holds it, and its id. */
+struct repo_copy {
+	struct blob_id pack;
+	struct blob_id blob;
+};
+
+/*
+ * Lift the marks of copies that read back whole after all (r, copies, n, unmarked, err,
+ * errlen): a pack put back from elsewhere. Each damaged/ list naming one of them is
+ * written again without it (the new list first, then the old one deleted; none when
+ * nothing is left). *unmarked (may be NULL) gets how many marks went. Returns 0 or a
+ * decode or backend error with a line in err.
+ */
+int repo_unmark_damaged(struct repo *r, const struct repo_copy *copies, size_t n,
+			uint64_t *unmarked, char *err, size_t errlen);
+
 /*
  * Mark what reads since the last call found damaged (r, marked, err, errlen): every
  * repo_blob_get/read that failed a record, checksum, tag or id check (-EBADMSG, or a pack

@@ -470,6 +470,116 @@ int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *
 	return 0;
 }
 
+static bool copy_listed(const struct repo_copy *copies, size_t n, const struct blob_id *pack,
+			const struct blob_id *blob)
+{
+	for (size_t i = 0; i < n; i++)
+		if (blob_id_eq(&copies[i].pack, pack) && blob_id_eq(&copies[i].blob, blob))
+			return true;
+	return false;
+}
+
+struct unmark_ctx {
+	struct repo *r;
+	const struct repo_copy *copies;
+	size_t n;
+	uint64_t unmarked;
+	char *err;
+	size_t errlen;
+};
+
+/* Write list name again without the copies that read back (arg, name, bytes). */
+static int unmark_list(void *arg, const char *name, uint64_t bytes)
+{
+	struct unmark_ctx *u = arg;
+	struct index_file ix, keep = { 0 };
+	char newname[REPO_DAMAGED_NAME_BYTES];
+	const char *why = "";
+	uint8_t *buf;
+	size_t len;
+	uint64_t dropped = 0;
+	int rc;
+
+	(void)bytes;
+	rc = backend_get_all(u->r->be, name, INDEX_MAX_BYTES, &buf, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = index_file_decode(buf, len, u->r->crypto, &ix, &why);
+	free(buf);
+	if (rc < 0)
+		return rc == -ENOMEM ? rc : 0; /* repo_verify reports it */
+	keep.packs = calloc(ix.npacks, sizeof(*keep.packs));
+	if (!keep.packs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < ix.npacks; i++) {
+		struct index_pack *k = &keep.packs[keep.npacks];
+
+		*k = ix.packs[i];
+		k->nblobs = 0;
+		k->entries = malloc(ix.packs[i].nblobs * sizeof(*k->entries));
+		if (!k->entries) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (uint32_t j = 0; j < ix.packs[i].nblobs; j++) {
+			if (copy_listed(u->copies, u->n, &ix.packs[i].pack_id, &ix.packs[i].entries[j].id))
+				dropped++;
+			else
+				k->entries[k->nblobs++] = ix.packs[i].entries[j];
+		}
+		if (k->nblobs)
+			keep.npacks++;
+		else
+			free(k->entries);
+	}
+	if (!dropped)
+		goto out;
+	if (keep.npacks) {
+		rc = index_file_encode(&keep, u->r->crypto, &buf, &len);
+		if (rc < 0)
+			goto out;
+		repo_damaged_name(buf, len, newname);
+		rc = backend_put(u->r->be, newname, buf, len);
+		free(buf);
+		if (rc == -EEXIST)
+			rc = 0;
+		if (rc < 0)
+			goto out;
+	}
+	rc = backend_remove(u->r->be, name);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc == 0)
+		u->unmarked += dropped;
+out:
+	for (uint32_t i = 0; i < keep.npacks; i++)
+		free(keep.packs[i].entries);
+	free(keep.packs);
+	index_file_free(&ix);
+	if (rc < 0)
+		repo_errf(u->err, u->errlen, "rewrite %s/%s: %s", u->r->location, name,
+			  strerror(-rc));
+	return rc;
+}
+
+int repo_unmark_damaged(struct repo *r, const struct repo_copy *copies, size_t n,
+			uint64_t *unmarked, char *err, size_t errlen)
+{
+	struct unmark_ctx u = { .r = r, .copies = copies, .n = n, .err = err, .errlen = errlen };
+	int rc = n ? backend_list(r->be, REPO_DAMAGED_PREFIX, unmark_list, &u) : 0;
+
+	if (rc < 0 && err && errlen && !err[0])
+		repo_errf(err, errlen, "list %s/%s: %s", r->location, REPO_DAMAGED_PREFIX,
+			  strerror(-rc));
+	if (unmarked)
+		*unmarked = u.unmarked;
+	return rc;
+}
+
 /* Remember a blob a read found damaged, for repo_mark_found (r, id); best effort. */
 static void repo_found_damaged(struct repo *r, const struct blob_id *id)
 {

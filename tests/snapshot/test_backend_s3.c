@@ -333,7 +333,7 @@ Test(backend_s3, locks_and_prune_work_on_s3)
 		     "%s", err);
 	cr_assert_eq(prune_forget(r, &p, "vm", false, quiet, NULL, &st, err, sizeof(err)), 0,
 		     "%s", err);
-	cr_assert_eq(prune_sweep(r, false, quiet, NULL, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(prune_sweep(r, false, PRUNE_GRACE_DEFAULT_S, quiet, NULL, &st, err, sizeof(err)), 0, "%s", err);
 	repo_lock_release(pl);
 	repo_lock_release(a);
 	repo_close(r);
