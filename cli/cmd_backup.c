@@ -165,8 +165,8 @@ static int backup_snapshot(const struct backup_args *a, const char *repo, const 
 	json_quote(qname, sizeof(qname), a->name);
 	json_quote(qend, sizeof(qend), endpoint ? endpoint : "");
 	if (asprintf(&req, "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,"
-		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true}", qrepo, qkey, qname,
-		     a->no_live ? "true" : "false", qend) < 0) {
+		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true,\"lock_wait\":%u}", qrepo,
+		     qkey, qname, a->no_live ? "true" : "false", qend, a->lock_wait_s) < 0) {
 		cli_error("backup: out of memory");
 		return CLI_EXIT_ERROR;
 	}
@@ -250,6 +250,10 @@ static void backup_report(const struct backup_args *a, const struct json_obj *o,
 	       parent && parent[0] ? "incremental on " : "full", parent ? parent : "",
 	       num(o, "pause_ms"), num(o, "total_ms"), num(o, "bytes_new") / 1048576.0,
 	       num(o, "bytes_new_stored") / 1048576.0);
+	if (num(o, "packs_absent") || num(o, "chunks_lost"))
+		printf("lost data healed: %.0f packs the index names are missing or damaged; %.0f "
+		       "chunks and blocks the parent stored there were stored again from the VM\n",
+		       num(o, "packs_absent"), num(o, "chunks_lost"));
 	if (pruned)
 		printf("retention: forgot %" PRIu64 " snapshots, kept %" PRIu64 "; deleted %" PRIu64
 		       " packs (%.1f MiB)\n", res->st.snapshots_removed, res->st.snapshots_kept,

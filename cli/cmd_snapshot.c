@@ -9,6 +9,7 @@
 #include "cli/api_client.h"
 #include "cli/cli.h"
 #include "cli/json.h"
+#include "cli/prune_cli.h"
 
 static const char snapshot_usage[] =
 	"usage: godwit snapshot --api SOCKET --repo DIR [--key-file FILE] [--name NAME] [--json]\n"
@@ -18,6 +19,7 @@ static const char snapshot_usage[] =
 	"                   process, so it must be able to open FILE)\n"
 	"  --name NAME      the VM's name in the repository (default vm)\n"
 	"  --no-live        pause first and copy everything paused\n"
+	"  --lock-wait SECONDS  wait this long for a prune of the repository (default 0)\n"
 	"  --json           print the figures as JSON\n";
 
 static double num(const struct json_obj *o, const char *key)
@@ -35,12 +37,14 @@ int cmd_snapshot(int argc, char **argv)
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "no-live", no_argument, NULL, 'l' },
+		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *api = NULL, *repo = NULL, *key_file = NULL, *name = "vm";
 	bool json = false, no_live = false;
+	unsigned lock_wait = 0;
 	char abs_repo[PATH_MAX], abs_key[PATH_MAX], qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8];
 	char qname[600], req[2 * PATH_MAX + 1024];
 	char reply[8192], err[512];
@@ -67,6 +71,10 @@ int cmd_snapshot(int argc, char **argv)
 			break;
 		case 'l':
 			no_live = true;
+			break;
+		case 'w':
+			if (!cli_parse_count("--lock-wait", optarg, &lock_wait))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'j':
 			json = true;
@@ -98,8 +106,8 @@ int cmd_snapshot(int argc, char **argv)
 	json_quote(qkey, sizeof(qkey), key_file ? abs_key : "");
 	json_quote(qname, sizeof(qname), name);
 	snprintf(req, sizeof(req),
-		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s}",
-		 qrepo, qkey, qname, no_live ? "true" : "false");
+		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s,"
+		 "\"lock_wait\":%u}", qrepo, qkey, qname, no_live ? "true" : "false", lock_wait);
 	rc = api_client_open(&c, api, err, sizeof(err));
 	if (rc == 0)
 		rc = api_client_call(&c, req, reply, sizeof(reply), err, sizeof(err));

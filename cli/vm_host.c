@@ -280,6 +280,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	p.no_live = get_bool(req, "no_live");
 	p.endpoint = endpoint[0] ? endpoint : NULL;
 	p.min_bytes = get_bool(req, "min_bytes");
+	p.lock_wait_s = (unsigned)get_u64(req, "lock_wait");
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {
 		pthread_mutex_unlock(&h->lock);
@@ -302,10 +303,12 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 		 ",\"pause_us\":%" PRIu64 ",\"pause_stop_us\":%" PRIu64
 		 ",\"pause_copy_us\":%" PRIu64 ",\"pause_state_us\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64 ",\"bytes_new_stored\":%" PRIu64
 		 ",\"mem_chunks_copied\":%" PRIu64 ",\"disk_blocks_copied\":%" PRIu64
-		 ",\"rounds\":%u,\"disk_mode\":\"%s\"}",
+		 ",\"rounds\":%u,\"disk_mode\":\"%s\",\"packs_absent\":%" PRIu64
+		 ",\"chunks_lost\":%" PRIu64 "}",
 		 res.id, res.parent, res.pause_ms, res.pause_us, res.pause_stop_us,
 		 res.pause_copy_us, res.pause_state_us, res.total_ms, res.bytes_new, res.bytes_new_stored,
-		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode);
+		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode,
+		 res.packs_absent, res.chunks_lost);
 }
 
 static const struct api_cmd host_api_cmds[] = {

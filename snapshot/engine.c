@@ -12,6 +12,7 @@
 
 #include "snapshot/disk_sync.h"
 #include "snapshot/file_io.h"
+#include "snapshot/lock.h"
 #include "snapshot/repo.h"
 #include "snapshot/rsync_delta.h"
 
@@ -65,6 +66,7 @@ struct snap_job {
 	uint64_t *held_disk_at;
 	size_t held_disk_n;
 	uint64_t mem_copied, disk_copied;
+	uint64_t chunks_lost;
 };
 
 static uint64_t now_us(void)
@@ -364,6 +366,52 @@ static void load_disk_parent(struct snap_job *j, const struct snap_params *p)
 	j->have_disk_parent = true;
 }
 
+/* The disk parent's blocks whose stored copy was lost: disk_capture reads them again. */
+static void count_lost_blocks(struct snap_job *j)
+{
+	const struct snap_manifest *dp = j->have_parent ? &j->parent
+					: j->have_disk_parent ? &j->disk_parent : NULL;
+
+	for (uint64_t b = 0; dp && b < dp->disk_nblocks; b++)
+		j->chunks_lost += !repo_blob_known(j->repo, &dp->disk_ids[b]);
+}
+
+/*
+ * Take the snapshot lock, then list the packs (j, p, lock, res, err, errlen): from here
+ * until the manifest is published no prune deletes a pack, and the index says no more
+ * than the listing found, so nothing is deduplicated against, or taken from the parent,
+ * that is not stored.
+ */
+static int snap_lock_and_check(struct snap_job *j, const struct snap_params *p,
+			       struct repo_lock **lock, struct snap_result *res, char *err,
+			       size_t errlen)
+{
+	struct repo_lock_opts lo = { .wait_s = p->lock_wait_s, .endpoint = p->endpoint };
+	char why[1024];
+	int rc;
+
+	rc = repo_lock_acquire(lock, j->repo, REPO_LOCK_SNAPSHOT, p->vm_name ? p->vm_name : "vm",
+			       &lo, why, sizeof(why));
+	if (rc == -EBUSY) {
+		snprintf(err, errlen, "snapshot: %s: no snapshot while it runs%s", why,
+			 p->lock_wait_s ? "" : " (pass --lock-wait SECONDS to wait for it)");
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: %s", why);
+		return rc;
+	}
+	rc = repo_packs_check(j->repo, &res->packs_absent);
+	if (rc < 0) {
+		char msg[512];
+
+		backend_error(repo_backend(j->repo), msg, sizeof(msg));
+		snprintf(err, errlen, "snapshot: listing the packs of %s: %s", p->repo,
+			 msg[0] ? msg : strerror(-rc));
+	}
+	return rc;
+}
+
 static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct snap_params *p)
 {
 	int rc;
@@ -396,9 +444,17 @@ static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct sn
 		return -ENOMEM;
 	load_parent(j, t, p);
 	if (j->have_parent) {
-		for (unsigned r = 0; r < j->nreg; r++)
+		for (unsigned r = 0; r < j->nreg; r++) {
 			memcpy(j->m.regions[r].ids, j->parent.regions[r].ids,
 			       region_nchunks(j, r) * sizeof(struct blob_id));
+			/* A chunk whose stored copy was lost is copied again, like a dirty one. */
+			for (uint64_t c = 0; c < region_nchunks(j, r); c++) {
+				if (repo_blob_known(j->repo, &j->m.regions[r].ids[c]))
+					continue;
+				bit_set(j->pending[r], c);
+				j->chunks_lost++;
+			}
+		}
 	} else {
 		for (unsigned r = 0; r < j->nreg; r++)
 			memset(j->pending[r], 0xff, (region_nchunks(j, r) + 63) / 64 * 8);
@@ -416,6 +472,7 @@ static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct sn
 			return -errno;
 		if (!j->have_parent)
 			load_disk_parent(j, p);
+		count_lost_blocks(j);
 	}
 	return 0;
 }
@@ -531,6 +588,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	uint64_t t0 = now_ms(), npending = 0;
 	uint64_t t_pause = 0, t_stopped = 0, t_copied = 0; /* us */
 	struct repo_stats before, after;
+	struct repo_lock *lock = NULL;
 	const char *disk_mode = "none";
 	bool paused = false;
 	uint8_t *state = NULL;
@@ -550,6 +608,9 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	}
 	if (rc < 0)
 		return rc;
+	rc = snap_lock_and_check(&j, p, &lock, res, err, errlen);
+	if (rc < 0)
+		goto out;
 	repo_stats_get(j.repo, &before);
 	rc = job_setup(&j, t, p);
 	if (rc < 0) {
@@ -698,6 +759,9 @@ out:
 		vm_resume(vm);
 	if (rc < 0)
 		t->valid = false;
+	/* What a read found damaged (a parent's signature) is stored again next time. */
+	repo_mark_found(j.repo, NULL, NULL, 0);
+	repo_lock_release(lock);
 	free(state);
 	job_free(&j);
 	repo_close(j.repo);

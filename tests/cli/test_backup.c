@@ -598,3 +598,102 @@ Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_
 	restore_and_check(repo, &b2);
 	verify_ok(repo);
 }
+
+/* ---- Lost and damaged data -------------------------------------------------------------- */
+
+/* Run a shell command and return its first line of output (cmd, out, len). */
+static void shell_line(const char *cmd, char *out, size_t len)
+{
+	FILE *p = popen(cmd, "r");
+
+	cr_assert_not_null(p, "%s", cmd);
+	cr_assert_not_null(fgets(out, (int)len, p), "no output from %s", cmd);
+	out[strcspn(out, "\n")] = '\0';
+	pclose(p);
+}
+
+/* The path of the largest pack of the local repository repo (repo, out, len). */
+static void largest_pack(const char *repo, char *out, size_t len)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "find '%s/data' -type f -printf '%%s %%p\\n' | sort -n | "
+		 "tail -1 | cut -d' ' -f2-", repo);
+	shell_line(cmd, out, len);
+}
+
+/* XOR one byte of path at off with 0x5a (path, off). */
+static void flip_byte(const char *path, off_t off)
+{
+	unsigned char c;
+	int fd = open(path, O_RDWR);
+
+	cr_assert_geq(fd, 0, "%s", path);
+	cr_assert_eq(pread(fd, &c, 1, off), 1);
+	c ^= 0x5a;
+	cr_assert_eq(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	return st.st_size;
+}
+
+static void expect_in(const char *what, char *text, const char *needle)
+{
+	cr_assert(strstr(text, needle), "'%s' not in %s: %s", needle, what, text);
+	free(text);
+}
+
+Test(backup, a_lost_pack_is_stored_again_and_no_backup_is_built_on_it)
+{
+	const char *keep1[] = { "--keep-last", "1", NULL };
+	char pack[512];
+	struct bk b[4];
+
+	require_kvm();
+	repo_init(REPO);
+	boot("mb=16 rate=2 verify=1", "64M");
+	cr_assert_eq(backup(REPO, keep1, &b[0]), 0, "%s", err_of(&CMD));
+	/* The pack of most of the guest's memory is lost (deleted by hand, a disk fault). */
+	largest_pack(REPO, pack, sizeof(pack));
+	cr_assert_eq(unlink(pack), 0);
+	for (int i = 1; i < 4; i++) {
+		sleep(1);
+		cr_assert_eq(backup(REPO, keep1, &b[i]), 0, "%s", err_of(&CMD));
+	}
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO,
+						   "--keep-last", "1", NULL }), 0, "%s",
+		     err_of(&CMD));
+	/* Every blob the kept snapshot needs is in a pack that exists and reads back. */
+	verify_ok(REPO);
+	quit_vm();
+	restore_and_check(REPO, &b[3]);
+}
+
+Test(backup, a_blob_verify_finds_damaged_is_stored_again_by_the_next_backup)
+{
+	char pack[512];
+	struct bk b0, b1;
+
+	require_kvm();
+	repo_init(REPO);
+	/* A slow writer: most chunks of the first backup are still the same at the next. */
+	boot("mb=16 rate=1 verify=1", "64M");
+	cr_assert_eq(backup(REPO, NULL, &b0), 0, "%s", err_of(&CMD));
+	largest_pack(REPO, pack, sizeof(pack));
+	flip_byte(pack, size_of(pack) / 3);
+	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", REPO,
+						   "--read-data", NULL }), 1);
+	expect_in("verify's notes", err_of(&CMD), "damaged blobs marked");
+	/* Verify marked the blob: the next backup stores it again instead of naming it. */
+	cr_assert_eq(backup(REPO, (const char *const[]){ "--keep-last", "1", NULL }, &b1), 0,
+		     "%s", err_of(&CMD));
+	verify_ok(REPO);
+	quit_vm();
+	restore_and_check(REPO, &b1);
+}
