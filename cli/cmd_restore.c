@@ -32,7 +32,11 @@ static const char restore_usage[] =
 	"                        once and fault RAM in from the repository on first touch,\n"
 	"                        fetching the rest in the background; eager when this host\n"
 	"                        has no usable userfaultfd)\n"
-	"  --verbose             say how RAM was restored and when the vCPUs started\n";
+	"  --lock-wait SECONDS   wait this long for a prune of the repository (default 0);\n"
+	"                        until all of RAM is in, a prune waits for the restore\n"
+	"  --verbose             say how RAM was restored and when the vCPUs started\n"
+	"With latest (the default) the snapshot restored is named on stderr, and a damaged\n"
+	"newest snapshot is refused, naming the newest intact one, never restored around.\n";
 
 /* Seconds since the epoch with microseconds, for matching against other clocks. */
 static double wall_s(void)
@@ -72,13 +76,14 @@ int cmd_restore(int argc, char **argv)
 		{ "api", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'o' },
 		{ "eager", no_argument, NULL, 'e' },
+		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
-	const char *key_file = NULL, *endpoint = NULL, *name = NULL;
-	char latest[SNAP_ID_BYTES];
+	const char *key_file = NULL, *endpoint = NULL;
+	struct snap_restore_opts ro = { 0 };
 	struct repo *r;
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
@@ -109,7 +114,7 @@ int cmd_restore(int argc, char **argv)
 			id = optarg;
 			break;
 		case 'n':
-			name = optarg;
+			ro.vm_name = optarg;
 			break;
 		case 'd':
 			disk = optarg;
@@ -125,6 +130,10 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'e':
 			ram_mode = SNAP_RAM_EAGER;
+			break;
+		case 'w':
+			if (!cli_parse_count("--lock-wait", optarg, &ro.lock_wait_s))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'v':
 			verbose = true;
@@ -147,28 +156,29 @@ int cmd_restore(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	vm_host_signals();
-	if (name && strcmp(id, "latest") != 0) {
+	if (ro.vm_name && strcmp(id, "latest") != 0) {
 		cli_error("restore: --name picks the latest snapshot of a VM: drop --snapshot %s or "
 			  "--name", id);
 		return CLI_EXIT_USAGE;
 	}
-	rc = cli_repo_open(&r, repo, cli_endpoint(endpoint), key_file, err, sizeof(err));
-	if (rc == 0 && name) {
-		rc = snap_find_latest(r, name, latest);
-		if (rc == -ENOENT)
-			snprintf(err, sizeof(err), "no snapshot of VM '%s' in %s: 'godwit images "
-				 "list' shows the names", name, repo);
-		else if (rc < 0)
-			snprintf(err, sizeof(err), "%s: listing snapshots: %s", repo, strerror(-rc));
-		if (rc < 0)
-			repo_close(r);
-		id = latest;
-	}
+	ro.endpoint = cli_endpoint(endpoint);
+	rc = cli_repo_open(&r, repo, ro.endpoint, key_file, err, sizeof(err));
 	if (rc == 0)
-		rc = snap_restore_open(&rs, r, id, err, sizeof(err));
+		rc = snap_restore_open(&rs, r, id, &ro, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("restore: %s", err);
-		return CLI_EXIT_ERROR;
+		return rc == -EBUSY ? CLI_EXIT_LOCKED : CLI_EXIT_ERROR;
+	}
+	if (strcmp(id, "latest") == 0) {
+		/* Say which one "latest" was: never restore an unexpected snapshot in silence. */
+		char when[40];
+		time_t t = (time_t)(rs.m.created_ns / 1000000000u);
+		struct tm tm;
+
+		if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm))
+			snprintf(when, sizeof(when), "?");
+		fprintf(stderr, "godwit: restore: snapshot %s of VM %s, taken %s\n", rs.m.id,
+			rs.m.vm_name, when);
 	}
 	if (rs.info.disk_bytes && !disk && !base) {
 		cli_error("restore: snapshot %s has a disk: pass --disk NEW.img, or --disk-base "

@@ -488,3 +488,50 @@ Test(restore, a_damaged_pack_stops_a_lazy_restore_naming_the_chunk)
 	cr_assert_eq(gw_count_lines(RST.console, "HB "), 0, "the guest ran");
 	free(err);
 }
+
+Test(restore, latest_names_its_snapshot_and_refuses_a_damaged_newest_one)
+{
+	char id1[64], id2[64], path[512], *err;
+	struct gw_hb hb1, hb2;
+	int fd;
+	unsigned char c;
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=8 rate=4 verify=1");
+	take(VM.api, &VM, id1, sizeof(id1), &hb1);
+	sleep(1);
+	take(VM.api, &VM, id2, sizeof(id2), &hb2);
+	gw_quit(&VM);
+	/* Whatever "latest" resolves to is named, before anything runs. */
+	restore_start("latest", NULL, false);
+	expect_guest_continues(&hb2);
+	gw_quit(&RST);
+	err = gw_read_file(RST.err);
+	cr_assert(strstr(err, "snapshot ") && strstr(err, id2), "latest not named: %s", err);
+	free(err);
+	/* The newest manifest damaged: latest is refused, naming both. */
+	snprintf(path, sizeof(path), "%s/snapshots/%s", REPO, id2);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &c, 1, 40), 1);
+	c ^= 0x5a;
+	cr_assert_eq(pwrite(fd, &c, 1, 40), 1);
+	close(fd);
+	for (int by_name = 0; by_name < 2; by_name++) {
+		restore_start(by_name ? "name=vm" : "latest", NULL, false);
+		cr_assert(gw_wait_exit(&RST, 60000));
+		err = gw_read_file(RST.err);
+		cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 1, "%d: %s",
+			  RST.status, err);
+		cr_assert(strstr(err, id2) && strstr(err, id1) && strstr(err, "damaged"),
+			  "the refusal does not name the damaged and the intact snapshot: %s", err);
+		cr_assert_eq(gw_count_lines(RST.console, "HB "), 0, "a snapshot was restored");
+		free(err);
+	}
+	/* The intact one, asked for by id, restores. */
+	restore_start(id1, NULL, false);
+	expect_guest_continues(&hb1);
+	gw_quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
