@@ -119,3 +119,47 @@ const struct blob_loc *blob_table_next(const struct blob_table *t, size_t *pos)
 	}
 	return NULL;
 }
+
+int copy_set_init(struct copy_set *s)
+{
+	int rc = blob_table_init(&s->ids);
+
+	if (rc == 0)
+		rc = blob_table_init(&s->keys);
+	return rc;
+}
+
+void copy_set_free(struct copy_set *s)
+{
+	blob_table_free(&s->ids);
+	blob_table_free(&s->keys);
+}
+
+static void copy_key(const struct blob_id *pack, const struct blob_id *blob, struct blob_id *out)
+{
+	uint8_t both[2 * BLOB_ID_BYTES];
+
+	memcpy(both, pack->b, BLOB_ID_BYTES);
+	memcpy(both + BLOB_ID_BYTES, blob->b, BLOB_ID_BYTES);
+	sha256_buf(both, sizeof(both), out->b);
+}
+
+int copy_set_add(struct copy_set *s, const struct blob_id *pack, const struct blob_id *blob)
+{
+	struct blob_loc k = { .id = *blob };
+
+	if (blob_table_add(&s->ids, &k) < 0)
+		return -ENOMEM;
+	copy_key(pack, blob, &k.id);
+	return blob_table_add(&s->keys, &k) < 0 ? -ENOMEM : 0;
+}
+
+bool copy_set_has(const struct copy_set *s, const struct blob_id *pack, const struct blob_id *blob)
+{
+	struct blob_id key;
+
+	if (!blob_table_find(&s->ids, blob))
+		return false;
+	copy_key(pack, blob, &key);
+	return blob_table_find(&s->keys, &key) != NULL;
+}

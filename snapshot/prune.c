@@ -234,8 +234,7 @@ struct sweep {
 	struct blob_table live;    /* referenced blob ids */
 	struct blob_table slots;   /* pack id -> index into packs (blob_loc.pack) */
 	struct blob_table listed;  /* data/: pack id, size in offset, age in pack */
-	struct blob_table marked_ids; /* blob ids a damaged list names */
-	struct blob_table marked;  /* hash of (pack id, blob id) of each damaged copy */
+	struct copy_set marked;    /* the copies the damaged lists mark */
 	struct blob_table covered; /* live blobs some kept index pack holds */
 	struct sweep_pack *packs;
 	size_t npacks, packs_cap;
@@ -324,69 +323,37 @@ static int pack_slot(struct sweep *w, const struct index_pack *p, size_t *slot)
 	return 0;
 }
 
-/* The key of one copy of a blob, (pack, blob), for the table of damaged copies. */
-static void copy_key(const struct blob_id *pack, const struct blob_id *blob, struct blob_id *out)
-{
-	uint8_t both[2 * BLOB_ID_BYTES];
-
-	memcpy(both, pack->b, BLOB_ID_BYTES);
-	memcpy(both + BLOB_ID_BYTES, blob->b, BLOB_ID_BYTES);
-	sha256_buf(both, sizeof(both), out->b);
-}
-
-static bool copy_marked(const struct sweep *w, const struct blob_id *pack,
-			const struct blob_id *blob)
-{
-	struct blob_id key;
-
-	if (!blob_table_find(&w->marked_ids, blob))
-		return false;
-	copy_key(pack, blob, &key);
-	return blob_table_find(&w->marked, &key) != NULL;
-}
-
 /*
  * Read the index-format object name into a new entry of l (w, name, l, what): a
- * decode failure is a note and returns 1; 0 when added; -errno.
+ * decode failure is a note and returns 1; 2 when it is gone; 0 when added; -errno.
  */
 static int read_indexlike(struct sweep *w, const char *name, struct sweep_list *l,
 			  const char *what)
 {
 	struct sweep_index *e;
-	const char *why = "";
-	uint8_t *buf;
-	size_t len;
-	int rc;
+	const char *why;
+	int bad, rc;
 
-	rc = backend_get_all(w->r->be, name, INDEX_MAX_BYTES, &buf, &len);
-	if (rc == -ENOENT)
-		return 1;
-	if (rc < 0 && rc != -EMSGSIZE) {
-		backend_fail(w->r->be, rc, w->err, w->errlen, "read", name);
-		return rc;
-	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 16;
 		struct sweep_index *v = realloc(l->v, cap * sizeof(*v));
 
-		if (!v) {
-			free(rc == 0 ? buf : NULL);
+		if (!v)
 			return -ENOMEM;
-		}
 		l->v = v;
 		l->cap = cap;
 	}
 	e = &l->v[l->n];
 	memset(e, 0, sizeof(*e));
-	if (rc == 0) {
-		rc = index_file_decode(buf, len, w->r->crypto, &e->ix, &why);
-		free(buf);
-	} else {
-		why = "larger than the limit";
-	}
-	if (rc == -ENOMEM)
-		return rc;
+	rc = repo_index_object_read(w->r->be, w->r->crypto, name, &e->ix, &bad, &why);
+	if (rc == -ENOENT)
+		return 2; /* removed since the list */
 	if (rc < 0) {
+		if (rc != -ENOMEM)
+			backend_fail(w->r->be, rc, w->err, w->errlen, "read", name);
+		return rc;
+	}
+	if (rc == 1) {
 		report(w->fn, w->arg, "note: %s %s cannot be read (%s)%s", what, name, why,
 		       l == &w->idx ? ": its packs are kept until 'godwit images repair' rebuilds "
 				      "the index" : "");
@@ -411,15 +378,9 @@ static int damaged_one(void *arg, const char *name, uint64_t bytes)
 	for (uint32_t i = 0; i < e->ix.npacks; i++) {
 		const struct index_pack *p = &e->ix.packs[i];
 
-		for (uint32_t j = 0; j < p->nblobs; j++) {
-			struct blob_loc k = { .id = p->entries[j].id };
-
-			if (blob_table_add(&w->marked_ids, &k) < 0)
+		for (uint32_t j = 0; j < p->nblobs; j++)
+			if (copy_set_add(&w->marked, &p->pack_id, &p->entries[j].id) < 0)
 				return -ENOMEM;
-			copy_key(&p->pack_id, &p->entries[j].id, &k.id);
-			if (blob_table_add(&w->marked, &k) < 0)
-				return -ENOMEM;
-		}
 	}
 	return 0;
 }
@@ -447,7 +408,7 @@ static int index_one(void *arg, const char *name, uint64_t bytes)
 		for (uint32_t j = 0; j < p->nblobs; j++) {
 			/* A copy marked damaged serves no snapshot: it does not keep its pack. */
 			if (blob_table_find(&w->live, &p->entries[j].id) &&
-			    !copy_marked(w, &p->pack_id, &p->entries[j].id)) {
+			    !copy_set_has(&w->marked, &p->pack_id, &p->entries[j].id)) {
 				w->packs[s].live++;
 			} else {
 				w->packs[s].dead++;
@@ -537,8 +498,7 @@ static void sweep_free(struct sweep *w)
 	blob_table_free(&w->live);
 	blob_table_free(&w->slots);
 	blob_table_free(&w->listed);
-	blob_table_free(&w->marked_ids);
-	blob_table_free(&w->marked);
+	copy_set_free(&w->marked);
 	blob_table_free(&w->covered);
 }
 
@@ -613,7 +573,7 @@ static int sweep_covered(struct sweep *w)
 				struct blob_loc loc = { .id = p->entries[k].id };
 
 				if (!blob_table_find(&w->live, &loc.id) ||
-				    copy_marked(w, &p->pack_id, &loc.id))
+				    copy_set_has(&w->marked, &p->pack_id, &loc.id))
 					continue;
 				if (blob_table_add(&w->covered, &loc) < 0)
 					return -ENOMEM;
@@ -773,9 +733,7 @@ int prune_sweep(struct repo *r, bool dry_run, uint64_t grace_s, prune_report_fn 
 	if (rc == 0)
 		rc = blob_table_init(&w.listed);
 	if (rc == 0)
-		rc = blob_table_init(&w.marked_ids);
-	if (rc == 0)
-		rc = blob_table_init(&w.marked);
+		rc = copy_set_init(&w.marked);
 	if (rc == 0)
 		rc = blob_table_init(&w.covered);
 	if (rc < 0) {

@@ -226,45 +226,59 @@ static void name_list_free(struct name_list *l)
 	free(l->names);
 }
 
-/*
- * Read and decode the index-format object name, whose name must be its content hash
- * (r, name, ix): an index file, or a list of damaged blobs. A decode failure is
- * remembered for repo_verify and returns 1; an object removed since the list, 2.
- */
-static int repo_read_indexlike(struct repo *r, const char *name, struct index_file *ix)
+int repo_index_object_read(struct backend *be, struct repo_crypto *c, const char *name,
+			   struct index_file *ix, int *bad, const char **why)
 {
 	char expect[INDEX_NAME_BYTES], dname[REPO_DAMAGED_NAME_BYTES];
-	const char *why = NULL;
 	uint8_t *buf;
 	size_t len;
 	int rc;
 
-	rc = backend_get_all(r->be, name, INDEX_MAX_BYTES, &buf, &len);
+	*bad = 0;
+	*why = "";
+	rc = backend_get_all(be, name, INDEX_MAX_BYTES, &buf, &len);
 	if (rc == -EMSGSIZE) {
-		rc = repo_note_bad(r, name, rc, "larger than the limit");
-		return rc < 0 ? rc : 1;
+		*bad = rc;
+		*why = "larger than the limit";
+		return 1;
 	}
-	if (rc == -ENOENT)
-		return 2; /* removed by a prune since the list */
 	if (rc < 0)
 		return rc;
 	index_file_name(buf, len, expect);
 	repo_damaged_name(buf, len, dname);
-	rc = index_file_decode(buf, len, r->crypto, ix, &why);
+	rc = index_file_decode(buf, len, c, ix, why);
 	free(buf);
 	if (rc == 0 && strcmp(expect, name) != 0 && strcmp(dname, name) != 0) {
 		/* The content checked first, so a damaged file reports as damaged, not misnamed. */
 		index_file_free(ix);
 		rc = -EBADMSG;
-		why = "name does not match the content hash";
+		*why = "name does not match the content hash";
 	}
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
-		rc = repo_note_bad(r, name, rc, why);
-		return rc < 0 ? rc : 1;
+		*bad = rc;
+		return 1;
 	}
 	return 0;
+}
+
+/*
+ * repo_index_object_read for repo_open (r, name, ix): a decode failure is remembered for
+ * repo_verify and returns 1; an object removed since the list, 2.
+ */
+static int repo_read_indexlike(struct repo *r, const char *name, struct index_file *ix)
+{
+	const char *why;
+	int bad, rc = repo_index_object_read(r->be, r->crypto, name, ix, &bad, &why);
+
+	if (rc == -ENOENT)
+		return 2; /* removed by a prune since the list */
+	if (rc == 1) {
+		rc = repo_note_bad(r, name, bad, why);
+		return rc < 0 ? rc : 1;
+	}
+	return rc;
 }
 
 /* Load one index file (r, name): a decode failure is remembered, not returned. */

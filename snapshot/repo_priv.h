@@ -117,6 +117,16 @@ int repo_list_packs(struct backend *be, struct blob_table *t,
  */
 uint64_t repo_packs_mark(struct repo *r, const struct blob_table *listed);
 
+/*
+ * Read and decode the index-format object name (be, c, name, ix, bad, why): an index
+ * file or a list of damaged blobs, whose name must be its content hash. Returns 0 (ix to
+ * free with index_file_free); 1 when it is larger than INDEX_MAX_BYTES, does not decode
+ * or is misnamed (*bad gets the code, *why a static reason); -ENOENT when gone; another
+ * backend error; -ENOMEM.
+ */
+int repo_index_object_read(struct backend *be, struct repo_crypto *c, const char *name,
+			   struct index_file *ix, int *bad, const char **why);
+
 /* The name of a damaged-blob list holding buf (buf, len, out): "damaged/<64 hex>". */
 #define REPO_DAMAGED_PREFIX "damaged/"
 #define REPO_DAMAGED_NAME_BYTES (8 + 64 + 1)
