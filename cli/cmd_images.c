@@ -32,6 +32,8 @@ static const char images_usage[] =
 	"  --insecure-no-encryption\n"
 	"                    'repo init' makes a plaintext repository: whoever can read its\n"
 	"                    objects (an S3 bucket's operator) can read the VMs' memory\n"
+	"  --verbose         name each S3 request that is retried\n"
+	CLI_S3_RETRY_USAGE
 	"  --read-data       verify: read every pack and every blob back (the default for a\n"
 	"                    local repository is names and sizes only); damaged blobs found\n"
 	"                    are marked, so the next backup of their VM stores them again\n"
@@ -162,9 +164,10 @@ static void repair_line(void *arg, const char *line)
  * godwit images repair: under the prune lock (nothing else writes or reads packs), the
  * index rebuilt from the packs; the snapshots no pack completes are named.
  */
-static int images_repair(struct repo *r, const struct repair_opts *o, unsigned lock_wait_s)
+static int images_repair(struct repo *r, const struct repair_opts *o, unsigned lock_wait_s,
+			 const struct backend_s3_opts *s3)
 {
-	struct repo_lock_opts lo = { .wait_s = lock_wait_s, .endpoint = cli_endpoint(NULL) };
+	struct repo_lock_opts lo = { .wait_s = lock_wait_s, .s3 = s3 };
 	struct repo_lock *lock;
 	struct repair_stats st;
 	char err[1024];
@@ -331,6 +334,8 @@ static int repo_cmd(bool init, int argc, char **argv)
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "read-data", no_argument, NULL, 'd' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "s3-retry", required_argument, NULL, 'R' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "forget-damaged", no_argument, NULL, 'f' },
 		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
@@ -340,8 +345,10 @@ static int repo_cmd(bool init, int argc, char **argv)
 	const char *sub = argc > 1 ? argv[1] : "";
 	bool read_data = false, insecure = false;
 	struct repair_opts ro = { 0 };
+	struct backend_s3_opts s3;
+	int s3_retry = -1;
+	bool verbose = false;
 	unsigned lock_wait = 0;
-	struct repo_key key;
 	struct repo *r;
 	char err[512] = "";
 	int opt, rc, status;
@@ -380,6 +387,13 @@ static int repo_cmd(bool init, int argc, char **argv)
 		case 'f':
 			ro.forget_damaged = true;
 			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'v':
+			verbose = true;
+			break;
 		case 'w':
 			if (!cli_parse_count("--lock-wait", optarg, &lock_wait))
 				return CLI_EXIT_USAGE;
@@ -403,14 +417,8 @@ static int repo_cmd(bool init, int argc, char **argv)
 		cli_error("%s: --insecure-no-encryption is for 'repo init'", sub);
 		return CLI_EXIT_USAGE;
 	}
-	if (key_file) {
-		rc = repo_key_load(&key, key_file, err, sizeof(err));
-		if (rc == 0)
-			rc = repo_open_keyed(&r, repo_path, &key, err, sizeof(err));
-		repo_key_wipe(&key);
-	} else {
-		rc = repo_open(&r, repo_path, err, sizeof(err));
-	}
+	cli_s3_opts(&s3, NULL, s3_retry, verbose);
+	rc = cli_repo_open(&r, repo_path, &s3, key_file, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;
@@ -420,7 +428,7 @@ static int repo_cmd(bool init, int argc, char **argv)
 	else if (!strcmp(sub, "inspect"))
 		status = images_inspect(r, id);
 	else if (!strcmp(sub, "repair"))
-		status = images_repair(r, &ro, lock_wait);
+		status = images_repair(r, &ro, lock_wait, &s3);
 	else
 		status = images_verify(r, read_data);
 	repo_close(r);

@@ -23,6 +23,7 @@ static const char prune_usage[] =
 	"  --name NAME        apply the policy to this VM's snapshots only (default: each VM's)\n"
 	"  --key-file FILE    the repository's key (encrypted repositories)\n"
 	"  --endpoint URL     the S3 endpoint (default AWS_ENDPOINT_URL, else AWS)\n"
+	CLI_S3_RETRY_USAGE
 	"  --lock-wait SECONDS  wait this long for running backups or prunes (default 0)\n"
 	"  --grace DURATION   garbage no index names goes once this old (default 24h; 90s,\n"
 	"                     30m, 2d also work)\n"
@@ -47,17 +48,17 @@ const char *cli_endpoint(const char *endpoint)
 	return e && e[0] ? e : NULL;
 }
 
-int cli_repo_open(struct repo **r, const char *location, const char *endpoint,
+int cli_repo_open(struct repo **r, const char *location, const struct backend_s3_opts *s3,
 		  const char *key_file, char *err, size_t errlen)
 {
 	struct repo_key key;
 	int rc;
 
 	if (!key_file)
-		return repo_open_ex(r, location, endpoint, NULL, err, errlen);
+		return repo_open_ex(r, location, s3, NULL, err, errlen);
 	rc = repo_key_load(&key, key_file, err, errlen);
 	if (rc == 0)
-		rc = repo_open_ex(r, location, endpoint, &key, err, errlen);
+		rc = repo_open_ex(r, location, s3, &key, err, errlen);
 	repo_key_wipe(&key);
 	return rc;
 }
@@ -74,6 +75,32 @@ bool cli_parse_count(const char *opt, const char *arg, unsigned *out)
 		return false;
 	}
 	*out = (unsigned)v;
+	return true;
+}
+
+static void s3_retry_line(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "godwit: %s\n", line);
+}
+
+void cli_s3_opts(struct backend_s3_opts *o, const char *endpoint, int retry_s, bool verbose)
+{
+	*o = (struct backend_s3_opts){ .endpoint = cli_endpoint(endpoint), .retry_s = retry_s,
+				       .note = verbose ? s3_retry_line : NULL };
+}
+
+bool cli_parse_s3_retry(const char *arg, int *out)
+{
+	unsigned v;
+
+	if (!cli_parse_count("--s3-retry", arg, &v))
+		return false;
+	if (v > 86400) {
+		cli_error("--s3-retry takes at most 86400 seconds (a day), not %u", v);
+		return false;
+	}
+	*out = (int)v;
 	return true;
 }
 
@@ -124,7 +151,7 @@ int cli_prune_run(struct repo *r, const struct cli_prune_opts *o, struct cli_pru
 	struct repo_lock_opts lo = {
 		.wait_s = o->own ? 0 : o->lock_wait_s,
 		.own = o->own,
-		.endpoint = o->endpoint,
+		.s3 = o->s3,
 		.note = note_line,
 	};
 	struct repo_lock *plock = NULL;
@@ -188,6 +215,7 @@ int cmd_images_prune(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "keep-last", required_argument, NULL, 'L' },
 		{ "keep-daily", required_argument, NULL, 'D' },
 		{ "keep-weekly", required_argument, NULL, 'W' },
@@ -203,6 +231,8 @@ int cmd_images_prune(int argc, char **argv)
 	struct cli_prune_opts o = { .grace_s = PRUNE_GRACE_DEFAULT_S };
 	struct cli_prune_result res;
 	const char *repo_path = NULL, *key_file = NULL, *endpoint = NULL;
+	struct backend_s3_opts s3;
+	int s3_retry = -1;
 	bool json = false;
 	struct repo *r;
 	char err[1024] = "";
@@ -220,6 +250,10 @@ int cmd_images_prune(int argc, char **argv)
 			break;
 		case 'e':
 			endpoint = optarg;
+			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'L':
 			if (!cli_parse_count("--keep-last", optarg, &o.policy.keep_last))
@@ -271,9 +305,10 @@ int cmd_images_prune(int argc, char **argv)
 			  "(a policy that keeps nothing is refused)");
 		return CLI_EXIT_USAGE;
 	}
-	o.endpoint = cli_endpoint(endpoint);
+	cli_s3_opts(&s3, endpoint, s3_retry, o.verbose);
+	o.s3 = &s3;
 	o.verbose |= o.dry_run && !json;
-	rc = cli_repo_open(&r, repo_path, o.endpoint, key_file, err, sizeof(err));
+	rc = cli_repo_open(&r, repo_path, &s3, key_file, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;

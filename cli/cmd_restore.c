@@ -22,6 +22,7 @@ static const char restore_usage[] =
 	"  --repo DIR|s3://B/P   the image repository\n"
 	"  --key-file FILE       its key (an encrypted repository: 'godwit repo init' made it)\n"
 	"  --endpoint URL        the S3 endpoint (default $AWS_ENDPOINT_URL, else AWS)\n"
+	CLI_S3_RETRY_USAGE
 	"  --snapshot ID         which snapshot (default latest)\n"
 	"  --name NAME           with latest: the newest snapshot of VM NAME\n"
 	"  --disk PATH           write the snapshot's disk to this new image\n"
@@ -69,6 +70,7 @@ int cmd_restore(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "endpoint", required_argument, NULL, 'E' },
+		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "disk", required_argument, NULL, 'd' },
@@ -84,6 +86,8 @@ int cmd_restore(int argc, char **argv)
 	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
 	const char *key_file = NULL, *endpoint = NULL;
 	struct snap_restore_opts ro = { 0 };
+	struct backend_s3_opts s3;
+	int s3_retry = -1;
 	struct repo *r;
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
@@ -109,6 +113,10 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'E':
 			endpoint = optarg;
+			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
 			break;
 		case 's':
 			id = optarg;
@@ -161,8 +169,9 @@ int cmd_restore(int argc, char **argv)
 			  "--name", id);
 		return CLI_EXIT_USAGE;
 	}
-	ro.endpoint = cli_endpoint(endpoint);
-	rc = cli_repo_open(&r, repo, ro.endpoint, key_file, err, sizeof(err));
+	cli_s3_opts(&s3, endpoint, s3_retry, verbose);
+	ro.s3 = &s3;
+	rc = cli_repo_open(&r, repo, &s3, key_file, err, sizeof(err));
 	if (rc == 0)
 		rc = snap_restore_open(&rs, r, id, &ro, err, sizeof(err));
 	if (rc < 0) {

@@ -136,13 +136,13 @@ bool backend_location_is_s3(const char *location)
 	return strncmp(location, "s3://", 5) == 0;
 }
 
-int backend_open_location(struct backend **out, const char *location, const char *endpoint,
-			  char *err, size_t errlen)
+int backend_open_location(struct backend **out, const char *location,
+			  const struct backend_s3_opts *s3, char *err, size_t errlen)
 {
 	int rc;
 
 	if (backend_location_is_s3(location))
-		return backend_s3_open(out, location, endpoint, 0, err, errlen);
+		return backend_s3_open(out, location, s3, 0, err, errlen);
 	if (strncmp(location, "file://", 7) == 0)
 		location += 7;
 	rc = backend_dir_open(out, location);

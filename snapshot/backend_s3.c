@@ -54,6 +54,8 @@
 #define S3B_RA_SLOTS 8
 #define S3B_RA_MIN ((size_t)512 << 10)
 #define S3B_RA_MAX ((size_t)8 << 20)
+/* The retry budget of the first request, unless the caller chose one: see backend_s3_open. */
+#define S3B_PROBE_BUDGET_MS 15000u
 
 struct s3b_job {
 	struct s3b_job *next;
@@ -735,9 +737,10 @@ static int s3b_probe(struct backend_s3 *s, unsigned flags, char *err, size_t err
 	return rc;
 }
 
-int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
+int backend_s3_open(struct backend **out, const char *url, const struct backend_s3_opts *o,
 		    unsigned flags, char *err, size_t errlen)
 {
+	const char *endpoint = o ? o->endpoint : NULL;
 	struct s3_config *cfg;
 	struct backend_s3 *s;
 	char msg[512] = "";
@@ -775,6 +778,12 @@ int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
 		}
 		snprintf(cfg->endpoint, sizeof(cfg->endpoint), "%s", endpoint);
 	}
+	if (o && o->retry_s >= 0)
+		cfg->retry_budget_ms = (unsigned)(o->retry_s > 86400 ? 86400 : o->retry_s) * 1000;
+	if (o) {
+		cfg->log = o->note;
+		cfg->log_arg = o->note_arg;
+	}
 	rc = s3_client_create(&s->c, cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", url, msg);
@@ -786,11 +795,20 @@ int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
 	pthread_cond_init(&s->pf.cv, NULL);
+	/*
+	 * A wrong endpoint or a server that is down when we start look the same: the probe
+	 * waits a little (unless the caller chose a budget), so a typo fails in seconds; from
+	 * then on an outage is waited out for the whole budget.
+	 */
+	if (!o || o->retry_s < 0)
+		s3_client_set_retry_budget(s->c, cfg->retry_budget_ms < S3B_PROBE_BUDGET_MS
+						 ? cfg->retry_budget_ms : S3B_PROBE_BUDGET_MS);
 	rc = s3b_probe(s, flags, err, errlen);
 	if (rc < 0) {
 		s3b_stop(s);
 		goto err_client;
 	}
+	s3_client_set_retry_budget(s->c, cfg->retry_budget_ms);
 	explicit_bzero(cfg, sizeof(*cfg));
 	free(cfg);
 	*out = &s->base;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,27 @@ static void load_disk_parent(struct snap_job *j, const struct snap_params *p)
 	j->have_disk_parent = true;
 }
 
+/* The S3 client's retry lines, for the result; its upload threads write too. */
+struct s3_notes {
+	pthread_mutex_t mu;
+	struct snap_result *res;
+};
+
+static void s3_note(void *arg, const char *line)
+{
+	struct s3_notes *n = arg;
+	size_t used, len = strlen(line);
+
+	pthread_mutex_lock(&n->mu);
+	n->res->s3_retries++;
+	used = strlen(n->res->s3_log);
+	if (used + len + 2 < sizeof(n->res->s3_log)) {
+		memcpy(n->res->s3_log + used, line, len);
+		memcpy(n->res->s3_log + used + len, "\n", 2);
+	}
+	pthread_mutex_unlock(&n->mu);
+}
+
 /* The disk parent's blocks whose stored copy was lost: disk_capture reads them again. */
 static void count_lost_blocks(struct snap_job *j)
 {
@@ -383,10 +405,10 @@ static void count_lost_blocks(struct snap_job *j)
  * that is not stored.
  */
 static int snap_lock_and_check(struct snap_job *j, const struct snap_params *p,
-			       struct repo_lock **lock, struct snap_result *res, char *err,
-			       size_t errlen)
+			       const struct backend_s3_opts *s3, struct repo_lock **lock,
+			       struct snap_result *res, char *err, size_t errlen)
 {
-	struct repo_lock_opts lo = { .wait_s = p->lock_wait_s, .endpoint = p->endpoint };
+	struct repo_lock_opts lo = { .wait_s = p->lock_wait_s, .s3 = s3 };
 	char why[1024];
 	int rc;
 
@@ -589,6 +611,9 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	uint64_t t_pause = 0, t_stopped = 0, t_copied = 0; /* us */
 	struct repo_stats before, after;
 	struct repo_lock *lock = NULL;
+	struct s3_notes notes = { .mu = PTHREAD_MUTEX_INITIALIZER, .res = res };
+	struct backend_s3_opts s3 = { .endpoint = p->endpoint, .retry_s = p->s3_retry_s,
+				      .note = s3_note, .note_arg = &notes };
 	const char *disk_mode = "none";
 	bool paused = false;
 	uint8_t *state = NULL;
@@ -601,14 +626,14 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 
 		rc = repo_key_load(&key, p->key_file, err, errlen);
 		if (rc == 0)
-			rc = repo_open_ex(&j.repo, p->repo, p->endpoint, &key, err, errlen);
+			rc = repo_open_ex(&j.repo, p->repo, &s3, &key, err, errlen);
 		repo_key_wipe(&key);
 	} else {
-		rc = repo_open_ex(&j.repo, p->repo, p->endpoint, NULL, err, errlen);
+		rc = repo_open_ex(&j.repo, p->repo, &s3, NULL, err, errlen);
 	}
 	if (rc < 0)
 		return rc;
-	rc = snap_lock_and_check(&j, p, &lock, res, err, errlen);
+	rc = snap_lock_and_check(&j, p, &s3, &lock, res, err, errlen);
 	if (rc < 0)
 		goto out;
 	repo_stats_get(j.repo, &before);

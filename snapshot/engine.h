@@ -35,6 +35,7 @@ struct snap_params {
 	 */
 	bool min_bytes;
 	unsigned lock_wait_s; /* wait this long for a prune holding the repository's lock */
+	int s3_retry_s;       /* retry a failing S3 request this long; < 0: 300 s (s3.h) */
 };
 
 struct snap_result {
@@ -54,6 +55,8 @@ struct snap_result {
 	const char *disk_mode;       /* "none", "log", "rsync", "full" */
 	uint64_t packs_absent;       /* packs the index names that the listing did not find */
 	uint64_t chunks_lost;        /* parent's chunks and blocks in them, or damaged: copied again */
+	uint64_t s3_retries;         /* S3 requests retried */
+	char s3_log[480];            /* the first of their lines, one per line ("" if none) */
 };
 
 /*

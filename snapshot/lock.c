@@ -613,7 +613,7 @@ static int lock_new(struct repo_lock **out, struct repo *r, enum repo_lock_kind 
 	}
 	for (size_t i = 0; i < sizeof(nonce); i++)
 		snprintf(l->me.nonce + 2 * i, 3, "%02x", nonce[i]);
-	rc = backend_open_location(&l->be, repo_location(r), o->endpoint, err, errlen);
+	rc = backend_open_location(&l->be, repo_location(r), o->s3, err, errlen);
 	if (rc < 0)
 		goto err_free;
 	pthread_mutex_init(&l->mu, NULL);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct backend_s3_opts;
 struct repo;
 
 /*
@@ -102,7 +103,7 @@ struct repo_lock_opts {
 	unsigned heartbeat_s; /* refresh period; 0: 60 s */
 	unsigned stale_s;     /* a heartbeat older than this is stale; 0: 600 s */
 	const struct repo_lock *own; /* a lock the caller holds, never a conflict (NULL) */
-	const char *endpoint; /* for an s3:// repository, as repo_open_ex; NULL: the environment */
+	const struct backend_s3_opts *s3; /* for an s3:// repository, as repo_open_ex (may be NULL) */
 	repo_lock_note_fn note;
 	void *note_arg;
 };

@@ -503,7 +503,7 @@ int repo_open_keyed(struct repo **out, const char *location, const struct repo_k
 	return repo_open_ex(out, location, NULL, key, err, errlen);
 }
 
-int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
+int repo_open_ex(struct repo **out, const char *location, const struct backend_s3_opts *s3,
 		 const struct repo_key *key, char *err, size_t errlen)
 {
 	struct name_list idx = { 0 };
@@ -534,7 +534,7 @@ int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
 	if (rc < 0)
 		goto err_free;
 	if (backend_location_is_s3(dir)) {
-		rc = backend_s3_open(&r->be, dir, endpoint, 0, err, errlen);
+		rc = backend_s3_open(&r->be, dir, s3, 0, err, errlen);
 		if (rc < 0)
 			goto err_free;
 	} else {

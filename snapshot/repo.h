@@ -107,12 +107,12 @@ int repo_open_keyed(struct repo **out, const char *location, const struct repo_k
 		    char *err, size_t errlen);
 
 /*
- * repo_open_keyed with an S3 endpoint (out, location, endpoint, key, err, errlen):
- * endpoint ("http://HOST:PORT") overrides AWS_ENDPOINT_URL for an s3:// location; NULL
- * or "" keeps the environment's (backend_s3_open). For a process that serves others
- * (the VMM), where changing the environment is not thread-safe.
+ * repo_open_keyed with S3 options (out, location, s3, key, err, errlen): s3 (may be
+ * NULL) overrides AWS_ENDPOINT_URL for an s3:// location, sets how long a failing request
+ * is retried and takes a line per retry (backend_s3_open). For a process that serves
+ * others (the VMM), where changing the environment is not thread-safe.
  */
-int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
+int repo_open_ex(struct repo **out, const char *location, const struct backend_s3_opts *s3,
 		 const struct repo_key *key, char *err, size_t errlen);
 
 /* repo_open_keyed without a key (out, location, err, errlen): plaintext repositories. */

@@ -40,8 +40,7 @@ static const char *mark_found(struct snap_restore *rs)
 static int restore_lock(struct snap_restore *rs, const struct snap_restore_opts *o, char *err,
 			size_t errlen)
 {
-	struct repo_lock_opts lo = { .wait_s = o ? o->lock_wait_s : 0,
-				     .endpoint = o ? o->endpoint : NULL };
+	struct repo_lock_opts lo = { .wait_s = o ? o->lock_wait_s : 0, .s3 = o ? o->s3 : NULL };
 	char why[1024];
 	int rc;
 

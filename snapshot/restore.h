@@ -9,6 +9,7 @@
 #include "snapshot/manifest.h"
 #include "vmm/vm_state.h"
 
+struct backend_s3_opts;
 struct lazy_mem;
 struct repo;
 struct repo_lock;
@@ -23,7 +24,7 @@ enum snap_ram_mode {
 struct snap_restore_opts {
 	const char *vm_name;  /* with id "latest": the newest snapshot of this VM */
 	unsigned lock_wait_s; /* wait this long for a prune holding the repository's lock */
-	const char *endpoint; /* S3 endpoint of the repository, for the lock; NULL: the environment */
+	const struct backend_s3_opts *s3; /* for the lock, as the repository's (may be NULL) */
 };
 
 /* A restore in progress: the repository, the manifest and the state blob. */
