@@ -784,6 +784,9 @@ out:
 		vm_resume(vm);
 	if (rc < 0)
 		t->valid = false;
+	/* A failed snapshot (a full disk) takes no space: its packs are nobody's. */
+	if (rc < 0)
+		repo_abandon(j.repo, NULL, NULL);
 	/* What a read found damaged (a parent's signature) is stored again next time. */
 	repo_mark_found(j.repo, NULL, NULL, 0);
 	repo_lock_release(lock);

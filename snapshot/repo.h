@@ -239,6 +239,17 @@ int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
  */
 int repo_flush(struct repo *r);
 
+/*
+ * Give back the space of a write that failed (r, removed, bytes): remove every pack this
+ * repo wrote since its last index file. No index names them and nothing published can,
+ * so a snapshot that failed on a full disk leaves no space taken. Only in an encrypted
+ * repository, whose packs are unique to their writer (random nonces); a plaintext pack
+ * may be byte for byte another writer's, just indexed, so those are left to prune's
+ * grace period. *removed and *bytes (may be NULL) get what went. Returns 0 or the first
+ * backend error (on S3 after a failed upload: the packs then wait for prune).
+ */
+int repo_abandon(struct repo *r, uint64_t *removed, uint64_t *bytes);
+
 /* One copy of a blob: the pack that holds it, and its id. */
 struct repo_copy {
 	struct blob_id pack;

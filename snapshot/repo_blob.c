@@ -102,6 +102,7 @@ static int repo_write_pack(struct repo *r)
 		goto err_free;
 	pack_name(&pack_id, name);
 	rc = backend_put(r->be, name, r->pb.buf, r->pb.len);
+	u->ours = rc == 0;
 	if (rc == -EEXIST)
 		rc = 0; /* same id, same bytes: an interrupted earlier run wrote it */
 	if (rc < 0)
@@ -724,6 +725,37 @@ int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
 	*data = buf;
 	*len = off;
 	return 0;
+}
+
+int repo_abandon(struct repo *r, uint64_t *removed, uint64_t *bytes)
+{
+	uint64_t n = 0, b = 0;
+	int rc = 0;
+
+	/* Only sealed packs are this writer's alone (random nonces): see repo.h. */
+	for (uint32_t i = 0; r->crypto && i < r->nunindexed; i++) {
+		const struct repo_pack *p = &r->packs[r->unindexed[i].pack];
+		char name[PACK_NAME_BYTES];
+		int rc2;
+
+		if (!r->unindexed[i].ours || blob_id_is_zero(&p->id))
+			continue;
+		pack_name(&p->id, name);
+		rc2 = backend_remove(r->be, name);
+		if (rc2 < 0 && rc2 != -ENOENT) {
+			rc = rc ? rc : rc2;
+			continue;
+		}
+		r->packs[r->unindexed[i].pack].absent = true;
+		r->unindexed[i].ours = false;
+		n++;
+		b += p->bytes;
+	}
+	if (removed)
+		*removed = n;
+	if (bytes)
+		*bytes = b;
+	return rc;
 }
 
 int repo_flush(struct repo *r)

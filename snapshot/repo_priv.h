@@ -22,6 +22,7 @@ struct repo_unindexed {
 	uint32_t pack; /* slot */
 	uint32_t n;
 	struct pack_entry *entries;
+	bool ours; /* this repo created the object (its put did not find it there) */
 };
 
 /* An index file (or a list of damaged blobs) repo_open could not use, reported by repo_verify. */

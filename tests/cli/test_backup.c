@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +30,7 @@
 #define LEAK_TAG "gwleak-7f3a9c21e5b04d68"
 
 static struct gw_proc VM, CMD, CMD2, RST;
-static char WORK[128], REPO[256], KEY[256];
+static char WORK[128], REPO[256], KEY[256], MNT[256];
 static struct test_server srv;
 static struct s3_client *cli;
 static const char *skip_why;
@@ -42,6 +44,7 @@ static void setup(void)
 	memset(&srv, 0, sizeof(srv));
 	cli = NULL;
 	skip_why = NULL;
+	MNT[0] = '\0';
 	snprintf(WORK, sizeof(WORK), "/tmp/gwbackup.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
@@ -59,6 +62,8 @@ static void teardown(void)
 	gw_proc_cleanup(&VM);
 	s3_client_destroy(cli);
 	server_stop(&srv);
+	if (MNT[0])
+		umount2(MNT, MNT_DETACH);
 	gw_rm_rf(WORK);
 }
 
@@ -780,4 +785,43 @@ Test(backup, repair_rebuilds_damaged_indexes_and_names_snapshots_no_pack_complet
 	verify_ok(REPO);
 	quit_vm();
 	restore_and_check(REPO, &b2);
+}
+
+static uint64_t free_bytes(const char *path)
+{
+	struct statvfs v;
+
+	cr_assert_eq(statvfs(path, &v), 0, "%s", path);
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+Test(backup, a_backup_that_fills_the_disk_fails_and_gives_the_space_back)
+{
+	char repo[300], cmd[600];
+	uint64_t before, after;
+
+	require_kvm();
+	/* A disk of 24 MiB: one 16 MiB pack of the guest's 40 MiB fits, the next does not. */
+	snprintf(MNT, sizeof(MNT), "%s/small", WORK);
+	cr_assert_eq(mkdir(MNT, 0700), 0);
+	if (mount("godwit-test", MNT, "tmpfs", MS_NOSUID | MS_NODEV, "size=24m") < 0) {
+		MNT[0] = '\0';
+		cr_skip_test("cannot mount a small tmpfs (%s): needs root", strerror(errno));
+	}
+	snprintf(repo, sizeof(repo), "%s/repo", MNT);
+	repo_init(repo);
+	boot("mb=40 rate=4 verify=1", "64M");
+	before = free_bytes(MNT);
+	cr_assert_eq(backup(repo, NULL, NULL), 1, "the backup fit in 24 MiB");
+	gw_expect_one_error(&CMD, "No space left on device");
+	after = free_bytes(MNT);
+	/* Every pack the failed snapshot wrote is gone, and no half-written file is left. */
+	cr_assert_geq(after + (64u << 10), before, "%llu bytes free before, %llu after",
+		      (unsigned long long)before, (unsigned long long)after);
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f \\( -path '*/data/*' -o -name '*.partial' "
+		 "\\) | grep -q .", repo);
+	cr_assert_neq(system(cmd), 0, "a pack or a partial file was left in %s", repo);
+	cr_assert_eq(listed(repo), 0);
+	verify_ok(repo);
+	quit_vm();
 }
