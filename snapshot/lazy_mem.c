@@ -302,15 +302,19 @@ static int loader_fill(struct lazy_mem *lm, struct lazy_region *g, uint64_t c, u
 	int rc;
 
 	if (!zero) {
-		uint64_t marked = 0;
+		bool marked = false;
 
 		pthread_mutex_lock(&lm->repo_lock);
 		rc = repo_blob_read(lm->repo, &g->ids[c], buf, (size_t)len);
-		if (rc < 0)
-			repo_mark_found(lm->repo, &marked, NULL, 0);
+		if (rc < 0) {
+			/* Marked by this read, or by the other thread's of the same chunk. */
+			repo_mark_found(lm->repo, NULL, NULL, 0);
+			marked = (rc == -EBADMSG || rc == -EPROTO) &&
+				 !repo_blob_known(lm->repo, &g->ids[c]);
+		}
 		pthread_mutex_unlock(&lm->repo_lock);
 		if (rc < 0) {
-			loader_fail(lm, g, c, rc, "cannot be read", marked > 0);
+			loader_fail(lm, g, c, rc, "cannot be read", marked);
 			return rc;
 		}
 	}

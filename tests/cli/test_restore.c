@@ -478,6 +478,15 @@ Test(restore, a_damaged_pack_stops_a_lazy_restore_naming_the_chunk)
 	cr_assert(strstr(err, "godwit: restore: snapshot ") && strstr(err, ": memory chunk ") &&
 		  strstr(err, "cannot be read") && strstr(err, "images verify"),
 		  "no clear message naming the chunk: %s", err);
+	/* The restore marked the blob, so the next backup stores it again. */
+	cr_assert(strstr(err, "(marked damaged: the next backup of the VM stores it again)"),
+		  "%s", err);
+	{
+		char dmg[300];
+
+		snprintf(dmg, sizeof(dmg), "%s/damaged", REPO);
+		cr_assert_eq(access(dmg, F_OK), 0, "no damaged/ list was written");
+	}
 	free(err);
 	/* The same snapshot restored eagerly is refused before anything runs. */
 	restore_start(id, NULL, true);
