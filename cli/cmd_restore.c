@@ -178,6 +178,8 @@ int cmd_restore(int argc, char **argv)
 		cli_error("restore: %s", err);
 		return rc == -EBUSY ? CLI_EXIT_LOCKED : CLI_EXIT_ERROR;
 	}
+	if (rs.lock_note[0])
+		fprintf(stderr, "godwit: note: restore: %s\n", rs.lock_note);
 	if (strcmp(id, "latest") == 0) {
 		/* Say which one "latest" was: never restore an unexpected snapshot in silence. */
 		char when[40];

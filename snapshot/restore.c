@@ -45,7 +45,13 @@ static int restore_lock(struct snap_restore *rs, const struct snap_restore_opts 
 	int rc;
 
 	rc = repo_lock_acquire(&rs->lock, rs->repo, REPO_LOCK_RESTORE, NULL, &lo, why, sizeof(why));
-	if (rc == -EBUSY) {
+	if (rc == -EACCES || rc == -EPERM || rc == -EROFS) {
+		/* Read-only credentials still restore; only the protection from a prune is lost. */
+		snprintf(rs->lock_note, sizeof(rs->lock_note), "%s: restoring without the restore "
+			 "lock, so a prune meanwhile could delete what the VM still loads", why);
+		rs->lock = NULL;
+		rc = 0;
+	} else if (rc == -EBUSY) {
 		snprintf(err, errlen, "%s: nothing is restored while it runs%s", why,
 			 lo.wait_s ? "" : " (pass --lock-wait SECONDS to wait for it)");
 		return rc;

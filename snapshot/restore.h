@@ -39,6 +39,7 @@ struct snap_restore {
 	uint64_t disk_ms; /* time spent bringing the disk up to date */
 	bool ram_lazy;     /* snap_restore_vm left RAM to a lazy loader */
 	char ram_note[256]; /* why SNAP_RAM_LAZY copied RAM eagerly after all; "" otherwise */
+	char lock_note[1200]; /* why the restore runs without its lock (read-only); "" otherwise */
 };
 
 /*
@@ -47,7 +48,8 @@ struct snap_restore {
  * host can run it (CPU features) (rs, r, id, o, err, errlen). rs->info says what VM to
  * create. First the restore lock is taken (lock.h; -EBUSY after o->lock_wait_s while a
  * prune runs) and held until every chunk of RAM is resident, so no prune deletes a pack
- * the restored VM still reads; then the packs are listed (repo_packs_check), so a blob
+ * the restored VM still reads (a repository this host may only read gets no lock:
+ * rs->lock_note says so, and the restore goes on); then the packs are listed (repo_packs_check), so a blob
  * with a copy in a lost pack is read from another copy if the index has one. "latest"
  * never falls back silently: a damaged newest manifest is refused, naming the newest
  * intact one (snap_resolve_latest). A blob that reads back damaged is marked

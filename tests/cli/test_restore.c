@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,7 +24,7 @@
 #define WATCH_HB 30
 
 static struct gw_proc VM, CMD, RST, DST;
-static char WORK[128], REPO[256], KEY[256];
+static char WORK[128], REPO[256], KEY[256], MNT[256];
 
 static void setup(void)
 {
@@ -31,6 +32,7 @@ static void setup(void)
 	gw_proc_init(&CMD);
 	gw_proc_init(&RST);
 	gw_proc_init(&DST);
+	MNT[0] = '\0';
 	snprintf(WORK, sizeof(WORK), "/tmp/gwrst.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
@@ -43,6 +45,8 @@ static void teardown(void)
 	gw_proc_cleanup(&RST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
+	if (MNT[0])
+		umount2(MNT, MNT_DETACH);
 	gw_rm_rf(WORK);
 }
 
@@ -648,4 +652,36 @@ Test(restore, prunes_racing_snapshots_and_lazy_restores_lose_no_blob_and_stop_no
 	gw_proc_cleanup(&SNP);
 	gw_proc_cleanup(&PRN);
 	gw_proc_cleanup(&B);
+}
+
+Test(restore, a_read_only_repository_restores_without_its_lock_and_says_so)
+{
+	struct gw_hb hb;
+	char id[64], *err;
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=8 rate=4 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	gw_quit(&VM);
+	/* The repository seen through a read-only bind mount, as with read-only credentials. */
+	snprintf(MNT, sizeof(MNT), "%s/ro", WORK);
+	cr_assert_eq(mkdir(MNT, 0700), 0);
+	if (mount(REPO, MNT, NULL, MS_BIND, NULL) < 0) {
+		MNT[0] = '\0';
+		cr_skip_test("cannot bind-mount (%s): needs root", strerror(errno));
+	}
+	cr_assert_eq(mount(NULL, MNT, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), 0, "%s",
+		     strerror(errno));
+	gw_proc_cleanup(&RST);
+	gw_proc_init(&RST);
+	gw_spawn(&RST, (const char *const[]){ "restore", "--repo", MNT, "--key-file", KEY,
+					      "--snapshot", id, "--console", RST.console, "--api",
+					      RST.api, NULL });
+	expect_guest_continues(&hb);
+	gw_quit(&RST);
+	err = gw_read_file(RST.err);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", err);
+	cr_assert(strstr(err, "restoring without the restore lock"), "%s", err);
+	free(err);
 }
