@@ -133,6 +133,12 @@ int repo_index_object_read(struct backend *be, struct repo_crypto *c, const char
 #define REPO_DAMAGED_NAME_BYTES (8 + 64 + 1)
 void repo_damaged_name(const uint8_t *buf, size_t len, char out[REPO_DAMAGED_NAME_BYTES]);
 
+/* The pack entry a blob location describes (loc, e). */
+void repo_loc_entry(const struct blob_loc *loc, struct pack_entry *e);
+
+/* Remember a blob a read found damaged, for repo_mark_found (r, id); best effort. */
+void repo_found_add(struct repo *r, const struct blob_id *id);
+
 /* Put the other copy of primary's blob first when that one is usable (r, primary). */
 void repo_prefer_dup(struct repo *r, struct blob_loc *primary);
 
