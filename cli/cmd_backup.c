@@ -159,7 +159,11 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 	return -1;
 }
 
-/* Ask the VM for the snapshot (a, repo, key, reply, len). Returns 0 or an exit status. */
+/*
+ * Ask the VM for the snapshot (a, repo, key, reply, len), under this backup's lock (it
+ * keeps prunes away, so the VM takes no snapshot lock of its own). Returns 0 or an exit
+ * status.
+ */
 static int backup_snapshot(const struct backup_args *a, const char *repo, const char *key,
 			   const char *endpoint, char *reply, size_t len, struct json_obj *o)
 {
@@ -177,7 +181,8 @@ static int backup_snapshot(const struct backup_args *a, const char *repo, const 
 	if (a->s3_retry_s >= 0)
 		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", a->s3_retry_s);
 	if (asprintf(&req, "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,"
-		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true,\"lock_wait\":%u%s}",
+		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true,\"lock_wait\":%u,"
+		     "\"repo_locked\":true%s}",
 		     qrepo, qkey, qname, a->no_live ? "true" : "false", qend, a->lock_wait_s,
 		     retry) < 0) {
 		cli_error("backup: out of memory");

@@ -281,6 +281,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	p.endpoint = endpoint[0] ? endpoint : NULL;
 	p.min_bytes = get_bool(req, "min_bytes");
 	p.lock_wait_s = (unsigned)get_u64(req, "lock_wait");
+	p.repo_locked = get_bool(req, "repo_locked");
 	{
 		const struct json_member *m = json_get(req, "s3_retry");
 

@@ -410,10 +410,11 @@ static int snap_lock_and_check(struct snap_job *j, const struct snap_params *p,
 {
 	struct repo_lock_opts lo = { .wait_s = p->lock_wait_s, .s3 = s3 };
 	char why[1024];
-	int rc;
+	int rc = 0;
 
-	rc = repo_lock_acquire(lock, j->repo, REPO_LOCK_SNAPSHOT, p->vm_name ? p->vm_name : "vm",
-			       &lo, why, sizeof(why));
+	if (!p->repo_locked)
+		rc = repo_lock_acquire(lock, j->repo, REPO_LOCK_SNAPSHOT,
+				       p->vm_name ? p->vm_name : "vm", &lo, why, sizeof(why));
 	if (rc == -EBUSY) {
 		snprintf(err, errlen, "snapshot: %s: no snapshot while it runs%s", why,
 			 p->lock_wait_s ? "" : " (pass --lock-wait SECONDS to wait for it)");

@@ -35,6 +35,11 @@ struct snap_params {
 	 */
 	bool min_bytes;
 	unsigned lock_wait_s; /* wait this long for a prune holding the repository's lock */
+	/*
+	 * The caller holds a lock that keeps prunes away for the whole snapshot ('godwit
+	 * backup': its backup lock, lock.h), so the snapshot lock is not taken again.
+	 */
+	bool repo_locked;
 	int s3_retry_s;       /* retry a failing S3 request this long; < 0: 300 s (s3.h) */
 };
 

@@ -18,7 +18,8 @@ struct repo;
  *                    with a prune lock; backups of other VMs run side by side.
  *   snapshot (per VM) held by the engine (snap_take) from before it reads the index
  *                    until the manifest is published: its dedup relies on packs a sweep
- *                    could delete. Conflicts with a prune lock only.
+ *                    could delete. Conflicts with a prune lock only. A backup's snapshot
+ *                    runs under the backup lock instead (snap_params.repo_locked).
  *   restore          held by a restore (snap_restore_open) from before it reads the
  *                    manifest until every chunk of RAM is resident (lazy_mem.h): the
  *                    running VM still needs its packs. Conflicts with a prune lock only.
