@@ -7,7 +7,7 @@
 #define CLI_EXIT_ERROR 1       /* bad input or a host problem: nothing was started */
 #define CLI_EXIT_USAGE 2       /* unknown command or option */
 #define CLI_EXIT_GUEST_CRASH 3 /* the guest died: triple fault, KVM internal error */
-#define CLI_EXIT_LOCKED 4      /* backup, prune: another backup or prune holds the lock */
+#define CLI_EXIT_LOCKED 4      /* backup, prune, restore: a lock is held (a prune, a backup) */
 #define CLI_EXIT_PARTIAL 5     /* backup: the snapshot is stored, retention failed */
 #define CLI_EXIT_UNCONFIRMED 6 /* migrate: GO went out, RUNNING never came: the VM is held
 				  paused here and may run at the destination */

@@ -20,7 +20,8 @@
 static const char backup_usage[] =
 	"usage: godwit backup --api SOCKET --repo URL [--name NAME] [--key-file FILE]\n"
 	"                     [--keep-last N] [--keep-daily N] [--keep-weekly N]\n"
-	"                     [--endpoint URL] [--lock-wait SECONDS] [--no-live]\n"
+	"                     [--endpoint URL] [--lock-wait SECONDS] [--s3-retry SECONDS]\n"
+	"                     [--no-live]\n"
 	"                     [--verbose | --json]\n"
 	"  --api SOCKET         the running VM's control socket\n"
 	"  --repo URL           DIR, file://DIR or s3://BUCKET/PREFIX\n"
@@ -33,6 +34,7 @@ static const char backup_usage[] =
 	"                       process gets it too, but reads credentials from its own\n"
 	"                       environment\n"
 	"  --lock-wait SECONDS  wait this long for another backup of this VM (default 0)\n"
+	CLI_S3_RETRY_USAGE
 	"  --no-live            pause the VM for the whole copy\n"
 	"  --verbose            say what was done (on stdout); by default success is silent\n"
 	"  --json               print the figures as one JSON object\n"
@@ -44,6 +46,7 @@ struct backup_args {
 	const char *api, *repo, *key_file, *name, *endpoint;
 	struct prune_policy policy;
 	unsigned lock_wait_s;
+	int s3_retry_s;
 	bool no_live, verbose, json;
 };
 
@@ -72,6 +75,7 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 		{ "keep-daily", required_argument, NULL, 'D' },
 		{ "keep-weekly", required_argument, NULL, 'W' },
 		{ "lock-wait", required_argument, NULL, 'w' },
+		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "no-live", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
@@ -82,6 +86,7 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->name = "vm";
+	a->s3_retry_s = -1;
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
@@ -117,6 +122,10 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 			if (!cli_parse_count("--lock-wait", optarg, &a->lock_wait_s))
 				return CLI_EXIT_USAGE;
 			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &a->s3_retry_s))
+				return CLI_EXIT_USAGE;
+			break;
 		case 'l':
 			a->no_live = true;
 			break;
@@ -150,11 +159,15 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 	return -1;
 }
 
-/* Ask the VM for the snapshot (a, repo, key, reply, len). Returns 0 or an exit status. */
+/*
+ * Ask the VM for the snapshot (a, repo, key, reply, len), under this backup's lock (it
+ * keeps prunes away, so the VM takes no snapshot lock of its own). Returns 0 or an exit
+ * status.
+ */
 static int backup_snapshot(const struct backup_args *a, const char *repo, const char *key,
 			   const char *endpoint, char *reply, size_t len, struct json_obj *o)
 {
-	char qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8], qname[600], qend[600], err[1024];
+	char qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8], qname[600], qend[600], err[1024], retry[32];
 	char *req;
 	const struct json_member *ok;
 	struct api_client c;
@@ -164,9 +177,14 @@ static int backup_snapshot(const struct backup_args *a, const char *repo, const 
 	json_quote(qkey, sizeof(qkey), key ? key : "");
 	json_quote(qname, sizeof(qname), a->name);
 	json_quote(qend, sizeof(qend), endpoint ? endpoint : "");
+	retry[0] = '\0';
+	if (a->s3_retry_s >= 0)
+		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", a->s3_retry_s);
 	if (asprintf(&req, "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,"
-		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true}", qrepo, qkey, qname,
-		     a->no_live ? "true" : "false", qend) < 0) {
+		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true,\"lock_wait\":%u,"
+		     "\"repo_locked\":true%s}",
+		     qrepo, qkey, qname, a->no_live ? "true" : "false", qend, a->lock_wait_s,
+		     retry) < 0) {
 		cli_error("backup: out of memory");
 		return CLI_EXIT_ERROR;
 	}
@@ -196,15 +214,17 @@ static int backup_snapshot(const struct backup_args *a, const char *repo, const 
 	return 0;
 }
 
-/* Retention after the snapshot, under the backup lock (a, repo, endpoint, lock, res). */
-static int backup_retain(const struct backup_args *a, const char *repo, const char *endpoint,
-			 const struct repo_lock *lock, struct cli_prune_result *res)
+/* Retention after the snapshot, under the backup lock (a, repo, s3, lock, res). */
+static int backup_retain(const struct backup_args *a, const char *repo,
+			 const struct backend_s3_opts *s3, const struct repo_lock *lock,
+			 struct cli_prune_result *res)
 {
 	struct cli_prune_opts o = {
 		.policy = a->policy,
 		.vm_name = a->name,
-		.endpoint = endpoint,
+		.s3 = s3,
 		.own = lock,
+		.grace_s = PRUNE_GRACE_DEFAULT_S,
 		.verbose = a->verbose && !a->json,
 	};
 	struct repo *r;
@@ -212,7 +232,7 @@ static int backup_retain(const struct backup_args *a, const char *repo, const ch
 	int rc;
 
 	/* Opened again: the snapshot just published must count for the policy. */
-	rc = cli_repo_open(&r, repo, endpoint, a->key_file, err, sizeof(err));
+	rc = cli_repo_open(&r, repo, s3, a->key_file, err, sizeof(err));
 	if (rc == 0) {
 		rc = cli_prune_run(r, &o, res, err, sizeof(err));
 		repo_close(r);
@@ -249,6 +269,17 @@ static void backup_report(const struct backup_args *a, const struct json_obj *o,
 	       parent && parent[0] ? "incremental on " : "full", parent ? parent : "",
 	       num(o, "pause_ms"), num(o, "total_ms"), num(o, "bytes_new") / 1048576.0,
 	       num(o, "bytes_new_stored") / 1048576.0);
+	if (num(o, "s3_retries")) {
+		const char *log = json_get_str(o, "s3_log");
+
+		/* The VM's process did the uploads: its retries, as it logged them. */
+		fprintf(stderr, "godwit: the VM's S3 client retried %.0f times; the first:\n%s",
+			num(o, "s3_retries"), log ? log : "");
+	}
+	if (num(o, "packs_absent") || num(o, "chunks_lost"))
+		printf("lost data healed: %.0f packs the index names are missing or damaged; %.0f "
+		       "chunks and blocks the parent stored there were stored again from the VM\n",
+		       num(o, "packs_absent"), num(o, "chunks_lost"));
 	if (pruned)
 		printf("retention: forgot %" PRIu64 " snapshots, kept %" PRIu64 "; deleted %" PRIu64
 		       " packs (%.1f MiB)\n", res->st.snapshots_removed, res->st.snapshots_kept,
@@ -261,6 +292,7 @@ int cmd_backup(int argc, char **argv)
 	struct cli_prune_result res = { 0 };
 	struct repo_lock_opts lo = { .note = note_line };
 	struct repo_lock *lock = NULL;
+	struct backend_s3_opts s3;
 	struct repo *r = NULL;
 	struct json_obj o;
 	const char *endpoint, *repo;
@@ -272,6 +304,7 @@ int cmd_backup(int argc, char **argv)
 	if (status >= 0)
 		return status;
 	endpoint = cli_endpoint(a.endpoint);
+	cli_s3_opts(&s3, endpoint, a.s3_retry_s, a.verbose && !a.json);
 	repo = a.repo;
 	/* The VM's process has its own working directory: send absolute paths. */
 	if (!backend_location_is_s3(repo)) {
@@ -308,7 +341,7 @@ int cmd_backup(int argc, char **argv)
 		cli_error("backup: %s", err);
 		return CLI_EXIT_ERROR;
 	}
-	rc = cli_repo_open(&r, repo, endpoint, a.key_file ? abs_key : NULL, err, sizeof(err));
+	rc = cli_repo_open(&r, repo, &s3, a.key_file ? abs_key : NULL, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("backup: %s", err);
 		close(lfd);
@@ -318,7 +351,7 @@ int cmd_backup(int argc, char **argv)
 		time_t spent = time(NULL) - t0;
 
 		lo.wait_s = a.lock_wait_s > spent ? a.lock_wait_s - (unsigned)spent : 0;
-		lo.endpoint = endpoint;
+		lo.s3 = &s3;
 		rc = repo_lock_acquire(&lock, r, REPO_LOCK_BACKUP, a.name, &lo, err, sizeof(err));
 	}
 	repo_close(r);
@@ -338,7 +371,7 @@ int cmd_backup(int argc, char **argv)
 	if (status != 0)
 		goto out;
 	if (!prune_policy_empty(&a.policy))
-		status = backup_retain(&a, repo, endpoint, lock, &res);
+		status = backup_retain(&a, repo, &s3, lock, &res);
 	if (repo_lock_check(lock) == -ENOLCK)
 		fprintf(stderr, "godwit: warning: this backup's lock on %s was taken over as "
 			"stale (heartbeats failed for too long); the snapshot is stored\n", repo);

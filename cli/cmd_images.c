@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/prune_cli.h"
+#include "snapshot/lock.h"
 #include "snapshot/manifest.h"
+#include "snapshot/repair.h"
 #include "snapshot/repo.h"
 #include "snapshot/repo_key.h"
 #include "snapshot/verify.h"
@@ -19,6 +22,8 @@ static const char images_usage[] =
 	"usage: godwit images list --repo DIR [--key-file FILE]\n"
 	"       godwit images inspect --repo DIR [--key-file FILE] [--snapshot ID|latest]\n"
 	"       godwit images verify --repo DIR [--key-file FILE] [--read-data]\n"
+	"       godwit images repair --repo DIR [--key-file FILE] [--dry-run] [--forget-damaged]\n"
+	"                            [--lock-wait SECONDS]\n"
 	"       godwit images prune --repo DIR [--keep-last N] ... (see 'godwit images prune --help')\n"
 	"       godwit repo init --repo DIR (--key-file FILE | --insecure-no-encryption)\n"
 	"  --key-file FILE   the repository key. 'repo init' creates FILE (mode 0600) with a\n"
@@ -26,7 +31,17 @@ static const char images_usage[] =
 	"                    DIR and keep a copy: without it the repository cannot be read\n"
 	"  --insecure-no-encryption\n"
 	"                    'repo init' makes a plaintext repository: whoever can read its\n"
-	"                    objects (an S3 bucket's operator) can read the VMs' memory\n";
+	"                    objects (an S3 bucket's operator) can read the VMs' memory\n"
+	"  --verbose         name each S3 request that is retried\n"
+	CLI_S3_RETRY_USAGE
+	"  --read-data       verify: read every pack and every blob back (the default for a\n"
+	"                    local repository is names and sizes only); damaged blobs found\n"
+	"                    are marked, so the next backup of their VM stores them again\n"
+	"  repair            rebuild the index from the packs (they describe themselves) and\n"
+	"                    name the snapshots that name blobs no pack holds; --dry-run says\n"
+	"                    what it would do; --forget-damaged deletes manifests that do not\n"
+	"                    decode (a prune stops at them). It waits --lock-wait seconds for\n"
+	"                    backups, snapshots, restores or a prune (exit 4 when they stay)\n";
 
 static void fmt_time(uint64_t ns, char *buf, size_t len)
 {
@@ -126,7 +141,8 @@ static void verify_line(void *arg, enum repo_verify_level level, const char *lin
 static int images_verify(struct repo *r, bool read_data)
 {
 	struct repo_verify_result res;
-	int rc = repo_verify(r, read_data, verify_line, NULL, &res);
+	int rc = repo_verify(r, (read_data ? REPO_VERIFY_READ_DATA : 0) | REPO_VERIFY_MARK,
+			     verify_line, NULL, &res);
 
 	if (rc < 0) {
 		cli_error("verify: %s", strerror(-rc));
@@ -136,6 +152,55 @@ static int images_verify(struct repo *r, bool read_data)
 	       " problems\n", res.snapshots, res.packs, res.blobs,
 	       read_data ? " (data read and re-hashed)" : "", res.problems);
 	return res.problems ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+}
+
+static void repair_line(void *arg, const char *line)
+{
+	(void)arg;
+	printf("%s\n", line);
+}
+
+/*
+ * godwit images repair: under the prune lock (nothing else writes or reads packs), the
+ * index rebuilt from the packs; the snapshots no pack completes are named.
+ */
+static int images_repair(struct repo *r, const struct repair_opts *o, unsigned lock_wait_s,
+			 const struct backend_s3_opts *s3)
+{
+	struct repo_lock_opts lo = { .wait_s = lock_wait_s, .s3 = s3 };
+	struct repo_lock *lock;
+	struct repair_stats st;
+	char err[1024];
+	int rc;
+
+	rc = repo_lock_acquire(&lock, r, REPO_LOCK_PRUNE, NULL, &lo, err, sizeof(err));
+	if (rc == -EBUSY) {
+		cli_error("repair: %s: nothing was changed; try again later or pass --lock-wait", err);
+		return CLI_EXIT_LOCKED;
+	}
+	if (rc < 0) {
+		cli_error("repair: %s", err);
+		return CLI_EXIT_ERROR;
+	}
+	rc = repo_repair(r, o, repair_line, NULL, &st, err, sizeof(err));
+	repo_lock_release(lock);
+	if (rc < 0) {
+		cli_error("%s", err);
+		return CLI_EXIT_ERROR;
+	}
+	printf("%s: %" PRIu64 " packs, %" PRIu64 " indexed again from their trailers, %" PRIu64
+	       " gone, %" PRIu64 " unreadable; %" PRIu64 " index files %s, %" PRIu64 " %s; %"
+	       PRIu64 " of %" PRIu64 " snapshots cannot be restored whole",
+	       o->dry_run ? "dry run" : "repaired", st.packs, st.packs_recovered, st.packs_missing,
+	       st.packs_unreadable, st.indexes_written, o->dry_run ? "to write" : "written",
+	       st.indexes_removed, o->dry_run ? "to delete" : "deleted",
+	       st.snapshots_incomplete + st.snapshots_unreadable - st.snapshots_forgotten,
+	       st.snapshots - st.snapshots_forgotten);
+	if (st.snapshots_forgotten)
+		printf(", %" PRIu64 " damaged ones %s", st.snapshots_forgotten,
+		       o->dry_run ? "to forget" : "forgotten");
+	printf("\n");
+	return CLI_EXIT_OK;
 }
 
 /*
@@ -268,18 +333,28 @@ static int repo_cmd(bool init, int argc, char **argv)
 		{ "insecure-no-encryption", no_argument, NULL, 'i' },
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "read-data", no_argument, NULL, 'd' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "s3-retry", required_argument, NULL, 'R' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "forget-damaged", no_argument, NULL, 'f' },
+		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo_path = NULL, *key_file = NULL, *id = "latest";
 	const char *sub = argc > 1 ? argv[1] : "";
 	bool read_data = false, insecure = false;
-	struct repo_key key;
+	struct repair_opts ro = { 0 };
+	struct backend_s3_opts s3;
+	int s3_retry = -1;
+	bool verbose = false;
+	unsigned lock_wait = 0;
 	struct repo *r;
 	char err[512] = "";
 	int opt, rc, status;
 
-	if (!init && strcmp(sub, "list") && strcmp(sub, "inspect") && strcmp(sub, "verify")) {
+	if (!init && strcmp(sub, "list") && strcmp(sub, "inspect") && strcmp(sub, "verify") &&
+	    strcmp(sub, "repair")) {
 		fputs(images_usage, stderr);
 		return CLI_EXIT_USAGE;
 	}
@@ -306,6 +381,23 @@ static int repo_cmd(bool init, int argc, char **argv)
 		case 'd':
 			read_data = true;
 			break;
+		case 'n':
+			ro.dry_run = true;
+			break;
+		case 'f':
+			ro.forget_damaged = true;
+			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'w':
+			if (!cli_parse_count("--lock-wait", optarg, &lock_wait))
+				return CLI_EXIT_USAGE;
+			break;
 		case 'h':
 			fputs(images_usage, stdout);
 			return CLI_EXIT_OK;
@@ -325,14 +417,8 @@ static int repo_cmd(bool init, int argc, char **argv)
 		cli_error("%s: --insecure-no-encryption is for 'repo init'", sub);
 		return CLI_EXIT_USAGE;
 	}
-	if (key_file) {
-		rc = repo_key_load(&key, key_file, err, sizeof(err));
-		if (rc == 0)
-			rc = repo_open_keyed(&r, repo_path, &key, err, sizeof(err));
-		repo_key_wipe(&key);
-	} else {
-		rc = repo_open(&r, repo_path, err, sizeof(err));
-	}
+	cli_s3_opts(&s3, NULL, s3_retry, verbose);
+	rc = cli_repo_open(&r, repo_path, &s3, key_file, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;
@@ -341,6 +427,8 @@ static int repo_cmd(bool init, int argc, char **argv)
 		status = images_list(r);
 	else if (!strcmp(sub, "inspect"))
 		status = images_inspect(r, id);
+	else if (!strcmp(sub, "repair"))
+		status = images_repair(r, &ro, lock_wait, &s3);
 	else
 		status = images_verify(r, read_data);
 	repo_close(r);

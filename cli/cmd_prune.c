@@ -23,12 +23,17 @@ static const char prune_usage[] =
 	"  --name NAME        apply the policy to this VM's snapshots only (default: each VM's)\n"
 	"  --key-file FILE    the repository's key (encrypted repositories)\n"
 	"  --endpoint URL     the S3 endpoint (default AWS_ENDPOINT_URL, else AWS)\n"
+	CLI_S3_RETRY_USAGE
 	"  --lock-wait SECONDS  wait this long for running backups or prunes (default 0)\n"
+	"  --grace DURATION   garbage no index names goes once this old (default 24h; 90s,\n"
+	"                     30m, 2d also work)\n"
 	"  --dry-run          say what would be deleted, delete nothing\n"
 	"Snapshots the policy does not keep are forgotten (their manifests deleted); then packs\n"
 	"none of whose blobs any snapshot references are deleted. Packs holding some referenced\n"
-	"blobs are kept whole (repacking is future work). Exit status: 0 done, 1 error,\n"
-	"2 usage, 4 a backup or another prune holds a lock.\n";
+	"blobs are kept whole (repacking is future work). Packs no index names and files of\n"
+	"interrupted writes (a killed snapshot's, a full disk's) go once older than --grace,\n"
+	"and the index forgets packs that no longer exist. Exit status: 0 done, 1 error,\n"
+	"2 usage, 4 a backup, snapshot, restore or another prune holds a lock.\n";
 
 const char *cli_endpoint(const char *endpoint)
 {
@@ -43,17 +48,17 @@ const char *cli_endpoint(const char *endpoint)
 	return e && e[0] ? e : NULL;
 }
 
-int cli_repo_open(struct repo **r, const char *location, const char *endpoint,
+int cli_repo_open(struct repo **r, const char *location, const struct backend_s3_opts *s3,
 		  const char *key_file, char *err, size_t errlen)
 {
 	struct repo_key key;
 	int rc;
 
 	if (!key_file)
-		return repo_open_ex(r, location, endpoint, NULL, err, errlen);
+		return repo_open_ex(r, location, s3, NULL, err, errlen);
 	rc = repo_key_load(&key, key_file, err, errlen);
 	if (rc == 0)
-		rc = repo_open_ex(r, location, endpoint, &key, err, errlen);
+		rc = repo_open_ex(r, location, s3, &key, err, errlen);
 	repo_key_wipe(&key);
 	return rc;
 }
@@ -70,6 +75,54 @@ bool cli_parse_count(const char *opt, const char *arg, unsigned *out)
 		return false;
 	}
 	*out = (unsigned)v;
+	return true;
+}
+
+static void s3_retry_line(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "godwit: %s\n", line);
+}
+
+void cli_s3_opts(struct backend_s3_opts *o, const char *endpoint, int retry_s, bool verbose)
+{
+	*o = (struct backend_s3_opts){ .endpoint = cli_endpoint(endpoint), .retry_s = retry_s,
+				       .note = verbose ? s3_retry_line : NULL };
+}
+
+bool cli_parse_s3_retry(const char *arg, int *out)
+{
+	unsigned v;
+
+	if (!cli_parse_count("--s3-retry", arg, &v))
+		return false;
+	if (v > 86400) {
+		cli_error("--s3-retry takes at most 86400 seconds (a day), not %u", v);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+bool cli_parse_duration(const char *opt, const char *arg, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t unit = 1;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (end != arg && end[0] && !end[1]) {
+		unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600
+		       : end[0] == 'd' ? 86400 : 0;
+		end += unit != 0;
+	}
+	if (errno || end == arg || *end || arg[0] == '-' || unit == 0 ||
+	    v > 10ull * 366 * 86400 / unit) {
+		cli_error("%s takes a duration such as 24h, 30m, 90s or 2d, not '%s'", opt, arg);
+		return false;
+	}
+	*out = v * unit;
 	return true;
 }
 
@@ -98,7 +151,7 @@ int cli_prune_run(struct repo *r, const struct cli_prune_opts *o, struct cli_pru
 	struct repo_lock_opts lo = {
 		.wait_s = o->own ? 0 : o->lock_wait_s,
 		.own = o->own,
-		.endpoint = o->endpoint,
+		.s3 = o->s3,
 		.note = note_line,
 	};
 	struct repo_lock *plock = NULL;
@@ -132,7 +185,7 @@ int cli_prune_run(struct repo *r, const struct cli_prune_opts *o, struct cli_pru
 			goto out;
 		}
 	}
-	rc = prune_sweep(r, o->dry_run, action_line, (void *)o, &res->st, err, errlen);
+	rc = prune_sweep(r, o->dry_run, o->grace_s, action_line, (void *)o, &res->st, err, errlen);
 	res->swept = rc == 0;
 out:
 	repo_lock_release(plock);
@@ -147,12 +200,13 @@ static void print_json(const struct cli_prune_result *res, bool dry_run)
 	       ",\"snapshots_removed\":%" PRIu64 ",\"swept\":%s,\"packs_total\":%" PRIu64
 	       ",\"packs_removed\":%" PRIu64 ",\"bytes_removed\":%" PRIu64
 	       ",\"packs_partial\":%" PRIu64 ",\"bytes_partial_dead\":%" PRIu64
-	       ",\"packs_unindexed\":%" PRIu64 ",\"indexes_written\":%" PRIu64
+	       ",\"packs_unindexed\":%" PRIu64 ",\"packs_missing\":%" PRIu64
+	       ",\"partials_removed\":%" PRIu64 ",\"indexes_written\":%" PRIu64
 	       ",\"indexes_removed\":%" PRIu64 "}\n",
 	       dry_run ? "true" : "false", s->snapshots_kept, s->snapshots_removed,
 	       res->swept ? "true" : "false", s->packs_total, s->packs_removed, s->bytes_removed,
-	       s->packs_partial, s->bytes_partial_dead, s->packs_unindexed, s->indexes_written,
-	       s->indexes_removed);
+	       s->packs_partial, s->bytes_partial_dead, s->packs_unindexed, s->packs_missing,
+	       s->partials_removed, s->indexes_written, s->indexes_removed);
 }
 
 int cmd_images_prune(int argc, char **argv)
@@ -161,20 +215,24 @@ int cmd_images_prune(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "endpoint", required_argument, NULL, 'e' },
+		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "keep-last", required_argument, NULL, 'L' },
 		{ "keep-daily", required_argument, NULL, 'D' },
 		{ "keep-weekly", required_argument, NULL, 'W' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "lock-wait", required_argument, NULL, 'w' },
+		{ "grace", required_argument, NULL, 'g' },
 		{ "dry-run", no_argument, NULL, 'd' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cli_prune_opts o = { 0 };
+	struct cli_prune_opts o = { .grace_s = PRUNE_GRACE_DEFAULT_S };
 	struct cli_prune_result res;
 	const char *repo_path = NULL, *key_file = NULL, *endpoint = NULL;
+	struct backend_s3_opts s3;
+	int s3_retry = -1;
 	bool json = false;
 	struct repo *r;
 	char err[1024] = "";
@@ -193,6 +251,10 @@ int cmd_images_prune(int argc, char **argv)
 		case 'e':
 			endpoint = optarg;
 			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
+			break;
 		case 'L':
 			if (!cli_parse_count("--keep-last", optarg, &o.policy.keep_last))
 				return CLI_EXIT_USAGE;
@@ -210,6 +272,10 @@ int cmd_images_prune(int argc, char **argv)
 			break;
 		case 'w':
 			if (!cli_parse_count("--lock-wait", optarg, &o.lock_wait_s))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'g':
+			if (!cli_parse_duration("--grace", optarg, &o.grace_s))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'd':
@@ -239,9 +305,10 @@ int cmd_images_prune(int argc, char **argv)
 			  "(a policy that keeps nothing is refused)");
 		return CLI_EXIT_USAGE;
 	}
-	o.endpoint = cli_endpoint(endpoint);
+	cli_s3_opts(&s3, endpoint, s3_retry, o.verbose);
+	o.s3 = &s3;
 	o.verbose |= o.dry_run && !json;
-	rc = cli_repo_open(&r, repo_path, o.endpoint, key_file, err, sizeof(err));
+	rc = cli_repo_open(&r, repo_path, &s3, key_file, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;

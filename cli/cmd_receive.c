@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,8 +157,14 @@ int cmd_receive(int argc, char **argv)
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("receive: %s", err);
-		if (ctx.created_disk)
+		if (ctx.created_disk) {
+			char log[PATH_MAX];
+
+			/* The image we made, and the change log its VM shell kept beside it. */
 			unlink(ctx.disk_path);
+			if (snprintf(log, sizeof(log), "%s.gwlog", ctx.disk_path) < (int)sizeof(log))
+				unlink(log);
+		}
 		status = CLI_EXIT_ERROR;
 		goto out_console;
 	}

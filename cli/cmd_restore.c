@@ -22,6 +22,7 @@ static const char restore_usage[] =
 	"  --repo DIR|s3://B/P   the image repository\n"
 	"  --key-file FILE       its key (an encrypted repository: 'godwit repo init' made it)\n"
 	"  --endpoint URL        the S3 endpoint (default $AWS_ENDPOINT_URL, else AWS)\n"
+	CLI_S3_RETRY_USAGE
 	"  --snapshot ID         which snapshot (default latest)\n"
 	"  --name NAME           with latest: the newest snapshot of VM NAME\n"
 	"  --disk PATH           write the snapshot's disk to this new image\n"
@@ -35,7 +36,11 @@ static const char restore_usage[] =
 	"  --verify              before the vCPUs start, compare every RAM chunk and disk block\n"
 	"                        with the snapshot's (blob ids); implies --eager. Costs a hash\n"
 	"                        of all non-zero RAM and disk (README)\n"
-	"  --verbose             say how RAM was restored and when the vCPUs started\n";
+	"  --lock-wait SECONDS   wait this long for a prune of the repository (default 0);\n"
+	"                        until all of RAM is in, a prune waits for the restore\n"
+	"  --verbose             say how RAM was restored and when the vCPUs started\n"
+	"With latest (the default) the snapshot restored is named on stderr, and a damaged\n"
+	"newest snapshot is refused, naming the newest intact one, never restored around.\n";
 
 /* Seconds since the epoch with microseconds, for matching against other clocks. */
 static double wall_s(void)
@@ -68,6 +73,7 @@ int cmd_restore(int argc, char **argv)
 		{ "repo", required_argument, NULL, 'r' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "endpoint", required_argument, NULL, 'E' },
+		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "disk", required_argument, NULL, 'd' },
@@ -75,14 +81,17 @@ int cmd_restore(int argc, char **argv)
 		{ "api", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'o' },
 		{ "eager", no_argument, NULL, 'e' },
+		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
-	const char *key_file = NULL, *endpoint = NULL, *name = NULL;
-	char latest[SNAP_ID_BYTES];
+	const char *key_file = NULL, *endpoint = NULL;
+	struct snap_restore_opts ro = { 0 };
+	struct backend_s3_opts s3;
+	int s3_retry = -1;
 	struct repo *r;
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
@@ -109,11 +118,15 @@ int cmd_restore(int argc, char **argv)
 		case 'E':
 			endpoint = optarg;
 			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
+			break;
 		case 's':
 			id = optarg;
 			break;
 		case 'n':
-			name = optarg;
+			ro.vm_name = optarg;
 			break;
 		case 'd':
 			disk = optarg;
@@ -129,6 +142,10 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'e':
 			ram_mode = SNAP_RAM_EAGER;
+			break;
+		case 'w':
+			if (!cli_parse_count("--lock-wait", optarg, &ro.lock_wait_s))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'v':
 			verbose = true;
@@ -155,28 +172,32 @@ int cmd_restore(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	vm_host_signals();
-	if (name && strcmp(id, "latest") != 0) {
+	if (ro.vm_name && strcmp(id, "latest") != 0) {
 		cli_error("restore: --name picks the latest snapshot of a VM: drop --snapshot %s or "
 			  "--name", id);
 		return CLI_EXIT_USAGE;
 	}
-	rc = cli_repo_open(&r, repo, cli_endpoint(endpoint), key_file, err, sizeof(err));
-	if (rc == 0 && name) {
-		rc = snap_find_latest(r, name, latest);
-		if (rc == -ENOENT)
-			snprintf(err, sizeof(err), "no snapshot of VM '%s' in %s: 'godwit images "
-				 "list' shows the names", name, repo);
-		else if (rc < 0)
-			snprintf(err, sizeof(err), "%s: listing snapshots: %s", repo, strerror(-rc));
-		if (rc < 0)
-			repo_close(r);
-		id = latest;
-	}
+	cli_s3_opts(&s3, endpoint, s3_retry, verbose);
+	ro.s3 = &s3;
+	rc = cli_repo_open(&r, repo, &s3, key_file, err, sizeof(err));
 	if (rc == 0)
-		rc = snap_restore_open(&rs, r, id, err, sizeof(err));
+		rc = snap_restore_open(&rs, r, id, &ro, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("restore: %s", err);
-		return CLI_EXIT_ERROR;
+		return rc == -EBUSY ? CLI_EXIT_LOCKED : CLI_EXIT_ERROR;
+	}
+	if (rs.lock_note[0])
+		fprintf(stderr, "godwit: note: restore: %s\n", rs.lock_note);
+	if (strcmp(id, "latest") == 0) {
+		/* Say which one "latest" was: never restore an unexpected snapshot in silence. */
+		char when[40];
+		time_t t = (time_t)(rs.m.created_ns / 1000000000u);
+		struct tm tm;
+
+		if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm))
+			snprintf(when, sizeof(when), "?");
+		fprintf(stderr, "godwit: restore: snapshot %s of VM %s, taken %s\n", rs.m.id,
+			rs.m.vm_name, when);
 	}
 	if (rs.info.disk_bytes && !disk && !base) {
 		cli_error("restore: snapshot %s has a disk: pass --disk NEW.img, or --disk-base "

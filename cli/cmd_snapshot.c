@@ -9,10 +9,12 @@
 #include "cli/api_client.h"
 #include "cli/cli.h"
 #include "cli/json.h"
+#include "cli/prune_cli.h"
 
 static const char snapshot_usage[] =
 	"usage: godwit snapshot --api SOCKET --repo DIR [--key-file FILE] [--name NAME]\n"
-	"                       [--no-live] [--verify] [--json]\n"
+	"                       [--no-live] [--verify] [--lock-wait SECONDS]\n"
+	"                       [--s3-retry SECONDS] [--verbose] [--json]\n"
 	"  --api SOCKET     the running VM's control socket\n"
 	"  --repo DIR       the image repository ('godwit repo init --repo DIR' makes one)\n"
 	"  --key-file FILE  the repository's key (encrypted repositories; read by the VM's\n"
@@ -21,6 +23,9 @@ static const char snapshot_usage[] =
 	"  --no-live        pause first and copy everything paused\n"
 	"  --verify         in the pause, compare all of RAM and the disk with what the\n"
 	"                   snapshot holds; a difference fails it (a longer pause: README)\n"
+	"  --lock-wait SECONDS  wait this long for a prune of the repository (default 0)\n"
+	CLI_S3_RETRY_USAGE
+	"  --verbose        name each S3 request the VM's process retried\n"
 	"  --json           print the figures as JSON\n";
 
 static double num(const struct json_obj *o, const char *key)
@@ -39,12 +44,18 @@ int cmd_snapshot(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "no-live", no_argument, NULL, 'l' },
 		{ "verify", no_argument, NULL, 'V' },
+		{ "lock-wait", required_argument, NULL, 'w' },
+		{ "s3-retry", required_argument, NULL, 'R' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *api = NULL, *repo = NULL, *key_file = NULL, *name = "vm";
-	bool json = false, no_live = false, verify = false;
+	bool json = false, no_live = false, verify = false, verbose = false;
+	unsigned lock_wait = 0;
+	int s3_retry = -1;
+	char retry[32] = "";
 	char abs_repo[PATH_MAX], abs_key[PATH_MAX], qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8];
 	char qname[600], req[2 * PATH_MAX + 1024];
 	char reply[8192], err[512];
@@ -75,6 +86,17 @@ int cmd_snapshot(int argc, char **argv)
 		case 'V':
 			verify = true;
 			break;
+		case 'w':
+			if (!cli_parse_count("--lock-wait", optarg, &lock_wait))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'R':
+			if (!cli_parse_s3_retry(optarg, &s3_retry))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'v':
+			verbose = true;
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -104,10 +126,12 @@ int cmd_snapshot(int argc, char **argv)
 	json_quote(qrepo, sizeof(qrepo), abs_repo);
 	json_quote(qkey, sizeof(qkey), key_file ? abs_key : "");
 	json_quote(qname, sizeof(qname), name);
+	if (s3_retry >= 0)
+		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", s3_retry);
 	snprintf(req, sizeof(req),
 		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s,"
-		 "\"verify\":%s}", qrepo, qkey, qname, no_live ? "true" : "false",
-		 verify ? "true" : "false");
+		 "\"verify\":%s,\"lock_wait\":%u%s}", qrepo, qkey, qname, no_live ? "true" : "false",
+		 verify ? "true" : "false", lock_wait, retry);
 	rc = api_client_open(&c, api, err, sizeof(err));
 	if (rc == 0)
 		rc = api_client_call(&c, req, reply, sizeof(reply), err, sizeof(err));
@@ -126,6 +150,12 @@ int cmd_snapshot(int argc, char **argv)
 
 		cli_error("%s", e ? e : "snapshot failed");
 		return CLI_EXIT_ERROR;
+	}
+	if (verbose && num(&o, "s3_retries")) {
+		const char *log = json_get_str(&o, "s3_log");
+
+		fprintf(stderr, "godwit: the VM's S3 client retried %.0f times; the first:\n%s",
+			num(&o, "s3_retries"), log ? log : "");
 	}
 	if (json) {
 		printf("{%s\n", reply + strlen("{\"ok\":true,"));

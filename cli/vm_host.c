@@ -309,7 +309,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	struct snap_params p = { 0 };
 	struct snap_result res;
 	char repo[PATH_MAX], key_file[PATH_MAX], name[SNAP_NAME_MAX + 1], err[512] = "";
-	char endpoint[256];
+	char endpoint[256], s3_log[2 * sizeof(res.s3_log) + 8];
 	int rc;
 
 	copy_str(endpoint, sizeof(endpoint), req, "endpoint"); /* S3; "" = the VMM's environment */
@@ -328,6 +328,14 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	p.endpoint = endpoint[0] ? endpoint : NULL;
 	p.min_bytes = get_bool(req, "min_bytes");
 	p.verify = get_bool(req, "verify");
+	p.lock_wait_s = (unsigned)get_u64(req, "lock_wait");
+	p.repo_locked = get_bool(req, "repo_locked");
+	{
+		const struct json_member *m = json_get(req, "s3_retry");
+
+		p.s3_retry_s = m && m->type == JSON_T_NUMBER && m->num >= 0 && m->num <= 86400
+				       ? (int)m->num : -1;
+	}
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {
 		pthread_mutex_unlock(&h->lock);
@@ -345,6 +353,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 		api_fail(reply, len, err);
 		return;
 	}
+	json_quote(s3_log, sizeof(s3_log), res.s3_log);
 	snprintf(reply, len,
 		 "{\"ok\":true,\"id\":\"%s\",\"parent\":\"%s\",\"pause_ms\":%" PRIu64
 		 ",\"pause_us\":%" PRIu64 ",\"pause_stop_us\":%" PRIu64
@@ -352,11 +361,13 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 		 ",\"pause_verify_us\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"bytes_new\":%" PRIu64
 		 ",\"bytes_new_stored\":%" PRIu64
 		 ",\"mem_chunks_copied\":%" PRIu64 ",\"disk_blocks_copied\":%" PRIu64
-		 ",\"rounds\":%u,\"disk_mode\":\"%s\"}",
+		 ",\"rounds\":%u,\"disk_mode\":\"%s\",\"packs_absent\":%" PRIu64
+		 ",\"chunks_lost\":%" PRIu64 ",\"s3_retries\":%" PRIu64 ",\"s3_log\":%s}",
 		 res.id, res.parent, res.pause_ms, res.pause_us, res.pause_stop_us,
 		 res.pause_copy_us, res.pause_state_us, res.pause_verify_us, res.total_ms,
 		 res.bytes_new, res.bytes_new_stored,
-		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode);
+		 res.mem_chunks_copied, res.disk_blocks_copied, res.rounds, res.disk_mode,
+		 res.packs_absent, res.chunks_lost, res.s3_retries, s3_log);
 }
 
 static const struct api_cmd host_api_cmds[] = {

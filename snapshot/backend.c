@@ -93,6 +93,37 @@ int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void
 	return b->ops->list(b, prefix, fn, arg);
 }
 
+struct list_unaged {
+	backend_aged_fn fn;
+	void *arg;
+};
+
+static int list_unaged_one(void *arg, const char *name, uint64_t bytes)
+{
+	struct list_unaged *l = arg;
+
+	return l->fn(l->arg, name, bytes, -1);
+}
+
+int backend_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg)
+{
+	struct list_unaged l = { fn, arg };
+
+	if (!prefix_ok(prefix))
+		return -EINVAL;
+	if (b->ops->list_aged)
+		return b->ops->list_aged(b, prefix, fn, arg);
+	return b->ops->list(b, prefix, list_unaged_one, &l);
+}
+
+int backend_leftovers(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+		      void *arg)
+{
+	if (!b->ops->leftovers)
+		return 0;
+	return b->ops->leftovers(b, min_age_s, remove, fn, arg);
+}
+
 int backend_remove(struct backend *b, const char *name)
 {
 	if (!backend_name_ok(name))
@@ -105,13 +136,13 @@ bool backend_location_is_s3(const char *location)
 	return strncmp(location, "s3://", 5) == 0;
 }
 
-int backend_open_location(struct backend **out, const char *location, const char *endpoint,
-			  char *err, size_t errlen)
+int backend_open_location(struct backend **out, const char *location,
+			  const struct backend_s3_opts *s3, char *err, size_t errlen)
 {
 	int rc;
 
 	if (backend_location_is_s3(location))
-		return backend_s3_open(out, location, endpoint, 0, err, errlen);
+		return backend_s3_open(out, location, s3, 0, err, errlen);
 	if (strncmp(location, "file://", 7) == 0)
 		location += 7;
 	rc = backend_dir_open(out, location);

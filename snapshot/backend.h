@@ -36,6 +36,13 @@ struct backend;
 /* Called once per object by list (arg, name, bytes); a nonzero return stops the walk and is returned. */
 typedef int (*backend_list_fn)(void *arg, const char *name, uint64_t bytes);
 
+/*
+ * Called once per object by list_aged and leftovers (arg, name, bytes, age_s): age_s is
+ * how long ago the object was written, in seconds by this host's clock (an object from a
+ * host whose clock runs ahead may show 0), or -1 when the backend cannot say.
+ */
+typedef int (*backend_aged_fn)(void *arg, const char *name, uint64_t bytes, int64_t age_s);
+
 struct backend_ops {
 	/* Store len bytes of data as name; atomic, durable, write-once (-EEXIST). */
 	int (*put)(struct backend *b, const char *name, const void *data, size_t len);
@@ -54,6 +61,15 @@ struct backend_ops {
 	void (*close)(struct backend *b);
 	/* Optional: the latest failure's one-line message ("" if none); strlen of it. */
 	size_t (*error)(struct backend *b, char *buf, size_t len);
+	/* Optional: list with each object's age; without it backend_list_aged says -1. */
+	int (*list_aged)(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg);
+	/*
+	 * Optional: what interrupted puts left behind (a directory's NAME.<tag>.partial
+	 * files), each older than min_age_s given to fn under its own name and removed when
+	 * remove is true. Without it there are none to find.
+	 */
+	int (*leftovers)(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+			 void *arg);
 };
 
 /* The common head of every backend object; backends embed it as their first member. */
@@ -77,12 +93,26 @@ bool backend_location_is_s3(const char *location);
 /* Flags for backend_s3_open. */
 #define BACKEND_S3_CREATE_BUCKET 1u /* make the bucket when it does not exist (repo init) */
 
+/* Receives one line (arg, line), without a newline, from any thread. */
+typedef void (*backend_note_fn)(void *arg, const char *line);
+
+/* How an S3 backend is reached and how patient it is. */
+struct backend_s3_opts {
+	const char *endpoint; /* "http://127.0.0.1:9000"; NULL or "": the environment's */
+	int retry_s;          /* retry a failing request for this long (s3.h); < 0: 300 s */
+	backend_note_fn note; /* each retry, one line (NULL: none) */
+	void *note_arg;
+};
+
 /*
- * Open the S3 backend for url, "s3://BUCKET[/PREFIX]" (out, url, endpoint, flags, err,
- * errlen): object NAME is the key "PREFIX/NAME" (or "NAME" without a prefix), so the
- * repository's layout is the local one. Credentials, region and endpoint come from the
- * standard AWS environment and profiles (s3_config_from_env); endpoint, when not NULL or
- * empty, overrides the endpoint ("http://127.0.0.1:9000"). PREFIX follows the object
+ * Open the S3 backend for url, "s3://BUCKET[/PREFIX]" (out, url, o, flags, err, errlen):
+ * object NAME is the key "PREFIX/NAME" (or "NAME" without a prefix), so the repository's
+ * layout is the local one. Credentials, region and endpoint come from the standard AWS
+ * environment and profiles (s3_config_from_env); o (may be NULL) may override the
+ * endpoint, set the retry budget and take a line per retry. The first request (the
+ * probe below) retries for at most 15 s unless o sets a budget, so a wrong endpoint fails
+ * in seconds; every later one for the whole budget (5 minutes by default), so an outage
+ * in the middle of a backup or a restore is waited out. PREFIX follows the object
  * name rules. So that a wrong endpoint, a missing bucket or refused credentials are
  * reported at once with the S3 client's one-line message, open reads the object
  * "config" (absent is fine). Returns 0; -EINVAL (bad URL or configuration); -ENOKEY (no
@@ -100,16 +130,16 @@ bool backend_location_is_s3(const char *location);
  * so the repository's write order holds (backend_s3.c has the details). Reads of a
  * pack at increasing offsets are served from read-ahead windows.
  */
-int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
+int backend_s3_open(struct backend **out, const char *url, const struct backend_s3_opts *o,
 		    unsigned flags, char *err, size_t errlen);
 
 /*
- * Open the backend a repository location names (out, location, endpoint, err, errlen):
- * "DIR", "file://DIR" (backend_dir_open) or "s3://BUCKET[/PREFIX]" (backend_s3_open,
- * no flags). Returns their codes; err gets one line.
+ * Open the backend a repository location names (out, location, s3, err, errlen): "DIR",
+ * "file://DIR" (backend_dir_open) or "s3://BUCKET[/PREFIX]" (backend_s3_open with s3, no
+ * flags). Returns their codes; err gets one line.
  */
-int backend_open_location(struct backend **out, const char *location, const char *endpoint,
-			  char *err, size_t errlen);
+int backend_open_location(struct backend **out, const char *location,
+			  const struct backend_s3_opts *s3, char *err, size_t errlen);
 
 struct s3_stats;
 
@@ -128,6 +158,19 @@ int backend_stat(struct backend *b, const char *name, uint64_t *bytes);
 int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg);
 int backend_remove(struct backend *b, const char *name);
 void backend_close(struct backend *b);
+
+/* list, with each object's age (b, prefix, fn, arg): -1 from backends that cannot say. */
+int backend_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg);
+
+/*
+ * The leftovers of interrupted puts older than min_age_s (b, min_age_s, remove, fn,
+ * arg): each goes to fn (may be NULL), and is removed when remove. A killed writer's
+ * NAME.<tag>.partial files in a directory; on S3 a single PUT leaves nothing, and
+ * parts of an interrupted multipart upload are the bucket lifecycle rule
+ * AbortIncompleteMultipartUpload's to clean. Returns 0 or the first error.
+ */
+int backend_leftovers(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+		      void *arg);
 
 /* The backend's latest failure message into buf (b, buf, len): "" when it keeps none. */
 size_t backend_error(struct backend *b, char *buf, size_t len);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snapshot/file_io.h"
@@ -229,8 +230,46 @@ static bool dir_may_match(const char *rel, const char *prefix)
 	return p <= n || prefix[n] == '/';
 }
 
-static int dir_walk(struct backend_dir *d, const char *rel, const char *prefix,
-		    backend_list_fn fn, void *arg, unsigned depth)
+/* What a walk looks for, and where it reports: objects (list), or leftover .partial files. */
+struct dir_walk_ctx {
+	const char *prefix;
+	bool partials;         /* leftovers: .partial files instead of objects */
+	uint64_t min_age_s;    /* leftovers: only those at least this old */
+	bool remove;           /* leftovers: and unlink them */
+	backend_list_fn fn;    /* list */
+	backend_aged_fn aged;  /* list_aged, leftovers */
+	void *arg;
+	time_t now;
+};
+
+static int64_t age_of(const struct dir_walk_ctx *w, const struct stat *st)
+{
+	return st->st_mtime >= w->now ? 0 : (int64_t)(w->now - st->st_mtime);
+}
+
+/* One regular file met by the walk (d, w, path, st). */
+static int dir_walk_file(struct backend_dir *d, const struct dir_walk_ctx *w, const char *path,
+			 const struct stat *st)
+{
+	int64_t age = age_of(w, st);
+
+	if (w->partials) {
+		if (!ends_with(path, DIR_PARTIAL_SUFFIX) || (uint64_t)age < w->min_age_s)
+			return 0;
+		if (w->remove && unlinkat(d->dirfd, path, 0) < 0 && errno != ENOENT)
+			return -errno;
+		return w->aged ? w->aged(w->arg, path, (uint64_t)st->st_size, age) : 0;
+	}
+	if (ends_with(path, DIR_PARTIAL_SUFFIX) || strncmp(path, w->prefix, strlen(w->prefix)) ||
+	    !backend_name_ok(path))
+		return 0;
+	if (w->aged)
+		return w->aged(w->arg, path, (uint64_t)st->st_size, age);
+	return w->fn(w->arg, path, (uint64_t)st->st_size);
+}
+
+static int dir_walk(struct backend_dir *d, const char *rel, const struct dir_walk_ctx *w,
+		    unsigned depth)
 {
 	char path[DIR_PATH_MAX];
 	struct dirent *de;
@@ -261,12 +300,11 @@ static int dir_walk(struct backend_dir *d, const char *rel, const char *prefix,
 		if (fstatat(d->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* removed under us */
 		if (S_ISDIR(st.st_mode)) {
-			if (!dir_may_match(path, prefix))
+			if (!w->partials && !dir_may_match(path, w->prefix))
 				continue;
-			rc = dir_walk(d, path, prefix, fn, arg, depth + 1);
-		} else if (S_ISREG(st.st_mode) && !ends_with(path, DIR_PARTIAL_SUFFIX) &&
-			   strncmp(path, prefix, strlen(prefix)) == 0 && backend_name_ok(path)) {
-			rc = fn(arg, path, (uint64_t)st.st_size);
+			rc = dir_walk(d, path, w, depth + 1);
+		} else if (S_ISREG(st.st_mode)) {
+			rc = dir_walk_file(d, w, path, &st);
 		}
 		if (rc != 0)
 			break;
@@ -277,20 +315,47 @@ static int dir_walk(struct backend_dir *d, const char *rel, const char *prefix,
 	return rc;
 }
 
-static int dir_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+/* Start at the deepest directory the prefix names completely (d, w). */
+static int dir_walk_prefix(struct backend_dir *d, const struct dir_walk_ctx *w)
 {
-	struct backend_dir *d = dir_of(b);
 	char start[DIR_PATH_MAX];
-	const char *slash = strrchr(prefix, '/');
+	const char *slash = strrchr(w->prefix, '/');
 
-	/* Start at the deepest directory the prefix names completely. */
 	if (slash) {
-		memcpy(start, prefix, (size_t)(slash - prefix));
-		start[slash - prefix] = '\0';
+		memcpy(start, w->prefix, (size_t)(slash - w->prefix));
+		start[slash - w->prefix] = '\0';
 	} else {
 		start[0] = '\0';
 	}
-	return dir_walk(d, start, prefix, fn, arg, 0);
+	return dir_walk(d, start, w, 0);
+}
+
+static int dir_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+{
+	struct dir_walk_ctx w = { .prefix = prefix, .fn = fn, .arg = arg };
+
+	return dir_walk_prefix(dir_of(b), &w);
+}
+
+static int dir_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg)
+{
+	struct dir_walk_ctx w = { .prefix = prefix, .aged = fn, .arg = arg, .now = time(NULL) };
+
+	return dir_walk_prefix(dir_of(b), &w);
+}
+
+/*
+ * Partial files of puts that never finished (a writer killed between its write and its
+ * rename): each holds a random tag, so a live writer's file is never another's, and
+ * min_age_s keeps a put in progress safe from a concurrent sweep.
+ */
+static int dir_leftovers(struct backend *b, uint64_t min_age_s, bool remove, backend_aged_fn fn,
+			 void *arg)
+{
+	struct dir_walk_ctx w = { .prefix = "", .partials = true, .min_age_s = min_age_s,
+				  .remove = remove, .aged = fn, .arg = arg, .now = time(NULL) };
+
+	return dir_walk(dir_of(b), "", &w, 0);
 }
 
 static int dir_remove(struct backend *b, const char *name)
@@ -319,6 +384,8 @@ static const struct backend_ops dir_ops = {
 	.list = dir_list,
 	.remove = dir_remove,
 	.close = dir_close,
+	.list_aged = dir_list_aged,
+	.leftovers = dir_leftovers,
 };
 
 int backend_dir_open(struct backend **out, const char *dir)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "transport/s3.h"
 
@@ -53,6 +54,8 @@
 #define S3B_RA_SLOTS 8
 #define S3B_RA_MIN ((size_t)512 << 10)
 #define S3B_RA_MAX ((size_t)8 << 20)
+/* The retry budget of the first request, unless the caller chose one: see backend_s3_open. */
+#define S3B_PROBE_BUDGET_MS 15000u
 
 struct s3b_job {
 	struct s3b_job *next;
@@ -540,31 +543,50 @@ static int s3b_stat(struct backend *b, const char *name, uint64_t *bytes)
 struct s3b_list_ctx {
 	const struct backend_s3 *s;
 	backend_list_fn fn;
+	backend_aged_fn aged;
 	void *arg;
+	time_t now;
 };
 
 /* Hand the caller names relative to the prefix; skip keys that are no object name of ours. */
-static int s3b_list_one(void *arg, const char *key, uint64_t size)
+static int s3b_list_one(void *arg, const char *key, uint64_t size, int64_t mtime)
 {
 	struct s3b_list_ctx *l = arg;
 	const char *name = key + l->s->prefix_len;
 
 	if (strncmp(key, l->s->prefix, l->s->prefix_len) != 0 || !backend_name_ok(name))
 		return 0;
+	if (l->aged)
+		return l->aged(l->arg, name, size,
+			       mtime < 0 ? -1 : mtime >= l->now ? 0 : l->now - mtime);
 	return l->fn(l->arg, name, size);
 }
 
-static int s3b_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+static int s3b_list_ex(struct backend_s3 *s, const char *prefix, struct s3b_list_ctx *l)
 {
-	struct backend_s3 *s = s3b_of(b);
-	struct s3b_list_ctx l = { .s = s, .fn = fn, .arg = arg };
 	char key[S3_KEY_MAX + 1];
 	int rc = s3b_barrier(s);
 
 	if (rc < 0)
 		return rc;
 	s3b_key(s, prefix, key);
-	return s3_list(s->c, key, s3b_list_one, &l);
+	l->now = time(NULL);
+	return s3_list_ex(s->c, key, s3b_list_one, l);
+}
+
+static int s3b_list(struct backend *b, const char *prefix, backend_list_fn fn, void *arg)
+{
+	struct s3b_list_ctx l = { .s = s3b_of(b), .fn = fn, .arg = arg };
+
+	return s3b_list_ex(s3b_of(b), prefix, &l);
+}
+
+/* LastModified as S3 keeps it, against this host's clock: hosts must agree (NTP). */
+static int s3b_list_aged(struct backend *b, const char *prefix, backend_aged_fn fn, void *arg)
+{
+	struct s3b_list_ctx l = { .s = s3b_of(b), .aged = fn, .arg = arg };
+
+	return s3b_list_ex(s3b_of(b), prefix, &l);
 }
 
 static int s3b_remove(struct backend *b, const char *name)
@@ -628,6 +650,7 @@ static const struct backend_ops s3b_ops = {
 	.get_all = s3b_get_all,
 	.stat = s3b_stat,
 	.list = s3b_list,
+	.list_aged = s3b_list_aged,
 	.remove = s3b_remove,
 	.close = s3b_close,
 	.error = s3b_error,
@@ -714,9 +737,10 @@ static int s3b_probe(struct backend_s3 *s, unsigned flags, char *err, size_t err
 	return rc;
 }
 
-int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
+int backend_s3_open(struct backend **out, const char *url, const struct backend_s3_opts *o,
 		    unsigned flags, char *err, size_t errlen)
 {
+	const char *endpoint = o ? o->endpoint : NULL;
 	struct s3_config *cfg;
 	struct backend_s3 *s;
 	char msg[512] = "";
@@ -754,6 +778,12 @@ int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
 		}
 		snprintf(cfg->endpoint, sizeof(cfg->endpoint), "%s", endpoint);
 	}
+	if (o && o->retry_s >= 0)
+		cfg->retry_budget_ms = (unsigned)(o->retry_s > 86400 ? 86400 : o->retry_s) * 1000;
+	if (o) {
+		cfg->log = o->note;
+		cfg->log_arg = o->note_arg;
+	}
 	rc = s3_client_create(&s->c, cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", url, msg);
@@ -765,11 +795,20 @@ int backend_s3_open(struct backend **out, const char *url, const char *endpoint,
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->done, NULL);
 	pthread_cond_init(&s->pf.cv, NULL);
+	/*
+	 * A wrong endpoint or a server that is down when we start look the same: the probe
+	 * waits a little (unless the caller chose a budget), so a typo fails in seconds; from
+	 * then on an outage is waited out for the whole budget.
+	 */
+	if (!o || o->retry_s < 0)
+		s3_client_set_retry_budget(s->c, cfg->retry_budget_ms < S3B_PROBE_BUDGET_MS
+						 ? cfg->retry_budget_ms : S3B_PROBE_BUDGET_MS);
 	rc = s3b_probe(s, flags, err, errlen);
 	if (rc < 0) {
 		s3b_stop(s);
 		goto err_client;
 	}
+	s3_client_set_retry_budget(s->c, cfg->retry_budget_ms);
 	explicit_bzero(cfg, sizeof(*cfg));
 	free(cfg);
 	*out = &s->base;

@@ -37,7 +37,8 @@ int disk_capture(struct repo *r, int fd, const struct snap_manifest *parent,
 
 		if (use_parent && i < parent->disk_nblocks &&
 		    !(changed[i / 64] >> (i % 64) & 1) &&
-		    block_len(parent->disk_bytes, parent->disk_block_bytes, i) == len) {
+		    block_len(parent->disk_bytes, parent->disk_block_bytes, i) == len &&
+		    repo_blob_known(r, &parent->disk_ids[i])) {
 			m->disk_ids[i] = parent->disk_ids[i];
 			s.reused++;
 			continue;

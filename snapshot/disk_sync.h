@@ -25,7 +25,9 @@ struct disk_sync_stats {
  *   - parent is NULL, or has another block size, or no block i of the same length; or
  *   - changed is NULL (a disk without a valid change log: read everything, and dedup
  *     makes the increment hold only the blocks that differ); or
- *   - bit i of changed is set (from vm_disk_log_fetch, or rsd_changed_blocks).
+ *   - bit i of changed is set (from vm_disk_log_fetch, or rsd_changed_blocks); or
+ *   - the parent's blob is not known (repo_blob_known: its pack was lost, or it was
+ *     found damaged), so it must be stored again from the image.
  * Otherwise the parent's id is kept without reading. st (may be NULL) gets counts.
  * Nothing is durable before snap_publish. Returns 0, -EPROTO when the image is
  * shorter than m->disk_bytes, or a read or repo_blob_put error.

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "snapshot/disk_sync.h"
 #include "snapshot/file_io.h"
+#include "snapshot/lock.h"
 #include "snapshot/repo.h"
 #include "snapshot/rsync_delta.h"
 
@@ -67,6 +69,7 @@ struct snap_job {
 	uint64_t *held_disk_at;
 	size_t held_disk_n;
 	uint64_t mem_copied, disk_copied;
+	uint64_t chunks_lost;
 };
 
 static uint64_t now_us(void)
@@ -428,6 +431,74 @@ static void load_disk_parent(struct snap_job *j, const struct snap_params *p)
 	j->have_disk_parent = true;
 }
 
+/* The S3 client's retry lines, for the result; its upload threads write too. */
+struct s3_notes {
+	pthread_mutex_t mu;
+	struct snap_result *res;
+};
+
+static void s3_note(void *arg, const char *line)
+{
+	struct s3_notes *n = arg;
+	size_t used, len = strlen(line);
+
+	pthread_mutex_lock(&n->mu);
+	n->res->s3_retries++;
+	used = strlen(n->res->s3_log);
+	if (used + len + 2 < sizeof(n->res->s3_log)) {
+		memcpy(n->res->s3_log + used, line, len);
+		memcpy(n->res->s3_log + used + len, "\n", 2);
+	}
+	pthread_mutex_unlock(&n->mu);
+}
+
+/* The disk parent's blocks whose stored copy was lost: disk_capture reads them again. */
+static void count_lost_blocks(struct snap_job *j)
+{
+	const struct snap_manifest *dp = j->have_parent ? &j->parent
+					: j->have_disk_parent ? &j->disk_parent : NULL;
+
+	for (uint64_t b = 0; dp && b < dp->disk_nblocks; b++)
+		j->chunks_lost += !repo_blob_known(j->repo, &dp->disk_ids[b]);
+}
+
+/*
+ * Take the snapshot lock, then list the packs (j, p, lock, res, err, errlen): from here
+ * until the manifest is published no prune deletes a pack, and the index says no more
+ * than the listing found, so nothing is deduplicated against, or taken from the parent,
+ * that is not stored.
+ */
+static int snap_lock_and_check(struct snap_job *j, const struct snap_params *p,
+			       const struct backend_s3_opts *s3, struct repo_lock **lock,
+			       struct snap_result *res, char *err, size_t errlen)
+{
+	struct repo_lock_opts lo = { .wait_s = p->lock_wait_s, .s3 = s3 };
+	char why[1024];
+	int rc = 0;
+
+	if (!p->repo_locked)
+		rc = repo_lock_acquire(lock, j->repo, REPO_LOCK_SNAPSHOT,
+				       p->vm_name ? p->vm_name : "vm", &lo, why, sizeof(why));
+	if (rc == -EBUSY) {
+		snprintf(err, errlen, "snapshot: %s: no snapshot while it runs%s", why,
+			 p->lock_wait_s ? "" : " (pass --lock-wait SECONDS to wait for it)");
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: %s", why);
+		return rc;
+	}
+	rc = repo_packs_check(j->repo, &res->packs_absent);
+	if (rc < 0) {
+		char msg[512];
+
+		backend_error(repo_backend(j->repo), msg, sizeof(msg));
+		snprintf(err, errlen, "snapshot: listing the packs of %s: %s", p->repo,
+			 msg[0] ? msg : strerror(-rc));
+	}
+	return rc;
+}
+
 static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct snap_params *p)
 {
 	int rc;
@@ -460,9 +531,17 @@ static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct sn
 		return -ENOMEM;
 	load_parent(j, t, p);
 	if (j->have_parent) {
-		for (unsigned r = 0; r < j->nreg; r++)
+		for (unsigned r = 0; r < j->nreg; r++) {
 			memcpy(j->m.regions[r].ids, j->parent.regions[r].ids,
 			       region_nchunks(j, r) * sizeof(struct blob_id));
+			/* A chunk whose stored copy was lost is copied again, like a dirty one. */
+			for (uint64_t c = 0; c < region_nchunks(j, r); c++) {
+				if (repo_blob_known(j->repo, &j->m.regions[r].ids[c]))
+					continue;
+				bit_set(j->pending[r], c);
+				j->chunks_lost++;
+			}
+		}
 	} else {
 		for (unsigned r = 0; r < j->nreg; r++)
 			memset(j->pending[r], 0xff, (region_nchunks(j, r) + 63) / 64 * 8);
@@ -480,6 +559,7 @@ static int job_setup(struct snap_job *j, struct snap_tracker *t, const struct sn
 			return -errno;
 		if (!j->have_parent)
 			load_disk_parent(j, p);
+		count_lost_blocks(j);
 	}
 	return 0;
 }
@@ -595,6 +675,10 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	uint64_t t0 = now_ms(), npending = 0;
 	uint64_t t_pause = 0, t_stopped = 0, t_copied = 0; /* us */
 	struct repo_stats before, after;
+	struct repo_lock *lock = NULL;
+	struct s3_notes notes = { .mu = PTHREAD_MUTEX_INITIALIZER, .res = res };
+	struct backend_s3_opts s3 = { .endpoint = p->endpoint, .retry_s = p->s3_retry_s,
+				      .note = s3_note, .note_arg = &notes };
 	const char *disk_mode = "none";
 	bool paused = false;
 	uint8_t *state = NULL;
@@ -607,13 +691,16 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 
 		rc = repo_key_load(&key, p->key_file, err, errlen);
 		if (rc == 0)
-			rc = repo_open_ex(&j.repo, p->repo, p->endpoint, &key, err, errlen);
+			rc = repo_open_ex(&j.repo, p->repo, &s3, &key, err, errlen);
 		repo_key_wipe(&key);
 	} else {
-		rc = repo_open_ex(&j.repo, p->repo, p->endpoint, NULL, err, errlen);
+		rc = repo_open_ex(&j.repo, p->repo, &s3, NULL, err, errlen);
 	}
 	if (rc < 0)
 		return rc;
+	rc = snap_lock_and_check(&j, p, &s3, &lock, res, err, errlen);
+	if (rc < 0)
+		goto out;
 	repo_stats_get(j.repo, &before);
 	rc = job_setup(&j, t, p);
 	if (rc < 0) {
@@ -781,6 +868,12 @@ out:
 		t->valid = false;
 		snap_tracker_release(t);
 	}
+	/* A failed snapshot (a full disk) takes no space: its packs are nobody's. */
+	if (rc < 0)
+		repo_abandon(j.repo, NULL, NULL);
+	/* What a read found damaged (a parent's signature) is stored again next time. */
+	repo_mark_found(j.repo, NULL, NULL, 0);
+	repo_lock_release(lock);
 	free(state);
 	job_free(&j);
 	repo_close(j.repo);

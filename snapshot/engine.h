@@ -48,6 +48,13 @@ struct snap_params {
 	 * all non-zero RAM and disk inside the pause (README).
 	 */
 	bool verify;
+	unsigned lock_wait_s; /* wait this long for a prune holding the repository's lock */
+	/*
+	 * The caller holds a lock that keeps prunes away for the whole snapshot ('godwit
+	 * backup': its backup lock, lock.h), so the snapshot lock is not taken again.
+	 */
+	bool repo_locked;
+	int s3_retry_s;       /* retry a failing S3 request this long; < 0: 300 s (s3.h) */
 };
 
 struct snap_result {
@@ -66,6 +73,10 @@ struct snap_result {
 	uint64_t disk_blocks_copied;
 	unsigned rounds;
 	const char *disk_mode;       /* "none", "log", "rsync", "full" */
+	uint64_t packs_absent;       /* packs the index names that the listing did not find */
+	uint64_t chunks_lost;        /* parent's chunks and blocks in them, or damaged: copied again */
+	uint64_t s3_retries;         /* S3 requests retried */
+	char s3_log[480];            /* the first of their lines, one per line ("" if none) */
 };
 
 /*
@@ -76,7 +87,15 @@ struct snap_result {
  * blocks changed meanwhile and the device state. Publishes the manifest last; on any
  * failure nothing is published, the guest runs, and t is invalidated. An encrypted
  * repository needs p->key_file (read here, in the VM's process, and wiped once the keys
- * are derived). Returns 0 or -errno with a one-line reason in err.
+ * are derived).
+ *
+ * No snapshot is built on lost data: the snapshot lock (lock.h) is taken before the
+ * index is relied on, so no prune deletes a pack meanwhile (-EBUSY after
+ * p->lock_wait_s when one runs); then the packs are listed (repo_packs_check), and a
+ * chunk or block whose blob the parent names but no existing pack holds intact is copied
+ * again from the VM, as if the guest had written it (res->chunks_lost), so the snapshot,
+ * and every older one naming the same content, is whole. Blobs a read here finds
+ * damaged are marked (repo_mark_found). Returns 0 or -errno with a one-line reason in err.
  */
 int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
 	      struct snap_result *res, char *err, size_t errlen);

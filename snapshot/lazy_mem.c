@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snapshot/lock.h"
 #include "snapshot/repo.h"
 
 #define LAZY_EVENTS_PER_READ 16
@@ -57,6 +58,7 @@ struct lazy_mem {
 	uint64_t t0_ns;
 	pthread_mutex_t repo_lock;
 	struct repo *repo;        /* under repo_lock */
+	struct repo_lock *restore_lock; /* the fault thread releases it (or lazy_mem_free) */
 	int uffd;                 /* the fault thread closes it; -1 then */
 	int wake_fd;              /* eventfd: wakes the fault thread (stop, error, all done) */
 	uint8_t *fault_buf;       /* fault thread */
@@ -256,9 +258,9 @@ static uint64_t chunk_len(const struct lazy_region *g, uint64_t c)
 	return g->bytes - off < g->chunk_bytes ? g->bytes - off : g->chunk_bytes;
 }
 
-/* Record the first error for lazy_mem_stop (lm, g, c, rc, what). */
+/* Record the first error for lazy_mem_stop (lm, g, c, rc, what, marked). */
 static void loader_fail(struct lazy_mem *lm, const struct lazy_region *g, uint64_t c, int rc,
-			const char *what)
+			const char *what, bool marked)
 {
 	char id[BLOB_ID_HEX_BYTES];
 
@@ -267,9 +269,10 @@ static void loader_fail(struct lazy_mem *lm, const struct lazy_region *g, uint64
 	if (lm->rc == 0) {
 		lm->rc = rc;
 		snprintf(lm->err, sizeof(lm->err), "snapshot %s: memory chunk %" PRIu64 " (gpa 0x%"
-			 PRIx64 ", blob %.16s) %s: %s (run 'godwit images verify --repo %s')",
+			 PRIx64 ", blob %.16s) %s: %s%s (run 'godwit images verify --repo %s')",
 			 lm->snap_id, g->first_chunk + c, g->gpa + c * g->chunk_bytes, id, what,
-			 strerror(-rc), repo_location(lm->repo));
+			 strerror(-rc), marked ? " (marked damaged: the next backup of the VM "
+			 "stores it again)" : "", repo_location(lm->repo));
 	}
 	pthread_mutex_unlock(&lm->lock);
 }
@@ -299,17 +302,25 @@ static int loader_fill(struct lazy_mem *lm, struct lazy_region *g, uint64_t c, u
 	int rc;
 
 	if (!zero) {
+		bool marked = false;
+
 		pthread_mutex_lock(&lm->repo_lock);
 		rc = repo_blob_read(lm->repo, &g->ids[c], buf, (size_t)len);
+		if (rc < 0) {
+			/* Marked by this read, or by the other thread's of the same chunk. */
+			repo_mark_found(lm->repo, NULL, NULL, 0);
+			marked = (rc == -EBADMSG || rc == -EPROTO) &&
+				 !repo_blob_known(lm->repo, &g->ids[c]);
+		}
 		pthread_mutex_unlock(&lm->repo_lock);
 		if (rc < 0) {
-			loader_fail(lm, g, c, rc, "cannot be read");
+			loader_fail(lm, g, c, rc, "cannot be read", marked);
 			return rc;
 		}
 	}
 	rc = uffd_fill(lm->uffd, dst, zero ? NULL : buf, len, &g->resident[c]);
 	if (rc < 0) {
-		loader_fail(lm, g, c, rc, "cannot be placed in guest RAM");
+		loader_fail(lm, g, c, rc, "cannot be placed in guest RAM", false);
 		return rc;
 	}
 	if (atomic_exchange(&g->resident[c], 1))
@@ -443,6 +454,9 @@ static void *loader_fault_thread(void *arg)
 		lm->st.resident_ms = (now_ns() - lm->t0_ns) / 1000000;
 	}
 	pthread_mutex_unlock(&lm->lock);
+	/* Every chunk is in (or the VM is stopping): the packs are not needed any more. */
+	repo_lock_release(lm->restore_lock);
+	lm->restore_lock = NULL;
 	return NULL;
 }
 
@@ -570,7 +584,8 @@ static void lazy_release(struct lazy_mem *lm)
 }
 
 int lazy_mem_start(struct lazy_mem **out, struct vm *vm, struct repo *repo,
-		   const struct snap_manifest *m, char *err, size_t errlen)
+		   struct repo_lock *lock, const struct snap_manifest *m, char *err,
+		   size_t errlen)
 {
 	uint32_t chunk_max = VM_PAGE_BYTES;
 	struct lazy_mem *lm;
@@ -615,6 +630,7 @@ int lazy_mem_start(struct lazy_mem **out, struct vm *vm, struct repo *repo,
 	if (rc < 0)
 		goto err_free;
 	lm->repo = repo;
+	lm->restore_lock = lock;
 	rc = -pthread_create(&lm->walk_thread, NULL, loader_walk_thread, lm);
 	if (rc < 0)
 		goto err_thread;
@@ -630,6 +646,7 @@ int lazy_mem_start(struct lazy_mem **out, struct vm *vm, struct repo *repo,
 err_thread:
 	snprintf(err, errlen, "cannot start the RAM loader threads: %s", strerror(-rc));
 	lm->repo = NULL;
+	lm->restore_lock = NULL;
 	uffd_close(lm);
 err_free:
 	lazy_release(lm);
@@ -668,6 +685,7 @@ void lazy_mem_free(struct lazy_mem *lm)
 	if (!lm)
 		return;
 	lazy_mem_stop(lm, err, sizeof(err));
+	repo_lock_release(lm->restore_lock); /* the fault thread never ran to its end */
 	repo_close(lm->repo);
 	lazy_release(lm);
 }

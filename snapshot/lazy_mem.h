@@ -10,6 +10,7 @@
 #include "vmm/vm_state.h"
 
 struct repo;
+struct repo_lock;
 
 /*
  * A restored VM's RAM, filled on demand, as Firecracker restores from a memory file:
@@ -33,10 +34,13 @@ struct repo;
  * Whoever touches guest RAM waits in the kernel until the loader resolves the fault: a
  * vCPU (KVM's get_user_pages on a guest access), a device model, vm_state_load, a
  * snapshot being taken. A chunk that cannot be read (a damaged or missing blob) is
- * fatal: the loader records which chunk and why, calls vm_request_stop, and unregisters
- * so that no thread stays blocked (whatever they still touch reads as zeros; no vCPU
- * enters the guest again once the stop is requested). lazy_mem_stop then returns the
- * error for the caller to report.
+ * fatal: the loader records which chunk and why, marks a damaged blob
+ * (repo_mark_found: the next backup stores it again), calls vm_request_stop, and
+ * unregisters so that no thread stays blocked (whatever they still touch reads as
+ * zeros; no vCPU enters the guest again once the stop is requested). lazy_mem_stop then
+ * returns the error for the caller to report. The restore lock (lock.h) handed over at
+ * start is released once every chunk is resident: until then a prune waits, since the
+ * VM still reads the packs.
  *
  * Threads: the two loader threads alone use the repository (one blob read at a time,
  * under a lock) and the userfaultfd from start to end; the caller must not use the
@@ -56,18 +60,20 @@ struct lazy_mem_stats {
 };
 
 /*
- * Start serving vm's RAM lazily from the memory map of m (vm, repo, m, err, errlen).
- * vm comes from vm_create_for_restore (RAM zero, never touched) and has not started;
- * its regions must match m's (checked). The region table and ids of m are copied, so
- * m may be freed afterwards. On success lazy_mem owns repo (closed by lazy_mem_free) and
- * *out is set; call vm_state_load and vm_start next. Returns 0; -ENOSYS, -EPERM,
- * -EACCES, -ENOTTY or -EINVAL when this host offers no usable userfaultfd (the caller
- * may copy RAM eagerly instead; err says why); -EPROTO when the regions differ;
- * -ENOMEM; or a thread error. On failure nothing is registered and repo stays the
- * caller's.
+ * Start serving vm's RAM lazily from the memory map of m (vm, repo, lock, m, err,
+ * errlen). vm comes from vm_create_for_restore (RAM zero, never touched) and has not
+ * started; its regions must match m's (checked). The region table and ids of m are
+ * copied, so m may be freed afterwards. On success lazy_mem owns repo (closed by
+ * lazy_mem_free) and lock (may be NULL; released once all of RAM is resident, or by
+ * lazy_mem_free) and *out is set; call vm_state_load and vm_start next. Returns 0;
+ * -ENOSYS, -EPERM, -EACCES, -ENOTTY or -EINVAL when this host offers no usable
+ * userfaultfd (the caller may copy RAM eagerly instead; err says why); -EPROTO when the
+ * regions differ; -ENOMEM; or a thread error. On failure nothing is registered and repo
+ * and lock stay the caller's.
  */
 int lazy_mem_start(struct lazy_mem **out, struct vm *vm, struct repo *repo,
-		   const struct snap_manifest *m, char *err, size_t errlen);
+		   struct repo_lock *lock, const struct snap_manifest *m, char *err,
+		   size_t errlen);
 
 /*
  * End the loader threads (after the VM stopped: vm_wait returned, or it never started)

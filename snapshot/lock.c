@@ -21,6 +21,7 @@
 #include "snapshot/repo.h"
 
 #define LOCK_MAGIC "godwit-lock 1"
+#define LOCK_MAGIC_V2 "godwit-lock 2"
 #define LOCK_TAG_HEX 32
 #define LOCK_NONCE_HEX 16
 #define LOCK_NAME_BYTES 96
@@ -156,18 +157,38 @@ static void self_info(struct lock_info *me)
 
 /* ---- Encoding -------------------------------------------------------------------------- */
 
+static const char *const kind_names[] = {
+	[REPO_LOCK_BACKUP] = "backup",
+	[REPO_LOCK_PRUNE] = "prune",
+	[REPO_LOCK_SNAPSHOT] = "snapshot",
+	[REPO_LOCK_RESTORE] = "restore",
+};
+
 static const char *kind_name(enum repo_lock_kind k)
 {
-	return k == REPO_LOCK_PRUNE ? "prune" : "backup";
+	return kind_names[k];
+}
+
+/* The kinds version 1 knew are written as version 1, so older readers keep reading them. */
+static bool kind_v1(enum repo_lock_kind k)
+{
+	return k == REPO_LOCK_BACKUP || k == REPO_LOCK_PRUNE;
+}
+
+/* Kinds whose objects carry the VM tag. */
+static bool kind_tagged(enum repo_lock_kind k)
+{
+	return k == REPO_LOCK_BACKUP || k == REPO_LOCK_SNAPSHOT;
 }
 
 static int lock_encode(const struct lock_info *i, char *out, size_t len)
 {
 	int n = snprintf(out, len,
-			 LOCK_MAGIC "\nkind %s\nvm-tag %s\nvm %s\nhost %s\nboot-id %s\npid %" PRId64
+			 "%s\nkind %s\nvm-tag %s\nvm %s\nhost %s\nboot-id %s\npid %" PRId64
 			 "\npid-start %" PRIu64 "\nstarted-ns %" PRIu64 "\nheartbeat-ns %" PRIu64 "\n",
-			 kind_name(i->kind), i->tag, i->vm, i->host, i->boot_id, i->pid,
-			 i->pid_start, i->started_ns, i->heartbeat_ns);
+			 kind_v1(i->kind) ? LOCK_MAGIC : LOCK_MAGIC_V2, kind_name(i->kind), i->tag,
+			 i->vm, i->host, i->boot_id, i->pid, i->pid_start, i->started_ns,
+			 i->heartbeat_ns);
 
 	return n < 0 || (size_t)n >= len ? -EMSGSIZE : n;
 }
@@ -213,24 +234,27 @@ static int lock_decode(const uint8_t *buf, size_t len, struct lock_info *out)
 	char kind[16], num[32];
 	uint64_t v;
 
+	bool v1, v2;
+
 	memset(out, 0, sizeof(*out));
 	if (len > LOCK_OBJECT_MAX || memchr(buf, '\0', len))
 		return -EBADMSG;
-	if (len > 12 && memcmp(p, "godwit-lock ", 12) == 0 &&
-	    (len < sizeof(LOCK_MAGIC) || memcmp(p, LOCK_MAGIC "\n", sizeof(LOCK_MAGIC)) != 0)) {
+	v1 = len >= sizeof(LOCK_MAGIC) && memcmp(p, LOCK_MAGIC "\n", sizeof(LOCK_MAGIC)) == 0;
+	v2 = len >= sizeof(LOCK_MAGIC_V2) &&
+	     memcmp(p, LOCK_MAGIC_V2 "\n", sizeof(LOCK_MAGIC_V2)) == 0;
+	if (len > 12 && memcmp(p, "godwit-lock ", 12) == 0 && !v1 && !v2) {
 		out->future = true;
 		return 1;
 	}
-	if (len < sizeof(LOCK_MAGIC) || memcmp(p, LOCK_MAGIC "\n", sizeof(LOCK_MAGIC)) != 0)
+	if (!v1 && !v2)
 		return -EBADMSG;
-	p += sizeof(LOCK_MAGIC);
+	p += sizeof(LOCK_MAGIC); /* both magics are as long */
 	if (!take_line(&p, end, "kind", kind, sizeof(kind)))
 		return -EBADMSG;
-	if (!strcmp(kind, "backup"))
-		out->kind = REPO_LOCK_BACKUP;
-	else if (!strcmp(kind, "prune"))
-		out->kind = REPO_LOCK_PRUNE;
-	else
+	for (unsigned k = REPO_LOCK_BACKUP; k <= REPO_LOCK_RESTORE && !out->kind; k++)
+		if (!strcmp(kind, kind_names[k]) && (v2 || kind_v1(k)))
+			out->kind = (enum repo_lock_kind)k;
+	if (!out->kind)
 		return -EBADMSG;
 	if (!take_line(&p, end, "vm-tag", out->tag, sizeof(out->tag)) ||
 	    !take_line(&p, end, "vm", out->vm, sizeof(out->vm)) ||
@@ -251,11 +275,12 @@ static int lock_decode(const uint8_t *buf, size_t len, struct lock_info *out)
 /* "locks/KIND-[TAG-]NONCE-SEQ" of info at seq (i, seq, out). */
 static void lock_object_name(const struct lock_info *i, uint32_t seq, char out[LOCK_NAME_BYTES])
 {
-	if (i->kind == REPO_LOCK_PRUNE)
-		snprintf(out, LOCK_NAME_BYTES, LOCK_PREFIX "prune-%s-%08" PRIx32, i->nonce, seq);
-	else
-		snprintf(out, LOCK_NAME_BYTES, LOCK_PREFIX "backup-%s-%s-%08" PRIx32, i->tag,
+	if (!kind_tagged(i->kind))
+		snprintf(out, LOCK_NAME_BYTES, LOCK_PREFIX "%s-%s-%08" PRIx32, kind_name(i->kind),
 			 i->nonce, seq);
+	else
+		snprintf(out, LOCK_NAME_BYTES, LOCK_PREFIX "%s-%s-%s-%08" PRIx32,
+			 kind_name(i->kind), i->tag, i->nonce, seq);
 }
 
 /* The nonce in a lock object's name (name, nonce); false for names that are not ours. */
@@ -402,12 +427,15 @@ static void lock_describe(const struct lock_info *me, const struct lock_seen *e,
 	}
 	if (i->kind == REPO_LOCK_PRUNE)
 		snprintf(what, sizeof(what), "a prune");
-	else if (me->kind == REPO_LOCK_BACKUP && !strcmp(i->tag, me->tag))
-		snprintf(what, sizeof(what), "another backup of VM '%s'", me->display);
+	else if (i->kind == REPO_LOCK_RESTORE)
+		snprintf(what, sizeof(what), "a restore still loading its VM's memory");
+	else if (i->kind == me->kind && kind_tagged(me->kind) && !strcmp(i->tag, me->tag))
+		snprintf(what, sizeof(what), "another %s of VM '%s'", kind_name(i->kind),
+			 me->display);
 	else if (strcmp(i->vm, "-"))
-		snprintf(what, sizeof(what), "a backup of VM '%s'", i->vm);
+		snprintf(what, sizeof(what), "a %s of VM '%s'", kind_name(i->kind), i->vm);
 	else
-		snprintf(what, sizeof(what), "a backup");
+		snprintf(what, sizeof(what), "a %s", kind_name(i->kind));
 	t = (time_t)(i->started_ns / 1000000000ull);
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
@@ -425,7 +453,8 @@ static bool conflicts(const struct lock_info *me, const struct repo_lock_opts *o
 		return false;
 	if (i->future || me->kind == REPO_LOCK_PRUNE || i->kind == REPO_LOCK_PRUNE)
 		return true;
-	return !strcmp(i->tag, me->tag);
+	/* Snapshots and restores only keep sweeps away; backups of one VM exclude each other. */
+	return me->kind == REPO_LOCK_BACKUP && i->kind == REPO_LOCK_BACKUP && !strcmp(i->tag, me->tag);
 }
 
 /*
@@ -567,7 +596,7 @@ static int lock_new(struct repo_lock **out, struct repo *r, enum repo_lock_kind 
 	self_info(&l->me);
 	snprintf(l->me.tag, sizeof(l->me.tag), "-");
 	snprintf(l->me.vm, sizeof(l->me.vm), "-");
-	if (kind == REPO_LOCK_BACKUP) {
+	if (kind_tagged(kind)) {
 		rc = lock_tag(r, vm_name, l->me.tag);
 		if (rc < 0)
 			goto err_free;
@@ -584,7 +613,7 @@ static int lock_new(struct repo_lock **out, struct repo *r, enum repo_lock_kind 
 	}
 	for (size_t i = 0; i < sizeof(nonce); i++)
 		snprintf(l->me.nonce + 2 * i, 3, "%02x", nonce[i]);
-	rc = backend_open_location(&l->be, repo_location(r), o->endpoint, err, errlen);
+	rc = backend_open_location(&l->be, repo_location(r), o->s3, err, errlen);
 	if (rc < 0)
 		goto err_free;
 	pthread_mutex_init(&l->mu, NULL);
@@ -631,7 +660,8 @@ int repo_lock_acquire(struct repo_lock **out, struct repo *r, enum repo_lock_kin
 	bool found;
 	int rc;
 
-	if (kind == REPO_LOCK_BACKUP && (!vm_name || !vm_name[0]))
+	if (kind < REPO_LOCK_BACKUP || kind > REPO_LOCK_RESTORE ||
+	    (kind_tagged(kind) && (!vm_name || !vm_name[0])))
 		return -EINVAL;
 	rc = lock_new(&l, r, kind, vm_name, o, err, errlen);
 	if (rc < 0)

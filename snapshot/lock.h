@@ -6,23 +6,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct backend_s3_opts;
 struct repo;
 
 /*
- * Two kinds of lock, both objects of the repository's backend, so they work the same on
+ * Four kinds of lock, all objects of the repository's backend, so they work the same on
  * a local directory and on S3, and across hosts:
  *
  *   backup (per VM)  held by 'godwit backup' from before the snapshot until its
  *                    retention is done. Conflicts with a backup lock of the same VM and
  *                    with a prune lock; backups of other VMs run side by side.
- *   prune            held for prune's sweep (prune.h). Conflicts with every other lock:
- *                    a sweep never runs while a backup writes packs it has not indexed
- *                    yet, or relies on old blobs it found in the index (dedup).
+ *   snapshot (per VM) held by the engine (snap_take) from before it reads the index
+ *                    until the manifest is published: its dedup relies on packs a sweep
+ *                    could delete. Conflicts with a prune lock only. A backup's snapshot
+ *                    runs under the backup lock instead (snap_params.repo_locked).
+ *   restore          held by a restore (snap_restore_open) from before it reads the
+ *                    manifest until every chunk of RAM is resident (lazy_mem.h): the
+ *                    running VM still needs its packs. Conflicts with a prune lock only.
+ *   prune            held for prune's sweep (prune.h) and repair. Conflicts with every
+ *                    other lock: a sweep never runs while a writer writes packs it has
+ *                    not indexed yet, relies on old blobs it found in the index (dedup),
+ *                    or a restored VM still reads them.
  *
  * Objects are write-once (backend.h), so a lock is a series of objects, one per
  * heartbeat, named
  *
  *    locks/backup-<vm tag>-<nonce>-<seq>     locks/prune-<nonce>-<seq>
+ *    locks/snapshot-<vm tag>-<nonce>-<seq>   locks/restore-<nonce>-<seq>
  *
  * vm tag: the first 16 bytes, in hex, of blob_id_compute("godwit lock: " VM name): the
  * name itself in no object name, keyed in an encrypted repository. nonce: 8 random
@@ -33,10 +43,15 @@ struct repo;
  *
  * Format (text, LF-terminated lines, in this order, at most LOCK_OBJECT_MAX bytes):
  *
- *    godwit-lock 1                   magic and version; changing the lines below
- *                                    requires a version bump
- *    kind backup|prune
- *    vm-tag <32 hex>|-               "-" for prune
+ *    godwit-lock 1|2                 magic and version; changing the lines below
+ *                                    requires a version bump. Version 2 adds the kinds
+ *                                    snapshot and restore, and only they are written as
+ *                                    2: a version-1 reader takes them for a newer
+ *                                    godwit's lock (a conflict, never stale), so it
+ *                                    never sweeps under them, while backup and prune
+ *                                    locks stay readable to it
+ *    kind backup|prune|snapshot|restore
+ *    vm-tag <32 hex>|-               "-" for prune and restore
  *    vm <name>|-                     plaintext repositories only, for messages
  *    host <hostname>
  *    boot-id <kernel boot id>        /proc/sys/kernel/random/boot_id
@@ -75,6 +90,8 @@ struct repo;
 enum repo_lock_kind {
 	REPO_LOCK_BACKUP = 1,
 	REPO_LOCK_PRUNE = 2,
+	REPO_LOCK_SNAPSHOT = 3,
+	REPO_LOCK_RESTORE = 4,
 };
 
 /* Receives one line per stale lock removed (arg, line), without a newline. */
@@ -87,19 +104,20 @@ struct repo_lock_opts {
 	unsigned heartbeat_s; /* refresh period; 0: 60 s */
 	unsigned stale_s;     /* a heartbeat older than this is stale; 0: 600 s */
 	const struct repo_lock *own; /* a lock the caller holds, never a conflict (NULL) */
-	const char *endpoint; /* for an s3:// repository, as repo_open_ex; NULL: the environment */
+	const struct backend_s3_opts *s3; /* for an s3:// repository, as repo_open_ex (may be NULL) */
 	repo_lock_note_fn note;
 	void *note_arg;
 };
 
 /*
  * Take a lock of kind on the repository r was opened on (out, r, kind, vm_name, o, err,
- * errlen); vm_name for REPO_LOCK_BACKUP, NULL for prune. r is used on this thread for
+ * errlen); vm_name for REPO_LOCK_BACKUP and REPO_LOCK_SNAPSHOT, NULL for the others. r is used on this thread for
  * the vm tag and its location; the lock opens its own backend handle, so r may be
  * closed while the lock is held. Returns 0; -EBUSY when a conflicting live lock was
  * still there after o->wait_s (err names its holder: kind, host, pid, start and last
  * heartbeat); -EINVAL (no vm_name for a backup); a backend error (err says which); or
- * -ENOMEM.
+ * -ENOMEM. Acquisition and release may run on different threads, one after the other
+ * (a lazy restore releases on its loader thread).
  */
 int repo_lock_acquire(struct repo_lock **out, struct repo *r, enum repo_lock_kind kind,
 		      const char *vm_name, const struct repo_lock_opts *o, char *err,

@@ -85,6 +85,7 @@ struct repo;
 
 #define SNAP_ID_LEN 25 /* YYYYMMDDThhmmssZ-xxxxxxxx */
 #define SNAP_ID_BYTES (SNAP_ID_LEN + 1)
+#define SNAP_ID_TIME_LEN 16 /* the creation time at the front of an id: YYYYMMDDThhmmssZ */
 #define SNAP_NAME_MAX 255
 #define SNAP_VERSION_MAX 63
 #define SNAP_CPU_FEATURES_MAX 4095
@@ -262,10 +263,20 @@ struct snap_summary {
 int snap_list(struct repo *r, struct snap_summary **out, size_t *n, size_t *nbad);
 
 /*
- * The id of the newest snapshot, of vm_name only unless NULL (r, vm_name, out): what an
- * incremental snapshot takes as its parent. Returns 0, -ENOENT when there is none, or
- * snap_list's error.
+ * The id of the newest snapshot that decodes, of vm_name only unless NULL (r, vm_name,
+ * out): what an incremental snapshot takes as its parent. Returns 0, -ENOENT when there
+ * is none, or snap_list's error.
  */
 int snap_find_latest(struct repo *r, const char *vm_name, char out[SNAP_ID_BYTES]);
+
+/*
+ * "latest" for a person (r, vm_name, out, err, errlen): the newest snapshot (of vm_name
+ * only unless NULL), refusing rather than falling back when a manifest as new or newer
+ * does not decode: -EBADMSG, and err names the damaged one and the newest intact one
+ * ("... pass --snapshot ID"). Returns 0, -EBADMSG, -ENOENT (none; err says so) or a
+ * listing error, each with a line in err. snap_load resolves "latest" this way.
+ */
+int snap_resolve_latest(struct repo *r, const char *vm_name, char out[SNAP_ID_BYTES],
+			char *err, size_t errlen);
 
 #endif

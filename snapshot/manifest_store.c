@@ -28,7 +28,8 @@ static int ref_check_one(void *arg, const struct snap_ref *ref)
 	const struct blob_loc *loc = blob_table_find(&c->r->blobs, ref->id);
 	char hex[BLOB_ID_HEX_BYTES], what[64];
 
-	if (loc && (ref->bytes == 0 || loc->raw_bytes == ref->bytes)) {
+	if (loc && repo_blob_known(c->r, ref->id) &&
+	    (ref->bytes == 0 || loc->raw_bytes == ref->bytes)) {
 		c->referenced += loc->raw_bytes;
 		return 0;
 	}
@@ -36,6 +37,16 @@ static int ref_check_one(void *arg, const struct snap_ref *ref)
 	snap_ref_describe(ref, what, sizeof(what));
 	if (!loc) {
 		repo_errf(c->err, c->errlen, "blob %s (%s) is not in the repository", hex, what);
+		return -ENOENT;
+	}
+	if (!repo_blob_known(c->r, ref->id)) {
+		char pack[BLOB_ID_HEX_BYTES];
+
+		/* Never publish a snapshot built on lost data (repo_packs_check, damaged/). */
+		blob_id_hex(&c->r->packs[loc->pack].id, pack);
+		repo_errf(c->err, c->errlen, "blob %s (%s) is %s pack %.16s: the snapshot would "
+			  "not restore", hex, what, loc->damaged ? "damaged in" : "in the missing",
+			  pack);
 		return -ENOENT;
 	}
 	repo_errf(c->err, c->errlen, "blob %s (%s) holds %u bytes, the chunk %llu", hex, what,
@@ -130,16 +141,9 @@ int snap_load(struct repo *r, const char *id, struct snap_manifest *out, char *e
 	int rc;
 
 	if (strcmp(id, "latest") == 0) {
-		rc = snap_find_latest(r, NULL, latest);
-		if (rc == -ENOENT) {
-			repo_errf(err, errlen, "no snapshots in %s", r->location);
+		rc = snap_resolve_latest(r, NULL, latest, err, errlen);
+		if (rc < 0)
 			return rc;
-		}
-		if (rc < 0) {
-			repo_errf(err, errlen, "list the snapshots in %s: %s", r->location,
-				  strerror(-rc));
-			return rc;
-		}
 		id = latest;
 	}
 	if (!snap_id_valid(id)) {
@@ -167,6 +171,9 @@ struct summary_list {
 	struct repo *r;
 	struct snap_summary *items;
 	size_t n, cap, nbad;
+	/* The newest manifest that did not decode, by id (ids sort by creation time). */
+	char bad_id[SNAP_ID_BYTES];
+	const char *bad_why;
 };
 
 static int summary_add(void *arg, const char *name, uint64_t bytes)
@@ -175,6 +182,7 @@ static int summary_add(void *arg, const char *name, uint64_t bytes)
 	const char *id = name + sizeof(SNAP_PREFIX) - 1;
 	struct snap_manifest m;
 	struct snap_summary *s;
+	const char *why = "";
 	int rc;
 
 	(void)bytes;
@@ -182,11 +190,17 @@ static int summary_add(void *arg, const char *name, uint64_t bytes)
 		l->nbad++;
 		return 0;
 	}
-	rc = snap_read(l->r, id, &m, NULL);
+	rc = snap_read(l->r, id, &m, &why);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
-		l->nbad += rc != -ENOENT; /* removed since the list: not a problem */
+		if (rc == -ENOENT)
+			return 0; /* removed since the list: not a problem */
+		l->nbad++;
+		if (strcmp(id, l->bad_id) > 0) {
+			snprintf(l->bad_id, sizeof(l->bad_id), "%s", id);
+			l->bad_why = why[0] ? why : strerror(-rc);
+		}
 		return 0;
 	}
 	if (l->n == l->cap) {
@@ -239,6 +253,73 @@ int snap_list(struct repo *r, struct snap_summary **out, size_t *n, size_t *nbad
 	if (nbad)
 		*nbad = l.nbad;
 	return 0;
+}
+
+/* "2026-12-07 16:22:45 UTC" (ns, out, len). */
+static void utc_text(uint64_t ns, char *out, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000u);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(out, len, "?");
+}
+
+int snap_resolve_latest(struct repo *r, const char *vm_name, char out[SNAP_ID_BYTES],
+			char *err, size_t errlen)
+{
+	struct summary_list l = { .r = r };
+	const struct snap_summary *newest = NULL;
+	char when[40], of[SNAP_NAME_MAX + 16] = "";
+	int rc;
+
+	rc = backend_list(r->be, SNAP_PREFIX, summary_add, &l);
+	if (rc < 0) {
+		repo_errf(err, errlen, "list the snapshots in %s: %s", r->location, strerror(-rc));
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const struct snap_summary *c = &l.items[i];
+
+		if (vm_name && strcmp(c->vm_name, vm_name) != 0)
+			continue;
+		if (!newest || summary_cmp(c, newest) > 0)
+			newest = c;
+	}
+	if (vm_name)
+		snprintf(of, sizeof(of), " of VM '%s'", vm_name);
+	/*
+	 * A damaged manifest as new as the newest intact one (ids begin with the creation
+	 * second) may be the real newest: whose VM it was cannot be read either. Restoring an
+	 * older snapshot without a word would hide a broken backup, so say which is which.
+	 */
+	if (l.bad_id[0] && (!newest || strncmp(l.bad_id, newest->id, SNAP_ID_TIME_LEN) >= 0)) {
+		if (newest) {
+			utc_text(newest->created_ns, when, sizeof(when));
+			repo_errf(err, errlen, "the newest snapshot in %s, %s, is damaged (%s)%s: "
+				  "nothing is restored in its place without asking; the newest intact "
+				  "one%s is %s (VM %s, taken %s): pass --snapshot %s", r->location,
+				  l.bad_id, l.bad_why, vm_name ? " and may be that VM's" : "", of,
+				  newest->id, newest->vm_name, when, newest->id);
+		} else {
+			repo_errf(err, errlen, "the newest snapshot in %s, %s, is damaged (%s), and no "
+				  "intact one%s is left: run 'godwit images verify'", r->location,
+				  l.bad_id, l.bad_why, of);
+		}
+		rc = -EBADMSG;
+		goto out;
+	}
+	if (!newest) {
+		repo_errf(err, errlen, vm_name ? "no snapshot of VM '%s' in %s: 'godwit images list' "
+			  "shows the names" : "no snapshots in %s%s", vm_name ? vm_name : r->location,
+			  vm_name ? r->location : "");
+		rc = -ENOENT;
+		goto out;
+	}
+	memcpy(out, newest->id, SNAP_ID_BYTES);
+out:
+	free(l.items);
+	return rc;
 }
 
 int snap_find_latest(struct repo *r, const char *vm_name, char out[SNAP_ID_BYTES])

@@ -43,6 +43,14 @@ bool prune_policy_empty(const struct prune_policy *p);
 int prune_decide(const struct prune_policy *p, const struct snap_summary *s, size_t n,
 		 const char *vm_name, uint8_t *reasons);
 
+/*
+ * How old garbage must be before a sweep removes it: packs no index names and the
+ * leftovers of interrupted writes (backend_leftovers). A writer that crashed left them;
+ * one that takes no lock, or lost it, may still be writing them. Proxmox Backup Server
+ * waits 24 h (and 5 min) for the same reason.
+ */
+#define PRUNE_GRACE_DEFAULT_S (24u * 3600u)
+
 /* Figures of a prune. */
 struct prune_stats {
 	uint64_t snapshots_kept;
@@ -52,7 +60,9 @@ struct prune_stats {
 	uint64_t bytes_removed;     /* of the packs removed */
 	uint64_t packs_partial;     /* kept whole though some blobs are unreferenced */
 	uint64_t bytes_partial_dead; /* stored bytes of those unreferenced blobs */
-	uint64_t packs_unindexed;   /* packs no index names: kept (see below) */
+	uint64_t packs_unindexed;   /* packs no index names that were kept (see below) */
+	uint64_t packs_missing;     /* packs the index named that no longer exist: dropped */
+	uint64_t partials_removed;  /* leftovers of interrupted writes removed */
 	uint64_t indexes_written;
 	uint64_t indexes_removed;
 };
@@ -72,26 +82,34 @@ int prune_forget(struct repo *r, const struct prune_policy *p, const char *vm_na
 		 size_t errlen);
 
 /*
- * Sweep (r, dry_run, fn, arg, st, err, errlen): the caller holds the prune lock (lock.h)
- * and opened r after taking it, so no backup is writing and r's view of the index is
- * current. Then:
+ * Sweep (r, dry_run, grace_s, fn, arg, st, err, errlen): the caller holds the prune lock
+ * (lock.h) and opened r after taking it, so no snapshot or restore runs and r's view of
+ * the index is current. Then:
  *   1. mark: every manifest is read and manifest_foreach_ref collects the live blob ids.
  *      A manifest that cannot be read stops the sweep (-EBADMSG): what it references is
  *      unknown, so nothing may be deleted;
- *   2. every index file is read; a pack all of whose blobs (in every index file that
- *      lists it) are unreferenced is dead. A pack with some live blobs is kept whole:
- *      repacking its live blobs into new packs is future work (st->packs_partial counts
- *      them, st->bytes_partial_dead what repacking would free);
+ *   2. data/ is listed (with each pack's age), the lists of damaged blobs and every
+ *      index file are read. A pack the index names is dead when none of its blobs (in
+ *      any index file listing it) is referenced, a copy marked damaged counting as
+ *      unreferenced, or when it is missing from data/ (or there with another size). A
+ *      pack with some live blobs is kept whole: repacking its live blobs into new packs
+ *      is future work (st->packs_partial counts them, st->bytes_partial_dead what
+ *      repacking would free);
  *   3. each index file that lists a dead pack is rewritten without it: the new index
- *      file is written first, then the old one deleted, then the dead packs. At every
- *      moment each pack an index names exists; a crash leaves garbage, never a
- *      dangling reference, and a blob may be listed twice meanwhile, which readers allow.
- * Packs that no index file names are never deleted: they are a crashed writer's garbage
- * or, for a writer that takes no lock, a snapshot in progress (verify notes them). Index
- * files that do not decode are left alone and their packs, unknown, are kept. Returns 0
- * or an error with a line in err.
+ *      file is written first, then the old one deleted, then the dead packs (a missing
+ *      one only leaves the index). At every moment each pack an index names exists or
+ *      was lost before; a crash leaves garbage, never a dangling reference, and a blob
+ *      may be listed twice meanwhile, which readers allow;
+ *   4. a pack no index file names is garbage of an interrupted writer once it is
+ *      grace_s old (PRUNE_GRACE_DEFAULT_S): it is deleted, unless it holds a blob a
+ *      snapshot references and no kept index pack holds (an index file was lost: 'images
+ *      repair' indexes it), and unless an index file did not decode (its packs are
+ *      unknown, so every unindexed pack is kept) or the backend cannot say its age;
+ *   5. a list of damaged blobs whose packs are all gone is deleted;
+ *   6. the leftovers of interrupted writes (backend_leftovers) grace_s old are removed.
+ * Returns 0 or an error with a line in err.
  */
-int prune_sweep(struct repo *r, bool dry_run, prune_report_fn fn, void *arg,
+int prune_sweep(struct repo *r, bool dry_run, uint64_t grace_s, prune_report_fn fn, void *arg,
 		struct prune_stats *st, char *err, size_t errlen);
 
 #endif

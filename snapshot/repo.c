@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "snapshot/repo_priv.h"
+#include "snapshot/pack.h"
 
 void repo_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -158,11 +159,24 @@ static int repo_index_add(struct repo *r, const struct index_file *ix)
 			};
 
 			rc = blob_table_add(&r->blobs, &loc);
+			if (rc == 0 && blob_table_find(&r->blobs, &e->id)->pack != slot)
+				rc = blob_table_add(&r->dups, &loc);
 			if (rc < 0)
 				return rc;
 		}
 	}
 	return 0;
+}
+
+void repo_prefer_dup(struct repo *r, struct blob_loc *primary)
+{
+	struct blob_loc *dup = blob_table_find_mut(&r->dups, &primary->id), tmp;
+
+	if (!dup || dup->damaged || r->packs[dup->pack].absent)
+		return;
+	tmp = *primary;
+	*primary = *dup;
+	*dup = tmp;
 }
 
 static int repo_note_bad(struct repo *r, const char *name, int rc, const char *why)
@@ -212,43 +226,201 @@ static void name_list_free(struct name_list *l)
 	free(l->names);
 }
 
-/* Load one index file (r, name): a decode failure is remembered, not returned. */
-static int repo_load_index(struct repo *r, const char *name)
+int repo_index_object_read(struct backend *be, struct repo_crypto *c, const char *name,
+			   struct index_file *ix, int *bad, const char **why)
 {
-	char expect[INDEX_NAME_BYTES];
-	struct index_file ix;
-	const char *why = NULL;
+	char expect[INDEX_NAME_BYTES], dname[REPO_DAMAGED_NAME_BYTES];
 	uint8_t *buf;
 	size_t len;
 	int rc;
 
-	rc = backend_get_all(r->be, name, INDEX_MAX_BYTES, &buf, &len);
-	if (rc == -EMSGSIZE)
-		return repo_note_bad(r, name, rc, "larger than the limit");
-	if (rc == -ENOENT)
-		return 0; /* removed by a prune since the list */
+	*bad = 0;
+	*why = "";
+	rc = backend_get_all(be, name, INDEX_MAX_BYTES, &buf, &len);
+	if (rc == -EMSGSIZE) {
+		*bad = rc;
+		*why = "larger than the limit";
+		return 1;
+	}
 	if (rc < 0)
 		return rc;
 	index_file_name(buf, len, expect);
-	if (strcmp(expect, name) != 0) {
-		/* Check the content first so a damaged file reports as damaged, not misnamed. */
-		rc = index_file_decode(buf, len, r->crypto, &ix, &why);
-		if (rc == 0) {
-			index_file_free(&ix);
-			rc = -EBADMSG;
-			why = "name does not match the content hash";
-		}
-		free(buf);
-		return rc == -ENOMEM ? rc : repo_note_bad(r, name, rc, why);
-	}
-	rc = index_file_decode(buf, len, r->crypto, &ix, &why);
+	repo_damaged_name(buf, len, dname);
+	rc = index_file_decode(buf, len, c, ix, why);
 	free(buf);
+	if (rc == 0 && strcmp(expect, name) != 0 && strcmp(dname, name) != 0) {
+		/* The content checked first, so a damaged file reports as damaged, not misnamed. */
+		index_file_free(ix);
+		rc = -EBADMSG;
+		*why = "name does not match the content hash";
+	}
 	if (rc == -ENOMEM)
 		return rc;
-	if (rc < 0)
-		return repo_note_bad(r, name, rc, why);
+	if (rc < 0) {
+		*bad = rc;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * repo_index_object_read for repo_open (r, name, ix): a decode failure is remembered for
+ * repo_verify and returns 1; an object removed since the list, 2.
+ */
+static int repo_read_indexlike(struct repo *r, const char *name, struct index_file *ix)
+{
+	const char *why;
+	int bad, rc = repo_index_object_read(r->be, r->crypto, name, ix, &bad, &why);
+
+	if (rc == -ENOENT)
+		return 2; /* removed by a prune since the list */
+	if (rc == 1) {
+		rc = repo_note_bad(r, name, bad, why);
+		return rc < 0 ? rc : 1;
+	}
+	return rc;
+}
+
+/* Load one index file (r, name): a decode failure is remembered, not returned. */
+static int repo_load_index(struct repo *r, const char *name)
+{
+	struct index_file ix;
+	int rc = repo_read_indexlike(r, name, &ix);
+
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	rc = repo_index_add(r, &ix);
 	index_file_free(&ix);
+	return rc;
+}
+
+/* Mark the copies a list of damaged blobs names (r, ix): only where the index has that copy. */
+static void repo_apply_damaged(struct repo *r, const struct index_file *ix)
+{
+	for (uint32_t i = 0; i < ix->npacks; i++) {
+		const struct index_pack *p = &ix->packs[i];
+
+		for (uint32_t j = 0; j < p->nblobs; j++) {
+			struct blob_loc *loc = blob_table_find_mut(&r->blobs, &p->entries[j].id);
+			struct blob_loc *dup = blob_table_find_mut(&r->dups, &p->entries[j].id);
+
+			if (dup && !dup->damaged && blob_id_eq(&r->packs[dup->pack].id, &p->pack_id))
+				dup->damaged = 1;
+			if (loc && !loc->damaged && blob_id_eq(&r->packs[loc->pack].id, &p->pack_id)) {
+				loc->damaged = 1;
+				r->ndamaged++;
+				repo_prefer_dup(r, loc);
+			}
+		}
+	}
+}
+
+/* Every list of damaged blobs (verify, a restore or a backup found them; r). */
+static int repo_load_damaged(struct repo *r)
+{
+	struct name_list l = { 0 };
+	int rc = backend_list(r->be, REPO_DAMAGED_PREFIX, name_list_add, &l);
+
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		struct index_file ix;
+
+		rc = repo_read_indexlike(r, l.names[i], &ix);
+		if (rc == 0) {
+			repo_apply_damaged(r, &ix);
+			index_file_free(&ix);
+		}
+		rc = rc < 0 ? rc : 0;
+	}
+	name_list_free(&l);
+	return rc;
+}
+
+void repo_damaged_name(const uint8_t *buf, size_t len, char out[REPO_DAMAGED_NAME_BYTES])
+{
+	uint8_t sum[32];
+
+	sha256_buf(buf, len, sum);
+	memcpy(out, REPO_DAMAGED_PREFIX, sizeof(REPO_DAMAGED_PREFIX) - 1);
+	hex_encode(sum, sizeof(sum), out + sizeof(REPO_DAMAGED_PREFIX) - 1);
+}
+
+struct pack_lister {
+	struct blob_table *t;
+	void (*notes)(void *arg, const char *name);
+	void *arg;
+};
+
+static int pack_list_one(void *arg, const char *name, uint64_t bytes, int64_t age_s)
+{
+	struct pack_lister *l = arg;
+	const char *hex = strrchr(name, '/');
+	struct blob_loc loc = { 0 };
+
+	hex = hex ? hex + 1 : name;
+	if (strlen(name) != PACK_NAME_BYTES - 1 || blob_id_from_hex(&loc.id, hex) < 0 ||
+	    strncmp(name + 5, hex, 2) != 0) {
+		if (l->notes)
+			l->notes(l->arg, name);
+		return 0;
+	}
+	loc.offset = bytes > PACK_MAX_BYTES ? UINT32_MAX : (uint32_t)bytes;
+	if (age_s < 0)
+		loc.pack = UINT32_MAX;
+	else
+		loc.pack = age_s >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)age_s;
+	return blob_table_add(l->t, &loc) < 0 ? -ENOMEM : 0;
+}
+
+int repo_list_packs(struct backend *be, struct blob_table *t,
+		    void (*notes)(void *arg, const char *name), void *arg)
+{
+	struct pack_lister l = { t, notes, arg };
+
+	return backend_list_aged(be, "data/", pack_list_one, &l);
+}
+
+uint64_t repo_packs_mark(struct repo *r, const struct blob_table *listed)
+{
+	uint64_t n = 0;
+
+	for (uint32_t s = 0; s < r->npacks; s++) {
+		const struct blob_loc *l;
+
+		if (blob_id_is_zero(&r->packs[s].id))
+			continue; /* being built, or failed to write */
+		l = blob_table_find(listed, &r->packs[s].id);
+		r->packs[s].absent = !l || l->offset != r->packs[s].bytes;
+		n += r->packs[s].absent;
+	}
+	if (n && r->dups.n) {
+		const struct blob_loc *d;
+		size_t pos = 0;
+
+		while ((d = blob_table_next(&r->dups, &pos))) {
+			struct blob_loc *primary = blob_table_find_mut(&r->blobs, &d->id);
+
+			if (primary && r->packs[primary->pack].absent)
+				repo_prefer_dup(r, primary);
+		}
+	}
+	r->nabsent = n;
+	return n;
+}
+
+int repo_packs_check(struct repo *r, uint64_t *nabsent)
+{
+	struct blob_table listed;
+	uint64_t n;
+	int rc = blob_table_init(&listed);
+
+	if (rc == 0)
+		rc = repo_list_packs(r->be, &listed, NULL, NULL);
+	if (rc == 0) {
+		n = repo_packs_mark(r, &listed);
+		if (nabsent)
+			*nabsent = n;
+	}
+	blob_table_free(&listed);
 	return rc;
 }
 
@@ -331,7 +503,7 @@ int repo_open_keyed(struct repo **out, const char *location, const struct repo_k
 	return repo_open_ex(out, location, NULL, key, err, errlen);
 }
 
-int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
+int repo_open_ex(struct repo **out, const char *location, const struct backend_s3_opts *s3,
 		 const struct repo_key *key, char *err, size_t errlen)
 {
 	struct name_list idx = { 0 };
@@ -357,10 +529,12 @@ int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
 	rc = blob_table_init(&r->blobs);
 	if (rc == 0)
 		rc = blob_table_init(&r->pack_slots);
+	if (rc == 0)
+		rc = blob_table_init(&r->dups);
 	if (rc < 0)
 		goto err_free;
 	if (backend_location_is_s3(dir)) {
-		rc = backend_s3_open(&r->be, dir, endpoint, 0, err, errlen);
+		rc = backend_s3_open(&r->be, dir, s3, 0, err, errlen);
 		if (rc < 0)
 			goto err_free;
 	} else {
@@ -383,6 +557,8 @@ int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
 	for (size_t i = 0; rc == 0 && i < idx.n; i++)
 		rc = repo_load_index(r, idx.names[i]);
 	name_list_free(&idx);
+	if (rc == 0)
+		rc = repo_load_damaged(r);
 	if (rc < 0) {
 		repo_errf(err, errlen, "read the index of %s: %s", dir, strerror(-rc));
 		goto err_free;
@@ -408,11 +584,13 @@ void repo_close(struct repo *r)
 	free(r->unindexed);
 	pack_builder_free(&r->pb);
 	blob_table_free(&r->blobs);
+	blob_table_free(&r->dups);
 	blob_table_free(&r->pack_slots);
 	free(r->packs);
 	free(r->rec_buf);
 	free(r->plain_buf);
 	free(r->bad);
+	free(r->found);
 	repo_crypto_free(r->crypto);
 	ZSTD_freeCCtx(r->cctx);
 	ZSTD_freeDCtx(r->dctx);
@@ -454,8 +632,7 @@ int repo_pack_slot_new(struct repo *r, uint32_t *slot)
 		r->packs = p;
 		r->packs_cap = cap;
 	}
-	r->packs[r->npacks].id = zero;
-	r->packs[r->npacks].bytes = 0;
+	r->packs[r->npacks] = (struct repo_pack){ .id = zero };
 	*slot = r->npacks++;
 	return 0;
 }

@@ -107,12 +107,12 @@ int repo_open_keyed(struct repo **out, const char *location, const struct repo_k
 		    char *err, size_t errlen);
 
 /*
- * repo_open_keyed with an S3 endpoint (out, location, endpoint, key, err, errlen):
- * endpoint ("http://HOST:PORT") overrides AWS_ENDPOINT_URL for an s3:// location; NULL
- * or "" keeps the environment's (backend_s3_open). For a process that serves others
- * (the VMM), where changing the environment is not thread-safe.
+ * repo_open_keyed with S3 options (out, location, s3, key, err, errlen): s3 (may be
+ * NULL) overrides AWS_ENDPOINT_URL for an s3:// location, sets how long a failing request
+ * is retried and takes a line per retry (backend_s3_open). For a process that serves
+ * others (the VMM), where changing the environment is not thread-safe.
  */
-int repo_open_ex(struct repo **out, const char *location, const char *endpoint,
+int repo_open_ex(struct repo **out, const char *location, const struct backend_s3_opts *s3,
 		 const struct repo_key *key, char *err, size_t errlen);
 
 /* repo_open_keyed without a key (out, location, err, errlen): plaintext repositories. */
@@ -176,8 +176,38 @@ int repo_chunk_put(struct repo *r, const void *data, size_t len, struct blob_id 
 int repo_blob_put_split(struct repo *r, enum blob_type type, const void *data, size_t len,
 			size_t piece_bytes, struct blob_id **ids, uint32_t *n);
 
-/* True when id is stored (in an index, or a pack written or being built) (r, id). */
+/*
+ * True when id is stored and can be relied on (r, id): it is in an index, or in a pack
+ * written or being built since open, and that copy is neither in a pack
+ * repo_packs_check found absent nor marked damaged (repo_mark_damaged). The zero id is
+ * always known. This is what deduplication and snap_publish go by.
+ */
 bool repo_blob_known(const struct repo *r, const struct blob_id *id);
+
+/*
+ * Check that every pack the index names exists, with its indexed size (r, nabsent): one
+ * listing of data/ (names and sizes only: ListObjectsV2, 1000 packs a request, on S3).
+ * A pack missing or of another size is absent from then on: its blobs are not known
+ * (repo_blob_known), so repo_blob_put stores them again and snap_publish refuses a
+ * manifest naming them. *nabsent (may be NULL) gets the number of absent packs. A writer
+ * calls this after taking its lock (lock.h), so no prune deletes a pack after the
+ * listing. Returns 0 or the listing's error.
+ */
+int repo_packs_check(struct repo *r, uint64_t *nabsent);
+
+/*
+ * Mark blobs found damaged (r, ids, n, err, errlen): verify read them, or a restore or a
+ * backup failed to (a checksum, tag or id mismatch). Their current copies are written,
+ * as pack id and index entry, to a list under damaged/ (the index file format,
+ * index_file.h, named by its SHA-256), durably; every later repo_open leaves those copies
+ * out, so the next backup stores the blobs again, and a snapshot naming them heals once
+ * they are stored (same content, same id). A copy in a pack that is being built or is
+ * absent, an unknown id or one marked already is skipped. Takes no lock: a list only
+ * ever withdraws copies nobody can read. *marked (may be NULL) gets how many were marked.
+ * Returns 0, or an encode or backend error with a line in err.
+ */
+int repo_mark_damaged(struct repo *r, const struct blob_id *ids, size_t n, uint64_t *marked,
+		      char *err, size_t errlen);
 
 /* Where id is stored (r, id, out). Returns 0 or -ENOENT. */
 int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_blob_info *out);
@@ -216,6 +246,43 @@ int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
  * file for the packs written since the last one. Returns 0 or the (sticky) error.
  */
 int repo_flush(struct repo *r);
+
+/*
+ * Give back the space of a write that failed (r, removed, bytes): remove every pack this
+ * repo wrote since its last index file. No index names them and nothing published can,
+ * so a snapshot that failed on a full disk leaves no space taken. Only in an encrypted
+ * repository, whose packs are unique to their writer (random nonces); a plaintext pack
+ * may be byte for byte another writer's, just indexed, so those are left to prune's
+ * grace period. *removed and *bytes (may be NULL) get what went. Returns 0 or the first
+ * backend error (on S3 after a failed upload: the packs then wait for prune).
+ */
+int repo_abandon(struct repo *r, uint64_t *removed, uint64_t *bytes);
+
+/* One copy of a blob: the pack that holds it, and its id. */
+struct repo_copy {
+	struct blob_id pack;
+	struct blob_id blob;
+};
+
+/*
+ * Lift the marks of copies that read back whole after all (r, copies, n, unmarked, err,
+ * errlen): a pack put back from elsewhere. Each damaged/ list naming one of them is
+ * written again without it (the new list first, then the old one deleted; none when
+ * nothing is left). *unmarked (may be NULL) gets how many marks went. Returns 0 or a
+ * decode or backend error with a line in err.
+ */
+int repo_unmark_damaged(struct repo *r, const struct repo_copy *copies, size_t n,
+			uint64_t *unmarked, char *err, size_t errlen);
+
+/*
+ * Mark what reads since the last call found damaged (r, marked, err, errlen): every
+ * repo_blob_get/read that failed a record, checksum, tag or id check (-EBADMSG, or a pack
+ * shorter than its index entry) remembers the blob, and this hands them to
+ * repo_mark_damaged, so the next backup stores them again. For readers that are about
+ * to fail anyway (a restore, a backup reading its parent's signature). Returns as
+ * repo_mark_damaged; *marked 0 and nothing written when nothing was found.
+ */
+int repo_mark_found(struct repo *r, uint64_t *marked, char *err, size_t errlen);
 
 /* Copy the counters (r, out). */
 void repo_stats_get(const struct repo *r, struct repo_stats *out);

@@ -2,6 +2,7 @@
 #include "snapshot/repo.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,7 @@ static int repo_write_pack(struct repo *r)
 		goto err_free;
 	pack_name(&pack_id, name);
 	rc = backend_put(r->be, name, r->pb.buf, r->pb.len);
+	u->ours = rc == 0;
 	if (rc == -EEXIST)
 		rc = 0; /* same id, same bytes: an interrupted earlier run wrote it */
 	if (rc < 0)
@@ -206,7 +208,7 @@ static int repo_pack_append(struct repo *r, enum blob_type type, const void *dat
 		.type = e.type,
 		.flags = e.flags,
 	};
-	rc = blob_table_add(&r->blobs, &loc);
+	rc = blob_table_set(&r->blobs, &loc);
 	if (rc < 0)
 		return rc;
 	r->stats.blobs_new++;
@@ -229,11 +231,12 @@ int repo_blob_put(struct repo *r, enum blob_type type, const void *data, size_t 
 	rc = blob_id_compute(r, data, len, id);
 	if (rc < 0)
 		return rc;
-	if (blob_table_find(&r->blobs, id)) {
+	if (repo_blob_known(r, id)) {
 		r->stats.blobs_dedup++;
 		r->stats.bytes_dedup_raw += len;
 		return 0;
 	}
+	/* New, or its stored copy was lost or damaged: this copy replaces it. */
 	rc = repo_pack_append(r, type, data, len, id);
 	if (rc < 0)
 		r->err = rc;
@@ -282,9 +285,27 @@ int repo_blob_put_split(struct repo *r, enum blob_type type, const void *data, s
 	return 0;
 }
 
+void repo_loc_entry(const struct blob_loc *loc, struct pack_entry *e)
+{
+	*e = (struct pack_entry){
+		.id = loc->id,
+		.offset = loc->offset,
+		.stored_bytes = loc->stored_bytes,
+		.raw_bytes = loc->raw_bytes,
+		.crc = loc->crc,
+		.type = loc->type,
+		.flags = loc->flags,
+	};
+}
+
 bool repo_blob_known(const struct repo *r, const struct blob_id *id)
 {
-	return blob_table_find(&r->blobs, id) != NULL;
+	const struct blob_loc *loc;
+
+	if (blob_id_is_zero(id))
+		return true;
+	loc = blob_table_find(&r->blobs, id);
+	return loc && !loc->damaged && !r->packs[loc->pack].absent;
 }
 
 int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_blob_info *out)
@@ -300,20 +321,6 @@ int repo_blob_info(const struct repo *r, const struct blob_id *id, struct repo_b
 	out->offset = loc->offset;
 	out->pack_id = r->packs[loc->pack].id;
 	return 0;
-}
-
-/* The pack entry a blob location describes (loc, e). */
-static void loc_entry(const struct blob_loc *loc, struct pack_entry *e)
-{
-	*e = (struct pack_entry){
-		.id = loc->id,
-		.offset = loc->offset,
-		.stored_bytes = loc->stored_bytes,
-		.raw_bytes = loc->raw_bytes,
-		.crc = loc->crc,
-		.type = loc->type,
-		.flags = loc->flags,
-	};
 }
 
 /* Make room for n bytes in the scratch buffer for opened zstd frames (r, n). */
@@ -351,7 +358,7 @@ int repo_blob_decode(struct repo *r, const struct blob_loc *loc, const uint8_t *
 		struct pack_entry e;
 
 		/* The tag first: nothing unauthenticated reaches zstd or the caller. */
-		loc_entry(loc, &e);
+		repo_loc_entry(loc, &e);
 		stored -= REPO_SEAL_OVERHEAD;
 		if (loc->flags & PACK_BLOB_F_ZSTD) {
 			rc = plain_reserve(r, stored);
@@ -397,7 +404,7 @@ int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
 	const uint8_t *rec, *payload;
 	int rc;
 
-	loc_entry(loc, &e);
+	repo_loc_entry(loc, &e);
 	rec_len = (size_t)pack_record_bytes(&e);
 	if (r->building && loc->pack == r->cur_pack) {
 		rec = r->pb.buf + loc->offset; /* not written yet: it is in memory */
@@ -418,14 +425,18 @@ int repo_blob_load(struct repo *r, const struct blob_loc *loc, uint8_t *dst)
 		rc = backend_get(r->be, name, loc->offset, r->rec_buf, rec_len);
 		if (rc == -ENOENT)
 			return -EIO;
+		if (rc == -EPROTO)
+			repo_found_add(r, &loc->id); /* the pack is shorter than its index says */
 		if (rc < 0)
 			return rc;
 		rec = r->rec_buf;
 	}
 	rc = pack_record_check(rec, rec_len, &e, &payload, NULL);
-	if (rc < 0)
-		return rc;
-	return repo_blob_decode(r, loc, payload, dst, NULL);
+	if (rc == 0)
+		rc = repo_blob_decode(r, loc, payload, dst, NULL);
+	if (rc == -EBADMSG || rc == -EPROTO)
+		repo_found_add(r, &loc->id);
+	return rc;
 }
 
 int repo_blob_get(struct repo *r, const struct blob_id *id, uint8_t **data, size_t *len)
@@ -498,6 +509,37 @@ int repo_blob_get_concat(struct repo *r, const struct blob_id *ids, uint32_t n,
 	*data = buf;
 	*len = off;
 	return 0;
+}
+
+int repo_abandon(struct repo *r, uint64_t *removed, uint64_t *bytes)
+{
+	uint64_t n = 0, b = 0;
+	int rc = 0;
+
+	/* Only sealed packs are this writer's alone (random nonces): see repo.h. */
+	for (uint32_t i = 0; r->crypto && i < r->nunindexed; i++) {
+		const struct repo_pack *p = &r->packs[r->unindexed[i].pack];
+		char name[PACK_NAME_BYTES];
+		int rc2;
+
+		if (!r->unindexed[i].ours || blob_id_is_zero(&p->id))
+			continue;
+		pack_name(&p->id, name);
+		rc2 = backend_remove(r->be, name);
+		if (rc2 < 0 && rc2 != -ENOENT) {
+			rc = rc ? rc : rc2;
+			continue;
+		}
+		r->packs[r->unindexed[i].pack].absent = true;
+		r->unindexed[i].ours = false;
+		n++;
+		b += p->bytes;
+	}
+	if (removed)
+		*removed = n;
+	if (bytes)
+		*bytes = b;
+	return rc;
 }
 
 int repo_flush(struct repo *r)

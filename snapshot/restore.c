@@ -14,6 +14,7 @@
 #include "snapshot/disk_sync.h"
 #include "snapshot/file_io.h"
 #include "snapshot/lazy_mem.h"
+#include "snapshot/lock.h"
 #include "snapshot/repo.h"
 
 #define STATE_MAX_BYTES (64u << 20)
@@ -26,21 +27,72 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-int snap_restore_open(struct snap_restore *rs, struct repo *r, const char *id, char *err,
-		      size_t errlen)
+/* Mark what reads found damaged; " (marked ...)" for the message when any was (rs). */
+static const char *mark_found(struct snap_restore *rs)
 {
+	uint64_t marked = 0;
+
+	if (rs->repo)
+		repo_mark_found(rs->repo, &marked, NULL, 0);
+	return marked ? " (marked damaged: the next backup of the VM stores it again)" : "";
+}
+
+/* The restore lock, then the listing of the packs (rs, o, err, errlen). */
+static int restore_lock(struct snap_restore *rs, const struct snap_restore_opts *o, char *err,
+			size_t errlen)
+{
+	struct repo_lock_opts lo = { .wait_s = o ? o->lock_wait_s : 0, .s3 = o ? o->s3 : NULL };
+	char why[1024];
+	int rc;
+
+	rc = repo_lock_acquire(&rs->lock, rs->repo, REPO_LOCK_RESTORE, NULL, &lo, why, sizeof(why));
+	if (rc == -EACCES || rc == -EPERM || rc == -EROFS) {
+		/* Read-only credentials still restore; only the protection from a prune is lost. */
+		snprintf(rs->lock_note, sizeof(rs->lock_note), "%s: restoring without the restore "
+			 "lock, so a prune meanwhile could delete what the VM still loads", why);
+		rs->lock = NULL;
+		rc = 0;
+	} else if (rc == -EBUSY) {
+		snprintf(err, errlen, "%s: nothing is restored while it runs%s", why,
+			 lo.wait_s ? "" : " (pass --lock-wait SECONDS to wait for it)");
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", why);
+		return rc;
+	}
+	rc = repo_packs_check(rs->repo, NULL);
+	if (rc < 0)
+		snprintf(err, errlen, "listing the packs of %s: %s", repo_location(rs->repo),
+			 strerror(-rc));
+	return rc;
+}
+
+int snap_restore_open(struct snap_restore *rs, struct repo *r, const char *id,
+		      const struct snap_restore_opts *o, char *err, size_t errlen)
+{
+	char latest[SNAP_ID_BYTES];
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
 	manifest_init(&rs->m);
 	rs->repo = r;
+	rc = restore_lock(rs, o, err, errlen);
+	if (rc < 0)
+		goto fail;
+	if (strcmp(id, "latest") == 0) {
+		rc = snap_resolve_latest(rs->repo, o ? o->vm_name : NULL, latest, err, errlen);
+		if (rc < 0)
+			goto fail;
+		id = latest;
+	}
 	rc = snap_load(rs->repo, id, &rs->m, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = repo_blob_get(rs->repo, &rs->m.state_id, &rs->state, &rs->state_len);
 	if (rc < 0) {
-		snprintf(err, errlen, "snapshot %s: its VM state cannot be read: %s (run 'godwit "
-			 "images verify')", rs->m.id, strerror(-rc));
+		snprintf(err, errlen, "snapshot %s: its VM state cannot be read: %s%s (run 'godwit "
+			 "images verify')", rs->m.id, strerror(-rc), mark_found(rs));
 		goto fail;
 	}
 	rc = vm_state_peek(rs->state, rs->state_len, &rs->info, err, errlen);
@@ -92,8 +144,8 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 		rc = disk_restore(rs->repo, &rs->m, fd, NULL);
 		close(fd);
 		if (rc < 0)
-			snprintf(err, errlen, "updating %s from snapshot %s: %s", base, rs->m.id,
-				 strerror(-rc));
+			snprintf(err, errlen, "updating %s from snapshot %s: %s%s", base, rs->m.id,
+				 strerror(-rc), mark_found(rs));
 		rs->disk_ms = now_ms() - t0;
 		return rc;
 	}
@@ -115,8 +167,8 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 		rc = -errno;
 	if (rc < 0) {
 		unlink(partial);
-		snprintf(err, errlen, "restoring the disk of snapshot %s to %s: %s", rs->m.id, path,
-			 strerror(-rc));
+		snprintf(err, errlen, "restoring the disk of snapshot %s to %s: %s%s", rs->m.id,
+			 path, strerror(-rc), mark_found(rs));
 	}
 	rs->disk_ms = now_ms() - t0;
 	return rc;
@@ -170,9 +222,9 @@ static int fill_ram_eager(struct snap_restore *rs, struct vm *vm, char *err, siz
 
 				blob_id_hex(&sr->ids[c], id);
 				snprintf(err, errlen, "snapshot %s: memory chunk %" PRIu64 " (gpa 0x%"
-					 PRIx64 ", blob %.16s) cannot be read: %s (run 'godwit images "
+					 PRIx64 ", blob %.16s) cannot be read: %s%s (run 'godwit images "
 					 "verify --repo %s')", rs->m.id, first + c, sr->gpa + off, id,
-					 strerror(-rc), repo_location(rs->repo));
+					 strerror(-rc), mark_found(rs), repo_location(rs->repo));
 				return rc;
 			}
 		}
@@ -201,9 +253,11 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode m
 	if (rc < 0)
 		return rc;
 	if (mode == SNAP_RAM_LAZY) {
-		rc = lazy_mem_start(lazy, vm, rs->repo, &rs->m, rs->ram_note, sizeof(rs->ram_note));
+		rc = lazy_mem_start(lazy, vm, rs->repo, rs->lock, &rs->m, rs->ram_note,
+				    sizeof(rs->ram_note));
 		if (rc == 0) {
-			rs->repo = NULL; /* the loader's now */
+			rs->repo = NULL; /* the loader's now, and so is the lock */
+			rs->lock = NULL;
 			rs->ram_lazy = true;
 		} else if (!lazy_unavailable(rc)) {
 			snprintf(err, errlen, "%s", rs->ram_note);
@@ -214,6 +268,9 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode m
 		rc = fill_ram_eager(rs, vm, err, errlen);
 		if (rc < 0)
 			return rc;
+		/* All of RAM is in: no pack is needed any more. */
+		repo_lock_release(rs->lock);
+		rs->lock = NULL;
 	}
 	rs->ram_ms = now_ms() - t0;
 	rc = vm_state_load(vm, rs->state, rs->state_len, err, errlen);
@@ -335,6 +392,8 @@ int snap_restore_verify(struct snap_restore *rs, struct vm *vm, const char *disk
 
 void snap_restore_close(struct snap_restore *rs)
 {
+	repo_lock_release(rs->lock);
+	rs->lock = NULL;
 	free(rs->state);
 	rs->state = NULL;
 	manifest_free(&rs->m);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "snapshot/manifest.h"
+#include "snapshot/prune.h"
 #include "snapshot/repo_priv.h"
 
 #define VERIFY_LINES_PER_SNAPSHOT 10
@@ -21,6 +22,7 @@ enum pack_state {
 struct verify {
 	struct repo *r;
 	bool read_data;
+	bool mark;
 	repo_verify_fn fn;
 	void *arg;
 	struct repo_verify_result res;
@@ -30,6 +32,10 @@ struct verify {
 	const struct blob_loc **by_slot; /* index entries grouped by pack slot */
 	size_t *slot_start;         /* by_slot[slot_start[s], slot_start[s + 1]) */
 	uint8_t *dst;               /* BLOB_RAW_MAX_BYTES for decompressing (read_data) */
+	struct blob_id *found;      /* damaged copies the index uses, to mark */
+	size_t nfound, found_cap;
+	struct repo_copy *healed;   /* marked copies that read back whole, to unmark */
+	size_t nhealed, healed_cap;
 };
 
 static void report(struct verify *v, enum repo_verify_level level, const char *fmt, ...)
@@ -66,20 +72,9 @@ static int count_one(void *arg, const char *name, uint64_t bytes)
 	return 0;
 }
 
-/* Remember each object under data/ that is named like a pack. */
-static int listed_add(void *arg, const char *name, uint64_t bytes)
+static void not_a_pack(void *arg, const char *name)
 {
-	struct verify *v = arg;
-	const char *hex = after_slash(name);
-	struct blob_loc loc = { 0 };
-
-	if (strlen(name) != PACK_NAME_BYTES - 1 || blob_id_from_hex(&loc.id, hex) < 0 ||
-	    strncmp(name + 5, hex, 2) != 0) {
-		report(v, REPO_VERIFY_NOTE, "%s: not a pack name (ignored)", name);
-		return 0;
-	}
-	loc.offset = bytes > PACK_MAX_BYTES ? UINT32_MAX : (uint32_t)bytes;
-	return blob_table_add(&v->listed, &loc) < 0 ? -ENOMEM : 0;
+	report(arg, REPO_VERIFY_NOTE, "%s: not a pack name (ignored)", name);
 }
 
 /* Group the index entries by pack slot (a counting sort over the blob table). */
@@ -108,6 +103,121 @@ static int group_by_slot(struct verify *v)
 	return 0;
 }
 
+/*
+ * A blob of pack slot s that does not read back (v, s, hex, id, why). The copy the index
+ * uses, unmarked, is news: a PROBLEM, remembered for marking and for the snapshots'
+ * check. A copy marked already, or one the index does not use (another copy serves, or
+ * no snapshot can name it), is only a NOTE. Returns 0 or -ENOMEM.
+ */
+static int blob_damaged(struct verify *v, uint32_t s, const char *hex, const struct blob_id *id,
+			const char *why)
+{
+	const struct blob_loc *loc = blob_table_find(&v->r->blobs, id);
+	struct blob_loc bad = { .id = *id, .pack = s };
+	char bhex[BLOB_ID_HEX_BYTES];
+
+	blob_id_hex(id, bhex);
+	if (!loc || loc->pack != s || loc->damaged) {
+		report(v, REPO_VERIFY_NOTE, "pack %s: blob %s: %s (%s: no snapshot reads this "
+		       "copy; prune removes the pack once its other blobs are unreferenced)", hex,
+		       bhex, why, loc && loc->pack == s ? "marked damaged" : "not the indexed copy");
+		return 0;
+	}
+	report(v, REPO_VERIFY_PROBLEM, "pack %s: blob %s: %s", hex, bhex, why);
+	if (blob_table_add(&v->bad, &bad) < 0)
+		return -ENOMEM;
+	if (v->nfound == v->found_cap) {
+		size_t cap = v->found_cap ? 2 * v->found_cap : 64;
+		struct blob_id *f = realloc(v->found, cap * sizeof(*f));
+
+		if (!f)
+			return -ENOMEM;
+		v->found = f;
+		v->found_cap = cap;
+	}
+	v->found[v->nfound++] = *id;
+	return 0;
+}
+
+/*
+ * A blob of pack slot s read back whole (v, s, id): if its copy there is marked damaged
+ * (a pack put back from elsewhere), the mark goes. Returns 0 or -ENOMEM.
+ */
+static int blob_whole(struct verify *v, uint32_t s, const struct blob_id *id)
+{
+	struct blob_loc *loc = blob_table_find_mut(&v->r->blobs, id);
+	struct blob_loc *dup = blob_table_find_mut(&v->r->dups, id);
+	struct blob_loc *copy = loc && loc->pack == s ? loc : dup && dup->pack == s ? dup : NULL;
+
+	if (!copy || !copy->damaged)
+		return 0;
+	if (v->nhealed == v->healed_cap) {
+		size_t cap = v->healed_cap ? 2 * v->healed_cap : 16;
+		struct repo_copy *h = realloc(v->healed, cap * sizeof(*h));
+
+		if (!h)
+			return -ENOMEM;
+		v->healed = h;
+		v->healed_cap = cap;
+	}
+	v->healed[v->nhealed++] = (struct repo_copy){ .pack = v->r->packs[s].id, .blob = *id };
+	copy->damaged = 0; /* for the snapshots' check below, with the mark */
+	return 0;
+}
+
+/* How many copies in pack slot s are marked damaged and not used (v, s). */
+static uint64_t marked_in(const struct verify *v, uint32_t s)
+{
+	const struct blob_loc *d;
+	size_t pos = 0;
+	uint64_t n = 0;
+
+	while ((d = blob_table_next(&v->r->dups, &pos)))
+		n += d->pack == s && d->damaged;
+	return n;
+}
+
+/*
+ * The pack in buf failed as a whole: check each blob the index places in it on its own
+ * (v, s, hex, buf, len). Returns the number found damaged, or -ENOMEM.
+ */
+static int verify_pack_entries(struct verify *v, uint32_t s, const char *hex, const uint8_t *buf,
+			       size_t len)
+{
+	int bad = 0;
+
+	for (size_t k = v->slot_start[s]; k < v->slot_start[s + 1]; k++) {
+		const struct blob_loc *loc = v->by_slot[k];
+		struct pack_entry e = {
+			.id = loc->id, .offset = loc->offset, .stored_bytes = loc->stored_bytes,
+			.raw_bytes = loc->raw_bytes, .crc = loc->crc, .type = loc->type,
+			.flags = loc->flags,
+		};
+		uint64_t rec_len = pack_record_bytes(&e);
+		const uint8_t *payload;
+		const char *why = "the pack is shorter than its index entry";
+		int rc = -EPROTO;
+
+		if (loc->offset <= len && rec_len <= len - loc->offset)
+			rc = pack_record_check(buf + loc->offset, (size_t)rec_len, &e, &payload, &why);
+		if (rc == 0)
+			rc = repo_blob_decode(v->r, loc, payload, v->dst, &why);
+		if (rc == -ENOMEM)
+			return rc;
+		v->res.blobs_read++;
+		if (rc == 0) {
+			if (blob_whole(v, s, &loc->id) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		bad++;
+		if (blob_damaged(v, s, hex, &loc->id, rc == -EBADMSG || rc == -EPROTO ? why
+										     : strerror(-rc)) < 0)
+			return -ENOMEM;
+	}
+	return bad;
+}
+
 /* Read pack slot s whole and check every byte of it (v, s, name, hex). */
 static int verify_pack_data(struct verify *v, uint32_t s, const char *name, const char *hex)
 {
@@ -129,12 +239,32 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 		return 0;
 	}
 	v->res.bytes_read += len;
+	if (!v->dst)
+		v->dst = malloc(BLOB_RAW_MAX_BYTES);
+	if (!v->dst) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = pack_decode(buf, len, r->crypto, &es, &n, &why);
 	if (rc == -ENOMEM)
 		goto out;
 	if (rc < 0) {
-		report(v, REPO_VERIFY_PROBLEM, "pack %s: %s", hex, why);
-		v->pack_state[s] = PACK_DAMAGED;
+		const char *pack_why = why;
+		uint64_t before = v->res.problems, known = marked_in(v, s);
+
+		/* Which blobs the damage took: the rest of the pack still serves. */
+		rc = verify_pack_entries(v, s, hex, buf, len);
+		if (rc < 0)
+			goto out;
+		if (rc > 0 || known)
+			report(v, v->res.problems == before ? REPO_VERIFY_NOTE : REPO_VERIFY_PROBLEM,
+			       "pack %s: %s (the damaged blobs %s)", hex, pack_why,
+			       v->res.problems == before ? "are marked: no snapshot reads them"
+							 : "are named");
+		else
+			report(v, REPO_VERIFY_PROBLEM, "pack %s: %s (every blob the index places in "
+			       "it reads back; its trailer, which 'images repair' needs, is damaged)",
+			       hex, pack_why);
 		rc = 0;
 		goto out;
 	}
@@ -146,13 +276,7 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 	rc = blob_table_init(&trailer);
 	if (rc < 0)
 		goto out;
-	if (!v->dst)
-		v->dst = malloc(BLOB_RAW_MAX_BYTES);
 	dst = v->dst;
-	if (!dst) {
-		rc = -ENOMEM;
-		goto out_table;
-	}
 	/* Every blob in the pack: decompress and re-hash. */
 	for (uint32_t i = 0; i < n; i++) {
 		struct blob_loc loc = {
@@ -160,7 +284,6 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 			.stored_bytes = es[i].stored_bytes, .raw_bytes = es[i].raw_bytes,
 			.crc = es[i].crc, .type = es[i].type, .flags = es[i].flags,
 		};
-		char bhex[BLOB_ID_HEX_BYTES];
 
 		if (blob_table_add(&trailer, &loc) < 0) {
 			rc = -ENOMEM;
@@ -170,14 +293,11 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 		if (rc == -ENOMEM)
 			goto out_table;
 		v->res.blobs_read++;
-		if (rc < 0) {
-			blob_id_hex(&es[i].id, bhex);
-			report(v, REPO_VERIFY_PROBLEM, "pack %s: blob %s: %s", hex, bhex,
-			       rc == -EBADMSG ? why : strerror(-rc));
-			if (blob_table_add(&v->bad, &loc) < 0) {
-				rc = -ENOMEM;
-				goto out_table;
-			}
+		if (rc == 0 ? blob_whole(v, s, &es[i].id) < 0
+			    : blob_damaged(v, s, hex, &es[i].id,
+					   rc == -EBADMSG ? why : strerror(-rc)) < 0) {
+			rc = -ENOMEM;
+			goto out_table;
 		}
 	}
 	rc = 0;
@@ -185,19 +305,15 @@ static int verify_pack_data(struct verify *v, uint32_t s, const char *name, cons
 	for (size_t k = v->slot_start[s]; k < v->slot_start[s + 1]; k++) {
 		const struct blob_loc *want = v->by_slot[k];
 		const struct blob_loc *got = blob_table_find(&trailer, &want->id);
-		char bhex[BLOB_ID_HEX_BYTES];
 
 		if (got && got->offset == want->offset && got->stored_bytes == want->stored_bytes &&
 		    got->raw_bytes == want->raw_bytes && got->crc == want->crc &&
 		    got->flags == want->flags && got->type == want->type)
 			continue;
-		blob_id_hex(&want->id, bhex);
-		report(v, REPO_VERIFY_PROBLEM, "pack %s: blob %s: %s", hex, bhex,
-		       got ? "the index entry does not match the pack" : "in the index but not in the pack");
-		if (blob_table_add(&v->bad, want) < 0) {
-			rc = -ENOMEM;
+		rc = blob_damaged(v, s, hex, &want->id, got ? "the index entry does not match the pack"
+							    : "in the index but not in the pack");
+		if (rc < 0)
 			break;
-		}
 	}
 out_table:
 	blob_table_free(&trailer);
@@ -207,6 +323,51 @@ out:
 	return rc;
 }
 
+/* "3 h", "2 days": an age for a person (age_s, out, len). */
+static void age_text(int64_t age_s, char *out, size_t len)
+{
+	if (age_s < 0)
+		snprintf(out, len, "of unknown age");
+	else if (age_s < 3600)
+		snprintf(out, len, "%lld min old", (long long)(age_s / 60));
+	else if (age_s < 2 * 86400)
+		snprintf(out, len, "%lld h old", (long long)(age_s / 3600));
+	else
+		snprintf(out, len, "%lld days old", (long long)(age_s / 86400));
+}
+
+/*
+ * What prune will do with garbage of age age_s (v, age_s, out, len): the same rule as
+ * prune_sweep's, so the hint and the prune agree.
+ */
+static void prune_hint(const struct verify *v, int64_t age_s, char *out, size_t len)
+{
+	char age[32];
+
+	age_text(age_s, age, sizeof(age));
+	if (v->r->nbad)
+		snprintf(out, len, "%s; an index is damaged, so prune keeps it: 'godwit images "
+			 "repair' indexes it if it is whole", age);
+	else if (age_s >= PRUNE_GRACE_DEFAULT_S)
+		snprintf(out, len, "%s: the next prune removes it unless a snapshot needs its "
+			 "blobs ('godwit images repair' indexes it then)", age);
+	else
+		snprintf(out, len, "%s: a snapshot in progress, or an interrupted one; prune "
+			 "removes it once it is %u h old unless a snapshot needs its blobs ('godwit "
+			 "images repair' indexes it then)", age, PRUNE_GRACE_DEFAULT_S / 3600);
+}
+
+static int leftover_note(void *arg, const char *name, uint64_t bytes, int64_t age_s)
+{
+	struct verify *v = arg;
+	char hint[256];
+
+	(void)bytes;
+	prune_hint(v, age_s, hint, sizeof(hint));
+	report(v, REPO_VERIFY_NOTE, "%s: left by an interrupted write, %s", name, hint);
+	return 0;
+}
+
 static int verify_packs(struct verify *v)
 {
 	struct repo *r = v->r;
@@ -214,9 +375,6 @@ static int verify_packs(struct verify *v)
 	size_t pos = 0;
 	int rc;
 
-	rc = backend_list(r->be, "data/", listed_add, v);
-	if (rc < 0)
-		return rc;
 	for (uint32_t s = 0; s < r->npacks; s++) {
 		const struct blob_loc *l;
 		char hex[BLOB_ID_HEX_BYTES], name[PACK_NAME_BYTES];
@@ -249,15 +407,15 @@ static int verify_packs(struct verify *v)
 		}
 	}
 	while ((loc = blob_table_next(&v->listed, &pos))) {
-		char hex[BLOB_ID_HEX_BYTES];
+		char hex[BLOB_ID_HEX_BYTES], hint[256];
 
 		if (blob_table_find(&r->pack_slots, &loc->id))
 			continue;
 		blob_id_hex(&loc->id, hex);
-		report(v, REPO_VERIFY_NOTE,
-		       "pack %s: not in any index (left by an interrupted write; prune removes it)", hex);
+		prune_hint(v, loc->pack == UINT32_MAX ? -1 : (int64_t)loc->pack, hint, sizeof(hint));
+		report(v, REPO_VERIFY_NOTE, "pack %s: in no index, %s", hex, hint);
 	}
-	return 0;
+	return backend_leftovers(r->be, 0, false, leftover_note, v);
 }
 
 struct snap_check {
@@ -274,7 +432,8 @@ static int snap_check_ref(void *arg, const struct snap_ref *ref)
 	char hex[BLOB_ID_HEX_BYTES], what[64];
 
 	if (loc && (ref->bytes == 0 || loc->raw_bytes == ref->bytes)) {
-		if (v->pack_state[loc->pack] != PACK_OK || blob_table_find(&v->bad, ref->id))
+		if (v->pack_state[loc->pack] != PACK_OK || loc->damaged ||
+		    blob_table_find(&v->bad, ref->id))
 			c->damaged++;
 		return 0;
 	}
@@ -346,16 +505,48 @@ static int verify_snapshot(void *arg, const char *name, uint64_t bytes)
 	}
 	if (c.damaged)
 		report(v, REPO_VERIFY_PROBLEM,
-		       "snapshot %s: %llu referenced blobs are in missing or damaged packs", id,
-		       (unsigned long long)c.damaged);
+		       "snapshot %s: %llu referenced blobs are in missing or damaged packs (the next "
+		       "backup of VM %s stores again what the VM still holds)", id,
+		       (unsigned long long)c.damaged, m.vm_name);
 	manifest_free(&m);
 	return 0;
 }
 
-int repo_verify(struct repo *r, bool read_data, repo_verify_fn fn, void *arg,
+/* Mark what was found damaged, so the next backup stores it again (v). */
+static void verify_mark(struct verify *v)
+{
+	char err[512] = "";
+	uint64_t marked = 0;
+	int rc;
+
+	if (v->mark && v->nhealed) {
+		rc = repo_unmark_damaged(v->r, v->healed, v->nhealed, &marked, err, sizeof(err));
+		if (rc < 0)
+			report(v, REPO_VERIFY_PROBLEM, "could not lift the marks of blobs that read "
+			       "back whole: %s", err);
+		else if (marked)
+			report(v, REPO_VERIFY_NOTE, "%llu blobs marked damaged read back whole now: "
+			       "their marks are lifted", (unsigned long long)marked);
+	}
+	if (!v->mark || !v->nfound)
+		return;
+	rc = repo_mark_damaged(v->r, v->found, v->nfound, &marked, err, sizeof(err));
+	if (rc < 0) {
+		report(v, REPO_VERIFY_PROBLEM, "could not mark the damaged blobs: %s", err);
+		return;
+	}
+	v->res.blobs_marked = marked;
+	if (marked)
+		report(v, REPO_VERIFY_NOTE, "%llu damaged blobs marked: the next backup of their VMs "
+		       "stores them again, which heals every snapshot naming the same content",
+		       (unsigned long long)marked);
+}
+
+int repo_verify(struct repo *r, unsigned flags, repo_verify_fn fn, void *arg,
 		struct repo_verify_result *out)
 {
-	struct verify v = { .r = r, .read_data = read_data, .fn = fn, .arg = arg };
+	struct verify v = { .r = r, .read_data = flags & REPO_VERIFY_READ_DATA,
+			    .mark = flags & REPO_VERIFY_MARK, .fn = fn, .arg = arg };
 	int rc;
 
 	rc = blob_table_init(&v.listed);
@@ -368,6 +559,11 @@ int repo_verify(struct repo *r, bool read_data, repo_verify_fn fn, void *arg,
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* The listing first: a copy of a blob in a pack that exists is the one checked. */
+	rc = repo_list_packs(r->be, &v.listed, not_a_pack, &v);
+	if (rc < 0)
+		goto out;
+	repo_packs_mark(r, &v.listed);
 	rc = group_by_slot(&v);
 	if (rc < 0)
 		goto out;
@@ -376,18 +572,27 @@ int repo_verify(struct repo *r, bool read_data, repo_verify_fn fn, void *arg,
 	rc = backend_list(r->be, "index/", count_one, &v.res.indexes);
 	if (rc < 0)
 		goto out;
-	for (uint32_t i = 0; i < r->nbad; i++)
-		report(&v, REPO_VERIFY_PROBLEM, "index %s: %s", after_slash(r->bad[i].name),
-		       r->bad[i].why ? r->bad[i].why : strerror(-r->bad[i].rc));
+	for (uint32_t i = 0; i < r->nbad; i++) {
+		bool listed = !strncmp(r->bad[i].name, REPO_DAMAGED_PREFIX,
+				       sizeof(REPO_DAMAGED_PREFIX) - 1);
+
+		report(&v, REPO_VERIFY_PROBLEM, "%s %s: %s%s", listed ? "damaged-blob list" : "index",
+		       after_slash(r->bad[i].name),
+		       r->bad[i].why ? r->bad[i].why : strerror(-r->bad[i].rc),
+		       listed ? "" : " ('godwit images repair' rebuilds the index from the packs)");
+	}
 	rc = verify_packs(&v);
 	if (rc < 0)
 		goto out;
 	rc = backend_list(r->be, "snapshots/", verify_snapshot, &v);
 	if (rc < 0)
 		goto out;
+	verify_mark(&v);
 	if (out)
 		*out = v.res;
 out:
+	free(v.healed);
+	free(v.found);
 	free(v.dst);
 	free(v.pack_state);
 	free(v.by_slot);

@@ -156,14 +156,14 @@ int s3_head(struct s3_client *c, const char *key, uint64_t *size)
 struct list_ctx {
 	const char *prefix;
 	size_t prefix_len;
-	s3_list_fn fn;
+	s3_list_ex_fn fn;
 	void *arg;
 	char last[S3_KEY_MAX + 1];
 	bool have_last;
 	bool bad;
 };
 
-static int list_entry(void *arg, const char *key, uint64_t size)
+static int list_entry(void *arg, const char *key, uint64_t size, int64_t mtime)
 {
 	struct list_ctx *l = arg;
 
@@ -174,10 +174,17 @@ static int list_entry(void *arg, const char *key, uint64_t size)
 	}
 	snprintf(l->last, sizeof(l->last), "%s", key);
 	l->have_last = true;
-	return l->fn(l->arg, key, size);
+	return l->fn(l->arg, key, size, mtime);
 }
 
 int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn, void *arg)
+{
+	struct s3_list_plain l = { fn, arg };
+
+	return s3_list_ex(c, prefix, s3_list_plain_one, &l);
+}
+
+int s3_list_ex(struct s3_client *c, const char *prefix, s3_list_ex_fn fn, void *arg)
 {
 	char token[S3_UPLOAD_ID_MAX + 1] = "", prev[S3_UPLOAD_ID_MAX + 1] = "", max_keys[16];
 	struct list_ctx *l;
@@ -212,8 +219,8 @@ int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn, void *arg)
 		rc = s3_request(c, &r);
 		snprintf(prev, sizeof(prev), "%s", token);
 		if (rc == 0)
-			rc = s3_xml_parse_list(s3_buf_str(&b), b.len, list_entry, l, &truncated, token,
-					       sizeof(token));
+			rc = s3_xml_parse_list_ex(s3_buf_str(&b), b.len, list_entry, l, &truncated,
+						  token, sizeof(token));
 		s3_buf_free(&b);
 		if (rc == 0 && truncated && strcmp(token, prev) == 0)
 			rc = -EBADMSG;

@@ -43,10 +43,15 @@
  *   -ENOMEM
  *
  * Retries: 5xx, 429, 400 RequestTimeout, 200-with-an-error on CompleteMultipartUpload,
- * connection failures, resets and timeouts are retried up to max_retries times with
- * exponential backoff and jitter (each wait is uniform in [d/2, d], d = retry_base_ms
- * doubled per attempt, at most retry_max_ms); every attempt is signed afresh. Other 4xx
- * answers are final at once.
+ * connection failures, resets and timeouts are retried with exponential backoff and
+ * jitter (each wait is uniform in [d/2, d], d = retry_base_ms doubled per attempt, at
+ * most retry_max_ms) for as long as retry_budget_ms allows (5 minutes by default: an
+ * outage of a minute or two, a server restarting, is waited out) and at most
+ * max_retries times; every attempt is signed afresh. A Retry-After header (seconds or an
+ * HTTP date) makes the wait at least that long. Throttling (503 SlowDown, 429) slows the
+ * whole client, as S3 asks: every request of every thread waits out the same backoff
+ * before its next attempt. Each retry is one line to cfg.log (when set), naming the
+ * request, what failed and the wait. Other 4xx answers are final at once.
  *
  * Threads: a client may be used by several threads at once. Each request borrows an easy
  * handle from the client's pool and returns it, so connections stay open for the next
@@ -89,6 +94,9 @@ enum s3_addressing {
 /* Supplies the time for signing (arg); tests pin it. NULL means time(NULL). */
 typedef time_t (*s3_clock_fn)(void *arg);
 
+/* Receives one line per retry (arg, line), without a newline; from any thread. */
+typedef void (*s3_log_fn)(void *arg, const char *line);
+
 /*
  * Everything a client needs. Fill it with s3_config_init, then s3_config_from_env (or by
  * hand), then set bucket. Strings are copied in; the struct holds no pointers but the
@@ -106,15 +114,19 @@ struct s3_config {
 	unsigned connect_timeout_ms;            /* TCP + TLS setup per attempt; 10 s */
 	unsigned request_timeout_ms;            /* a whole attempt; 0 = no limit (default) */
 	unsigned stall_timeout_ms;              /* an attempt fails after this long without a byte moving; 30 s */
-	unsigned max_retries;                   /* attempts after the first; 4 */
+	unsigned max_retries;                   /* attempts after the first, at most; 1000 */
 	unsigned retry_base_ms;                 /* first backoff; 100 ms */
-	unsigned retry_max_ms;                  /* longest backoff; 5 s */
+	unsigned retry_max_ms;                  /* longest backoff; 20 s */
+	unsigned retry_budget_ms;               /* no retry starts later than this after the
+						   first attempt; 300 s; 0: no retries */
 	unsigned parallelism;                   /* concurrent part uploads; 4, at most 64 */
 	size_t multipart_threshold;             /* puts above this are multipart; 16 MiB */
 	size_t part_size;                       /* at least S3_PART_MIN; 8 MiB */
 	unsigned list_page_keys;                /* ListObjectsV2 max-keys, 1..1000; 1000 */
 	s3_clock_fn clock;                      /* NULL: time(NULL) */
 	void *clock_arg;
+	s3_log_fn log;                          /* each retry; NULL: none */
+	void *log_arg;
 };
 
 /* The client's counters since creation; for tests and measurements. */
@@ -122,6 +134,7 @@ struct s3_stats {
 	uint64_t requests;          /* HTTP attempts, retries included */
 	uint64_t connects;          /* new connections opened (the rest reused one) */
 	uint64_t retries;           /* attempts that were repeats */
+	uint64_t throttled;         /* answers that asked to slow down (503 SlowDown, 429) */
 	uint64_t bytes_sent;        /* request bodies, every attempt */
 	uint64_t bytes_received;    /* response bodies kept */
 	uint64_t multipart_uploads; /* started */
@@ -133,6 +146,9 @@ struct s3_client;
 
 /* Defaults for every field (cfg): region us-east-1, timeouts, retries, sizes above. */
 void s3_config_init(struct s3_config *cfg);
+
+/* The retry budget of an open client (c, budget_ms), as cfg.retry_budget_ms; any thread. */
+void s3_client_set_retry_budget(struct s3_client *c, unsigned budget_ms);
 
 /*
  * Fill credentials, region and endpoint from the standard AWS environment (cfg, profile,
@@ -236,6 +252,16 @@ typedef int (*s3_list_fn)(void *arg, const char *key, uint64_t size);
  * value, or as above.
  */
 int s3_list(struct s3_client *c, const char *prefix, s3_list_fn fn, void *arg);
+
+/*
+ * Called once per listed object by s3_list_ex (arg, key, size, mtime): mtime is the
+ * object's LastModified in seconds since the epoch (UTC), or -1 when the server gave
+ * none the client could read. Return as s3_list_fn.
+ */
+typedef int (*s3_list_ex_fn)(void *arg, const char *key, uint64_t size, int64_t mtime);
+
+/* s3_list with each object's LastModified (c, prefix, fn, arg). */
+int s3_list_ex(struct s3_client *c, const char *prefix, s3_list_ex_fn fn, void *arg);
 
 /* Delete object key (c, key); deleting a missing key succeeds, as in S3. */
 int s3_delete(struct s3_client *c, const char *key);

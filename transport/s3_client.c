@@ -46,8 +46,9 @@ static int config_check(const struct s3_config *cfg, char *err, size_t errlen)
 	else if (cfg->list_page_keys < 1 || cfg->list_page_keys > 1000)
 		why = "list page size must be 1..1000";
 	else if (cfg->retry_base_ms < 1 || cfg->retry_max_ms < cfg->retry_base_ms ||
-		 cfg->max_retries > 20)
-		why = "retry settings out of range (base >= 1 ms, max >= base, at most 20 retries)";
+		 cfg->max_retries > 100000 || cfg->retry_budget_ms > 24u * 3600 * 1000)
+		why = "retry settings out of range (base >= 1 ms, max >= base, at most 100000 "
+		      "retries and a day)";
 	if (!why)
 		return 0;
 	snprintf(err, errlen, "s3: %s", why);
@@ -126,6 +127,7 @@ int s3_client_create(struct s3_client **out, const struct s3_config *cfg, char *
 	c->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)c;
 	if (!c->rng)
 		c->rng = 0x9E3779B97F4A7C15ull;
+	c->retry_budget_ms = cfg->retry_budget_ms;
 	*out = c;
 	return 0;
 err_share:
@@ -214,4 +216,11 @@ void s3_handle_put(struct s3_client *c, CURL *h)
 	pthread_mutex_unlock(&c->lock);
 	if (h)
 		curl_easy_cleanup(h);
+}
+
+void s3_client_set_retry_budget(struct s3_client *c, unsigned budget_ms)
+{
+	pthread_mutex_lock(&c->lock);
+	c->retry_budget_ms = budget_ms;
+	pthread_mutex_unlock(&c->lock);
 }

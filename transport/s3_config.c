@@ -24,9 +24,10 @@ void s3_config_init(struct s3_config *cfg)
 	cfg->connect_timeout_ms = 10000;
 	cfg->request_timeout_ms = 0;
 	cfg->stall_timeout_ms = 30000;
-	cfg->max_retries = 4;
+	cfg->max_retries = 1000;
 	cfg->retry_base_ms = 100;
-	cfg->retry_max_ms = 5000;
+	cfg->retry_max_ms = 20000;
+	cfg->retry_budget_ms = 300000;
 	cfg->parallelism = 4;
 	cfg->multipart_threshold = (size_t)16 << 20;
 	cfg->part_size = (size_t)8 << 20;

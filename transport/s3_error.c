@@ -225,11 +225,13 @@ int s3_error_from_response(struct s3_client *c, const struct s3_req *r)
 			       r->op, what, r->status, code, c->cfg.region);
 	if (rc == -EAGAIN)
 		return s3_fail(c, rc, "s3: %s %s: S3 is throttling (HTTP %ld %s) and still was after "
-			       "%u retries: try again later or lower the parallelism", r->op, what,
-			       r->status, code, c->cfg.max_retries);
+			       "%u attempts in %.0f s: try again later, lower the parallelism or "
+			       "raise the retry budget", r->op, what, r->status, code, r->attempts,
+			       (double)r->elapsed_ms / 1000);
 	if (r->status >= 500 || s3_status_retryable(r->status, r->err_code))
-		return s3_fail(c, rc, "s3: %s %s: S3 server error (HTTP %ld %s: %s) after %u retries",
-			       r->op, what, r->status, code, r->err_message, c->cfg.max_retries);
+		return s3_fail(c, rc, "s3: %s %s: S3 server error (HTTP %ld %s: %s) after %u attempts "
+			       "in %.0f s", r->op, what, r->status, code, r->err_message, r->attempts,
+			       (double)r->elapsed_ms / 1000);
 	return s3_fail(c, rc, "s3: %s %s: S3 refused the request (HTTP %ld %s: %s)", r->op, what,
 		       r->status, code, r->err_message);
 }

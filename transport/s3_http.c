@@ -78,9 +78,42 @@ static bool parse_content_range(struct s3_req *r, const char *v, size_t n)
 	return true;
 }
 
+/*
+ * A Retry-After value (v, n): delta-seconds, or an HTTP date (RFC 9110, IMF-fixdate) from
+ * which the wait is counted. Returns milliseconds, or -1 when it is neither; at most a
+ * day, so a hostile answer cannot park a client for longer than its budget allows anyway.
+ */
+static int64_t parse_retry_after(const char *v, size_t n)
+{
+	char buf[64];
+	struct tm tm;
+	uint64_t secs;
+	const char *end;
+	time_t when, now;
+
+	if (dec_u64(v, n, &secs))
+		return secs > 86400 ? 86400000 : (int64_t)secs * 1000;
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!end || *end)
+		return -1;
+	when = timegm(&tm);
+	now = time(NULL);
+	if (when == (time_t)-1)
+		return -1;
+	if (when <= now)
+		return 0;
+	return when - now > 86400 ? 86400000 : (int64_t)(when - now) * 1000;
+}
+
 static void reset_response(struct s3_req *r)
 {
 	r->status = 0;
+	r->retry_after_ms = -1;
 	r->etag[0] = '\0';
 	r->content_length = -1;
 	r->has_content_range = false;
@@ -125,6 +158,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 		r->has_content_range = parse_content_range(r, v, vn);
 		if (!r->has_content_range)
 			r->cr_first = UINT64_MAX; /* present but malformed */
+	} else if (header_is(p, len, "Retry-After", &v, &vn)) {
+		r->retry_after_ms = parse_retry_after(v, vn);
 	} else if (header_is(p, len, "x-amz-bucket-region", &v, &vn)) {
 		bool ok = vn > 0 && vn < sizeof(r->bucket_region);
 
@@ -443,10 +478,18 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 	return -EIO;
 }
 
-static void backoff_sleep(struct s3_client *c, unsigned attempt, const atomic_bool *cancel)
+static uint64_t mono_ms(void)
 {
-	uint64_t d = c->cfg.retry_base_ms, r, wait_ms;
 	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The wait before retry number attempt (c, attempt): "equal jitter" over a doubling step. */
+static uint64_t backoff_ms(struct s3_client *c, unsigned attempt)
+{
+	uint64_t d = c->cfg.retry_base_ms, r;
 
 	for (unsigned i = 1; i < attempt && d < c->cfg.retry_max_ms; i++)
 		d *= 2;
@@ -458,16 +501,72 @@ static void backoff_sleep(struct s3_client *c, unsigned attempt, const atomic_bo
 	c->rng ^= c->rng << 17;
 	r = c->rng;
 	pthread_mutex_unlock(&c->lock);
-	/* "Equal jitter": at least half the step, so the retries really spread out. */
-	wait_ms = d / 2 + r % (d - d / 2 + 1);
-	while (wait_ms > 0 && !(cancel && atomic_load(cancel))) {
-		uint64_t step = wait_ms < 50 ? wait_ms : 50;
+	/* At least half the step, so the retries really spread out. */
+	return d / 2 + r % (d - d / 2 + 1);
+}
 
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)(step * 1000000);
+/* Sleep until the monotonic time until_ms, or a cancel (until_ms, cancel). */
+static void sleep_until(uint64_t until_ms, const atomic_bool *cancel)
+{
+	for (uint64_t now = mono_ms(); now < until_ms && !(cancel && atomic_load(cancel));
+	     now = mono_ms()) {
+		uint64_t step = until_ms - now < 50 ? until_ms - now : 50;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(step * 1000000) };
+
 		nanosleep(&ts, NULL);
-		wait_ms -= step;
 	}
+}
+
+/* Whether an answer asks the client to slow down (r): 503 SlowDown or 429. */
+static bool throttling(const struct s3_req *r)
+{
+	return r->status == 429 || (r->status == 503 && (!r->err_code[0] ||
+							 !strcmp(r->err_code, "SlowDown")));
+}
+
+/* What failed, for a retry's log line (r, rc, errbuf, out, len). */
+static void failure_text(const struct s3_req *r, int rc, const char *errbuf, char *out, size_t len)
+{
+	if (r->status >= 300 || r->err_code[0])
+		snprintf(out, len, "HTTP %ld%s%s", r->status, r->err_code[0] ? " " : "", r->err_code);
+	else
+		snprintf(out, len, "%s%s%s", strerror(-rc), errbuf[0] ? ": " : "", errbuf);
+}
+
+/*
+ * After a failed attempt (c, r, rc, errbuf, retries, t0, wait): the wait before the next
+ * one, or false when the retries are over: max_retries made, or the next attempt would
+ * start past the budget. A throttling answer holds back every request of the client.
+ */
+static bool retry_plan(struct s3_client *c, struct s3_req *r, int rc, const char *errbuf,
+		       unsigned retries, uint64_t t0, uint64_t *wait)
+{
+	char what[S3_KEY_MAX / 2], why[CURL_ERROR_SIZE + 64], line[S3_KEY_MAX + 400];
+	uint64_t now = mono_ms(), budget;
+
+	*wait = backoff_ms(c, retries + 1);
+	if (r->retry_after_ms > 0 && (uint64_t)r->retry_after_ms > *wait)
+		*wait = (uint64_t)r->retry_after_ms;
+	pthread_mutex_lock(&c->lock);
+	budget = c->retry_budget_ms;
+	if (throttling(r)) {
+		c->stats.throttled++;
+		if (c->throttle_until_ms < now + *wait)
+			c->throttle_until_ms = now + *wait;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (retries >= c->cfg.max_retries || now - t0 + *wait > budget)
+		return false;
+	if (c->cfg.log) {
+		s3_describe(c, r->key, what, sizeof(what));
+		failure_text(r, rc, errbuf, why, sizeof(why));
+		snprintf(line, sizeof(line), "s3: %s %s: %s; retry %u in %.1f s (%.0f s of the %.0f s "
+			 "retry budget spent)%s", r->op, what, why, retries + 1, (double)*wait / 1000,
+			 (double)(now - t0) / 1000, (double)budget / 1000,
+			 r->retry_after_ms >= 0 ? ", as Retry-After asks" : "");
+		c->cfg.log(c->cfg.log_arg, line);
+	}
+	return true;
 }
 
 int s3_request(struct s3_client *c, struct s3_req *r)
@@ -476,6 +575,7 @@ int s3_request(struct s3_client *c, struct s3_req *r)
 	struct xfer x = { .r = r, .cancel = r->cancel };
 	char errbuf[CURL_ERROR_SIZE], what[S3_KEY_MAX / 2];
 	unsigned attempt;
+	uint64_t t0, wait = 0;
 	bool retry = false;
 	CURL *h = NULL;
 	int rc;
@@ -490,20 +590,30 @@ int s3_request(struct s3_client *c, struct s3_req *r)
 		return s3_fail(c, rc, "s3: %s: out of memory", r->op);
 	}
 	s3_buf_init(&x.errbody, S3_ERROR_BODY_MAX);
+	t0 = mono_ms();
 	for (attempt = 0;; attempt++) {
+		uint64_t until;
+
 		if (attempt) {
 			s3_stat_add(c, &c->stats.retries, 1);
-			backoff_sleep(c, attempt, r->cancel);
+			sleep_until(mono_ms() + wait, r->cancel);
 		}
+		/* S3 asked this client to slow down: every request waits, not just the one told. */
+		pthread_mutex_lock(&c->lock);
+		until = c->throttle_until_ms;
+		pthread_mutex_unlock(&c->lock);
+		sleep_until(until, r->cancel);
 		if (r->cancel && atomic_load(r->cancel)) {
 			rc = -ECANCELED;
 			break;
 		}
 		s3_stat_add(c, &c->stats.requests, 1);
 		rc = attempt_once(c, h, r, &p, &x, errbuf, &retry);
-		if (rc == 0 || !retry || attempt >= c->cfg.max_retries)
+		if (rc == 0 || !retry || !retry_plan(c, r, rc, errbuf, attempt, t0, &wait))
 			break;
 	}
+	r->attempts = attempt + 1;
+	r->elapsed_ms = mono_ms() - t0;
 	s3_describe(c, r->key, what, sizeof(what));
 	if (rc == 0 || rc == -ECANCELED || x.local) {
 		/* success; stopped because a sibling failed (that one reports); or reported */
@@ -517,9 +627,10 @@ int s3_request(struct s3_client *c, struct s3_req *r)
 		s3_fail(c, rc, "s3: %s %s: cannot resolve the S3 endpoint %s: %s: fix the endpoint "
 			"URL", r->op, what, c->base_url, errbuf[0] ? errbuf : "unknown host");
 	} else {
-		s3_fail(c, rc, "s3: %s %s: %s the S3 endpoint %s: %s (%s; %u attempts)", r->op, what,
-			r->status ? "lost the connection to" : "cannot reach", c->base_url,
-			strerror(-rc), errbuf[0] ? errbuf : "no detail", attempt + 1);
+		s3_fail(c, rc, "s3: %s %s: %s the S3 endpoint %s: %s (%s; %u attempts in %.0f s)",
+			r->op, what, r->status ? "lost the connection to" : "cannot reach",
+			c->base_url, strerror(-rc), errbuf[0] ? errbuf : "no detail", r->attempts,
+			(double)r->elapsed_ms / 1000);
 	}
 	s3_handle_put(c, h);
 	s3_buf_free(&x.errbody);

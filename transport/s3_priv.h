@@ -52,8 +52,8 @@ int s3_ini_get(const char *text, const char *section, const char *key, char *out
 
 /*
  * The client. cfg and the derived URL parts are written only by s3_client_create and
- * read-only afterwards, so any thread may read them; lock guards pool, errmsg and
- * stats.
+ * read-only afterwards, so any thread may read them; lock guards pool, errmsg, stats,
+ * rng, throttle_until_ms and retry_budget_ms.
  */
 struct s3_client {
 	struct s3_config cfg;
@@ -71,6 +71,8 @@ struct s3_client {
 	char errmsg[S3_ERROR_MAX];
 	struct s3_stats stats;
 	uint64_t rng; /* backoff jitter, xorshift64 */
+	uint64_t throttle_until_ms; /* monotonic: S3 asked to slow down; no attempt before */
+	unsigned retry_budget_ms;   /* cfg.retry_budget_ms, which s3_client_set_retry_budget changes */
 };
 
 /*
@@ -105,9 +107,12 @@ struct s3_req {
 	uint64_t cr_first, cr_last, cr_total; /* cr_total UINT64_MAX for '*' */
 	size_t fixed_got;                 /* bytes placed in out_fixed */
 	bool fixed_full;                  /* the window filled and the transfer was stopped */
+	int64_t retry_after_ms;           /* Retry-After, or -1 */
 	char err_code[64];                /* S3 error Code, "" if none */
 	char err_message[160];            /* S3 error Message, sanitised */
 	char bucket_region[S3_REGION_MAX]; /* x-amz-bucket-region, "" if absent */
+	unsigned attempts;                /* made, the first included */
+	uint64_t elapsed_ms;              /* from the first attempt to the last answer */
 };
 
 /*
@@ -183,6 +188,20 @@ int s3_xml_root(const char *doc, size_t len, char *out, size_t out_len);
  */
 int s3_xml_parse_list(const char *doc, size_t len, s3_list_fn fn, void *arg, bool *truncated,
 		      char *token, size_t token_len);
+
+/* s3_xml_parse_list with each Contents' LastModified (-1 when absent or unreadable). */
+int s3_xml_parse_list_ex(const char *doc, size_t len, s3_list_ex_fn fn, void *arg,
+			 bool *truncated, char *token, size_t token_len);
+
+/* An s3_list_fn seen as an s3_list_ex_fn: s3_list_plain_one with a struct s3_list_plain. */
+struct s3_list_plain {
+	s3_list_fn fn;
+	void *arg;
+};
+int s3_list_plain_one(void *arg, const char *key, uint64_t size, int64_t mtime);
+
+/* An ISO 8601 UTC time as S3 writes it, "2026-12-07T16:22:45.000Z" (t, n): seconds, or -1. */
+int64_t s3_xml_time(const char *t, size_t n);
 
 /*
  * Read an <Error> document (doc, len, code, code_len, msg, msg_len, region, region_len):

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* memmem bounded to [p, end): the first occurrence of needle, or NULL. */
 static const char *find_bytes(const char *p, const char *end, const char *needle)
@@ -231,8 +232,58 @@ static int parse_u64(const char *t, size_t n, uint64_t *out)
 	return 0;
 }
 
+int64_t s3_xml_time(const char *t, size_t n)
+{
+	struct tm tm = { 0 };
+	int v[6], len[6] = { 4, 2, 2, 2, 2, 2 };
+	const char sep[6] = { '-', '-', 'T', ':', ':', 0 };
+	size_t i = 0;
+	time_t sec;
+
+	for (int f = 0; f < 6; f++) {
+		v[f] = 0;
+		for (int d = 0; d < len[f]; d++, i++) {
+			if (i >= n || t[i] < '0' || t[i] > '9')
+				return -1;
+			v[f] = v[f] * 10 + (t[i] - '0');
+		}
+		if (sep[f] && (i >= n || t[i++] != sep[f]))
+			return -1;
+	}
+	if (i < n && t[i] == '.')
+		for (i++; i < n && t[i] >= '0' && t[i] <= '9'; i++)
+			;
+	if (i + 1 != n || t[i] != 'Z' || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 ||
+	    v[3] > 23 || v[4] > 59 || v[5] > 60)
+		return -1;
+	tm.tm_year = v[0] - 1900;
+	tm.tm_mon = v[1] - 1;
+	tm.tm_mday = v[2];
+	tm.tm_hour = v[3];
+	tm.tm_min = v[4];
+	tm.tm_sec = v[5];
+	sec = timegm(&tm);
+	return sec == (time_t)-1 ? -1 : (int64_t)sec;
+}
+
+int s3_list_plain_one(void *arg, const char *key, uint64_t size, int64_t mtime)
+{
+	struct s3_list_plain *l = arg;
+
+	(void)mtime;
+	return l->fn(l->arg, key, size);
+}
+
 int s3_xml_parse_list(const char *doc, size_t len, s3_list_fn fn, void *arg, bool *truncated,
 		      char *token, size_t token_len)
+{
+	struct s3_list_plain l = { fn, arg };
+
+	return s3_xml_parse_list_ex(doc, len, s3_list_plain_one, &l, truncated, token, token_len);
+}
+
+int s3_xml_parse_list_ex(const char *doc, size_t len, s3_list_ex_fn fn, void *arg,
+			 bool *truncated, char *token, size_t token_len)
 {
 	const char *end = doc + len, *p = doc, *t;
 	char root[64], trunc[8];
@@ -248,6 +299,7 @@ int s3_xml_parse_list(const char *doc, size_t len, s3_list_fn fn, void *arg, boo
 	for (;;) {
 		const char *open = find_bytes(p, end, "<Contents>"), *close;
 		uint64_t size;
+		int64_t mtime;
 
 		if (!open)
 			break;
@@ -263,7 +315,10 @@ int s3_xml_parse_list(const char *doc, size_t len, s3_list_fn fn, void *arg, boo
 			rc = -EBADMSG;
 			break;
 		}
-		rc = fn(arg, key, size);
+		mtime = -1;
+		if (s3_xml_find(open, (size_t)(close - open), "LastModified", &t, &tn))
+			mtime = s3_xml_time(t, tn);
+		rc = fn(arg, key, size, mtime);
 		if (rc)
 			break;
 		p = close + strlen("</Contents>");

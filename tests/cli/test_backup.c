@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +30,7 @@
 #define LEAK_TAG "gwleak-7f3a9c21e5b04d68"
 
 static struct gw_proc VM, CMD, CMD2, RST;
-static char WORK[128], REPO[256], KEY[256];
+static char WORK[128], REPO[256], KEY[256], MNT[256];
 static struct test_server srv;
 static struct s3_client *cli;
 static const char *skip_why;
@@ -42,6 +44,7 @@ static void setup(void)
 	memset(&srv, 0, sizeof(srv));
 	cli = NULL;
 	skip_why = NULL;
+	MNT[0] = '\0';
 	snprintf(WORK, sizeof(WORK), "/tmp/gwbackup.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
@@ -59,6 +62,8 @@ static void teardown(void)
 	gw_proc_cleanup(&VM);
 	s3_client_destroy(cli);
 	server_stop(&srv);
+	if (MNT[0])
+		umount2(MNT, MNT_DETACH);
 	gw_rm_rf(WORK);
 }
 
@@ -571,10 +576,11 @@ static void arm(const char *rule)
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
-Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_works)
+Test(backup, on_s3_a_20_s_outage_mid_backup_and_mid_restore_is_waited_out, .timeout = 1200)
 {
 	const char *repo = "s3://" BUCKET "/backups";
 	struct bk b1, b2;
+	char *err;
 
 	require_kvm();
 	if (!fault_python())
@@ -585,16 +591,237 @@ Test(backup, a_server_down_mid_upload_fails_the_backup_cleanly_and_the_next_one_
 	repo_init(repo);
 	boot("mb=32 rate=16 verify=1", "128M");
 	cr_assert_eq(backup(repo, NULL, &b1), 0, "%s", err_of(&CMD));
-	/* The next pack upload takes the server down for 10 s, longer than the retries. */
+	/* The next pack upload takes the server down for 20 s: the backup waits it out. */
+	arm("method=PUT,match=/data/,action=outage:20");
+	gw_last_hb(&VM, &b2.hb);
+	cr_assert_eq(godwit((const char *const[]){ "backup", "--api", VM.api, "--repo", repo,
+						   "--name", "vm1", "--verbose", NULL }), 0,
+		     "%s", err_of(&CMD));
+	err = err_of(&CMD);
+	cr_assert(strstr(err, "the VM's S3 client retried") && strstr(err, "; retry 1 in "),
+		  "the retries were not named under --verbose: %s", err);
+	free(err);
+	{
+		char *out = out_of(&CMD), *p = strstr(out, "snapshot ");
+
+		cr_assert_not_null(p, "%s", out);
+		sscanf(p, "snapshot %63s", b2.id);
+		free(out);
+	}
+	verify_ok(repo);
+	/* A budget shorter than an outage fails the backup cleanly; nothing is lost. */
 	arm("method=PUT,match=/data/,action=outage:10");
-	sleep(1);
-	cr_assert_eq(backup(repo, NULL, NULL), 1, "a backup went through an outage");
+	cr_assert_eq(backup(repo, (const char *const[]){ "--s3-retry", "2", NULL }, NULL), 1,
+		     "a backup went through an outage longer than its budget");
 	gw_expect_one_error(&CMD, "not stored");
 	sleep(10);
 	verify_ok(repo);
-	cr_assert_eq(listed(repo), 1);
-	cr_assert_eq(backup(repo, NULL, &b2), 0, "%s", err_of(&CMD));
+	cr_assert_eq(listed(repo), 2);
 	quit_vm();
+	/* The restore's first pack read takes the server down for 20 s: it waits too. */
+	arm("method=GET,match=/data/,action=outage:20");
 	restore_and_check(repo, &b2);
 	verify_ok(repo);
+}
+
+/* ---- Lost and damaged data -------------------------------------------------------------- */
+
+/* Run a shell command and return its first line of output (cmd, out, len). */
+static void shell_line(const char *cmd, char *out, size_t len)
+{
+	FILE *p = popen(cmd, "r");
+
+	cr_assert_not_null(p, "%s", cmd);
+	cr_assert_not_null(fgets(out, (int)len, p), "no output from %s", cmd);
+	out[strcspn(out, "\n")] = '\0';
+	pclose(p);
+}
+
+/* The path of the largest pack of the local repository repo (repo, out, len). */
+static void largest_pack(const char *repo, char *out, size_t len)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "find '%s/data' -type f -printf '%%s %%p\\n' | sort -n | "
+		 "tail -1 | cut -d' ' -f2-", repo);
+	shell_line(cmd, out, len);
+}
+
+/* XOR one byte of path at off with 0x5a (path, off). */
+static void flip_byte(const char *path, off_t off)
+{
+	unsigned char c;
+	int fd = open(path, O_RDWR);
+
+	cr_assert_geq(fd, 0, "%s", path);
+	cr_assert_eq(pread(fd, &c, 1, off), 1);
+	c ^= 0x5a;
+	cr_assert_eq(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	return st.st_size;
+}
+
+static void expect_in(const char *what, char *text, const char *needle)
+{
+	cr_assert(strstr(text, needle), "'%s' not in %s: %s", needle, what, text);
+	free(text);
+}
+
+Test(backup, a_lost_pack_is_stored_again_and_no_backup_is_built_on_it)
+{
+	const char *keep1[] = { "--keep-last", "1", NULL };
+	char pack[512];
+	struct bk b[4];
+
+	require_kvm();
+	repo_init(REPO);
+	boot("mb=16 rate=2 verify=1", "64M");
+	cr_assert_eq(backup(REPO, keep1, &b[0]), 0, "%s", err_of(&CMD));
+	/* The pack of most of the guest's memory is lost (deleted by hand, a disk fault). */
+	largest_pack(REPO, pack, sizeof(pack));
+	cr_assert_eq(unlink(pack), 0);
+	for (int i = 1; i < 4; i++) {
+		sleep(1);
+		cr_assert_eq(backup(REPO, keep1, &b[i]), 0, "%s", err_of(&CMD));
+	}
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO,
+						   "--keep-last", "1", NULL }), 0, "%s",
+		     err_of(&CMD));
+	/* Every blob the kept snapshot needs is in a pack that exists and reads back. */
+	verify_ok(REPO);
+	quit_vm();
+	restore_and_check(REPO, &b[3]);
+}
+
+Test(backup, a_blob_verify_finds_damaged_is_stored_again_by_the_next_backup)
+{
+	char pack[512];
+	struct bk b0, b1;
+
+	require_kvm();
+	repo_init(REPO);
+	/* A slow writer: most chunks of the first backup are still the same at the next. */
+	boot("mb=16 rate=1 verify=1", "64M");
+	cr_assert_eq(backup(REPO, NULL, &b0), 0, "%s", err_of(&CMD));
+	largest_pack(REPO, pack, sizeof(pack));
+	flip_byte(pack, size_of(pack) / 3);
+	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", REPO,
+						   "--read-data", NULL }), 1);
+	expect_in("verify's notes", err_of(&CMD), "damaged blobs marked");
+	/* Verify marked the blob: the next backup stores it again instead of naming it. */
+	cr_assert_eq(backup(REPO, (const char *const[]){ "--keep-last", "1", NULL }, &b1), 0,
+		     "%s", err_of(&CMD));
+	verify_ok(REPO);
+	quit_vm();
+	restore_and_check(REPO, &b1);
+}
+
+/* The names of the objects under repo/sub, one line (repo, sub): to compare before and after. */
+static char *object_names(const char *repo, const char *sub)
+{
+	char cmd[400];
+	FILE *p;
+	char *all = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	snprintf(cmd, sizeof(cmd), "find '%s/%s' -type f | sort | tr '\\n' ' '", repo, sub);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = getline(&all, &cap, p);
+	pclose(p);
+	if (n < 0) {
+		free(all);
+		return strdup("");
+	}
+	return all;
+}
+
+Test(backup, repair_rebuilds_damaged_indexes_and_names_snapshots_no_pack_completes)
+{
+	char cmd[400], pack[512], *before, *after;
+	struct bk b0, b1, b2;
+
+	require_kvm();
+	repo_init(REPO);
+	boot("mb=16 rate=2 verify=1", "64M");
+	cr_assert_eq(backup(REPO, NULL, &b0), 0, "%s", err_of(&CMD));
+	sleep(1);
+	cr_assert_eq(backup(REPO, NULL, &b1), 0, "%s", err_of(&CMD));
+	/* Every index file damaged: the packs are intact, and they describe themselves. */
+	snprintf(cmd, sizeof(cmd), "for f in '%s'/index/*; do printf '\\x5a' | dd of=\"$f\" bs=1 "
+		 "seek=40 conv=notrunc status=none; done", REPO);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", REPO, NULL }), 1);
+	before = object_names(REPO, "index");
+	cr_assert_eq(godwit((const char *const[]){ "images", "repair", "--repo", REPO, "--dry-run",
+						   NULL }), 0, "%s", err_of(&CMD));
+	expect_in("repair --dry-run's output", out_of(&CMD), "would write index");
+	after = object_names(REPO, "index");
+	cr_assert_str_eq(before, after, "a dry run changed the index");
+	free(before);
+	free(after);
+	cr_assert_eq(godwit((const char *const[]){ "images", "repair", "--repo", REPO, NULL }), 0,
+		     "%s", err_of(&CMD));
+	verify_ok(REPO);
+	restore_and_check(REPO, &b1);
+
+	/* A lost pack: repair says which snapshots it leaves incomplete. */
+	largest_pack(REPO, pack, sizeof(pack));
+	cr_assert_eq(unlink(pack), 0);
+	cr_assert_eq(godwit((const char *const[]){ "images", "repair", "--repo", REPO, NULL }), 0,
+		     "%s", err_of(&CMD));
+	expect_in("repair's report", out_of(&CMD), b1.id);
+	/* The VM still runs: its next backup stores what was lost again. */
+	cr_assert_eq(backup(REPO, (const char *const[]){ "--keep-last", "1", NULL }, &b2), 0,
+		     "%s", err_of(&CMD));
+	verify_ok(REPO);
+	quit_vm();
+	restore_and_check(REPO, &b2);
+}
+
+static uint64_t free_bytes(const char *path)
+{
+	struct statvfs v;
+
+	cr_assert_eq(statvfs(path, &v), 0, "%s", path);
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+Test(backup, a_backup_that_fills_the_disk_fails_and_gives_the_space_back)
+{
+	char repo[300], cmd[600];
+	uint64_t before, after;
+
+	require_kvm();
+	/* A disk of 24 MiB: one 16 MiB pack of the guest's 40 MiB fits, the next does not. */
+	snprintf(MNT, sizeof(MNT), "%s/small", WORK);
+	cr_assert_eq(mkdir(MNT, 0700), 0);
+	if (mount("godwit-test", MNT, "tmpfs", MS_NOSUID | MS_NODEV, "size=24m") < 0) {
+		MNT[0] = '\0';
+		cr_skip_test("cannot mount a small tmpfs (%s): needs root", strerror(errno));
+	}
+	snprintf(repo, sizeof(repo), "%s/repo", MNT);
+	repo_init(repo);
+	boot("mb=40 rate=4 verify=1", "64M");
+	before = free_bytes(MNT);
+	cr_assert_eq(backup(repo, NULL, NULL), 1, "the backup fit in 24 MiB");
+	gw_expect_one_error(&CMD, "No space left on device");
+	after = free_bytes(MNT);
+	/* Every pack the failed snapshot wrote is gone, and no half-written file is left. */
+	cr_assert_geq(after + (64u << 10), before, "%llu bytes free before, %llu after",
+		      (unsigned long long)before, (unsigned long long)after);
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f \\( -path '*/data/*' -o -name '*.partial' "
+		 "\\) | grep -q .", repo);
+	cr_assert_neq(system(cmd), 0, "a pack or a partial file was left in %s", repo);
+	cr_assert_eq(listed(repo), 0);
+	verify_ok(repo);
+	quit_vm();
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,7 +25,7 @@
 #define WATCH_HB 30
 
 static struct gw_proc VM, CMD, RST, DST;
-static char WORK[128], REPO[256], KEY[256];
+static char WORK[128], REPO[256], KEY[256], MNT[256];
 
 static void setup(void)
 {
@@ -32,6 +33,7 @@ static void setup(void)
 	gw_proc_init(&CMD);
 	gw_proc_init(&RST);
 	gw_proc_init(&DST);
+	MNT[0] = '\0';
 	snprintf(WORK, sizeof(WORK), "/tmp/gwrst.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
@@ -44,6 +46,8 @@ static void teardown(void)
 	gw_proc_cleanup(&RST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
+	if (MNT[0])
+		umount2(MNT, MNT_DETACH);
 	gw_rm_rf(WORK);
 }
 
@@ -542,6 +546,15 @@ Test(restore, a_damaged_pack_stops_a_lazy_restore_naming_the_chunk)
 	cr_assert(strstr(err, "godwit: restore: snapshot ") && strstr(err, ": memory chunk ") &&
 		  strstr(err, "cannot be read") && strstr(err, "images verify"),
 		  "no clear message naming the chunk: %s", err);
+	/* The restore marked the blob, so the next backup stores it again. */
+	cr_assert(strstr(err, "(marked damaged: the next backup of the VM stores it again)"),
+		  "%s", err);
+	{
+		char dmg[300];
+
+		snprintf(dmg, sizeof(dmg), "%s/damaged", REPO);
+		cr_assert_eq(access(dmg, F_OK), 0, "no damaged/ list was written");
+	}
 	free(err);
 	/* The same snapshot restored eagerly is refused before anything runs. */
 	restore_start(id, NULL, true);
@@ -550,5 +563,189 @@ Test(restore, a_damaged_pack_stops_a_lazy_restore_naming_the_chunk)
 	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 1, "%s", err);
 	cr_assert(strstr(err, ": memory chunk ") && strstr(err, "cannot be read"), "%s", err);
 	cr_assert_eq(gw_count_lines(RST.console, "HB "), 0, "the guest ran");
+	free(err);
+}
+
+Test(restore, latest_names_its_snapshot_and_refuses_a_damaged_newest_one)
+{
+	char id1[64], id2[64], path[512], *err;
+	struct gw_hb hb1, hb2;
+	int fd;
+	unsigned char c;
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=8 rate=4 verify=1");
+	take(VM.api, &VM, id1, sizeof(id1), &hb1);
+	sleep(1);
+	take(VM.api, &VM, id2, sizeof(id2), &hb2);
+	gw_quit(&VM);
+	/* Whatever "latest" resolves to is named, before anything runs. */
+	restore_start("latest", NULL, false);
+	expect_guest_continues(&hb2);
+	gw_quit(&RST);
+	err = gw_read_file(RST.err);
+	cr_assert(strstr(err, "snapshot ") && strstr(err, id2), "latest not named: %s", err);
+	free(err);
+	/* The newest manifest damaged: latest is refused, naming both. */
+	snprintf(path, sizeof(path), "%s/snapshots/%s", REPO, id2);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &c, 1, 40), 1);
+	c ^= 0x5a;
+	cr_assert_eq(pwrite(fd, &c, 1, 40), 1);
+	close(fd);
+	for (int by_name = 0; by_name < 2; by_name++) {
+		restore_start(by_name ? "name=vm" : "latest", NULL, false);
+		cr_assert(gw_wait_exit(&RST, 60000));
+		err = gw_read_file(RST.err);
+		cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 1, "%d: %s",
+			  RST.status, err);
+		cr_assert(strstr(err, id2) && strstr(err, id1) && strstr(err, "damaged"),
+			  "the refusal does not name the damaged and the intact snapshot: %s", err);
+		cr_assert_eq(gw_count_lines(RST.console, "HB "), 0, "a snapshot was restored");
+		free(err);
+	}
+	/* The intact one, asked for by id, restores. */
+	restore_start(id1, NULL, false);
+	expect_guest_continues(&hb1);
+	gw_quit(&RST);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", gw_read_file(RST.err));
+}
+
+/* ---- Prunes racing snapshots and lazy restores ------------------------------------------- */
+
+static void boot_on(struct gw_proc *p, const char *mem, const char *cmdline)
+{
+	const char *argv[] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", mem, "--cpus", "1",
+			       "--cmdline", cmdline, "--console", p->console, "--api", p->api, NULL };
+
+	gw_spawn(p, argv);
+	cr_assert(gw_wait_line(p, p->console, "HB ", 3, NULL, 0, BOOT_MS),
+		  "guest did not boot: %s", gw_read_file(p->err));
+}
+
+/* `godwit snapshot` of the VM behind api as VM name; returns its status, the id in id. */
+static int take_as(struct gw_proc *cmd, const char *api, const char *name, char *id, size_t len)
+{
+	char *out, *p, *e;
+	int rc = gw_run(cmd, (const char *const[]){ "snapshot", "--api", api, "--repo", REPO,
+						    "--key-file", KEY, "--name", name,
+						    "--lock-wait", "300", "--json", NULL }, CMD_MS);
+
+	if (rc != 0)
+		return rc;
+	out = gw_read_file(cmd->out);
+	p = strstr(out, "\"id\":\"");
+	cr_assert_not_null(p, "no id in %s", out);
+	p += 6;
+	e = strchr(p, '"');
+	snprintf(id, len, "%.*s", (int)(e - p), p);
+	free(out);
+	return 0;
+}
+
+Test(restore, prunes_racing_snapshots_and_lazy_restores_lose_no_blob_and_stop_no_vm,
+     .timeout = 1200)
+{
+	static struct gw_proc B, PRN, SNP;
+	char ida[64], idb[64], idr[64];
+
+	require_kvm();
+	repo_init();
+	gw_proc_init(&B);
+	gw_proc_init(&PRN);
+	gw_proc_init(&SNP);
+	/*
+	 * Two guests whose memory shares little: B's snapshot makes A's the older one of VM
+	 * "old", which a prune keeping one forgets and sweeps, while A's snapshot is being
+	 * restored lazily and the restored VM snapshotted (deduplicating against A's packs).
+	 */
+	boot_on(&VM, "256M", "mb=160 rate=16 verify=1");
+	boot_on(&B, "64M", "mb=16 rate=16");
+	for (int i = 0; i < 3; i++) {
+		bool ran;
+
+		cr_assert_eq(take_as(&CMD, VM.api, "old", ida, sizeof(ida)), 0, "%s",
+			     gw_read_file(CMD.err));
+		cr_assert_eq(take_as(&CMD, B.api, "old", idb, sizeof(idb)), 0, "%s",
+			     gw_read_file(CMD.err));
+		gw_proc_cleanup(&RST);
+		gw_proc_init(&RST);
+		gw_spawn(&RST, (const char *const[]){ "restore", "--repo", REPO, "--key-file", KEY,
+						      "--snapshot", ida, "--console", RST.console,
+						      "--api", RST.api, "--lock-wait", "300", NULL });
+		gw_proc_cleanup(&PRN);
+		gw_proc_init(&PRN);
+		gw_spawn(&PRN, (const char *const[]){ "images", "prune", "--repo", REPO, "--key-file",
+						      KEY, "--name", "old", "--keep-last", "1",
+						      "--lock-wait", "300", NULL });
+		/* The restored VM, once it runs, is snapshotted too (dedup against A's blobs). */
+		ran = gw_wait_line(&RST, RST.console, "HB ", 1, NULL, 0, BOOT_MS);
+		if (ran)
+			cr_assert_eq(take_as(&SNP, RST.api, "r", idr, sizeof(idr)), 0, "%s",
+				     gw_read_file(SNP.err));
+		cr_assert(gw_wait_exit(&PRN, CMD_MS));
+		cr_assert(WIFEXITED(PRN.status) && WEXITSTATUS(PRN.status) == 0, "prune: %s",
+			  gw_read_file(PRN.err));
+		/* No manifest names a blob that is not whole in an existing pack. */
+		cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", REPO,
+							   "--key-file", KEY, "--read-data", NULL }),
+			     0, "iteration %d: %s", i, gw_read_file(CMD.err));
+		if (!ran) {
+			/* The prune came first and forgot A's snapshot: nothing ran, one clear line. */
+			cr_assert(gw_wait_exit(&RST, CMD_MS));
+			cr_assert(strstr(gw_read_file(RST.err), "no snapshot"), "%s",
+				  gw_read_file(RST.err));
+			continue;
+		}
+		/* A restored VM runs on whatever the prune did: no chunk it needs went away. */
+		{
+			unsigned n = gw_count_lines(RST.console, "HB ");
+
+			cr_assert(gw_wait_line(&RST, RST.console, "HB ", n + 5, NULL, 0, 30000),
+				  "iteration %d: the restored VM stopped: %s", i, gw_read_file(RST.err));
+		}
+		cr_assert_eq(gw_count_lines(RST.console, "GUEST"), 0, "the guest complained");
+		gw_quit(&RST);
+		cr_assert_eq(WEXITSTATUS(RST.status), 0, "iteration %d: %s", i,
+			     gw_read_file(RST.err));
+	}
+	gw_quit(&B);
+	gw_quit(&VM);
+	gw_proc_cleanup(&SNP);
+	gw_proc_cleanup(&PRN);
+	gw_proc_cleanup(&B);
+}
+
+Test(restore, a_read_only_repository_restores_without_its_lock_and_says_so)
+{
+	struct gw_hb hb;
+	char id[64], *err;
+
+	require_kvm();
+	repo_init();
+	boot("1", NULL, "mb=8 rate=4 verify=1");
+	take(VM.api, &VM, id, sizeof(id), &hb);
+	gw_quit(&VM);
+	/* The repository seen through a read-only bind mount, as with read-only credentials. */
+	snprintf(MNT, sizeof(MNT), "%s/ro", WORK);
+	cr_assert_eq(mkdir(MNT, 0700), 0);
+	if (mount(REPO, MNT, NULL, MS_BIND, NULL) < 0) {
+		MNT[0] = '\0';
+		cr_skip_test("cannot bind-mount (%s): needs root", strerror(errno));
+	}
+	cr_assert_eq(mount(NULL, MNT, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), 0, "%s",
+		     strerror(errno));
+	gw_proc_cleanup(&RST);
+	gw_proc_init(&RST);
+	gw_spawn(&RST, (const char *const[]){ "restore", "--repo", MNT, "--key-file", KEY,
+					      "--snapshot", id, "--console", RST.console, "--api",
+					      RST.api, NULL });
+	expect_guest_continues(&hb);
+	gw_quit(&RST);
+	err = gw_read_file(RST.err);
+	cr_assert_eq(WEXITSTATUS(RST.status), 0, "%s", err);
+	cr_assert(strstr(err, "restoring without the restore lock"), "%s", err);
 	free(err);
 }

@@ -360,7 +360,8 @@ static char *tree(const char *dir)
 	FILE *p;
 	size_t cap = 1 << 16, n;
 
-	snprintf(cmd, sizeof(cmd), "cd '%s' && find . -type f -printf '%%p %%s\\n' | sort", dir);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && find . -type f -not -path './damaged/*' "
+		 "-printf '%%p %%s\\n' | sort", dir);
 	p = popen(cmd, "r");
 	out = calloc(1, cap);
 	n = fread(out, 1, cap - 1, p);
@@ -369,7 +370,10 @@ static char *tree(const char *dir)
 	return out;
 }
 
-/* A restore that must fail with one godwit line containing needle, and change nothing. */
+/*
+ * A restore that must fail with one godwit line containing needle, and change nothing
+ * but the list of damaged blobs (a blob found damaged is marked for the next backup).
+ */
 static void expect_restore_refused(const char *id, const char *needle)
 {
 	char *before = tree(REPO), *after, *err;
@@ -473,6 +477,21 @@ Test(snapshot, a_disk_base_of_the_wrong_size_is_refused)
 	cr_assert(strstr(gw_read_file(CMD.err), "bytes"), "%s", gw_read_file(CMD.err));
 }
 
+/* Files (complete or partial) under dir/sub (dir, sub). */
+static unsigned count_files(const char *dir, const char *sub)
+{
+	char cmd[400], line[32] = "0";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "find '%s/%s' -type f 2>/dev/null | wc -l", dir, sub);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	if (!fgets(line, sizeof(line), p))
+		line[0] = '\0';
+	pclose(p);
+	return (unsigned)strtoul(line, NULL, 10);
+}
+
 Test(snapshot, a_snapshot_killed_mid_write_leaves_earlier_ones_valid_and_lists_none)
 {
 	struct snap s1;
@@ -497,16 +516,22 @@ Test(snapshot, a_snapshot_killed_mid_write_leaves_earlier_ones_valid_and_lists_n
 
 		gw_proc_cleanup(&CMD);
 		gw_proc_init(&CMD);
+		unsigned packs = count_files(REPO, "data");
+
 		gw_spawn(&CMD, argv);
-		/* Killed once it has written 8 MiB of its 200: mid-write, else this proves nothing. */
+		/*
+		 * Killed once it has written 8 MiB of its 200 and at least one whole pack:
+		 * mid-write, else this proves nothing.
+		 */
 		end = now_ms() + 60000;
-		while (tree_bytes(REPO) < before + (8u << 20)) {
+		while (tree_bytes(REPO) < before + (8u << 20) || count_files(REPO, "data") == packs) {
 			cr_assert(!gw_wait_exit(&CMD, 0), "the snapshot ended before it was killed: "
 				  "the test proves nothing: %s", gw_read_file(CMD.err));
-			cr_assert_lt(now_ms(), end, "the snapshot wrote nothing");
+			cr_assert_lt(now_ms(), end, "the snapshot wrote no pack in 60 s");
 			usleep(10000);
 		}
 		kill(VM.pid, SIGKILL);
+		cr_assert(gw_wait_exit(&VM, 10000)); /* reaped: its snapshot lock is stale now */
 		cr_assert(gw_wait_exit(&CMD, 30000));
 		cr_assert_neq(WEXITSTATUS(CMD.status), 0, "the snapshot finished before the kill: "
 			      "the test proves nothing");
@@ -518,6 +543,24 @@ Test(snapshot, a_snapshot_killed_mid_write_leaves_earlier_ones_valid_and_lists_n
 	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", REPO,
 						   "--read-data", NULL }), 0, "%s",
 		     gw_read_file(CMD.err));
+	/* Verify notes what the kill left, and says prune removes it after the grace period. */
+	cr_assert(strstr(gw_read_file(CMD.err), "prune removes it once it is 24 h old"), "%s",
+		  gw_read_file(CMD.err));
+	/* A prune whose grace period it passed (--grace 0) removes it: nothing is left. */
+	cr_assert_eq(godwit((const char *const[]){ "images", "prune", "--repo", REPO, "--keep-last",
+						   "1", "--grace", "0", "--lock-wait", "30", NULL }),
+		     0, "%s", gw_read_file(CMD.err));
+	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", REPO,
+						   "--read-data", NULL }), 0, "%s",
+		     gw_read_file(CMD.err));
+	{
+		char *e = gw_read_file(CMD.err), cmd[400];
+
+		cr_assert_str_empty(e, "verify still notes leftovers: %s", e);
+		free(e);
+		snprintf(cmd, sizeof(cmd), "find '%s' -name '*.partial' | grep -q .", REPO);
+		cr_assert_neq(system(cmd), 0, "a partial file is left");
+	}
 	restore_and_check(&s1, NULL);
 }
 

@@ -301,6 +301,47 @@ Test(migrate, cancel_through_the_api_keeps_the_source_running)
 	gw_quit(&SRC);
 }
 
+Test(migrate, a_cancelled_migration_with_its_disk_leaves_no_image_and_no_change_log)
+{
+	char src_disk[256], dst_disk[256], dst_log[300], reply[512], json[4096];
+
+	require_kvm();
+	gw_netns_create(&N);
+	snprintf(src_disk, sizeof(src_disk), "%s/src.img", SRC.dir);
+	snprintf(dst_disk, sizeof(dst_disk), "%s/dst.img", DST.dir);
+	snprintf(dst_log, sizeof(dst_log), "%s.gwlog", dst_disk);
+	{
+		int fd = open(src_disk, O_RDWR | O_CREAT, 0644);
+
+		cr_assert_eq(ftruncate(fd, 256 << 20), 0);
+		close(fd);
+	}
+	start_dest(N.b, N.addr_b, dst_disk, (const char *const[]){ "--psk-file", PSK, NULL });
+	start_source(N.a, src_disk, "mb=128 rate=32 disk=w:100:2000:77");
+	{
+		const char *argv[] = { "migrate", "--api", SRC.api, "--to", NULL, "--psk-file", PSK,
+				       "--with-disk", "--max-bandwidth", "8M", NULL };
+		char to[64];
+
+		snprintf(to, sizeof(to), "%s:%s", N.addr_b, PORT);
+		argv[4] = to;
+		gw_spawn(&MIG, argv);
+	}
+	/* Mid-way for sure: the destination made its image (and its VM shell the log). */
+	for (int i = 0; i < 200 && access(dst_disk, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(dst_disk, F_OK), 0, "the destination never made its image");
+	wait_mid_stream("iterate", 2u << 20, json, sizeof(json));
+	cr_assert(gw_api(SRC.api, "{\"cmd\":\"migrate-cancel\"}", reply, sizeof(reply)));
+	cr_assert(gw_wait_exit(&MIG, MIG_MS));
+	cr_assert_neq(WEXITSTATUS(MIG.status), 0);
+	expect_source_running();
+	expect_dest_failed_without_guest();
+	cr_assert_neq(access(dst_disk, F_OK), 0, "a half-received image is left");
+	cr_assert_neq(access(dst_log, F_OK), 0, "the half-received image's change log is left");
+	gw_quit(&SRC);
+}
+
 Test(migrate, garbage_sent_to_receive_is_refused_clearly_and_starts_nothing)
 {
 	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nnot a migration stream";

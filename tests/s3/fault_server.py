@@ -30,6 +30,7 @@ Faults are rules, each a comma-separated list of key=value:
                     server that keeps its data)
   code=NAME         the S3 error Code for a status action (default by status)
   region=NAME       add <Region>NAME</Region> to that error, as S3 does for a wrong region
+  retry-after=V     add a Retry-After: V header to that error (seconds, or an HTTP date)
 
 Rules can also be added while the server runs: POST /_fault/rules with a SPEC as the
 body (unsigned, answered 204) appends one, so a test can arm a fault at the moment it
@@ -70,6 +71,7 @@ class Rule:
         self.action = kv["action"]
         self.code = kv.get("code")
         self.region = kv.get("region")
+        self.retry_after = kv.get("retry-after")
         self.seen = 0
 
     def fires(self, method, target):
@@ -131,13 +133,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def error(self, status, code=None, message="injected or real error", region=None):
+    def error(self, status, code=None, message="injected or real error", region=None,
+              retry_after=None):
         code = code or DEFAULT_CODES.get(status, "InternalError")
         extra = f"<Region>{region}</Region>" if region else ""
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code>'
                 '<Message>%s</Message><Resource>%s</Resource>%s<RequestId>fault-1</RequestId>'
                 '</Error>' % (code, xml_escape(message), xml_escape(self.path), extra)).encode()
-        self.send(status, body, {"Content-Type": "application/xml"})
+        headers = {"Content-Type": "application/xml"}
+        if retry_after:
+            headers["Retry-After"] = retry_after
+        self.send(status, body, headers)
 
     def drop(self):
         self.state.log(f"{self.command} {self.path} -")
@@ -169,7 +175,8 @@ class Handler(BaseHTTPRequestHandler):
             self.state.log(f"{self.command} {self.path} delaying")
             time.sleep(float(action.split(":", 1)[1]))
         if action.isdigit():
-            return self.error(int(action), rule.code, region=rule.region)
+            return self.error(int(action), rule.code, region=rule.region,
+                              retry_after=rule.retry_after)
         want = self.headers.get("x-amz-content-sha256")
         if want and want != "UNSIGNED-PAYLOAD" and want != hashlib.sha256(body).hexdigest():
             return self.error(400, "XAmzContentSHA256Mismatch", "body does not match its hash")

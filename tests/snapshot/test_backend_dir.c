@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "helpers.h"
 #include "snapshot/backend.h"
@@ -191,4 +194,44 @@ Test(backend_dir, opening_a_missing_directory_fails)
 
 	snprintf(path, sizeof(path), "%s/none", dir);
 	cr_assert_eq(backend_dir_open(&b2, path), -ENOENT);
+}
+
+static int collect_aged(void *arg, const char *name, uint64_t bytes, int64_t age_s)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 512 - n, "%s:%llu:%s ", name, (unsigned long long)bytes,
+		 age_s >= 3600 ? "old" : age_s >= 0 ? "new" : "unknown");
+	return 0;
+}
+
+Test(backend_dir, list_aged_gives_each_objects_age_and_leftovers_finds_old_partials)
+{
+	char path[256], seen[512] = "";
+	struct timespec old[2] = { { .tv_sec = time(NULL) - 7200 }, { .tv_sec = time(NULL) - 7200 } };
+
+	cr_assert_eq(backend_put(be, "data/ab/abcd", "xy", 2), 0);
+	cr_assert_eq(backend_put(be, "data/cd/cdef", "xyz", 3), 0);
+	snprintf(path, sizeof(path), "%s/data/ab/abcd", dir);
+	cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+	cr_assert_eq(backend_list_aged(be, "data/ab/", collect_aged, seen), 0);
+	cr_assert_str_eq(seen, "data/ab/abcd:2:old ");
+	/* A killed writer's partial files: an old one goes, a fresh one (a put in flight) stays. */
+	snprintf(path, sizeof(path), "%s/data/ab/abcd.1234abcd.partial", dir);
+	file_write(path, "partial", 7);
+	cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+	snprintf(path, sizeof(path), "%s/index", dir);
+	cr_assert_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/index/ffff.00000001.partial", dir);
+	file_write(path, "fresh", 5);
+	seen[0] = '\0';
+	cr_assert_eq(backend_leftovers(be, 3600, false, collect_aged, seen), 0);
+	cr_assert_str_eq(seen, "data/ab/abcd.1234abcd.partial:7:old ");
+	snprintf(path, sizeof(path), "%s/data/ab/abcd.1234abcd.partial", dir);
+	cr_assert(file_exists(path), "a dry run removed it");
+	cr_assert_eq(backend_leftovers(be, 3600, true, NULL, NULL), 0);
+	cr_assert_not(file_exists(path));
+	snprintf(path, sizeof(path), "%s/index/ffff.00000001.partial", dir);
+	cr_assert(file_exists(path), "a fresh partial file was removed");
 }

@@ -243,8 +243,10 @@ Test(backend_s3, wrong_credentials_a_missing_bucket_and_no_server_are_one_clear_
 	{
 		struct repo *r;
 
-		cr_assert_eq(repo_open_ex(&r, "s3://" BUCKET "/repo", srv.endpoint, NULL, err,
-					  sizeof(err)), 0, "%s", err);
+		struct backend_s3_opts o = { .endpoint = srv.endpoint, .retry_s = -1 };
+
+		cr_assert_eq(repo_open_ex(&r, "s3://" BUCKET "/repo", &o, NULL, err, sizeof(err)), 0,
+			     "%s", err);
 		repo_close(r);
 	}
 	expect_open_fails("s3://", -EINVAL, "name a bucket");
@@ -333,7 +335,7 @@ Test(backend_s3, locks_and_prune_work_on_s3)
 		     "%s", err);
 	cr_assert_eq(prune_forget(r, &p, "vm", false, quiet, NULL, &st, err, sizeof(err)), 0,
 		     "%s", err);
-	cr_assert_eq(prune_sweep(r, false, quiet, NULL, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(prune_sweep(r, false, PRUNE_GRACE_DEFAULT_S, quiet, NULL, &st, err, sizeof(err)), 0, "%s", err);
 	repo_lock_release(pl);
 	repo_lock_release(a);
 	repo_close(r);
@@ -394,11 +396,12 @@ Test(backend_s3_fault, a_server_down_mid_upload_fails_the_snapshot_and_loses_not
 	cr_assert_eq(repo_init("s3://" BUCKET "/repo", 0, 1u << 20, err, sizeof(err)), 0, "%s",
 		     err);
 	publish("s3://" BUCKET "/repo", 1, "vm", NULL);
-	/* The next pack upload takes the server down for 8 s: longer than the retries. */
+	/* The next pack upload takes the server down for 8 s: longer than a 2 s budget. */
 	arm(&fs, "method=PUT,match=/data/,action=outage:8");
 	data = xmalloc(4 * RAM);
 	fill_random(data, 4 * RAM, 2);
-	cr_assert_eq(repo_open(&r, "s3://" BUCKET "/repo", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(repo_open_ex(&r, "s3://" BUCKET "/repo", &(struct backend_s3_opts){
+					  .retry_s = 2 }, NULL, err, sizeof(err)), 0, "%s", err);
 	manifest_init(&m);
 	snprintf(m.vm_name, sizeof(m.vm_name), "vm");
 	m.ncpus = 1;

@@ -89,6 +89,41 @@ Test(lock, prune_excludes_every_backup_but_the_callers_own)
 	repo_lock_release(a);
 }
 
+Test(lock, snapshots_and_restores_keep_only_prunes_away)
+{
+	struct repo_lock *s1, *s2, *rs, *b, *p = NULL;
+	char name[512], *body;
+	size_t len;
+
+	cr_assert_eq(take(&s1, REPO_LOCK_SNAPSHOT, "vm1", NULL), 0, "%s", err);
+	cr_assert_eq(take(&s2, REPO_LOCK_SNAPSHOT, "vm1", NULL), 0, "%s", err);
+	cr_assert_eq(take(&rs, REPO_LOCK_RESTORE, NULL, NULL), 0, "%s", err);
+	cr_assert_eq(take(&b, REPO_LOCK_BACKUP, "vm1", NULL), 0, "%s", err);
+	cr_assert_eq(take(&p, REPO_LOCK_PRUNE, NULL, NULL), -EBUSY);
+	cr_assert(strstr(err, "is locked by a snapshot") || strstr(err, "is locked by a restore") ||
+		  strstr(err, "is locked by a backup"), "%s", err);
+	repo_lock_release(b);
+	repo_lock_release(s1);
+	repo_lock_release(s2);
+	cr_assert_eq(take(&p, REPO_LOCK_PRUNE, NULL, NULL), -EBUSY);
+	cr_assert(strstr(err, "a restore still loading its VM's memory"), "%s", err);
+	/* Written as version 2: a version-1 reader sees a newer godwit's lock, never garbage. */
+	first_object(dir, "locks", name, sizeof(name));
+	cr_assert(strstr(name, "/locks/restore-"), "%s", name);
+	body = (char *)file_read(name, &len);
+	cr_assert(len > 14 && !memcmp(body, "godwit-lock 2\nkind restore\n", 27), "%.*s", (int)len,
+		  body);
+	free(body);
+	repo_lock_release(rs);
+	cr_assert_eq(take(&p, REPO_LOCK_PRUNE, NULL, NULL), 0, "%s", err);
+	/* While a prune runs, neither a snapshot nor a restore starts. */
+	cr_assert_eq(take(&s1, REPO_LOCK_SNAPSHOT, "vm2", NULL), -EBUSY);
+	cr_assert(strstr(err, "a prune"), "%s", err);
+	cr_assert_eq(take(&rs, REPO_LOCK_RESTORE, NULL, NULL), -EBUSY);
+	cr_assert_eq(take(&s1, REPO_LOCK_SNAPSHOT, NULL, NULL), -EINVAL, "a snapshot lock needs the VM");
+	repo_lock_release(p);
+}
+
 struct release_later {
 	struct repo_lock *l;
 	unsigned ms;
@@ -208,7 +243,7 @@ Test(lock, a_lock_of_a_newer_format_is_never_taken_over)
 {
 	struct repo_lock *l = NULL;
 
-	plant_lock("vm1", "elsewhere", "x", 1, 1, "2");
+	plant_lock("vm1", "elsewhere", "x", 1, 1, "3");
 	cr_assert_eq(take(&l, REPO_LOCK_BACKUP, "vm1", NULL), -EBUSY);
 	cr_assert(strstr(err, "newer godwit"), "%s", err);
 }

@@ -1,13 +1,17 @@
 /* Tests for prune: restic's retention rules, forget, and a sweep that deletes exactly the dead packs. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "snapshot/manifest.h"
+#include "snapshot/pack.h"
 #include "snapshot/prune.h"
 #include "snapshot/repo.h"
 #include "snapshot/verify.h"
@@ -215,7 +219,7 @@ static void run_prune(const struct prune_policy *p, const char *vm, bool dry,
 
 	memset(st, 0, sizeof(*st));
 	cr_assert_eq(prune_forget(r, p, vm, dry, line, &lines, st, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(prune_sweep(r, dry, line, &lines, st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(prune_sweep(r, dry, PRUNE_GRACE_DEFAULT_S, line, &lines, st, err, sizeof(err)), 0, "%s", err);
 	lines_print(&lines);
 	repo_close(r);
 }
@@ -314,35 +318,143 @@ Test(prune, an_unreadable_manifest_stops_the_sweep_before_anything_is_deleted)
 	r = repo_open_ok(dir);
 	cr_assert_eq(prune_forget(r, &p, NULL, false, line, &lines, &st, err, sizeof(err)), 0,
 		     "%s", err);
-	cr_assert_eq(prune_sweep(r, false, line, &lines, &st, err, sizeof(err)), -EBADMSG);
+	cr_assert_eq(prune_sweep(r, false, PRUNE_GRACE_DEFAULT_S, line, &lines, &st, err, sizeof(err)), -EBADMSG);
 	cr_assert(strstr(err, "nothing was deleted"), "%s", err);
 	cr_assert(strstr(err, ids[1]), "%s", err);
 	repo_close(r);
 	cr_assert_eq(count_objects(dir, "data"), packs);
 }
 
-Test(prune, packs_no_index_names_are_kept)
+/* Set the modification time of path to hours ago (path, hours). */
+static void age(const char *path, unsigned hours)
+{
+	struct timespec t[2] = { { .tv_sec = time(NULL) - (time_t)hours * 3600 },
+				 { .tv_sec = time(NULL) - (time_t)hours * 3600 } };
+
+	cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0, "%s", path);
+}
+
+/* The verify notes of the repository now, into l. */
+static void verify_notes(struct lines *l)
+{
+	struct repo *r = repo_open_ok(dir);
+	struct repo_verify_result res;
+
+	memset(l, 0, sizeof(*l));
+	cr_assert_eq(repo_verify(r, 0, lines_collect, l, &res), 0);
+	lines_print(l);
+	repo_close(r);
+}
+
+Test(prune, unindexed_packs_and_partial_files_go_once_older_than_the_grace_period)
+{
+	struct prune_policy p = { .keep_last = 1 };
+	struct prune_stats st;
+	struct lines v;
+	char pack[512], partial[512];
+	char cmd[600];
+
+	snap(0, "vm", 1);
+	snap(1, "vm", 2);
+	/* An interrupted snapshot's pack, in data/ and in no index, and a killed put's file. */
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/data/ab'", dir);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(pack, sizeof(pack), "%s/data/ab/ab%062d", dir, 0);
+	file_write(pack, "garbage", 7);
+	snprintf(partial, sizeof(partial), "%s/data/ab/ab%062d.0badf00d.partial", dir, 1);
+	file_write(partial, "half a pack", 11);
+	/* Young: a snapshot could still be writing them. Verify and prune agree. */
+	verify_notes(&v);
+	cr_assert(lines_has(&v, "prune removes it once it is 24 h old"));
+	run_prune(&p, NULL, false, &st);
+	cr_assert_eq(st.packs_unindexed, 1);
+	cr_assert_eq(st.partials_removed, 0);
+	cr_assert(file_exists(pack) && file_exists(partial));
+	cr_assert(lines_has(&lines, "younger than the grace period"));
+	/* A day later both go, and verify said so. */
+	age(pack, 25);
+	age(partial, 25);
+	verify_notes(&v);
+	cr_assert(lines_has(&v, "25 h old: the next prune removes it"));
+	memset(&lines, 0, sizeof(lines));
+	run_prune(&p, NULL, true, &st);
+	cr_assert(file_exists(pack) && file_exists(partial), "a dry run deleted something");
+	cr_assert(lines_has(&lines, "would delete data/ab/ab0000"));
+	run_prune(&p, NULL, false, &st);
+	cr_assert_eq(st.packs_unindexed, 0);
+	cr_assert_eq(st.partials_removed, 1);
+	cr_assert_not(file_exists(pack));
+	cr_assert_not(file_exists(partial));
+	expect_clean(1);
+	verify_notes(&v);
+	cr_assert_eq(v.n, 0, "verify still notes something");
+}
+
+Test(prune, an_unindexed_pack_a_snapshot_needs_is_kept_for_repair)
 {
 	struct prune_policy p = { .keep_last = 1 };
 	struct prune_stats st;
 	char path[512];
+	unsigned packs;
 
 	snap(0, "vm", 1);
-	snap(1, "vm", 2);
-	/* An interrupted snapshot's pack: in data/, in no index. */
-	snprintf(path, sizeof(path), "%s/data/ab", dir);
+	packs = count_objects(dir, "data");
+	/* Its index file lost: the packs describe themselves, and a snapshot needs them. */
+	first_object(dir, "index", path, sizeof(path));
+	cr_assert_eq(unlink(path), 0);
 	{
 		char cmd[600];
 
-		snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", path);
+		snprintf(cmd, sizeof(cmd), "find '%s/data' -type f -exec touch -d '-2 days' {} +", dir);
 		cr_assert_eq(system(cmd), 0);
 	}
-	snprintf(path, sizeof(path), "%s/data/ab/ab%062d", dir, 0);
-	file_write(path, "garbage", 7);
 	run_prune(&p, NULL, false, &st);
-	cr_assert_eq(st.packs_unindexed, 1);
-	cr_assert(file_exists(path));
-	cr_assert(lines_has(&lines, "in no index file"));
+	cr_assert_eq(count_objects(dir, "data"), packs, "prune deleted what a snapshot needs");
+	cr_assert(lines_has(&lines, "hold blobs snapshots need: kept; 'godwit images repair'"));
+}
+
+Test(prune, a_lost_pack_leaves_the_index_and_damaged_copies_keep_no_pack)
+{
+	struct prune_policy p = { .keep_last = 1 };
+	struct prune_stats st;
+	struct repo *r;
+	struct snap_manifest m;
+	char path[512];
+	uint64_t marked;
+
+	snap(0, "vm", 1);
+	snap(1, "vm", 2);
+	/* Snapshot 0's packs: one lost, and every blob of the others marked damaged. */
+	r = repo_open_ok(dir);
+	manifest_init(&m);
+	cr_assert_eq(snap_load(r, ids[0], &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(repo_mark_damaged(r, m.regions[0].ids, m.regions[0].nchunks, &marked, err,
+				       sizeof(err)), 0, "%s", err);
+	cr_assert_gt(marked, 0);
+	{
+		struct repo_blob_info info;
+
+		cr_assert_eq(repo_blob_info(r, &m.state_id, &info), 0);
+		pack_name(&info.pack_id, path);
+	}
+	manifest_free(&m);
+	repo_close(r);
+	{
+		char full[600];
+
+		snprintf(full, sizeof(full), "%s/%s", dir, path);
+		cr_assert_eq(unlink(full), 0);
+	}
+	cr_assert_eq(count_objects(dir, "damaged"), 1);
+	run_prune(&(struct prune_policy){ .keep_last = 2 }, NULL, false, &st);
+	cr_assert_eq(st.packs_missing, 1);
+	cr_assert(lines_has(&lines, "drop missing pack"));
+	/* Snapshot 0 keeps no pack alive with damaged copies alone; its list then goes. */
+	cr_assert_gt(st.packs_removed, 0);
+	cr_assert_eq(count_objects(dir, "damaged"), 0);
+	memset(&lines, 0, sizeof(lines));
+	run_prune(&p, NULL, false, &st);
+	expect_clean(1);
 }
 
 Test(prune, works_the_same_on_an_encrypted_repository)
@@ -374,7 +486,8 @@ Test(prune, works_the_same_on_an_encrypted_repository)
 	r = repo_open_key_ok(edir, &key);
 	cr_assert_eq(prune_forget(r, &p, NULL, false, line, &lines, &st, err, sizeof(err)), 0,
 		     "%s", err);
-	cr_assert_eq(prune_sweep(r, false, line, &lines, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(prune_sweep(r, false, PRUNE_GRACE_DEFAULT_S, line, &lines, &st, err,
+				 sizeof(err)), 0, "%s", err);
 	repo_close(r);
 	cr_assert_eq(st.snapshots_removed, 2);
 	cr_assert_gt(st.packs_removed, 0);

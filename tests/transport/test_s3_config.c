@@ -71,7 +71,9 @@ Test(s3_config, defaults)
 	cr_assert_eq(cfg.addressing, S3_ADDRESSING_AUTO);
 	cr_assert_eq(cfg.multipart_threshold, (size_t)16 << 20);
 	cr_assert_eq(cfg.parallelism, 4);
-	cr_assert_eq(cfg.max_retries, 4);
+	cr_assert_eq(cfg.max_retries, 1000);
+	cr_assert_eq(cfg.retry_max_ms, 20000);
+	cr_assert_eq(cfg.retry_budget_ms, 300000, "minutes, not seconds");
 }
 
 Test(s3_config, environment_keys_win_over_the_profile)

@@ -1,6 +1,7 @@
 /* Tests for the S3 client's retries and error paths, against a fault-injecting S3 started per test. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,4 +491,112 @@ Test(s3_fault, https_with_a_private_ca_and_refusal_of_an_unknown_one)
 	cr_assert_eq(stats().requests, 1, "a certificate that does not verify is not retried");
 	test_ca_free(&ca);
 	test_ca_free(&other);
+}
+
+/* ---- Patience: minutes of retries, Retry-After, throttling, the budget ------------------ */
+
+/* Collects the retry lines (thread-safe: parts and write-behind retry on other threads). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char retry_log[8192];
+static unsigned retry_lines;
+
+static void log_retry(void *arg, const char *line)
+{
+	size_t n;
+
+	(void)arg;
+	pthread_mutex_lock(&log_mu);
+	n = strlen(retry_log);
+	snprintf(retry_log + n, sizeof(retry_log) - n, "%s\n", line);
+	retry_lines++;
+	pthread_mutex_unlock(&log_mu);
+}
+
+/* The defaults a real client has (minutes of retries), and the retry log. */
+static void patient(struct s3_config *cfg)
+{
+	struct s3_config d;
+
+	s3_config_init(&d);
+	cfg->retry_base_ms = d.retry_base_ms;
+	cfg->retry_max_ms = d.retry_max_ms;
+	cfg->max_retries = d.max_retries;
+	cfg->retry_budget_ms = d.retry_budget_ms;
+	cfg->log = log_retry;
+	retry_log[0] = '\0';
+	retry_lines = 0;
+}
+
+Test(s3_fault, a_twenty_second_outage_is_waited_out_and_each_retry_logged, .timeout = 300)
+{
+	const char *rules[] = { "method=PUT,match=/bkt/k,action=outage:20", NULL };
+	void *back = NULL;
+	size_t len;
+
+	start(rules, patient);
+	cr_assert_eq(s3_put(cli, "k", "value", 5), 0, "%s", errmsg());
+	/* It really was down: the server dropped attempts before one got through. */
+	cr_assert_geq(file_count_lines(log_path, "PUT /bkt/k -"), 3);
+	cr_assert_eq(file_count_lines(log_path, "PUT /bkt/k 200"), 1);
+	cr_assert_eq(retry_lines, stats().retries, "one line per retry: %s", retry_log);
+	cr_assert(strstr(retry_log, "s3: put s3://bkt/k: ") && strstr(retry_log, "; retry 1 in ") &&
+		  strstr(retry_log, "s retry budget spent)"), "%s", retry_log);
+	cr_assert_eq(s3_get(cli, "k", 10, &back, &len), 0, "%s", errmsg());
+	free(back);
+}
+
+struct slow_put {
+	int rc;
+};
+
+static void *put_thread(void *arg)
+{
+	struct slow_put *sp = arg;
+
+	sp->rc = s3_put(cli, "slow", "v", 1);
+	return NULL;
+}
+
+Test(s3_fault, slowdown_with_retry_after_holds_back_the_whole_client, .timeout = 120)
+{
+	const char *rules[] = { "method=PUT,match=/bkt/slow,action=503,code=SlowDown,retry-after=3",
+				NULL };
+	struct slow_put sp = { -1 };
+	pthread_t t;
+	uint64_t size;
+	long t0, ms;
+
+	start(rules, patient);
+	cr_assert_eq(s3_put(cli, "other", "v", 1), 0, "%s", errmsg());
+	t0 = now_ms();
+	cr_assert_eq(pthread_create(&t, NULL, put_thread, &sp), 0);
+	while (stats().throttled == 0)
+		usleep(10000);
+	/* Another request of the same client, on another thread, waits out the same slowdown. */
+	ms = now_ms();
+	cr_assert_eq(s3_head(cli, "other", &size), 0, "%s", errmsg());
+	ms = now_ms() - ms;
+	pthread_join(t, NULL);
+	cr_assert_eq(sp.rc, 0, "%s", errmsg());
+	cr_assert_geq(ms, 2000, "the HEAD did not wait for the slowdown: %ld ms", ms);
+	cr_assert_geq(now_ms() - t0, 3000, "Retry-After 3 was not honoured");
+	cr_assert_eq(stats().throttled, 1);
+	cr_assert(strstr(retry_log, "HTTP 503 SlowDown; retry 1 in 3.0 s") &&
+		  strstr(retry_log, "as Retry-After asks"), "%s", retry_log);
+}
+
+Test(s3_fault, the_retry_budget_ends_the_retries_and_the_message_says_how_long, .timeout = 120)
+{
+	const char *rules[] = { "method=PUT,match=/bkt/k,action=outage:8", NULL };
+
+	start(rules, patient);
+	s3_client_set_retry_budget(cli, 1000);
+	cr_assert_eq(s3_put(cli, "k", "v", 1), -ECONNRESET, "%s", errmsg());
+	cr_assert(strstr(errmsg(), "attempts in 1 s") || strstr(errmsg(), "attempts in 0 s"),
+		  "%s", errmsg());
+	cr_assert_eq(file_count_lines(log_path, "PUT /bkt/k 200"), 0);
+	/* A budget of 0 does not retry at all. */
+	s3_client_set_retry_budget(cli, 0);
+	cr_assert_lt(s3_put(cli, "k", "v", 1), 0);
+	cr_assert(strstr(errmsg(), "1 attempts"), "%s", errmsg());
 }

@@ -208,3 +208,31 @@ Test(s3_xml, escape_round_trips_through_decode)
 	cr_assert_eq(s3_xml_decode(out, 4, b.data, b.len), -ENAMETOOLONG);
 	s3_buf_free(&b);
 }
+
+static int collect_time(void *arg, const char *key, uint64_t size, int64_t mtime)
+{
+	int64_t *t = arg;
+
+	(void)key;
+	(void)size;
+	t[t[0] + 1] = mtime;
+	t[0]++;
+	return 0;
+}
+
+Test(s3_xml, list_gives_last_modified_as_unix_time_or_minus_one)
+{
+	int64_t t[4] = { 0 };
+	bool trunc;
+	char token[128];
+
+	cr_assert_eq(s3_xml_parse_list_ex(page, strlen(page), collect_time, t, &trunc, token,
+					  sizeof(token)), 0);
+	cr_assert_eq(t[0], 2);
+	cr_assert_eq(t[1], 1767225600, "2026-01-01T00:00:00.000Z is %lld", (long long)t[1]);
+	cr_assert_eq(t[2], -1, "no LastModified");
+	cr_assert_eq(s3_xml_time("2024-02-29T23:59:59Z", 20), 1709251199);
+	cr_assert_eq(s3_xml_time("2024-02-29T23:59:59", 19), -1);
+	cr_assert_eq(s3_xml_time("2024-13-01T00:00:00Z", 20), -1);
+	cr_assert_eq(s3_xml_time("yesterday", 9), -1);
+}
