@@ -11,26 +11,11 @@
 #include <unistd.h>
 
 #include "migrate/conn.h"
+#include "migrate/dest_priv.h"
 #include "transport/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
-
-#define DEST_BUF_BYTES (MIG_RUN_HDR_BYTES + (size_t)MIG_MAX_RUN_PAGES * MIG_PAGE_BYTES)
-#define DEST_STATE_MAX (16u << 20)
-
-struct mig_dest {
-	struct stream *conn; /* borrowed for replies; owned by in through zstd */
-	struct stream *in;   /* frame reader */
-	struct vm *vm;
-	struct mig_hello hello;
-	struct vm_ram_region reg[MIG_MAX_REGIONS];
-	unsigned nreg;
-	int disk_fd;
-	uint8_t *buf;
-	uint8_t *state;
-	size_t state_len;
-};
 
 static int refuse(struct mig_dest *d, enum mig_reply type, char *err, size_t errlen, int rc,
 		  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -49,41 +34,36 @@ static int refuse(struct mig_dest *d, enum mig_reply type, char *err, size_t err
 	return rc;
 }
 
-/* The machine the source describes must be the one create_vm made. */
-static int check_layout(struct mig_dest *d, char *why, size_t len)
+int mig_dest_check_layout(const struct mig_dest *d, char *why, size_t len)
 {
-	d->nreg = vm_ram_nregions(d->vm);
 	if (d->nreg != d->hello.nregions) {
 		snprintf(why, len, "RAM layout differs: %u regions here, %u at the source",
 			 d->nreg, d->hello.nregions);
 		return -EPROTO;
 	}
 	for (unsigned r = 0; r < d->nreg; r++) {
-		vm_ram_region(d->vm, r, &d->reg[r]);
 		if (d->reg[r].gpa != d->hello.region[r].gpa ||
 		    d->reg[r].bytes != d->hello.region[r].bytes) {
 			snprintf(why, len, "RAM region %u differs from the source's", r);
 			return -EPROTO;
 		}
 	}
-	if (d->hello.disk_bytes != (vm_disk_present(d->vm) ? vm_disk_bytes(d->vm) : 0)) {
+	if (d->hello.disk_bytes != d->disk_bytes) {
 		snprintf(why, len, "disk of %" PRIu64 " bytes here, %" PRIu64 " at the source: "
-			 "give --disk an image of the same size", vm_disk_present(d->vm) ?
-			 vm_disk_bytes(d->vm) : 0, d->hello.disk_bytes);
+			 "give --disk an image of the same size", d->disk_bytes,
+			 d->hello.disk_bytes);
 		return -EPROTO;
 	}
 	return 0;
 }
 
-static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ctx, char *err,
-			size_t errlen)
+int mig_dest_read_hello(struct mig_dest *d, char *err, size_t errlen)
 {
-	char why[256] = "";
 	uint16_t type, flags;
 	size_t len;
 	int rc;
 
-	rc = frame_read(d->in, &type, &flags, d->buf, DEST_BUF_BYTES, &len);
+	rc = frame_read(d->in, &type, &flags, d->buf, MIG_DEST_BUF_BYTES, &len);
 	if (rc < 0) {
 		snprintf(err, errlen, "no migration stream from the source: %s", strerror(-rc));
 		return rc;
@@ -95,17 +75,48 @@ static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ct
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
 			      "migration protocol %u is not %u: run the same godwit on both hosts",
 			      d->hello.proto, MIG_PROTO_VERSION);
+	return 0;
+}
+
+/* The VM create_vm made for the HELLO, as the machine here: RAM regions and disk. */
+static void dest_machine(struct mig_dest *d)
+{
+	d->nreg = vm_ram_nregions(d->vm);
+	if (d->nreg > MIG_MAX_REGIONS)
+		d->nreg = MIG_MAX_REGIONS + 1; /* never equals the HELLO's count */
+	for (unsigned r = 0; r < d->nreg && r < MIG_MAX_REGIONS; r++)
+		vm_ram_region(d->vm, r, &d->reg[r]);
+	d->disk_bytes = vm_disk_present(d->vm) ? vm_disk_bytes(d->vm) : 0;
+	d->disk_path = vm_disk_path(d->vm);
+}
+
+static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ctx, char *err,
+			size_t errlen)
+{
+	char why[256] = "";
+	int rc;
+
+	rc = mig_dest_read_hello(d, err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = create_vm(ctx, &d->hello, &d->vm, why, sizeof(why));
 	if (rc < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
-	rc = check_layout(d, why, sizeof(why));
+	dest_machine(d);
+	rc = mig_dest_check_layout(d, why, sizeof(why));
 	if (rc < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
 	if (d->hello.flags & MIG_FLAG_WITH_DISK) {
-		d->disk_fd = open(vm_disk_path(d->vm), O_WRONLY | O_CLOEXEC);
-		if (d->disk_fd < 0)
-			return refuse(d, MIG_REPLY_REFUSE, err, errlen, -errno, "disk %s: %s",
-				      vm_disk_path(d->vm), strerror(errno));
+		/* mig_hello_decode admits the flag only with a disk, and the disks matched. */
+		if (!d->disk_path)
+			return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
+				      "the source sends its disk, but this VM has none");
+		d->disk_fd = open(d->disk_path, O_WRONLY | O_CLOEXEC);
+		if (d->disk_fd < 0) {
+			rc = -errno;
+			return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "disk %s: %s",
+				      d->disk_path, strerror(-rc));
+		}
 	}
 	rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, NULL);
 	if (rc < 0)
@@ -153,16 +164,17 @@ static int write_disk(struct mig_dest *d, const struct mig_run *run, const uint8
 
 				n = pwrite(d->disk_fd, zero, chunk, (off_t)(off + done));
 			}
-			if (n <= 0)
-				return -EIO;
+			if (n < 0)
+				return -errno; /* ENOSPC, EIO, ...: the caller names the disk */
+			if (n == 0)
+				return -EIO; /* no progress, which pwrite never makes for len > 0 */
 			done += (size_t)n;
 		}
 	}
 	return 0;
 }
 
-/* Apply records until DONE; the state blob is kept for loading. */
-static int receive_data(struct mig_dest *d, char *err, size_t errlen)
+int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 {
 	for (;;) {
 		struct mig_run run;
@@ -177,7 +189,7 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 		 */
 		rc = frame_read_header(d->in, &type, &flags, &len);
 		if (rc == 0 && type == MIG_REC_STATE) {
-			if (len > DEST_STATE_MAX)
+			if (len > MIG_DEST_STATE_MAX)
 				goto bad;
 			free(d->state);
 			d->state = malloc(len ? len : 1);
@@ -185,7 +197,7 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 				return -ENOMEM;
 			d->state_len = len;
 			rc = frame_read_part(d->in, d->state, len);
-		} else if (rc == 0 && len > DEST_BUF_BYTES) {
+		} else if (rc == 0 && len > MIG_DEST_BUF_BYTES) {
 			goto bad;
 		} else if (rc == 0 && type == MIG_REC_PAGES && len >= MIG_RUN_HDR_BYTES) {
 			rc = frame_read_part(d->in, d->buf, MIG_RUN_HDR_BYTES);
@@ -230,9 +242,16 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 			    : len != MIG_RUN_HDR_BYTES + (uint64_t)run.count *
 						     d->hello.disk_block_bytes)
 				goto bad;
-			if (write_disk(d, &run, type == MIG_REC_DISK ? d->buf + MIG_RUN_HDR_BYTES
-								     : NULL) < 0)
+			rc = write_disk(d, &run, type == MIG_REC_DISK ? d->buf + MIG_RUN_HDR_BYTES
+								  : NULL);
+			if (rc == -EPROTO)
 				goto bad;
+			if (rc < 0) {
+				snprintf(err, errlen, "disk %s: writing blocks %" PRIu64 "+%" PRIu32
+					 ": %s", d->disk_path ? d->disk_path : "(none)", run.first,
+					 run.count, strerror(-rc));
+				return rc;
+			}
 			break;
 		case MIG_REC_ROUND_END:
 			if (len != 4)
@@ -278,7 +297,7 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 	size_t len;
 	int fd, rc;
 
-	d.buf = malloc(DEST_BUF_BYTES);
+	d.buf = malloc(MIG_DEST_BUF_BYTES);
 	if (!d.buf)
 		return -ENOMEM;
 	rc = mig_conn_accept(&d.conn, &fd, p->listen, &p->auth, p->accept_timeout_ms,
@@ -297,8 +316,12 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		goto out_buf;
 	}
 	rc = handle_hello(&d, create_vm, ctx, err, errlen);
-	if (rc == 0)
-		rc = receive_data(&d, err, errlen);
+	if (rc == 0) {
+		rc = mig_dest_receive_data(&d, err, errlen);
+		/* Tell the source why, so it reports this host's reason, not a lost connection. */
+		if (rc < 0 && rc != -ECANCELED)
+			mig_reply_send(d.conn, MIG_REPLY_ERROR, err);
+	}
 	if (rc == 0) {
 		char why[256] = "";
 
@@ -313,7 +336,7 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 	if (rc == 0)
 		rc = mig_reply_send(d.conn, MIG_REPLY_READY, NULL);
 	if (rc == 0) {
-		rc = frame_read(d.in, &type, &flags, d.buf, DEST_BUF_BYTES, &len);
+		rc = frame_read(d.in, &type, &flags, d.buf, MIG_DEST_BUF_BYTES, &len);
 		if (rc == 0 && type != MIG_REC_GO) {
 			snprintf(err, errlen, "%s", type == MIG_REC_ABORT
 				 ? "the source cancelled after the state was sent"
@@ -333,7 +356,7 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 	if (rc == 0) {
 		mig_reply_send(d.conn, MIG_REPLY_RUNNING, NULL);
 		/* The source's committing close ends the stream; its absence changes nothing. */
-		frame_read(d.in, &type, &flags, d.buf, DEST_BUF_BYTES, &len);
+		frame_read(d.in, &type, &flags, d.buf, MIG_DEST_BUF_BYTES, &len);
 		*out = d.vm;
 		d.vm = NULL;
 	}

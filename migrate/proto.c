@@ -66,6 +66,9 @@ int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h)
 	h->disk_block_bytes = le32_decode(p + 8);
 	if (h->disk_bytes && (h->disk_block_bytes == 0 || h->disk_block_bytes % 512))
 		return -EPROTO;
+	/* Unknown flags, or a disk sent along with a VM that has none, are not ours. */
+	if ((h->flags & ~MIG_FLAG_KNOWN) || ((h->flags & MIG_FLAG_WITH_DISK) && !h->disk_bytes))
+		return -EPROTO;
 	memcpy(h->version, p + 12, 32);
 	h->version[32] = '\0';
 	return 0;

@@ -71,7 +71,8 @@ enum mig_rec {
 #define MIG_MAX_REGIONS 4
 #define MIG_MAX_RUN_PAGES 256u  /* pages in one PAGES record: 1 MiB of payload */
 #define MIG_MAX_RUN_BLOCKS 16u  /* 64 KiB disk blocks in one DISK record */
-#define MIG_FLAG_WITH_DISK 1u
+#define MIG_FLAG_WITH_DISK 1u /* HELLO flag: DISK records follow; only with disk_bytes > 0 */
+#define MIG_FLAG_KNOWN MIG_FLAG_WITH_DISK /* a HELLO with any other flag is refused */
 
 /*
  * HELLO payload:
@@ -140,7 +141,11 @@ struct mig_hello {
 
 /* Encode h into buf (cap bytes). Returns the length, or -ENOSPC. */
 int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap);
-/* Decode and check a HELLO payload (untrusted). Returns 0 or -EPROTO. */
+/*
+ * Decode and check a HELLO payload (untrusted): its length, regions (page-aligned,
+ * non-empty, summing to ram_bytes), vCPUs, disk geometry, and flags (only known ones;
+ * WITH_DISK only with a disk). Returns 0 or -EPROTO.
+ */
 int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h);
 
 struct mig_run {
