@@ -1,0 +1,113 @@
+/* Helpers every fuzz harness links: input cursors, seed files, a scratch directory. */
+#include "tests/fuzz/fuzz.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+unsigned long fuzz_accepted;
+
+uint8_t fuzz_u8(struct fuzz_in *in)
+{
+	uint8_t v;
+
+	if (in->len == 0)
+		return 0;
+	v = in->p[0];
+	in->p++;
+	in->len--;
+	return v;
+}
+
+uint16_t fuzz_u16(struct fuzz_in *in)
+{
+	uint16_t lo = fuzz_u8(in);
+
+	return (uint16_t)(lo | fuzz_u8(in) << 8);
+}
+
+uint32_t fuzz_u32(struct fuzz_in *in)
+{
+	uint32_t lo = fuzz_u16(in);
+
+	return lo | (uint32_t)fuzz_u16(in) << 16;
+}
+
+const uint8_t *fuzz_take(struct fuzz_in *in, size_t n, size_t *got)
+{
+	const uint8_t *p = in->p;
+
+	if (n > in->len)
+		n = in->len;
+	in->p += n;
+	in->len -= n;
+	*got = n;
+	return p;
+}
+
+void *fuzz_alloc(size_t len)
+{
+	void *p = malloc(len ? len : 1);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+uint8_t *fuzz_dup(const void *data, size_t len)
+{
+	uint8_t *p = fuzz_alloc(len);
+
+	if (len)
+		memcpy(p, data, len);
+	return p;
+}
+
+int fuzz_seed_write(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[4096];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, data, len) != (ssize_t)len)
+		rc = -EIO;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+static char scratch[256];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void scratch_remove(void)
+{
+	if (scratch[0])
+		nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *fuzz_scratch_dir(void)
+{
+	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+
+	if (scratch[0])
+		return scratch;
+	snprintf(scratch, sizeof(scratch), "%s/godwit-fuzz-%d-XXXXXX", base ? base : "/tmp",
+		 (int)getpid());
+	if (!mkdtemp(scratch))
+		abort();
+	atexit(scratch_remove);
+	return scratch;
+}
