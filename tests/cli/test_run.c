@@ -437,3 +437,34 @@ Test(run, refuses_a_missing_disk_image)
 	expect_refusal(RUN_WITH("--kernel", TEST_GUEST_ELF, "--disk", "/nonexistent/disk.img"),
 		       "/nonexistent/disk.img", "No such file");
 }
+
+/*
+ * The API reads integers as integers: 1e300 once became a uint64_t through an undefined
+ * cast (and started a migration); every value that is not a whole number in range is
+ * refused, and nothing starts.
+ */
+Test(run, api_refuses_numbers_that_are_not_whole_or_out_of_range)
+{
+	static const char *const bad[] = { "1e300", "-1", "1.5", "18446744073709551616", "null" };
+	char req[256], reply[512];
+
+	require_kvm();
+	boot_guest("128M", "1", "mb=4 rate=8", NULL);
+	expect_heartbeats(1, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(req, sizeof(req), "{\"cmd\":\"migrate\",\"to\":\"127.0.0.1:9\","
+			 "\"insecure_plaintext\":true,\"downtime_ms\":%s}", bad[i]);
+		cr_assert(gw_api(P.api, req, reply, sizeof(reply)));
+		cr_assert(strstr(reply, "\"ok\":false") &&
+			  strstr(reply, "downtime_ms must be a whole number"), "%s: %s", bad[i], reply);
+	}
+	cr_assert(gw_api(P.api, "{\"cmd\":\"snapshot\",\"repo\":\"/nonexistent\",\"max_rounds\":"
+		  "4294967296}", reply, sizeof(reply)));
+	cr_assert(strstr(reply, "max_rounds must be a whole number from 0 to 4294967295"), "%s",
+		  reply);
+	cr_assert(gw_api(P.api, "{\"cmd\":\"migrate-status\"}", reply, sizeof(reply)));
+	cr_assert(strstr(reply, "no migration has been started"), "%s", reply);
+	cr_assert(gw_api(P.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)));
+	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+	quit_and_expect_exit0();
+}
