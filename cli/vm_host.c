@@ -461,10 +461,19 @@ int cli_console_open(struct cli_console *c, const char *path)
 	c->created = false;
 	if (!path)
 		return 0;
-	c->created = access(path, F_OK) != 0;
-	c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/*
+	 * The guest's output is its own business: a new file is private (0600). A symlink is
+	 * never followed (a path in a shared directory could point anywhere), and whether we
+	 * made the file is known from O_EXCL, not guessed beforehand, so a discard removes
+	 * only a file we created.
+	 */
+	c->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	c->created = c->fd >= 0;
+	if (c->fd < 0 && errno == EEXIST)
+		c->fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 	if (c->fd < 0) {
-		cli_error("console file %s: %s", path, strerror(errno));
+		cli_error("console file %s: %s%s", path, strerror(errno),
+			  errno == ELOOP ? " (a symlink: name the file itself)" : "");
 		return -1;
 	}
 	return 0;

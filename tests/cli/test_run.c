@@ -438,6 +438,40 @@ Test(run, refuses_a_missing_disk_image)
 		       "/nonexistent/disk.img", "No such file");
 }
 
+/* A console path that is a symlink is refused: the file it points at stays as it was. */
+Test(run, refuses_a_console_file_that_is_a_symlink)
+{
+	char victim[256], link[256], *kept;
+	FILE *f;
+
+	snprintf(victim, sizeof(victim), "%s/victim", P.dir);
+	snprintf(link, sizeof(link), "%s/console-link", P.dir);
+	f = fopen(victim, "w");
+	cr_assert_not_null(f);
+	fputs("keep me\n", f);
+	fclose(f);
+	cr_assert_eq(symlink(victim, link), 0);
+	expect_refusal(RUN_WITH("--kernel", TEST_GUEST_ELF, "--console", link), link, "symlink");
+	kept = gw_read_file(victim);
+	cr_assert_str_eq(kept, "keep me\n", "the symlink's target was written: %s", kept);
+	free(kept);
+}
+
+/* What the guest prints is the VM owner's: a new console file is 0600, whatever the umask. */
+Test(run, console_file_is_private)
+{
+	struct stat st;
+	mode_t old = umask(0);
+
+	require_kvm();
+	boot_guest("128M", "1", "mb=4 rate=8", NULL);
+	umask(old);
+	expect_heartbeats(1, NULL);
+	cr_assert_eq(stat(P.console, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600, "console file mode %o", st.st_mode & 07777);
+	quit_and_expect_exit0();
+}
+
 /*
  * The API reads integers as integers: 1e300 once became a uint64_t through an undefined
  * cast (and started a migration); every value that is not a whole number in range is
