@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
  * Write the harness's seed inputs into dir through fuzz_seed_write, made with the
- * project's own encoders. Returns 0 or -errno.
+ * project's own encoders. Returns 0, -ENODEV when this host cannot make them (the state
+ * seeds need KVM), or -errno.
  */
 int fuzz_write_seeds(const char *dir);
 
