@@ -46,7 +46,8 @@ static void check_round_trip(const struct snap_manifest *m, struct repo_crypto *
 		abort();
 	if (strcmp(again.id, m->id) || again.nregions != m->nregions ||
 	    again.disk_nblocks != m->disk_nblocks || again.nsig != m->nsig ||
-	    memcmp(again.disk_ids, m->disk_ids, (size_t)m->disk_nblocks * sizeof(*m->disk_ids)))
+	    (m->disk_nblocks && memcmp(again.disk_ids, m->disk_ids,
+				       (size_t)m->disk_nblocks * sizeof(*m->disk_ids))))
 		abort();
 	for (uint32_t i = 0; i < m->nregions; i++)
 		if (again.regions[i].nchunks != m->regions[i].nchunks ||
