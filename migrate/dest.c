@@ -328,8 +328,11 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		rc = vm_state_check_cpu(d.state, d.state_len, why, sizeof(why));
 		if (rc == 0)
 			rc = vm_state_load(d.vm, d.state, d.state_len, why, sizeof(why));
-		if (rc == 0 && d.disk_fd >= 0 && fdatasync(d.disk_fd) < 0)
-			rc = -errno, snprintf(why, sizeof(why), "disk: %s", strerror(errno));
+		if (rc == 0 && d.disk_fd >= 0 && fdatasync(d.disk_fd) < 0) {
+			rc = -errno;
+			snprintf(why, sizeof(why), "disk %s: fdatasync: %s", d.disk_path,
+				 strerror(-rc));
+		}
 		if (rc < 0)
 			rc = refuse(&d, MIG_REPLY_ERROR, err, errlen, rc, "%s", why);
 	}
