@@ -121,7 +121,8 @@ int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap
 	if (rc < 0)
 		return rc;
 	len = le32_decode(hdr + 8);
-	if (le32_decode(hdr) != MIG_REPLY_MAGIC || len > MIG_REPLY_MAX_MSG)
+	if (le32_decode(hdr) != MIG_REPLY_MAGIC || le16_decode(hdr + 6) != 0 ||
+	    len > MIG_REPLY_MAX_MSG)
 		return -EPROTO;
 	rc = stream_read_all(s, body, len);
 	if (rc < 0)
@@ -135,7 +136,9 @@ int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap
 	if (cap) {
 		size_t n = len < cap - 1 ? len : cap - 1;
 
-		memcpy(msg, body, n);
+		/* The reason ends up in a one-line message: no control bytes, no early end. */
+		for (size_t i = 0; i < n; i++)
+			msg[i] = (uint8_t)body[i] < 0x20 || body[i] == 0x7f ? '?' : body[i];
 		msg[n] = '\0';
 	}
 	return 0;

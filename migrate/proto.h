@@ -159,8 +159,9 @@ void mig_run_decode(const uint8_t in[MIG_RUN_HDR_BYTES], struct mig_run *r);
 /* Write one reply (raw) and flush. msg may be NULL. Returns 0 or -errno. */
 int mig_reply_send(struct stream *s, enum mig_reply type, const char *msg);
 /*
- * Read one reply: its type and message (NUL-terminated, cap bytes). Returns 0, -EPROTO
- * for anything malformed, or the stream's error.
+ * Read one reply: its type and message (NUL-terminated, cap bytes, each control byte of
+ * the peer's made '?', so it prints as one line). Returns 0, -EPROTO for anything
+ * malformed (magic, reserved bits, length, checksum, type), or the stream's error.
  */
 int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap);
 

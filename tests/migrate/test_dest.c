@@ -209,3 +209,27 @@ Test(mig_dest, disk_block_lands)
 		cr_assert_eq(got[i], 0x5a);
 	cr_assert_eq(d.state_len, 1);
 }
+
+/* A destination's reason reaches the source's error line as one printable line. */
+Test(mig_dest, a_reply_reason_reads_as_one_printable_line)
+{
+	struct stream *mem;
+	struct mem_buf out;
+	enum mig_reply type;
+	char msg[MIG_REPLY_MAX_MSG + 1];
+
+	cr_assert_eq(mem_stream_writer(&mem, &out, MEM_STREAM_UNLIMITED), 0);
+	cr_assert_eq(mig_reply_send(mem, MIG_REPLY_ERROR, "disk full\ngodwit: fake\x1b[31m\x7f"), 0);
+	cr_assert_eq(stream_close(mem, true), 0);
+	cr_assert_eq(mem_stream_reader(&mem, out.data, out.len), 0);
+	cr_assert_eq(mig_reply_recv(mem, &type, msg, sizeof(msg)), 0);
+	cr_assert_eq(type, MIG_REPLY_ERROR);
+	cr_assert_str_eq(msg, "disk full?godwit: fake?[31m?");
+	stream_close(mem, false);
+	/* Reserved bits set: not a reply of ours. */
+	out.data[6] = 1;
+	cr_assert_eq(mem_stream_reader(&mem, out.data, out.len), 0);
+	cr_assert_eq(mig_reply_recv(mem, &type, msg, sizeof(msg)), -EPROTO);
+	stream_close(mem, false);
+	free(out.data);
+}
