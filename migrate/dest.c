@@ -271,10 +271,13 @@ int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 				return -EPROTO;
 			}
 			return 0;
-		case MIG_REC_ABORT:
-			snprintf(err, errlen, "the source cancelled: %.*s", (int)(len < 256 ? len : 256),
-				 (const char *)d->buf);
+		case MIG_REC_ABORT: {
+			char why[257];
+
+			mig_text_copy(why, sizeof(why), d->buf, len);
+			snprintf(err, errlen, "the source cancelled: %s", why);
 			return -ECANCELED;
+		}
 		default:
 			snprintf(err, errlen, "unexpected record type %u in the migration stream",
 				 type);

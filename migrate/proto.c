@@ -88,6 +88,18 @@ void mig_run_decode(const uint8_t in[MIG_RUN_HDR_BYTES], struct mig_run *r)
 	r->first = le64_decode(in + 8);
 }
 
+void mig_text_copy(char *out, size_t cap, const uint8_t *text, size_t len)
+{
+	size_t n;
+
+	if (cap == 0)
+		return;
+	n = len < cap - 1 ? len : cap - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = text[i] < 0x20 || text[i] == 0x7f ? '?' : (char)text[i];
+	out[n] = '\0';
+}
+
 int mig_reply_send(struct stream *s, enum mig_reply type, const char *msg)
 {
 	uint8_t hdr[MIG_REPLY_HDR_BYTES];
@@ -133,13 +145,6 @@ int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap
 	*type = (enum mig_reply)le16_decode(hdr + 4);
 	if (*type == MIG_REPLY_INVALID || *type >= MIG_REPLY_COUNT)
 		return -EPROTO;
-	if (cap) {
-		size_t n = len < cap - 1 ? len : cap - 1;
-
-		/* The reason ends up in a one-line message: no control bytes, no early end. */
-		for (size_t i = 0; i < n; i++)
-			msg[i] = (uint8_t)body[i] < 0x20 || body[i] == 0x7f ? '?' : body[i];
-		msg[n] = '\0';
-	}
+	mig_text_copy(msg, cap, (const uint8_t *)body, len);
 	return 0;
 }

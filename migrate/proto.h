@@ -156,6 +156,13 @@ struct mig_run {
 void mig_run_encode(const struct mig_run *r, uint8_t out[MIG_RUN_HDR_BYTES]);
 void mig_run_decode(const uint8_t in[MIG_RUN_HDR_BYTES], struct mig_run *r);
 
+/*
+ * Copy a peer's text (a reason in a reply or an ABORT) into out for a message (out, cap,
+ * text, len): NUL-terminated, cut to cap, each control byte made '?', so it prints as
+ * one line.
+ */
+void mig_text_copy(char *out, size_t cap, const uint8_t *text, size_t len);
+
 /* Write one reply (raw) and flush. msg may be NULL. Returns 0 or -errno. */
 int mig_reply_send(struct stream *s, enum mig_reply type, const char *msg);
 /*

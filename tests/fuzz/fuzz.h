@@ -49,6 +49,12 @@ uint32_t fuzz_u32(struct fuzz_in *in);
 /* The next n bytes or fewer, in place (in, n, got). */
 const uint8_t *fuzz_take(struct fuzz_in *in, size_t n, size_t *got);
 
+/*
+ * Abort unless s is one printable line (s): what godwit prints for people is one line,
+ * and bytes from a peer or a file must not add lines or terminal escapes to it.
+ */
+void fuzz_assert_one_line(const char *s);
+
 /* A malloc'd copy of data (data, len), never NULL: aborts when out of memory. */
 uint8_t *fuzz_dup(const void *data, size_t len);
 

@@ -49,6 +49,13 @@ const uint8_t *fuzz_take(struct fuzz_in *in, size_t n, size_t *got)
 	return p;
 }
 
+void fuzz_assert_one_line(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			abort();
+}
+
 void *fuzz_alloc(size_t len)
 {
 	void *p = malloc(len ? len : 1);

@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct stream *mem, *reply;
 	struct mem_buf replies;
 	uint8_t *s = fuzz_dup(data, size), *ram = NULL;
-	char err[320];
+	char err[320] = "";
 	int rc;
 
 	fix_crcs(s, size);
@@ -106,6 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = mig_dest_receive_data(&d, err, sizeof(err));
 	if (rc == 0)
 		fuzz_accepted++;
+	else if (rc != -EFBIG)
+		fuzz_assert_one_line(err); /* what 'godwit receive' prints */
 	stream_close(d.in, false);
 out:
 	stream_close(reply, false);

@@ -74,6 +74,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s3_xml_parse_error(doc, len, code, sizeof(code), msg, sizeof(msg), region,
 			       sizeof(region)) == 0) {
 		struct s3_req r = { .op = "get", .method = "GET", .key = "data/ab/cd", .status = status };
+		char line[512];
+
+		fuzz_assert_one_line(code);
+		fuzz_assert_one_line(msg);
+		fuzz_assert_one_line(region);
 
 		snprintf(r.err_code, sizeof(r.err_code), "%s", code);
 		snprintf(r.err_message, sizeof(r.err_message), "%s", msg);
@@ -81,6 +86,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s3_status_retryable(status, code);
 		if (c && s3_error_from_response(c, &r) >= 0)
 			abort(); /* a failure answer never maps to success */
+		if (c) {
+			s3_client_error(c, line, sizeof(line));
+			fuzz_assert_one_line(line); /* the one line the CLI prints */
+		}
 		ok = true;
 	}
 	if (s3_xml_root(doc, len, root, sizeof(root)) == 0 &&

@@ -233,3 +233,17 @@ Test(mig_dest, a_reply_reason_reads_as_one_printable_line)
 	stream_close(mem, false);
 	free(out.data);
 }
+
+/* The source's ABORT reason reaches 'godwit receive''s error line as one printable line. */
+Test(mig_dest, an_abort_reason_reads_as_one_printable_line)
+{
+	static const char why[] = "stop\ngodwit: fake\x1b[2J";
+	struct mig_hello h = hello(0, 0);
+
+	send_hello(&h);
+	cr_assert_eq(frame_write(rec, MIG_REC_ABORT, 0, why, sizeof(why) - 1), 0);
+	start_reading();
+	cr_assert_eq(mig_dest_read_hello(&d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mig_dest_receive_data(&d, err, sizeof(err)), -ECANCELED);
+	cr_assert_str_eq(err, "the source cancelled: stop?godwit: fake?[2J");
+}
