@@ -29,6 +29,19 @@ int fuzz_write_seeds(const char *dir);
 int fuzz_seed_write(const char *dir, const char *name, const void *data, size_t len);
 
 /*
+ * Write a seed of a harness that takes a few parameter bytes first (dir, name, head,
+ * head_len, data, len): head, then data. Returns 0 or -errno.
+ */
+int fuzz_seed_write2(const char *dir, const char *name, const void *head, size_t head_len,
+		     const void *data, size_t len);
+
+/*
+ * Recompute the CRC32C of every record of a frame stream (transport/frame.h) that a walk
+ * from its stream header finds (s, len), unless the header says FRAME_F_NO_CRC.
+ */
+void fuzz_fix_frame_crcs(uint8_t *s, size_t len);
+
+/*
  * Incremented by a harness each time an input decoded all the way through (a seed
  * that stopped doing so would no longer reach the deep checks): replay --expect-accepted
  * fails when a seed is rejected.

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "transport/byteorder.h"
+#include "transport/crc32c.h"
+#include "transport/frame.h"
+
 unsigned long fuzz_accepted;
 
 uint8_t fuzz_u8(struct fuzz_in *in)
@@ -88,6 +92,39 @@ int fuzz_seed_write(const char *dir, const char *name, const void *data, size_t 
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	return rc;
+}
+
+int fuzz_seed_write2(const char *dir, const char *name, const void *head, size_t head_len,
+		     const void *data, size_t len)
+{
+	uint8_t *b = fuzz_alloc(head_len + len);
+	int rc;
+
+	memcpy(b, head, head_len);
+	if (len)
+		memcpy(b + head_len, data, len);
+	rc = fuzz_seed_write(dir, name, b, head_len + len);
+	free(b);
+	return rc;
+}
+
+void fuzz_fix_frame_crcs(uint8_t *s, size_t len)
+{
+	size_t off = FRAME_STREAM_HEADER_BYTES;
+
+	if (len < FRAME_STREAM_HEADER_BYTES || (le16_decode(s + 6) & FRAME_F_NO_CRC))
+		return;
+	while (len - off >= FRAME_HEADER_BYTES && le32_decode(s + off) == FRAME_SYNC) {
+		uint32_t plen = le32_decode(s + off + 8);
+		uint32_t crc;
+
+		if (plen > len - off - FRAME_HEADER_BYTES)
+			break;
+		crc = crc32c(0, s + off, 12);
+		crc = crc32c(crc, s + off + FRAME_HEADER_BYTES, plen);
+		le32_encode(s + off + 12, crc);
+		off += FRAME_HEADER_BYTES + plen;
+	}
 }
 
 static char scratch[256];

@@ -16,26 +16,6 @@
  * CRC: lengths, reserved types, end totals, truncation, trailing bytes.
  */
 
-/* Recompute the CRC of every record the walk can find, the way the writer makes them. */
-static void fix_crcs(uint8_t *s, size_t len)
-{
-	size_t off = FRAME_STREAM_HEADER_BYTES;
-
-	if (len < FRAME_STREAM_HEADER_BYTES || (le16_decode(s + 6) & FRAME_F_NO_CRC))
-		return;
-	while (len - off >= FRAME_HEADER_BYTES && le32_decode(s + off) == FRAME_SYNC) {
-		uint32_t plen = le32_decode(s + off + 8);
-		uint32_t crc;
-
-		if (plen > len - off - FRAME_HEADER_BYTES)
-			break;
-		crc = crc32c(0, s + off, 12);
-		crc = crc32c(crc, s + off + FRAME_HEADER_BYTES, plen);
-		le32_encode(s + off + 12, crc);
-		off += FRAME_HEADER_BYTES + plen;
-	}
-}
-
 /* Read records one way or another until the end or an error; 0 at a clean end. */
 static int read_all(struct stream *f, uint8_t how)
 {
@@ -91,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	how = data[0];
 	s = fuzz_dup(data + 1, size - 1);
-	fix_crcs(s, size - 1);
+	fuzz_fix_frame_crcs(s, size - 1);
 	if (mem_stream_reader(&mem, s, size - 1) < 0)
 		abort();
 	rc = frame_reader_open_flags(&f, mem, FRAME_F_NO_CRC);
@@ -125,12 +105,7 @@ static int seed(const char *dir, const char *name, uint8_t how, uint16_t hflags,
 	if (rc == 0)
 		rc = stream_close(f, true);
 	if (rc == 0) {
-		uint8_t *b = fuzz_alloc(out.len + 1);
-
-		b[0] = how;
-		memcpy(b + 1, out.data, out.len);
-		rc = fuzz_seed_write(dir, name, b, out.len + 1);
-		free(b);
+		rc = fuzz_seed_write2(dir, name, &how, 1, out.data, out.len);
 		free(out.data);
 	}
 	free(payload);

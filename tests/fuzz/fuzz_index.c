@@ -113,23 +113,20 @@ static int seed(const char *dir, const char *name, struct repo_crypto *c, bool b
 	rc = index_file_encode(&ix, c, &buf, &len);
 	if (rc < 0)
 		return rc;
-	b = fuzz_alloc(len + 1);
 	if (body_only) {
 		/* The plaintext body again, for mode 1 to seal. */
 		size_t body_len = len - INDEX_PREFIX_BYTES - REPO_SEAL_OVERHEAD - INDEX_TAIL_BYTES;
 
-		b[0] = 1;
+		b = fuzz_alloc(body_len);
 		if (repo_crypto_open(c, REPO_SEAL_META, buf, INDEX_PREFIX_BYTES,
-				     buf + INDEX_PREFIX_BYTES, body_len + REPO_SEAL_OVERHEAD, b + 1) < 0)
+				     buf + INDEX_PREFIX_BYTES, body_len + REPO_SEAL_OVERHEAD, b) < 0)
 			rc = -EIO;
-		len = body_len;
+		if (rc == 0)
+			rc = fuzz_seed_write2(dir, name, (uint8_t[]){ 1 }, 1, b, body_len);
+		free(b);
 	} else {
-		b[0] = 0;
-		memcpy(b + 1, buf, len);
+		rc = fuzz_seed_write2(dir, name, (uint8_t[]){ 0 }, 1, buf, len);
 	}
-	if (rc == 0)
-		rc = fuzz_seed_write(dir, name, b, len + 1);
-	free(b);
 	free(buf);
 	return rc;
 }

@@ -161,14 +161,7 @@ static int seed_manifest(struct snap_manifest *m, int variant)
 static int write_mode(const char *dir, const char *name, uint8_t mode, const uint8_t *p,
 		      size_t len)
 {
-	uint8_t *b = fuzz_alloc(len + 1);
-	int rc;
-
-	b[0] = mode;
-	memcpy(b + 1, p, len);
-	rc = fuzz_seed_write(dir, name, b, len + 1);
-	free(b);
-	return rc;
+	return fuzz_seed_write2(dir, name, &mode, 1, p, len);
 }
 
 int fuzz_write_seeds(const char *dir)

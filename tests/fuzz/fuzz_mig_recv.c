@@ -25,25 +25,6 @@
 
 static int disk_fd = -1;
 
-static void fix_crcs(uint8_t *s, size_t len)
-{
-	size_t off = FRAME_STREAM_HEADER_BYTES;
-
-	if (len < FRAME_STREAM_HEADER_BYTES || (le16_decode(s + 6) & FRAME_F_NO_CRC))
-		return;
-	while (len - off >= FRAME_HEADER_BYTES && le32_decode(s + off) == FRAME_SYNC) {
-		uint32_t plen = le32_decode(s + off + 8);
-		uint32_t crc;
-
-		if (plen > len - off - FRAME_HEADER_BYTES)
-			break;
-		crc = crc32c(0, s + off, 12);
-		crc = crc32c(crc, s + off + FRAME_HEADER_BYTES, plen);
-		le32_encode(s + off + 12, crc);
-		off += FRAME_HEADER_BYTES + plen;
-	}
-}
-
 /* Give d the machine its HELLO describes, as create_vm would; false when too large. */
 static bool make_machine(struct mig_dest *d, uint8_t **ram)
 {
@@ -86,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[320] = "";
 	int rc;
 
-	fix_crcs(s, size);
+	fuzz_fix_frame_crcs(s, size);
 	if (mem_stream_reader(&mem, s, size) < 0 ||
 	    mem_stream_writer(&reply, &replies, MEM_STREAM_UNLIMITED) < 0)
 		abort();

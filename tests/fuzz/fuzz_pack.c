@@ -186,13 +186,8 @@ int fuzz_write_seeds(const char *dir)
 
 	pack_builder_init(&pb);
 	rc = build(&pb, NULL);
-	if (rc == 0) {
-		b = fuzz_alloc(pb.len + 1);
-		b[0] = 0;
-		memcpy(b + 1, pb.buf, pb.len);
-		rc = fuzz_seed_write(dir, "seed-plain", b, pb.len + 1);
-		free(b);
-	}
+	if (rc == 0)
+		rc = fuzz_seed_write2(dir, "seed-plain", (uint8_t[]){ 0 }, 1, pb.buf, pb.len);
 	if (rc == 0)
 		rc = build(&pb, fuzz_repo_crypto());
 	if (rc == 0) {
@@ -201,11 +196,7 @@ int fuzz_write_seeds(const char *dir)
 		size_t rec_len = pb.entries[pb.n - 1].offset + pack_record_bytes(&pb.entries[pb.n - 1]) -
 				 PACK_HEADER_BYTES;
 
-		b = fuzz_alloc(pb.len + 1);
-		b[0] = 0;
-		memcpy(b + 1, pb.buf, pb.len);
-		rc = fuzz_seed_write(dir, "seed-sealed", b, pb.len + 1);
-		free(b);
+		rc = fuzz_seed_write2(dir, "seed-sealed", (uint8_t[]){ 0 }, 1, pb.buf, pb.len);
 		b = fuzz_alloc(5 + rec_len + trailer_len);
 		b[0] = 1;
 		le32_encode(b + 1, (uint32_t)rec_len);

@@ -136,15 +136,7 @@ static const char multipart_doc[] =
 
 static int seed(const char *dir, const char *name, uint8_t status, const char *doc)
 {
-	size_t len = strlen(doc);
-	uint8_t *b = fuzz_alloc(len + 1);
-	int rc;
-
-	b[0] = status;
-	memcpy(b + 1, doc, len);
-	rc = fuzz_seed_write(dir, name, b, len + 1);
-	free(b);
-	return rc;
+	return fuzz_seed_write2(dir, name, &status, 1, doc, strlen(doc));
 }
 
 int fuzz_write_seeds(const char *dir)

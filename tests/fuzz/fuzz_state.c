@@ -162,7 +162,7 @@ static int seed(const char *dir, const char *name, unsigned ncpus, uint64_t disk
 		.cpu_features = "pvm-test",
 	};
 	struct vm *vm;
-	uint8_t *blob, *b;
+	uint8_t *blob;
 	size_t len;
 	int rc;
 
@@ -185,11 +185,7 @@ static int seed(const char *dir, const char *name, unsigned ncpus, uint64_t disk
 	vm_destroy(vm);
 	if (rc < 0)
 		return rc;
-	b = fuzz_alloc(len + 1);
-	b[0] = 0;
-	memcpy(b + 1, blob, len);
-	rc = fuzz_seed_write(dir, name, b, len + 1);
-	free(b);
+	rc = fuzz_seed_write2(dir, name, (uint8_t[]){ 0 }, 1, blob, len);
 	free(blob);
 	return rc;
 }

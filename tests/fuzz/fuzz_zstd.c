@@ -91,13 +91,10 @@ static int seed(const char *dir, const char *name, uint8_t how,
 		rc = stream_close(z, rc == 0);
 	}
 	if (rc == 0) {
-		uint8_t *b = fuzz_alloc(out.len + 5);
+		uint8_t head[5] = { how };
 
-		b[0] = how;
-		le32_encode(b + 1, (uint32_t)len);
-		memcpy(b + 5, out.data, out.len);
-		rc = fuzz_seed_write(dir, name, b, out.len + 5);
-		free(b);
+		le32_encode(head + 1, (uint32_t)len);
+		rc = fuzz_seed_write2(dir, name, head, sizeof(head), out.data, out.len);
 		free(out.data);
 	}
 	free(p);
