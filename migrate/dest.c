@@ -193,8 +193,10 @@ int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 				goto bad;
 			free(d->state);
 			d->state = malloc(len ? len : 1);
-			if (!d->state)
+			if (!d->state) {
+				snprintf(err, errlen, "VM state of %zu bytes: out of memory", len);
 				return -ENOMEM;
+			}
 			d->state_len = len;
 			rc = frame_read_part(d->in, d->state, len);
 		} else if (rc == 0 && len > MIG_DEST_BUF_BYTES) {
