@@ -25,8 +25,9 @@ packages=(
 	linux-source-6.1 bc flex bison libelf-dev
 )
 if $sanitize; then
-	# clang, and compiler-rt: the ASan, UBSan and libFuzzer runtimes
-	packages+=(clang libclang-rt-14-dev)
+	# clang, and compiler-rt: the ASan, UBSan and libFuzzer runtimes; llvm for
+	# llvm-symbolizer, so that sanitizer reports name files and lines
+	packages+=(clang libclang-rt-14-dev llvm)
 fi
 missing=()
 for p in "${packages[@]}"; do
