@@ -25,7 +25,8 @@
  * vm_state_load runs around its KVM calls: vs_restore_decode, which decodes and checks the
  * whole blob before KVM is touched, then vs_restore_devices, the real device loads. KVM
  * is never called: its ioctls are what a stub would replace, and they validate what they
- * get themselves. The host's CPUID is a table that offers every feature.
+ * get themselves. The host's CPUID is a table that offers every feature. A device that
+ * took a state must take what it saves from it again.
  */
 #define FUZZ_DISK_MAX (1u << 20)
 
@@ -108,6 +109,40 @@ static void machine_free(struct machine *m)
 		close(m->disk_fd);
 }
 
+/* Each device's state, saved again, must load again: what a loaded VM saves, it can restore. */
+static void check_devices_reload(struct machine *m)
+{
+	for (unsigned i = 0; i < 4; i++) {
+		struct vs_enc e;
+		int rc = 0;
+
+		vs_enc_init(&e);
+		switch (i) {
+		case 0:
+			serial_state_save(m->dev.serial, &e);
+			rc = e.err ? e.err : serial_state_load(m->dev.serial, e.buf, e.len);
+			break;
+		case 1:
+			pm_state_save(m->dev.pm, &e);
+			rc = e.err ? e.err : pm_state_load(m->dev.pm, e.buf, e.len);
+			break;
+		case 2:
+			pci_state_save(m->dev.pci, &e);
+			rc = e.err ? e.err : pci_state_load(m->dev.pci, e.buf, e.len);
+			break;
+		default:
+			if (m->dev.blk) {
+				virtio_blk_state_save(m->dev.blk, &e);
+				rc = e.err ? e.err : virtio_blk_state_load(m->dev.blk, e.buf, e.len);
+			}
+			break;
+		}
+		vs_enc_free(&e);
+		if (rc < 0)
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct machine m;
@@ -140,8 +175,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	if (vs_restore_decode(&r, &shape, host_cpuid(), blob, len, err, sizeof(err)) == 0) {
 		machine_make(&m, info.disk_bytes);
-		if (vs_restore_devices(r, &m.dev, err, sizeof(err)) == 0)
+		if (vs_restore_devices(r, &m.dev, err, sizeof(err)) == 0) {
+			check_devices_reload(&m);
 			fuzz_accepted++;
+		}
 		machine_free(&m);
 		vs_restore_free(r);
 	}
