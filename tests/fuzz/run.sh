@@ -17,7 +17,7 @@ shift 2
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
 	for f in "$build"/tests/fuzz/fuzz_*; do
-		[ -x "$f" ] && names+=("${f##*/fuzz_}")
+		[ -f "$f" ] && [ -x "$f" ] && names+=("${f##*/fuzz_}")
 	done
 fi
 if [ ${#names[@]} -eq 0 ]; then
