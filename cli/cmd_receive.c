@@ -53,6 +53,11 @@ static int receive_create_vm(void *arg, const struct mig_hello *h, struct vm **o
 			 ctx->disk_path);
 		return -EINVAL;
 	}
+	if ((h->flags & MIG_FLAG_WITH_DISK) && (!h->disk_bytes || !ctx->disk_path)) {
+		/* mig_hello_decode refuses such a HELLO; never reach open() without a path. */
+		snprintf(err, errlen, "the source sends a disk but describes none");
+		return -EPROTO;
+	}
 	if (h->flags & MIG_FLAG_WITH_DISK) {
 		/* A new image: never overwrite one, it may be the source's own. */
 		int fd = open(ctx->disk_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -234,6 +234,34 @@ const char *json_get_str(const struct json_obj *o, const char *key)
 	return m && m->type == JSON_T_STRING ? m->str : NULL;
 }
 
+int json_get_u64(const struct json_obj *o, const char *key, uint64_t max, uint64_t *out)
+{
+	const struct json_member *m = json_get(o, key);
+	uint64_t v = 0;
+	const char *p;
+
+	if (!m)
+		return -ENOENT;
+	if (m->type != JSON_T_NUMBER)
+		return -EINVAL;
+	p = m->str;
+	if (*p == '-')
+		return strspn(p + 1, "0123456789") == strlen(p + 1) && p[1] ? -ERANGE : -EINVAL;
+	if (!*p || strspn(p, "0123456789") != strlen(p))
+		return -EINVAL; /* 1.5, 1e3, 1e300: not written as a whole number */
+	for (; *p; p++) {
+		uint64_t d = (uint64_t)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
 void json_quote(char *buf, size_t len, const char *s)
 {
 	size_t n = 0;

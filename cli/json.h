@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define JSON_MAX_MEMBERS 32
 #define JSON_MAX_STR 512
@@ -49,6 +50,15 @@ const struct json_member *json_get(const struct json_obj *o, const char *key);
 
 /* The string member named key, or NULL if absent or not a string. */
 const char *json_get_str(const struct json_obj *o, const char *key);
+
+/*
+ * The member named key as a whole number (o, key, max, out): the number's text must be
+ * digits only (no sign, fraction or exponent, so nothing is ever converted from a double)
+ * and its value at most max. Returns 0 with *out set; -ENOENT when key is absent;
+ * -EINVAL when it is not a number or not a whole one; -ERANGE when it is negative or
+ * above max. *out is left alone on failure.
+ */
+int json_get_u64(const struct json_obj *o, const char *key, uint64_t max, uint64_t *out);
 
 /* Write s as a JSON string literal (quotes included) into buf; truncates safely. */
 void json_quote(char *buf, size_t len, const char *s);

@@ -145,11 +145,21 @@ static void copy_str(char *dst, size_t cap, const struct json_obj *req, const ch
 	snprintf(dst, cap, "%s", v ? v : "");
 }
 
-static uint64_t get_u64(const struct json_obj *req, const char *key)
+/*
+ * An optional whole-number member (req, key, max, out, reply, len): absent leaves *out
+ * alone. False, with the refusal in reply, when it is there but not a whole number in
+ * [0, max]: never a double cast to an integer it may not fit.
+ */
+static bool get_u64(const struct json_obj *req, const char *key, uint64_t max, uint64_t *out,
+		    char *reply, size_t len)
 {
-	const struct json_member *m = json_get(req, key);
+	char msg[160];
 
-	return m && m->type == JSON_T_NUMBER && m->num > 0 ? (uint64_t)m->num : 0;
+	if (json_get_u64(req, key, max, out) == 0 || !json_get(req, key))
+		return true;
+	snprintf(msg, sizeof(msg), "%s must be a whole number from 0 to %" PRIu64, key, max);
+	api_fail(reply, len, msg);
+	return false;
 }
 
 static bool get_bool(const struct json_obj *req, const char *key)
@@ -206,9 +216,10 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	copy_str(p.auth.key_file, sizeof(p.auth.key_file), req, "tls_key");
 	copy_str(p.auth.ca_file, sizeof(p.auth.ca_file), req, "tls_ca");
 	p.auth.insecure_plaintext = get_bool(req, "insecure_plaintext");
-	p.downtime_ms = get_u64(req, "downtime_ms");
-	p.max_bandwidth = get_u64(req, "max_bandwidth");
-	p.timeout_ms = get_u64(req, "timeout_ms");
+	if (!get_u64(req, "downtime_ms", UINT64_MAX, &p.downtime_ms, reply, len) ||
+	    !get_u64(req, "max_bandwidth", UINT64_MAX, &p.max_bandwidth, reply, len) ||
+	    !get_u64(req, "timeout_ms", UINT64_MAX, &p.timeout_ms, reply, len))
+		return;
 	p.with_disk = get_bool(req, "with_disk");
 	p.verify = get_bool(req, "verify");
 	{
@@ -310,6 +321,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	struct snap_result res;
 	char repo[PATH_MAX], key_file[PATH_MAX], name[SNAP_NAME_MAX + 1], err[512] = "";
 	char endpoint[256], s3_log[2 * sizeof(res.s3_log) + 8];
+	uint64_t rounds = 0, lock_wait = 0, s3_retry = 0;
 	int rc;
 
 	copy_str(endpoint, sizeof(endpoint), req, "endpoint"); /* S3; "" = the VMM's environment */
@@ -323,19 +335,20 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 	p.repo = repo;
 	p.key_file = key_file[0] ? key_file : NULL;
 	p.vm_name = name[0] ? name : "vm";
-	p.max_rounds = (unsigned)get_u64(req, "max_rounds");
+	if (!get_u64(req, "max_rounds", UINT_MAX, &rounds, reply, len))
+		return;
+	p.max_rounds = (unsigned)rounds;
 	p.no_live = get_bool(req, "no_live");
 	p.endpoint = endpoint[0] ? endpoint : NULL;
 	p.min_bytes = get_bool(req, "min_bytes");
 	p.verify = get_bool(req, "verify");
-	p.lock_wait_s = (unsigned)get_u64(req, "lock_wait");
+	if (!get_u64(req, "lock_wait", UINT_MAX, &lock_wait, reply, len) ||
+	    !get_u64(req, "s3_retry", 86400, &s3_retry, reply, len))
+		return;
+	p.lock_wait_s = (unsigned)lock_wait;
 	p.repo_locked = get_bool(req, "repo_locked");
-	{
-		const struct json_member *m = json_get(req, "s3_retry");
-
-		p.s3_retry_s = m && m->type == JSON_T_NUMBER && m->num >= 0 && m->num <= 86400
-				       ? (int)m->num : -1;
-	}
+	/* No "s3_retry": the default budget (s3.h). */
+	p.s3_retry_s = json_get(req, "s3_retry") ? (int)s3_retry : -1;
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {
 		pthread_mutex_unlock(&h->lock);
@@ -510,10 +523,19 @@ int cli_console_open(struct cli_console *c, const char *path)
 	c->created = false;
 	if (!path)
 		return 0;
-	c->created = access(path, F_OK) != 0;
-	c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/*
+	 * The guest's output is its own business: a new file is private (0600). A symlink is
+	 * never followed (a path in a shared directory could point anywhere), and whether we
+	 * made the file is known from O_EXCL, not guessed beforehand, so a discard removes
+	 * only a file we created.
+	 */
+	c->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	c->created = c->fd >= 0;
+	if (c->fd < 0 && errno == EEXIST)
+		c->fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 	if (c->fd < 0) {
-		cli_error("console file %s: %s", path, strerror(errno));
+		cli_error("console file %s: %s%s", path, strerror(errno),
+			  errno == ELOOP ? " (a symlink: name the file itself)" : "");
 		return -1;
 	}
 	return 0;

@@ -11,37 +11,12 @@
 #include <unistd.h>
 
 #include "migrate/conn.h"
+#include "migrate/dest_priv.h"
 #include "migrate/verify.h"
 #include "transport/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
-
-#define DEST_BUF_BYTES (MIG_RUN_HDR_BYTES + (size_t)MIG_MAX_RUN_PAGES * MIG_PAGE_BYTES)
-#define DEST_STATE_MAX (16u << 20)
-
-struct mig_dest {
-	struct stream *conn; /* borrowed for replies; owned by in through zstd */
-	struct stream *in;   /* frame reader */
-	struct vm *vm;
-	struct mig_hello hello;
-	struct vm_ram_region reg[MIG_MAX_REGIONS];
-	unsigned nreg;
-	int disk_fd;
-	uint8_t *buf;
-	uint8_t *state;
-	size_t state_len;
-	/*
-	 * --verify: the next page (region, page) and block a VERIFY record must start at,
-	 * what differed, and our own digests of the record's range.
-	 */
-	unsigned vreg;
-	uint64_t vpage, vblock;
-	uint64_t *vpop;  /* region vreg's vm_ram_populated bitmap, NULL if unknown */
-	uint64_t *vdig;
-	uint8_t *vblk;   /* one disk block */
-	uint64_t bad_pages, bad_blocks, first_bad_gpa, first_bad_block;
-};
 
 static int refuse(struct mig_dest *d, enum mig_reply type, char *err, size_t errlen, int rc,
 		  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -60,41 +35,36 @@ static int refuse(struct mig_dest *d, enum mig_reply type, char *err, size_t err
 	return rc;
 }
 
-/* The machine the source describes must be the one create_vm made. */
-static int check_layout(struct mig_dest *d, char *why, size_t len)
+int mig_dest_check_layout(const struct mig_dest *d, char *why, size_t len)
 {
-	d->nreg = vm_ram_nregions(d->vm);
 	if (d->nreg != d->hello.nregions) {
 		snprintf(why, len, "RAM layout differs: %u regions here, %u at the source",
 			 d->nreg, d->hello.nregions);
 		return -EPROTO;
 	}
 	for (unsigned r = 0; r < d->nreg; r++) {
-		vm_ram_region(d->vm, r, &d->reg[r]);
 		if (d->reg[r].gpa != d->hello.region[r].gpa ||
 		    d->reg[r].bytes != d->hello.region[r].bytes) {
 			snprintf(why, len, "RAM region %u differs from the source's", r);
 			return -EPROTO;
 		}
 	}
-	if (d->hello.disk_bytes != (vm_disk_present(d->vm) ? vm_disk_bytes(d->vm) : 0)) {
+	if (d->hello.disk_bytes != d->disk_bytes) {
 		snprintf(why, len, "disk of %" PRIu64 " bytes here, %" PRIu64 " at the source: "
-			 "give --disk an image of the same size", vm_disk_present(d->vm) ?
-			 vm_disk_bytes(d->vm) : 0, d->hello.disk_bytes);
+			 "give --disk an image of the same size", d->disk_bytes,
+			 d->hello.disk_bytes);
 		return -EPROTO;
 	}
 	return 0;
 }
 
-static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ctx, char *err,
-			size_t errlen)
+int mig_dest_read_hello(struct mig_dest *d, char *err, size_t errlen)
 {
-	char why[256] = "";
 	uint16_t type, flags;
 	size_t len;
 	int rc;
 
-	rc = frame_read(d->in, &type, &flags, d->buf, DEST_BUF_BYTES, &len);
+	rc = frame_read(d->in, &type, &flags, d->buf, MIG_DEST_BUF_BYTES, &len);
 	if (rc < 0) {
 		snprintf(err, errlen, "no migration stream from the source: %s", strerror(-rc));
 		return rc;
@@ -106,18 +76,49 @@ static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ct
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
 			      "migration protocol %u is not %u: run the same godwit on both hosts",
 			      d->hello.proto, MIG_PROTO_VERSION);
+	return 0;
+}
+
+/* The VM create_vm made for the HELLO, as the machine here: RAM regions and disk. */
+static void dest_machine(struct mig_dest *d)
+{
+	d->nreg = vm_ram_nregions(d->vm);
+	if (d->nreg > MIG_MAX_REGIONS)
+		d->nreg = MIG_MAX_REGIONS + 1; /* never equals the HELLO's count */
+	for (unsigned r = 0; r < d->nreg && r < MIG_MAX_REGIONS; r++)
+		vm_ram_region(d->vm, r, &d->reg[r]);
+	d->disk_bytes = vm_disk_present(d->vm) ? vm_disk_bytes(d->vm) : 0;
+	d->disk_path = vm_disk_path(d->vm);
+}
+
+static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ctx, char *err,
+			size_t errlen)
+{
+	char why[256] = "";
+	int rc;
+
+	rc = mig_dest_read_hello(d, err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = create_vm(ctx, &d->hello, &d->vm, why, sizeof(why));
 	if (rc < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
-	rc = check_layout(d, why, sizeof(why));
+	dest_machine(d);
+	rc = mig_dest_check_layout(d, why, sizeof(why));
 	if (rc < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
 	if (d->hello.flags & MIG_FLAG_WITH_DISK) {
+		/* mig_hello_decode admits the flag only with a disk, and the disks matched. */
+		if (!d->disk_path)
+			return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
+				      "the source sends its disk, but this VM has none");
 		/* Read too: --verify digests what was written. */
-		d->disk_fd = open(vm_disk_path(d->vm), O_RDWR | O_CLOEXEC);
-		if (d->disk_fd < 0)
-			return refuse(d, MIG_REPLY_REFUSE, err, errlen, -errno, "disk %s: %s",
-				      vm_disk_path(d->vm), strerror(errno));
+		d->disk_fd = open(d->disk_path, O_RDWR | O_CLOEXEC);
+		if (d->disk_fd < 0) {
+			rc = -errno;
+			return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "disk %s: %s",
+				      d->disk_path, strerror(-rc));
+		}
 	}
 	rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, NULL);
 	if (rc < 0)
@@ -165,8 +166,10 @@ static int write_disk(struct mig_dest *d, const struct mig_run *run, const uint8
 
 				n = pwrite(d->disk_fd, zero, chunk, (off_t)(off + done));
 			}
-			if (n <= 0)
-				return -EIO;
+			if (n < 0)
+				return -errno; /* ENOSPC, EIO, ...: the caller names the disk */
+			if (n == 0)
+				return -EIO; /* no progress, which pwrite never makes for len > 0 */
 			done += (size_t)n;
 		}
 	}
@@ -198,7 +201,7 @@ static int verify_pages(struct mig_dest *d, const struct mig_run *run, size_t le
 		return -EPROTO;
 	if (d->vpage == 0) {
 		d->vpop = malloc((size_t)(npages + 63) / 64 * 8);
-		if (d->vpop && vm_ram_populated(d->vm, run->region, d->vpop) < 0) {
+		if (d->vpop && (!d->vm || vm_ram_populated(d->vm, run->region, d->vpop) < 0)) {
 			free(d->vpop);
 			d->vpop = NULL;
 		}
@@ -284,8 +287,7 @@ static int verify_result(struct mig_dest *d, char *why, size_t len)
 	return 0;
 }
 
-/* Apply records until DONE; the state blob is kept for loading. */
-static int receive_data(struct mig_dest *d, char *err, size_t errlen)
+int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 {
 	for (;;) {
 		struct mig_run run;
@@ -300,15 +302,17 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 		 */
 		rc = frame_read_header(d->in, &type, &flags, &len);
 		if (rc == 0 && type == MIG_REC_STATE) {
-			if (len > DEST_STATE_MAX)
+			if (len > MIG_DEST_STATE_MAX)
 				goto bad;
 			free(d->state);
 			d->state = malloc(len ? len : 1);
-			if (!d->state)
+			if (!d->state) {
+				snprintf(err, errlen, "VM state of %zu bytes: out of memory", len);
 				return -ENOMEM;
+			}
 			d->state_len = len;
 			rc = frame_read_part(d->in, d->state, len);
-		} else if (rc == 0 && len > DEST_BUF_BYTES) {
+		} else if (rc == 0 && len > MIG_DEST_BUF_BYTES) {
 			goto bad;
 		} else if (rc == 0 && type == MIG_REC_PAGES && len >= MIG_RUN_HDR_BYTES) {
 			rc = frame_read_part(d->in, d->buf, MIG_RUN_HDR_BYTES);
@@ -353,9 +357,16 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 			    : len != MIG_RUN_HDR_BYTES + (uint64_t)run.count *
 						     d->hello.disk_block_bytes)
 				goto bad;
-			if (write_disk(d, &run, type == MIG_REC_DISK ? d->buf + MIG_RUN_HDR_BYTES
-								     : NULL) < 0)
+			rc = write_disk(d, &run, type == MIG_REC_DISK ? d->buf + MIG_RUN_HDR_BYTES
+								  : NULL);
+			if (rc == -EPROTO)
 				goto bad;
+			if (rc < 0) {
+				snprintf(err, errlen, "disk %s: writing blocks %" PRIu64 "+%" PRIu32
+					 ": %s", d->disk_path ? d->disk_path : "(none)", run.first,
+					 run.count, strerror(-rc));
+				return rc;
+			}
 			break;
 		case MIG_REC_ROUND_END:
 			if (len != 4)
@@ -392,10 +403,13 @@ static int receive_data(struct mig_dest *d, char *err, size_t errlen)
 				return -EPROTO;
 			}
 			return 0;
-		case MIG_REC_ABORT:
-			snprintf(err, errlen, "the source cancelled: %.*s", (int)(len < 256 ? len : 256),
-				 (const char *)d->buf);
+		case MIG_REC_ABORT: {
+			char why[257];
+
+			mig_text_copy(why, sizeof(why), d->buf, len);
+			snprintf(err, errlen, "the source cancelled: %s", why);
 			return -ECANCELED;
+		}
 		default:
 			snprintf(err, errlen, "unexpected record type %u in the migration stream",
 				 type);
@@ -420,7 +434,7 @@ static int wait_go(struct mig_dest *d, uint32_t *go_flags, char *err, size_t err
 	size_t len;
 	int rc;
 
-	rc = frame_read(d->in, &type, &flags, d->buf, DEST_BUF_BYTES, &len);
+	rc = frame_read(d->in, &type, &flags, d->buf, MIG_DEST_BUF_BYTES, &len);
 	if (rc < 0) {
 		snprintf(err, errlen, "connection lost before the source's GO (%s): the source "
 			 "keeps the VM, paused unless it was cancelled or died; it does not run "
@@ -453,7 +467,7 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 	size_t len;
 	int fd, rc;
 
-	d.buf = malloc(DEST_BUF_BYTES);
+	d.buf = malloc(MIG_DEST_BUF_BYTES);
 	d.vdig = malloc((size_t)MIG_MAX_RUN_DIGESTS * sizeof(uint64_t));
 	if (!d.buf || !d.vdig) {
 		free(d.buf);
@@ -477,8 +491,12 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		goto out_buf;
 	}
 	rc = handle_hello(&d, create_vm, ctx, err, errlen);
-	if (rc == 0)
-		rc = receive_data(&d, err, errlen);
+	if (rc == 0) {
+		rc = mig_dest_receive_data(&d, err, errlen);
+		/* Tell the source why, so it reports this host's reason, not a lost connection. */
+		if (rc < 0 && rc != -ECANCELED)
+			mig_reply_send(d.conn, MIG_REPLY_ERROR, err);
+	}
 	if (rc == 0) {
 		char why[256] = "";
 
@@ -487,8 +505,11 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 			rc = vm_state_check_cpu(d.state, d.state_len, why, sizeof(why));
 		if (rc == 0)
 			rc = vm_state_load(d.vm, d.state, d.state_len, why, sizeof(why));
-		if (rc == 0 && d.disk_fd >= 0 && fdatasync(d.disk_fd) < 0)
-			rc = -errno, snprintf(why, sizeof(why), "disk: %s", strerror(errno));
+		if (rc == 0 && d.disk_fd >= 0 && fdatasync(d.disk_fd) < 0) {
+			rc = -errno;
+			snprintf(why, sizeof(why), "disk %s: fdatasync: %s", d.disk_path,
+				 strerror(-rc));
+		}
 		if (rc < 0)
 			rc = refuse(&d, MIG_REPLY_ERROR, err, errlen, rc, "%s", why);
 	}
@@ -517,7 +538,7 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		else
 			err[0] = '\0';
 		/* The source's committing close ends the stream; its absence changes nothing. */
-		frame_read(d.in, &type, &flags, d.buf, DEST_BUF_BYTES, &len);
+		frame_read(d.in, &type, &flags, d.buf, MIG_DEST_BUF_BYTES, &len);
 		*out = d.vm;
 		d.vm = NULL;
 	}

@@ -66,6 +66,9 @@ int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h)
 	h->disk_block_bytes = le32_decode(p + 8);
 	if (h->disk_bytes && (h->disk_block_bytes == 0 || h->disk_block_bytes % 512))
 		return -EPROTO;
+	/* Unknown flags, or a disk sent along with a VM that has none, are not ours. */
+	if ((h->flags & ~MIG_FLAGS_KNOWN) || ((h->flags & MIG_FLAG_WITH_DISK) && !h->disk_bytes))
+		return -EPROTO;
 	memcpy(h->version, p + 12, 32);
 	h->version[32] = '\0';
 	return 0;
@@ -83,6 +86,18 @@ void mig_run_decode(const uint8_t in[MIG_RUN_HDR_BYTES], struct mig_run *r)
 	r->region = le32_decode(in);
 	r->count = le32_decode(in + 4);
 	r->first = le64_decode(in + 8);
+}
+
+void mig_text_copy(char *out, size_t cap, const uint8_t *text, size_t len)
+{
+	size_t n;
+
+	if (cap == 0)
+		return;
+	n = len < cap - 1 ? len : cap - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = text[i] < 0x20 || text[i] == 0x7f ? '?' : (char)text[i];
+	out[n] = '\0';
 }
 
 int mig_reply_send(struct stream *s, enum mig_reply type, const char *msg)
@@ -118,7 +133,8 @@ int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap
 	if (rc < 0)
 		return rc;
 	len = le32_decode(hdr + 8);
-	if (le32_decode(hdr) != MIG_REPLY_MAGIC || len > MIG_REPLY_MAX_MSG)
+	if (le32_decode(hdr) != MIG_REPLY_MAGIC || le16_decode(hdr + 6) != 0 ||
+	    len > MIG_REPLY_MAX_MSG)
 		return -EPROTO;
 	rc = stream_read_all(s, body, len);
 	if (rc < 0)
@@ -129,11 +145,6 @@ int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap
 	*type = (enum mig_reply)le16_decode(hdr + 4);
 	if (*type == MIG_REPLY_INVALID || *type >= MIG_REPLY_COUNT)
 		return -EPROTO;
-	if (cap) {
-		size_t n = len < cap - 1 ? len : cap - 1;
-
-		memcpy(msg, body, n);
-		msg[n] = '\0';
-	}
+	mig_text_copy(msg, cap, (const uint8_t *)body, len);
 	return 0;
 }

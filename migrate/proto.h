@@ -102,9 +102,9 @@ enum mig_rec {
 #define MIG_MAX_REGIONS 4
 #define MIG_MAX_RUN_PAGES 256u  /* pages in one PAGES record: 1 MiB of payload */
 #define MIG_MAX_RUN_BLOCKS 16u  /* 64 KiB disk blocks in one DISK record */
-#define MIG_FLAG_WITH_DISK 1u
+#define MIG_FLAG_WITH_DISK 1u /* HELLO flag: DISK records follow; only with disk_bytes > 0 */
 #define MIG_FLAG_VERIFY 2u      /* VERIFY records cover every page (and block) before DONE */
-#define MIG_FLAGS_KNOWN (MIG_FLAG_WITH_DISK | MIG_FLAG_VERIFY)
+#define MIG_FLAGS_KNOWN (MIG_FLAG_WITH_DISK | MIG_FLAG_VERIFY) /* any other HELLO flag: refused */
 #define MIG_GO_F_PAUSED 1u      /* the user held the guest paused: arrive paused */
 #define MIG_GO_BYTES 4u
 #define MIG_DIGEST_BYTES 8u     /* of a page or disk block, migrate/verify.h */
@@ -179,7 +179,11 @@ struct mig_hello {
 
 /* Encode h into buf (cap bytes). Returns the length, or -ENOSPC. */
 int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap);
-/* Decode and check a HELLO payload (untrusted). Returns 0 or -EPROTO. */
+/*
+ * Decode and check a HELLO payload (untrusted): its length, regions (page-aligned,
+ * non-empty, summing to ram_bytes), vCPUs, disk geometry, and flags (only known ones;
+ * WITH_DISK only with a disk). Returns 0 or -EPROTO.
+ */
 int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h);
 
 struct mig_run {
@@ -190,11 +194,19 @@ struct mig_run {
 void mig_run_encode(const struct mig_run *r, uint8_t out[MIG_RUN_HDR_BYTES]);
 void mig_run_decode(const uint8_t in[MIG_RUN_HDR_BYTES], struct mig_run *r);
 
+/*
+ * Copy a peer's text (a reason in a reply or an ABORT) into out for a message (out, cap,
+ * text, len): NUL-terminated, cut to cap, each control byte made '?', so it prints as
+ * one line.
+ */
+void mig_text_copy(char *out, size_t cap, const uint8_t *text, size_t len);
+
 /* Write one reply (raw) and flush. msg may be NULL. Returns 0 or -errno. */
 int mig_reply_send(struct stream *s, enum mig_reply type, const char *msg);
 /*
- * Read one reply: its type and message (NUL-terminated, cap bytes). Returns 0, -EPROTO
- * for anything malformed, or the stream's error.
+ * Read one reply: its type and message (NUL-terminated, cap bytes, each control byte of
+ * the peer's made '?', so it prints as one line). Returns 0, -EPROTO for anything
+ * malformed (magic, reserved bits, length, checksum, type), or the stream's error.
  */
 int mig_reply_recv(struct stream *s, enum mig_reply *type, char *msg, size_t cap);
 

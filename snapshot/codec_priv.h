@@ -90,6 +90,17 @@ static inline bool dec_bytes(struct dec *d, void *out, size_t n)
 }
 
 /*
+ * The most a zstd frame of stored bytes can decode to: every block takes at least 4 bytes
+ * (a 3-byte header and one RLE byte) and yields at most 128 KiB. A decoder checks what a
+ * header claims against this before it allocates anything for it, so a small object
+ * cannot ask for a large buffer.
+ */
+static inline uint64_t zstd_raw_bound(uint64_t stored)
+{
+	return (stored / 4 + 1) * (128u << 10);
+}
+
+/*
  * An encoder fills a buffer its caller sized exactly beforehand, so running out of room
  * is a program bug (assert), never an input condition.
  */

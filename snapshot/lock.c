@@ -408,6 +408,18 @@ static bool lock_stale(const struct lock_info *me, const struct lock_seen *e, un
 			 (uint64_t)((now - i->heartbeat_ns) / 1000000000ull));
 		return true;
 	}
+	/*
+	 * A heartbeat counts as at most now + stale_s: clocks agree within stale_s, so one
+	 * further ahead is a wrong clock or a forged object, and left alone it would hold
+	 * the lock until that date. Within the cap, a dead holder's lock goes stale at the
+	 * latest 2 x stale_s from now.
+	 */
+	if (i->heartbeat_ns > now && i->heartbeat_ns - now > (uint64_t)stale_s * 1000000000ull) {
+		snprintf(why, len, "its heartbeat is %" PRIu64 " s ahead of this host's clock, "
+			 "more than the stale limit of %u s (a clock is wrong)",
+			 (uint64_t)((i->heartbeat_ns - now) / 1000000000ull), stale_s);
+		return true;
+	}
 	return false;
 }
 

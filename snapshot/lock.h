@@ -72,7 +72,9 @@ struct repo;
  * are directories: so at least one sees the other and backs off; at most one proceeds.
  *
  * Stale locks: a lock is stale when its newest heartbeat is older than stale_s (10
- * minutes by default) by the reader's clock, or, when host and boot id are the reader's
+ * minutes by default) by the reader's clock, or more than stale_s ahead of it (a
+ * heartbeat counts as at most now + stale_s, so a wrong clock or a forged date cannot
+ * hold a lock forever), or, when host and boot id are the reader's
  * own, when its pid is not running or is another process (pid-start differs). A stale
  * lock is removed, with a note, and the acquisition goes on. Clocks of hosts sharing a
  * repository must agree to well within stale_s (NTP). A holder that cannot refresh its

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "snapshot/codec_priv.h"
 
@@ -18,6 +19,7 @@
 #define MANIFEST_ZSTD_LEVEL 3
 #define MANIFEST_REGION_BYTES_MAX (1ull << 52) /* 4 PiB: keeps every count product small */
 #define MANIFEST_FIXED_BYTES (8 + 8 + 4 + 4 + 8 + 4 + 4 + BLOB_ID_BYTES + 4 * 8)
+#define MANIFEST_INFLATE_FIRST (64u << 10) /* body_inflate's first try */
 
 static int fail(const char **why, const char *reason, int rc)
 {
@@ -453,6 +455,42 @@ static int manifest_parse_body(const uint8_t *body, size_t len, struct snap_mani
 	return 0;
 }
 
+/*
+ * Decompress a zstd frame of exactly raw bytes into a malloc'd buffer (stored, stored_len,
+ * raw, out). The buffer grows only as the frame proves it holds more: a try into a
+ * buffer that turns out too small fails with dstSize_tooSmall, and only then is a four
+ * times larger one tried. So what is allocated follows what the object decodes to (at
+ * most zstd_raw_bound of its size), never what its header claims; the work is at most
+ * 4/3 of one decompression. Returns 0, -EBADMSG or -ENOMEM.
+ */
+static int body_inflate(const uint8_t *stored, size_t stored_len, uint64_t raw, uint8_t **out)
+{
+	size_t cap = raw < MANIFEST_INFLATE_FIRST ? (size_t)raw : MANIFEST_INFLATE_FIRST;
+	uint8_t *buf = NULL;
+
+	for (;;) {
+		uint8_t *p = realloc(buf, cap ? cap : 1);
+		size_t n;
+
+		if (!p) {
+			free(buf);
+			return -ENOMEM;
+		}
+		buf = p;
+		n = ZSTD_decompress(buf, cap, stored, stored_len);
+		if (!ZSTD_isError(n) && n == raw) {
+			*out = buf;
+			return 0;
+		}
+		if (!ZSTD_isError(n) || ZSTD_getErrorCode(n) != ZSTD_error_dstSize_tooSmall ||
+		    cap == raw) {
+			free(buf);
+			return -EBADMSG;
+		}
+		cap = raw / 4 < cap ? (size_t)raw : cap * 4;
+	}
+}
+
 /* Decompress (or take) a checked body and parse it (stored, stored_len, raw, zstd, out, why). */
 static int manifest_body(const uint8_t *stored, uint64_t stored_len, uint64_t raw, bool zstd,
 			 struct snap_manifest *out, const char **why)
@@ -461,18 +499,16 @@ static int manifest_body(const uint8_t *stored, uint64_t stored_len, uint64_t ra
 	int rc;
 
 	if (zstd) {
-		size_t n;
-
+		if (raw > zstd_raw_bound(stored_len))
+			return fail(why, "body claims more than its compressed size can hold",
+				    -EMSGSIZE);
 		if (ZSTD_getFrameContentSize(stored, (size_t)stored_len) != raw)
 			return fail(why, "compressed body does not declare its raw length", -EBADMSG);
-		body = malloc(raw ? (size_t)raw : 1);
-		if (!body)
-			return -ENOMEM;
-		n = ZSTD_decompress(body, (size_t)raw, stored, (size_t)stored_len);
-		if (ZSTD_isError(n) || n != raw) {
-			free(body);
-			return fail(why, "body does not decompress", -EBADMSG);
-		}
+		rc = body_inflate(stored, (size_t)stored_len, raw, &body);
+		if (rc == -EBADMSG)
+			return fail(why, "body does not decompress", rc);
+		if (rc < 0)
+			return rc;
 	}
 	rc = manifest_parse_body(body ? body : stored, (size_t)raw, out, why);
 	free(body);

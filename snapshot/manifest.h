@@ -175,8 +175,11 @@ int manifest_encode(const struct snap_manifest *m, struct repo_crypto *c, uint8_
  * crypto, NULL for a plaintext repository: the sealed form needs it and the plaintext
  * form must not have it. The tag is verified before anything is decompressed. Every
  * count is checked against the body length and the limits above before anything is
- * allocated. On success out owns its arrays. Returns 0; -EPROTO (truncated); -ENOMSG
- * (magic); -EPROTONOSUPPORT (version, flags); -EMSGSIZE (a length over a limit); -ENOKEY
+ * allocated, and the body's buffer grows only as its zstd frame proves it holds more (a
+ * raw length the compressed size cannot hold is refused at once), so a small object never
+ * makes the reader allocate what its header claims. On success out owns its arrays.
+ * Returns 0; -EPROTO (truncated); -ENOMSG (magic); -EPROTONOSUPPORT (version, flags);
+ * -EMSGSIZE (a length over a limit, or more than the compressed body can hold); -ENOKEY
  * (sealed, no c); -EBADMSG (checksum, tag, plaintext with c, decompression, counts or
  * fields); -ENOMEM; -EIO. why gets a static reason.
  */

@@ -84,7 +84,8 @@ int pack_entry_decode(const uint8_t *p, struct pack_entry *e, uint64_t data_end,
 	if ((e->flags & PACK_BLOB_F_AEAD) && e->stored_bytes < REPO_SEAL_OVERHEAD)
 		return fail(why, "sealed blob shorter than its nonce and tag", -EBADMSG);
 	payload = e->stored_bytes - (e->flags & PACK_BLOB_F_AEAD ? REPO_SEAL_OVERHEAD : 0);
-	if ((e->flags & PACK_BLOB_F_ZSTD) ? (payload == 0 || payload >= e->raw_bytes)
+	if ((e->flags & PACK_BLOB_F_ZSTD) ? (payload == 0 || payload >= e->raw_bytes ||
+					     e->raw_bytes > zstd_raw_bound(payload))
 					  : payload != e->raw_bytes)
 		return fail(why, "blob stored length inconsistent with its raw length", -EBADMSG);
 	if (e->offset < PACK_HEADER_BYTES || !range_ok(e->offset, pack_record_bytes(e), data_end))

@@ -131,7 +131,9 @@ void pack_entry_encode(const struct pack_entry *e, uint8_t *out);
 
 /*
  * Decode an entry and check it on its own (p, e, data_end, why): a known type and
- * flags, raw within BLOB_RAW_MAX_BYTES, stored consistent with the flags, and the whole
+ * flags, raw within BLOB_RAW_MAX_BYTES, stored consistent with the flags (a compressed
+ * blob's raw length no more than its payload can decode to, so a reader never allocates
+ * more for it than the pack holds the means for), and the whole
  * record inside [PACK_HEADER_BYTES, data_end), where data_end is where the pack's
  * trailer starts (for an index entry: pack bytes minus the smallest trailer and tail).
  * Returns 0 or -EBADMSG with a static reason in why (may be NULL).

@@ -94,6 +94,55 @@ bool vcpu_state_tsc(const struct vcpu_state *s, uint64_t *tsc);
  */
 int vcpu_state_tsc_resume(struct vm *vm, uint64_t target, char *err, size_t errlen);
 
+/* ---- vm_restore.c: a blob decoded and checked, before KVM sees any of it --------------- */
+
+/* The machine a blob is loaded into. */
+struct vs_shape {
+	uint64_t ram_bytes;
+	uint64_t disk_bytes; /* 0: no disk */
+	unsigned ncpus;      /* 1..LAYOUT_MAX_VCPUS */
+	bool has_blk;        /* a virtio-blk device, which the blob must then describe */
+};
+
+/* The device models whose records a blob carries; blk NULL without a disk. */
+struct serial;
+struct pm_dev;
+struct pci_bus;
+struct virtio_blk;
+struct vs_devices {
+	struct serial *serial;
+	struct pm_dev *pm;
+	struct pci_bus *pci;
+	struct virtio_blk *blk;
+};
+
+/* A decoded blob (vm_restore.c). */
+struct vs_restore;
+
+/*
+ * The first half of vm_state_load, which touches no KVM state (out, shape, host, blob,
+ * len, err, errlen): index the records (each known type once, MACHINE first), check the
+ * machine against shape, decode CPUID (refusing features host, KVM_GET_SUPPORTED_CPUID's
+ * answer, lacks), every vCPU, the interrupt controllers, PIT and clock, each record
+ * consumed exactly. Returns 0 with *out to free with vs_restore_free; -EBADMSG,
+ * -EPROTONOSUPPORT, -EINVAL (another machine), -ENOTSUP (CPU features) or -ENOMEM with
+ * the reason in err. vs_restore_devices then applies the device records. The fuzz
+ * harness tests/fuzz/fuzz_state.c runs both on device models without a VM.
+ */
+int vs_restore_decode(struct vs_restore **out, const struct vs_shape *shape,
+		      const struct cpuid_table *host, const uint8_t *blob, size_t len, char *err,
+		      size_t errlen);
+
+/*
+ * Load the SERIAL, PM, PCI and (with dev->blk) VIRTIO_BLK records of r into the devices
+ * (r, dev, err, errlen); each device checks its whole payload before it changes anything.
+ * Returns 0, or the first device's -EBADMSG / -EINVAL with the record in err.
+ */
+int vs_restore_devices(const struct vs_restore *r, const struct vs_devices *dev, char *err,
+		       size_t errlen);
+
+void vs_restore_free(struct vs_restore *r);
+
 /* ---- state_blob.c: the container -------------------------------------------------------- */
 
 struct vs_record {

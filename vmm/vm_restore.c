@@ -14,19 +14,20 @@
 #define MIB ((uint64_t)1 << 20)
 
 /* Everything a blob holds, decoded and checked before any of it reaches KVM. */
-struct restore {
+struct vs_restore {
 	struct vs_record rec[VS_REC_COUNT]; /* first record of each known type */
 	bool have[VS_REC_COUNT];
 	struct vs_record vcpu_rec[LAYOUT_MAX_VCPUS];
 	bool have_vcpu[LAYOUT_MAX_VCPUS];
 	struct vs_machine machine;
-	struct vcpu_state *vcpu; /* machine.ncpus of them */
+	struct vcpu_state *vcpu; /* ncpus of them */
+	unsigned ncpus;
 	struct vm_kvm_state kvm;
 	struct cpuid_table cpuid; /* last: it ends in a flexible array */
 };
 
 /* Sort the records by type, rejecting duplicates and unknown mandatory types. */
-static int restore_index(struct restore *r, const uint8_t *blob, size_t len, char *err,
+static int restore_index(struct vs_restore *r, const uint8_t *blob, size_t len, char *err,
 			 size_t errlen)
 {
 	struct vs_dec records;
@@ -75,8 +76,9 @@ static int restore_index(struct restore *r, const uint8_t *blob, size_t len, cha
 	return rc;
 }
 
-/* The machine the blob describes must be the one we built. */
-static int restore_check_machine(struct restore *r, struct vm *vm, char *err, size_t errlen)
+/* The machine the blob describes must be the one we built (r, shape). */
+static int restore_check_machine(struct vs_restore *r, const struct vs_shape *shape, char *err,
+				 size_t errlen)
 {
 	const struct vs_machine *m = &r->machine;
 	struct vs_dec d;
@@ -93,23 +95,23 @@ static int restore_check_machine(struct restore *r, struct vm *vm, char *err, si
 			 "uses %u", m->layout, VS_LAYOUT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
-	if (m->ram_bytes != vm->ram_bytes) {
+	if (m->ram_bytes != shape->ram_bytes) {
 		snprintf(err, errlen, "VM state is of a VM with %" PRIu64 " MiB of RAM, this VM has "
-			 "%" PRIu64 " MiB", m->ram_bytes / MIB, vm->ram_bytes / MIB);
+			 "%" PRIu64 " MiB", m->ram_bytes / MIB, shape->ram_bytes / MIB);
 		return -EINVAL;
 	}
-	if (m->ncpus != vm->ncpus) {
+	if (m->ncpus != shape->ncpus) {
 		snprintf(err, errlen, "VM state is of a VM with %" PRIu32 " vCPUs, this VM has %u",
-			 m->ncpus, vm->ncpus);
+			 m->ncpus, shape->ncpus);
 		return -EINVAL;
 	}
-	if (m->disk_bytes != vm_disk_bytes(vm)) {
+	if (m->disk_bytes != shape->disk_bytes) {
 		snprintf(err, errlen, "VM state is of a VM with a disk of %" PRIu64 " bytes, this "
-			 "VM's disk has %" PRIu64, m->disk_bytes, vm_disk_bytes(vm));
+			 "VM's disk has %" PRIu64, m->disk_bytes, shape->disk_bytes);
 		return -EINVAL;
 	}
 	for (unsigned t = VS_REC_MACHINE; t < VS_REC_COUNT; t++) {
-		bool want = t != VS_REC_VCPU && (t != VS_REC_VIRTIO_BLK || vm->blk);
+		bool want = t != VS_REC_VCPU && (t != VS_REC_VIRTIO_BLK || shape->has_blk);
 
 		if (r->have[t] != want) {
 			snprintf(err, errlen, "VM state blob %s record type %u", want ? "lacks" :
@@ -118,7 +120,7 @@ static int restore_check_machine(struct restore *r, struct vm *vm, char *err, si
 		}
 	}
 	for (unsigned i = 0; i < LAYOUT_MAX_VCPUS; i++) {
-		if (r->have_vcpu[i] != (i < vm->ncpus)) {
+		if (r->have_vcpu[i] != (i < shape->ncpus)) {
 			snprintf(err, errlen, "VM state blob: vCPU %u is %s", i,
 				 r->have_vcpu[i] ? "extra" : "missing");
 			return -EBADMSG;
@@ -128,7 +130,7 @@ static int restore_check_machine(struct restore *r, struct vm *vm, char *err, si
 }
 
 /* Decode the IRQCHIP, PIT and CLOCK records, each consumed exactly. */
-static bool restore_decode_kvm(struct restore *r)
+static bool restore_decode_kvm(struct vs_restore *r)
 {
 	struct vs_dec d;
 	struct vs_io io = { .d = &d };
@@ -145,36 +147,26 @@ static bool restore_decode_kvm(struct restore *r)
 	return ok && vs_dec_done(&d);
 }
 
-static int restore_decode(struct restore *r, struct vm *vm, char *err, size_t errlen)
+static int restore_decode(struct vs_restore *r, const struct vs_shape *shape,
+			  const struct cpuid_table *host, char *err, size_t errlen)
 {
-	struct cpuid_table *host;
 	char missing[512];
 	struct vs_dec d;
-	int rc;
 
 	vs_dec_init(&d, r->rec[VS_REC_CPUID].payload, r->rec[VS_REC_CPUID].len);
 	if (vs_dec_cpuid(&d, &r->cpuid) < 0) {
 		snprintf(err, errlen, "VM state blob: malformed CPUID record");
 		return -EBADMSG;
 	}
-	host = calloc(1, sizeof(*host));
-	if (!host)
-		return -ENOMEM;
-	host->hdr.nent = CPUID_MAX_ENTRIES;
-	rc = ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, &host->hdr) < 0 ? -errno : 0;
-	if (rc == 0 && cpuid_missing_features(&r->cpuid, host, missing, sizeof(missing)) > 0) {
+	if (cpuid_missing_features(&r->cpuid, host, missing, sizeof(missing)) > 0) {
 		snprintf(err, errlen, "CPU features missing on this host: %s", missing);
-		rc = -ENOTSUP;
-	} else if (rc < 0) {
-		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
+		return -ENOTSUP;
 	}
-	free(host);
-	if (rc < 0)
-		return rc;
-	r->vcpu = calloc(vm->ncpus, sizeof(*r->vcpu));
+	r->ncpus = shape->ncpus;
+	r->vcpu = calloc(shape->ncpus, sizeof(*r->vcpu));
 	if (!r->vcpu)
 		return -ENOMEM;
-	for (unsigned i = 0; i < vm->ncpus; i++) {
+	for (unsigned i = 0; i < shape->ncpus; i++) {
 		struct vs_io io = { .d = &d };
 
 		vs_dec_init(&d, r->vcpu_rec[i].payload, r->vcpu_rec[i].len);
@@ -192,8 +184,44 @@ static int restore_decode(struct restore *r, struct vm *vm, char *err, size_t er
 	return 0;
 }
 
+void vs_restore_free(struct vs_restore *r)
+{
+	if (!r)
+		return;
+	if (r->vcpu) {
+		for (unsigned i = 0; i < r->ncpus; i++)
+			vcpu_state_free(&r->vcpu[i]);
+		free(r->vcpu);
+	}
+	free(r);
+}
+
+int vs_restore_decode(struct vs_restore **out, const struct vs_shape *shape,
+		      const struct cpuid_table *host, const uint8_t *blob, size_t len, char *err,
+		      size_t errlen)
+{
+	struct vs_restore *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r) {
+		snprintf(err, errlen, "loading VM state: out of memory");
+		return -ENOMEM;
+	}
+	rc = restore_index(r, blob, len, err, errlen);
+	if (rc == 0)
+		rc = restore_check_machine(r, shape, err, errlen);
+	if (rc == 0)
+		rc = restore_decode(r, shape, host, err, errlen);
+	if (rc < 0) {
+		vs_restore_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
 /* If the saved TSC rate differs from this host's, ask KVM to run the guest at the saved one. */
-static int restore_tsc_khz(struct restore *r, struct vm *vm, char *err, size_t errlen)
+static int restore_tsc_khz(struct vs_restore *r, struct vm *vm, char *err, size_t errlen)
 {
 	uint32_t khz = r->machine.tsc_khz;
 
@@ -209,24 +237,25 @@ static int restore_tsc_khz(struct restore *r, struct vm *vm, char *err, size_t e
 	return 0;
 }
 
-static int restore_devices(struct restore *r, struct vm *vm, char *err, size_t errlen)
+int vs_restore_devices(const struct vs_restore *r, const struct vs_devices *dev, char *err,
+		       size_t errlen)
 {
 	const struct vs_record *rec;
 	int rc;
 
 	rec = &r->rec[VS_REC_SERIAL];
-	rc = serial_state_load(vm->serial, rec->payload, rec->len);
+	rc = serial_state_load(dev->serial, rec->payload, rec->len);
 	if (rc == 0) {
 		rec = &r->rec[VS_REC_PM];
-		rc = pm_state_load(vm->pm, rec->payload, rec->len);
+		rc = pm_state_load(dev->pm, rec->payload, rec->len);
 	}
 	if (rc == 0) {
 		rec = &r->rec[VS_REC_PCI];
-		rc = pci_state_load(vm->pci, rec->payload, rec->len);
+		rc = pci_state_load(dev->pci, rec->payload, rec->len);
 	}
-	if (rc == 0 && vm->blk) {
+	if (rc == 0 && dev->blk) {
 		rec = &r->rec[VS_REC_VIRTIO_BLK];
-		rc = virtio_blk_state_load(vm->blk, rec->payload, rec->len);
+		rc = virtio_blk_state_load(dev->blk, rec->payload, rec->len);
 	}
 	if (rc < 0)
 		snprintf(err, errlen, "VM state blob: record type %u does not fit this VM's "
@@ -249,8 +278,9 @@ static int restore_devices(struct restore *r, struct vm *vm, char *err, size_t e
  *     counted). On a host whose TSC cannot be offset (PVM: the guest reads the host's)
  *     both stay monotonic on the same host but do count the pause.
  */
-static int restore_apply(struct restore *r, struct vm *vm, char *err, size_t errlen)
+static int restore_apply(struct vs_restore *r, struct vm *vm, char *err, size_t errlen)
 {
+	struct vs_devices dev = { .serial = vm->serial, .pm = vm->pm, .pci = vm->pci, .blk = vm->blk };
 	struct kvm_clock_data clock = { .clock = r->kvm.clock.clock };
 	struct cpuid_table *t;
 	uint64_t tsc_target = 0;
@@ -267,7 +297,7 @@ static int restore_apply(struct restore *r, struct vm *vm, char *err, size_t err
 	memcpy(t, &r->cpuid, sizeof(*t));
 	free(vm->cpuid);
 	vm->cpuid = t; /* what a later save of this VM must carry on */
-	rc = restore_devices(r, vm, err, errlen);
+	rc = vs_restore_devices(r, &dev, err, errlen);
 	for (unsigned i = 0; i < 3 && rc == 0; i++) {
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &r->kvm.chip[i]) < 0) {
 			rc = -errno;
@@ -308,12 +338,28 @@ static int restore_apply(struct restore *r, struct vm *vm, char *err, size_t err
 
 int vm_state_load(struct vm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
 {
-	struct restore *r = calloc(1, sizeof(*r));
+	struct vs_shape shape = {
+		.ram_bytes = vm->ram_bytes,
+		.disk_bytes = vm_disk_bytes(vm),
+		.ncpus = vm->ncpus,
+		.has_blk = vm->blk != NULL,
+	};
+	struct vs_restore *r = NULL;
+	struct cpuid_table *host;
 	int rc;
 
-	if (!r) {
+	/* What this KVM supports, which the blob's CPUID must not exceed. */
+	host = calloc(1, sizeof(*host));
+	if (!host) {
 		snprintf(err, errlen, "loading VM state: out of memory");
 		return -ENOMEM;
+	}
+	host->hdr.nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, &host->hdr) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
+		free(host);
+		return rc;
 	}
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state != VM_STATE_CREATED) {
@@ -321,20 +367,13 @@ int vm_state_load(struct vm *vm, const uint8_t *blob, size_t len, char *err, siz
 		rc = -EBUSY;
 		goto out;
 	}
-	rc = restore_index(r, blob, len, err, errlen);
-	if (rc == 0)
-		rc = restore_check_machine(r, vm, err, errlen);
-	if (rc == 0)
-		rc = restore_decode(r, vm, err, errlen);
+	/* All of the blob is decoded and checked before the first change to KVM. */
+	rc = vs_restore_decode(&r, &shape, host, blob, len, err, errlen);
 	if (rc == 0)
 		rc = restore_apply(r, vm, err, errlen);
 out:
 	pthread_mutex_unlock(&vm->lock);
-	if (r->vcpu) {
-		for (unsigned i = 0; i < vm->ncpus; i++)
-			vcpu_state_free(&r->vcpu[i]);
-		free(r->vcpu);
-	}
-	free(r);
+	vs_restore_free(r);
+	free(host);
 	return rc;
 }

@@ -1,5 +1,7 @@
 /* The API's JSON reader: flat objects in, everything else refused. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,4 +62,32 @@ Test(json, quotes_control_characters_and_quotes)
 
 	json_quote(buf, sizeof(buf), "a\"b\\c\nd");
 	cr_assert_str_eq(buf, "\"a\\\"b\\\\c\\u000ad\"");
+}
+
+/* The API's integers are read as integers: no double in between, nothing out of range. */
+Test(json, reads_whole_numbers_as_integers_and_refuses_the_rest)
+{
+	const char *t = "{\"a\":0,\"b\":18446744073709551615,\"c\":18446744073709551616,"
+			"\"d\":1e300,\"e\":-1,\"f\":1.5,\"g\":\"7\",\"h\":9007199254740993,"
+			"\"i\":4294967296,\"j\":-0.5}";
+	uint64_t v = 42;
+
+	cr_assert_eq(json_parse_obj(t, strlen(t), &O, E, sizeof(E)), 0, "%s", E);
+	cr_assert_eq(json_get_u64(&O, "a", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 0);
+	cr_assert_eq(json_get_u64(&O, "b", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, UINT64_MAX);
+	/* 2^53 + 1 is not a double: read as text, it is exact. */
+	cr_assert_eq(json_get_u64(&O, "h", UINT64_MAX, &v), 0);
+	cr_assert_eq(v, 9007199254740993ull);
+	v = 42;
+	cr_assert_eq(json_get_u64(&O, "c", UINT64_MAX, &v), -ERANGE);
+	cr_assert_eq(json_get_u64(&O, "d", UINT64_MAX, &v), -EINVAL);
+	cr_assert_eq(json_get_u64(&O, "e", UINT64_MAX, &v), -ERANGE);
+	cr_assert_eq(json_get_u64(&O, "f", UINT64_MAX, &v), -EINVAL);
+	cr_assert_eq(json_get_u64(&O, "g", UINT64_MAX, &v), -EINVAL);
+	cr_assert_eq(json_get_u64(&O, "i", UINT32_MAX, &v), -ERANGE);
+	cr_assert_eq(json_get_u64(&O, "j", UINT64_MAX, &v), -EINVAL);
+	cr_assert_eq(json_get_u64(&O, "missing", UINT64_MAX, &v), -ENOENT);
+	cr_assert_eq(v, 42, "a failed read changed the value");
 }

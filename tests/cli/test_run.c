@@ -437,3 +437,68 @@ Test(run, refuses_a_missing_disk_image)
 	expect_refusal(RUN_WITH("--kernel", TEST_GUEST_ELF, "--disk", "/nonexistent/disk.img"),
 		       "/nonexistent/disk.img", "No such file");
 }
+
+/* A console path that is a symlink is refused: the file it points at stays as it was. */
+Test(run, refuses_a_console_file_that_is_a_symlink)
+{
+	char victim[256], link[256], *kept;
+	FILE *f;
+
+	snprintf(victim, sizeof(victim), "%s/victim", P.dir);
+	snprintf(link, sizeof(link), "%s/console-link", P.dir);
+	f = fopen(victim, "w");
+	cr_assert_not_null(f);
+	fputs("keep me\n", f);
+	fclose(f);
+	cr_assert_eq(symlink(victim, link), 0);
+	expect_refusal(RUN_WITH("--kernel", TEST_GUEST_ELF, "--console", link), link, "symlink");
+	kept = gw_read_file(victim);
+	cr_assert_str_eq(kept, "keep me\n", "the symlink's target was written: %s", kept);
+	free(kept);
+}
+
+/* What the guest prints is the VM owner's: a new console file is 0600, whatever the umask. */
+Test(run, console_file_is_private)
+{
+	struct stat st;
+	mode_t old = umask(0);
+
+	require_kvm();
+	boot_guest("128M", "1", "mb=4 rate=8", NULL);
+	umask(old);
+	expect_heartbeats(1, NULL);
+	cr_assert_eq(stat(P.console, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600, "console file mode %o", st.st_mode & 07777);
+	quit_and_expect_exit0();
+}
+
+/*
+ * The API reads integers as integers: 1e300 once became a uint64_t through an undefined
+ * cast (and started a migration); every value that is not a whole number in range is
+ * refused, and nothing starts.
+ */
+Test(run, api_refuses_numbers_that_are_not_whole_or_out_of_range)
+{
+	static const char *const bad[] = { "1e300", "-1", "1.5", "18446744073709551616", "null" };
+	char req[256], reply[512];
+
+	require_kvm();
+	boot_guest("128M", "1", "mb=4 rate=8", NULL);
+	expect_heartbeats(1, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(req, sizeof(req), "{\"cmd\":\"migrate\",\"to\":\"127.0.0.1:9\","
+			 "\"insecure_plaintext\":true,\"downtime_ms\":%s}", bad[i]);
+		cr_assert(gw_api(P.api, req, reply, sizeof(reply)));
+		cr_assert(strstr(reply, "\"ok\":false") &&
+			  strstr(reply, "downtime_ms must be a whole number"), "%s: %s", bad[i], reply);
+	}
+	cr_assert(gw_api(P.api, "{\"cmd\":\"snapshot\",\"repo\":\"/nonexistent\",\"max_rounds\":"
+		  "4294967296}", reply, sizeof(reply)));
+	cr_assert(strstr(reply, "max_rounds must be a whole number from 0 to 4294967295"), "%s",
+		  reply);
+	cr_assert(gw_api(P.api, "{\"cmd\":\"migrate-status\"}", reply, sizeof(reply)));
+	cr_assert(strstr(reply, "no migration has been started"), "%s", reply);
+	cr_assert(gw_api(P.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)));
+	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+	quit_and_expect_exit0();
+}

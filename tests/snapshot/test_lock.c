@@ -239,6 +239,25 @@ Test(lock, another_hosts_lock_is_live_until_its_heartbeat_is_old)
 	repo_lock_release(l);
 }
 
+/* A heartbeat far in the future counts as at most now + the stale limit: it ends. */
+Test(lock, a_heartbeat_from_the_future_does_not_hold_the_lock_forever)
+{
+	struct repo_lock *l = NULL;
+	uint64_t minute = 60ull * 1000000000ull;
+
+	/* Five minutes ahead (a clock within the limit): live. */
+	plant_lock("vm1", "elsewhere", "x", 1, now_ns() + 5 * minute, "1");
+	cr_assert_eq(take(&l, REPO_LOCK_BACKUP, "vm1", NULL), -EBUSY);
+	/* Eleven minutes, or the year 2554: past the cap, so stale now. */
+	plant_lock("vm1", "elsewhere", "x", 1, now_ns() + 11 * minute, "1");
+	cr_assert_eq(take(&l, REPO_LOCK_BACKUP, "vm1", NULL), 0, "%s", err);
+	cr_assert(lines_has(&notes, "ahead of this host's clock"), "note missing");
+	repo_lock_release(l);
+	plant_lock("vm1", "elsewhere", "x", 1, UINT64_MAX, "1");
+	cr_assert_eq(take(&l, REPO_LOCK_BACKUP, "vm1", NULL), 0, "%s", err);
+	repo_lock_release(l);
+}
+
 Test(lock, a_lock_of_a_newer_format_is_never_taken_over)
 {
 	struct repo_lock *l = NULL;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zstd.h>
 
 #include "helpers.h"
@@ -277,6 +278,89 @@ Test(manifest, rejects_a_raw_length_the_frame_does_not_declare)
 	le64_encode(obj + 8, le64_decode(obj + 8) - 32);
 	reseal(obj, len);
 	cr_assert_eq(decode_obj(obj, len), -EBADMSG);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/*
+ * Let this test's process map at most extra bytes more than it has now (extra), so an
+ * allocation of what a header claims fails and shows. ASan maps terabytes of shadow
+ * up front: there the limit cannot be set, and the return codes alone are checked.
+ */
+static void limit_address_space(uint64_t extra)
+{
+#ifndef UNDER_ASAN
+	unsigned long pages = 0;
+	struct rlimit rl;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	rl.rlim_cur = rl.rlim_max = (rlim_t)pages * 4096 + extra;
+	cr_assert_eq(setrlimit(RLIMIT_AS, &rl), 0);
+#else
+	(void)extra;
+#endif
+}
+
+/* A zstd frame that declares content of claimed bytes but holds one 128 KiB RLE block. */
+static size_t lying_frame(uint8_t *out, uint64_t claimed)
+{
+	le32_encode(out, 0xfd2fb528u);   /* magic */
+	out[4] = 0xe0;                   /* 8-byte content size, single segment, no checksum */
+	le64_encode(out + 5, claimed);
+	out[13] = (uint8_t)(1 | 1 << 1 | (128u << 10) << 3);      /* last, RLE, 128 KiB */
+	out[14] = (uint8_t)(((128u << 10) << 3) >> 8);
+	out[15] = (uint8_t)(((128u << 10) << 3) >> 16);
+	out[16] = 0;                     /* the RLE byte */
+	return 17;
+}
+
+/* A plaintext manifest object around a stored body, claiming raw bytes. */
+static size_t object_around(uint8_t *o, const uint8_t *stored, size_t n, uint64_t raw)
+{
+	memcpy(o, obj, 8);
+	le64_encode(o + 8, raw);
+	le64_encode(o + 16, n);
+	memcpy(o + 24, stored, n);
+	reseal(o, 24 + n + 32);
+	return 24 + n + 32;
+}
+
+/* A 73-byte manifest asked for 1 GiB: refused from its sizes, before anything is allocated. */
+Test(manifest, a_small_object_never_gets_the_buffer_its_header_claims)
+{
+	uint8_t frame[17], o[128];
+	size_t n = lying_frame(frame, 1ull << 30);
+
+	cr_assert_eq(ZSTD_getFrameContentSize(frame, n), 1ull << 30);
+	limit_address_space(256ull << 20);
+	cr_assert_eq(decode_obj(o, object_around(o, frame, n, 1ull << 30)), -EMSGSIZE);
+}
+
+/*
+ * A frame whose claim its size could back (60 MiB from about 2 KiB of zstd) but whose
+ * content is 128 KiB: the buffer grows with what decodes, so the lie costs 256 KiB.
+ */
+Test(manifest, a_lying_frame_costs_what_it_decodes_to_not_what_it_claims)
+{
+	uint8_t stored[2048], o[2048 + 64];
+	size_t n = lying_frame(stored, 60ull << 20);
+
+	/* Pad with a skippable frame, which decoders pass over, to make the claim plausible. */
+	le32_encode(stored + n, 0x184d2a50u);
+	le32_encode(stored + n + 4, (uint32_t)(sizeof(stored) - n - 8));
+	memset(stored + n + 8, 0, sizeof(stored) - n - 8);
+	limit_address_space(16ull << 20);
+	cr_assert_eq(decode_obj(o, object_around(o, stored, sizeof(stored), 60ull << 20)),
+		     -EBADMSG);
 }
 
 Test(manifest, uncompressed_bodies_decode_too)

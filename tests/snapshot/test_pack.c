@@ -237,6 +237,30 @@ Test(pack, rejects_oversized_lengths)
 	cr_assert_eq(decode(pb.buf, pb.len), -EBADMSG);
 }
 
+/*
+ * A compressed blob can claim no more than its payload decodes to (128 KiB per 4 bytes of
+ * zstd): readers allocate the raw length before reading the record.
+ */
+Test(pack, rejects_a_compressed_blob_claiming_more_than_its_payload_can_hold)
+{
+	struct pack_entry e = {
+		.offset = PACK_HEADER_BYTES,
+		.stored_bytes = 8,
+		.raw_bytes = BLOB_RAW_MAX_BYTES,
+		.type = BLOB_T_DATA,
+		.flags = PACK_BLOB_F_ZSTD,
+	}, out;
+	uint8_t raw[PACK_ENTRY_BYTES];
+	const char *why = NULL;
+
+	pack_entry_encode(&e, raw);
+	cr_assert_eq(pack_entry_decode(raw, &out, 1u << 20, &why), -EBADMSG);
+	cr_assert_not_null(why);
+	e.raw_bytes = 3 * (128u << 10); /* what 8 bytes of zstd can hold: two blocks and change */
+	pack_entry_encode(&e, raw);
+	cr_assert_eq(pack_entry_decode(raw, &out, 1u << 20, &why), 0, "%s", why);
+}
+
 Test(pack, rejects_records_that_disagree_with_the_trailer)
 {
 	/* A payload byte changed and the file re-sealed: only the CRC notices. */
