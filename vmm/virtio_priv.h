@@ -67,6 +67,8 @@
 #define VRING_USED_IDX_OFF      2
 #define VRING_USED_RING_OFF     4
 #define VRING_USED_ELEM_BYTES   8
+#define VRING_USED_F_NO_NOTIFY     1 /* used->flags: the device asks for no kicks */
+#define VRING_AVAIL_F_NO_INTERRUPT 1 /* avail->flags: the driver asks for no interrupts */
 
 static inline uint64_t vring_avail_off(unsigned num)
 {
