@@ -122,6 +122,14 @@ int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_recor
 		 char *err, size_t errlen);
 
 /*
+ * Split a VIRTIO_NET record's payload into its NICs' payloads (nic[0..*count), pointing
+ * into payload). Returns 0, or -EBADMSG for a count out of 1..VS_MAX_NICS, a NIC payload
+ * over VS_NIC_MAX_BYTES or past the end, or bytes left over.
+ */
+int vs_nics_split(const uint8_t *payload, size_t len, struct vs_record nic[VS_MAX_NICS],
+		  unsigned *count);
+
+/*
  * For tests and diagnostics: the value vCPU vcpu's MSR index had in blob. Returns 0,
  * -ENOENT if the blob holds no such vCPU or MSR, or another -errno for a bad blob.
  */

@@ -165,6 +165,11 @@ static int config_check(const struct vm_config *cfg, bool restore, char *err, si
 		snprintf(err, errlen, "--mem must be a whole number of MiB (e.g. 256M)");
 		return -EINVAL;
 	}
+	if (cfg->nnets > VM_MAX_NICS) {
+		snprintf(err, errlen, "%u NICs are more than the %u PCI slots allow: give at most %u "
+			 "--net", cfg->nnets, VM_MAX_NICS, VM_MAX_NICS);
+		return -EINVAL;
+	}
 	if (host && cfg->ram_bytes > host) {
 		snprintf(err, errlen,
 			 "--mem %" PRIu64 " MiB is more than this host's %" PRIu64
@@ -332,7 +337,7 @@ static int vm_setup_devices(struct vm *vm, const struct vm_config *cfg, char *er
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return vm_nets_create(vm, cfg, err, errlen);
 }
 
 static int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, const uint8_t *kernel,
@@ -523,6 +528,8 @@ int vm_start(struct vm *vm)
 		}
 		vm->nalive++;
 	}
+	if (rc == 0)
+		vm_nets_run(vm, true);
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
 }
@@ -552,6 +559,7 @@ int vm_wait(struct vm *vm, struct vm_exit_info *info)
 	pthread_mutex_lock(&vm->lock);
 	while (vm->nalive > 0)
 		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm_nets_run(vm, false); /* nothing touches guest RAM once the VM has stopped */
 	vm->state = VM_STATE_STOPPED;
 	if (info)
 		*info = vm->exit;
@@ -585,6 +593,7 @@ int vm_pause(struct vm *vm)
 		rc = -EINVAL;
 		goto out;
 	}
+	vm_nets_run(vm, false); /* the devices' I/O threads pause too (virtio_net.c) */
 	vm->state = VM_STATE_PAUSED;
 out:
 	pthread_mutex_unlock(&vm->lock);
@@ -602,6 +611,7 @@ int vm_resume(struct vm *vm)
 	}
 	vm->pause_req = false;
 	vm->state = VM_STATE_RUNNING;
+	vm_nets_run(vm, true);
 	pthread_cond_broadcast(&vm->cond);
 out:
 	pthread_mutex_unlock(&vm->lock);
@@ -657,6 +667,7 @@ void vm_destroy(struct vm *vm)
 		if (vm->vcpu[i].fd >= 0)
 			vcpu_fini(&vm->vcpu[i]);
 	}
+	vm_nets_destroy(vm);
 	if (vm->blk)
 		virtio_blk_destroy(vm->blk);
 	if (vm->pci)

@@ -109,7 +109,14 @@ static int restore_check_machine(struct restore *r, struct vm *vm, char *err, si
 		return -EINVAL;
 	}
 	for (unsigned t = VS_REC_MACHINE; t < VS_REC_COUNT; t++) {
-		bool want = t != VS_REC_VCPU && (t != VS_REC_VIRTIO_BLK || vm->blk);
+		bool want = t != VS_REC_VCPU && (t != VS_REC_VIRTIO_BLK || vm->blk) &&
+			    (t != VS_REC_VIRTIO_NET || vm->nnets);
+
+		if (t == VS_REC_VIRTIO_NET && r->have[t] != want) {
+			snprintf(err, errlen, "VM state is of a VM with%s NICs, this VM has %u: give "
+				 "one --net per NIC the VM had", want ? "out" : "", vm->nnets);
+			return -EINVAL;
+		}
 
 		if (r->have[t] != want) {
 			snprintf(err, errlen, "VM state blob %s record type %u", want ? "lacks" :
@@ -227,6 +234,20 @@ static int restore_devices(struct restore *r, struct vm *vm, char *err, size_t e
 	if (rc == 0 && vm->blk) {
 		rec = &r->rec[VS_REC_VIRTIO_BLK];
 		rc = virtio_blk_state_load(vm->blk, rec->payload, rec->len);
+	}
+	if (rc == 0 && vm->nnets) {
+		struct vs_record nic[VS_MAX_NICS];
+		unsigned count;
+
+		rec = &r->rec[VS_REC_VIRTIO_NET];
+		rc = vs_nics_split(rec->payload, rec->len, nic, &count);
+		if (rc == 0 && count != vm->nnets) {
+			snprintf(err, errlen, "VM state is of a VM with %u NICs, this VM has %u: give "
+				 "one --net per NIC", count, vm->nnets);
+			return -EINVAL;
+		}
+		for (unsigned i = 0; rc == 0 && i < count; i++)
+			rc = virtio_net_state_load(vm->net[i], nic[i].payload, nic[i].len);
 	}
 	if (rc < 0)
 		snprintf(err, errlen, "VM state blob: record type %u does not fit this VM's "
