@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/net_opts.h"
 #include "cli/prune_cli.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
@@ -28,6 +29,9 @@ static const char restore_usage[] =
 	"  --disk-base OLD.img   or bring this stale copy up to date in place and use it\n"
 	"  --api SOCKET          serve the control API\n"
 	"  --console FILE        the guest's serial output (default stdout)\n"
+	"  --net tap=NAME|tapfd=N  the tap for the snapshot's next NIC: one per NIC, in order\n"
+	"                        (the NIC keeps its MAC; the tap may be another one, on\n"
+	"                        another host)\n"
 	"  --eager               copy all of RAM before the vCPUs start (default: start at\n"
 	"                        once and fault RAM in from the repository on first touch,\n"
 	"                        fetching the rest in the background; eager when this host\n"
@@ -73,6 +77,7 @@ int cmd_restore(int argc, char **argv)
 		{ "console", required_argument, NULL, 'o' },
 		{ "eager", no_argument, NULL, 'e' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,6 +93,7 @@ int cmd_restore(int argc, char **argv)
 	struct lazy_mem *lazy = NULL;
 	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
 	struct cli_console console = { .fd = -1 };
+	struct net_opts nets = { 0 };
 	bool disk_created = false, verbose = false;
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
@@ -128,6 +134,13 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'N':
+			if (net_opt_parse(&nets, optarg, err, sizeof(err)) < 0) {
+				cli_error("restore: %s", err);
+				net_opts_free(&nets);
+				return CLI_EXIT_ERROR;
+			}
 			break;
 		case 'h':
 			fputs(restore_usage, stdout);
@@ -179,6 +192,16 @@ int cmd_restore(int argc, char **argv)
 		cli_error("restore: snapshot %s has no disk: drop --disk/--disk-base", rs.m.id);
 		goto out_rs;
 	}
+	{
+		char what[96];
+
+		snprintf(what, sizeof(what), "snapshot %s", rs.m.id);
+		if (net_opts_check_restore(&nets, true, rs.info.nnics, what, err, sizeof(err)) < 0) {
+			cli_error("restore: %s", err);
+			goto out_rs;
+		}
+		net_opts_apply(&nets, &cfg);
+	}
 	if (rs.info.disk_bytes) {
 		rc = snap_restore_disk(&rs, disk, base, err, sizeof(err));
 		if (rc < 0) {
@@ -228,6 +251,7 @@ int cmd_restore(int argc, char **argv)
 	}
 	vm_destroy(vm);
 	cli_console_close(&console, false);
+	net_opts_free(&nets);
 	return status;
 out_lazy:
 	if (lazy) {
@@ -242,5 +266,6 @@ out_disk:
 		unlink(disk);
 out_rs:
 	snap_restore_close(&rs);
+	net_opts_free(&nets);
 	return status;
 }
