@@ -43,12 +43,13 @@
 
 #define VNET_HDR 10
 #define VNET_RX_BUFS 64
-#define VNET_TX_BUFS 32
+#define VNET_TX_BUFS 64
 #define VNET_BUF_BYTES 2048
 #define Q_RX 0
 #define Q_TX 1
 #define Q_CTRL 2
 #define VNET_CTRL_TIMEOUT_TSC (1ULL << 32) /* ~1.5 s at 3 GHz */
+#define VNET_TX_WAIT_TSC (1ULL << 24)      /* ~5 ms at 3 GHz: the device is sending */
 
 struct vring_desc {
 	uint64_t addr;
@@ -273,8 +274,17 @@ bool vnet_tx(unsigned nic, const void *frame, uint32_t len)
 	if (nic >= vnet_count || len > VNET_FRAME_MAX)
 		return false;
 	vnet_tx_reclaim(d);
-	if (d->ntx_free == 0)
-		return false;
+	if (d->ntx_free == 0) {
+		/* Every buffer is in flight: the device's I/O thread drains them; wait a little. */
+		uint64_t t0 = rdtsc();
+
+		while (d->ntx_free == 0 && rdtsc() - t0 < VNET_TX_WAIT_TSC) {
+			cpu_relax();
+			vnet_tx_reclaim(d);
+		}
+		if (d->ntx_free == 0)
+			return false;
+	}
 	id = d->tx_free[--d->ntx_free];
 	memset(d->tx_buf[id], 0, VNET_HDR);
 	memcpy(d->tx_buf[id] + VNET_HDR, frame, len);
