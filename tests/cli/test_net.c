@@ -22,24 +22,28 @@
 #define ECHO_MS 5000
 #define DGRAM 1400
 
-static struct gw_proc VM, CMD;
+static struct gw_proc VM, CMD, DST;
 static struct gw_lan LA, LB;
+static struct gw_netns HOSTS;
 static char WORK[128];
 
 static void setup(void)
 {
 	gw_proc_init(&VM);
 	gw_proc_init(&CMD);
+	gw_proc_init(&DST);
 	snprintf(WORK, sizeof(WORK), "/tmp/gwnet.XXXXXX");
 	cr_assert_not_null(mkdtemp(WORK));
 }
 
 static void teardown(void)
 {
+	gw_proc_cleanup(&DST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
 	gw_lan_destroy(&LA);
 	gw_lan_destroy(&LB);
+	gw_netns_destroy(&HOSTS);
 	gw_rm_rf(WORK);
 }
 
@@ -515,4 +519,91 @@ Test(net, restore_refuses_a_net_count_that_differs_from_the_snapshot)
 	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "restore", "--repo", repo, "--console",
 							 CMD.console, NULL }, 30000), 1);
 	gw_expect_one_error(&CMD, "has 1 NIC, and 0 --net were given");
+}
+
+/* ---- live migration: receive --net ---------------------------------------------------- */
+
+static const char MIG_PSK_HEX[] =
+	"3b8e1f6a9c2d5e0f7a4b8c1d6e9f2a5b0c3d7e1f4a8b2c5d9e0f3a6b7c1d4e8f\n";
+
+/*
+ * Two hosts (HOSTS: namespaces joined by veth, gw_test.h; LA and LB name them but do not
+ * own them) with a tap at 10.89.0.1 in each: ta on host A, tb on host B; and a PSK file.
+ */
+static void two_hosts(char *psk, size_t len)
+{
+	int fd;
+
+	gw_netns_create(&HOSTS);
+	snprintf(LA.ns, sizeof(LA.ns), "%s", HOSTS.a);
+	snprintf(LB.ns, sizeof(LB.ns), "%s", HOSTS.b);
+	gw_lan_tap(&LA, "ta", "10.89.0.1/24", NULL);
+	gw_lan_tap(&LB, "tb", "10.89.0.1/24", NULL);
+	snprintf(psk, len, "%s/psk", WORK);
+	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, MIG_PSK_HEX, strlen(MIG_PSK_HEX)), (ssize_t)strlen(MIG_PSK_HEX));
+	close(fd);
+}
+
+Test(net, migrated_nic_answers_on_the_destination_tap)
+{
+	struct gw_hb before, after;
+	char psk[256], listen[64];
+	int fd;
+
+	two_hosts(psk, sizeof(psk));
+	guest_start(&LA, "mb=8 rate=8 ip=10.89.0.2", (const char *const[]){ "--net", "tap=ta",
+									     NULL });
+	fd = gw_lan_socket(&LA, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 50 * DGRAM, DGRAM, 11, ECHO_MS), 50);
+	close(fd);
+	snprintf(listen, sizeof(listen), "%s:7081", HOSTS.addr_b);
+	gw_spawn_in(&DST, HOSTS.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						      psk, "--net", "tap=tb", "--console",
+						      DST.console, "--api", DST.api, NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000), "%s",
+		  gw_read_file(DST.err));
+	gw_last_hb(&VM, &before);
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
+							 "--psk-file", psk, NULL }, 120000), 0,
+		     "migrate: %s", gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(&VM, 30000), "the source kept running");
+	cr_assert(gw_wait_line(&DST, DST.console, "HB ", 3, NULL, 0, 30000));
+	fd = gw_lan_socket(&LB, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 50 * DGRAM, DGRAM, 12, ECHO_MS), 50,
+		     "the migrated NIC does not answer on the destination's tap");
+	close(fd);
+	wait_guest_udp(&DST, 100);
+	gw_last_hb(&DST, &after);
+	cr_assert_str_eq(after.id, before.id, "the guest rebooted");
+	gw_quit(&DST);
+}
+
+Test(net, receive_without_the_nics_fails_the_move_and_the_source_keeps_serving)
+{
+	char psk[256], listen[64], *err;
+	int fd;
+
+	two_hosts(psk, sizeof(psk));
+	guest_start(&LA, "mb=8 rate=8 ip=10.89.0.2", (const char *const[]){ "--net", "tap=ta",
+									     NULL });
+	snprintf(listen, sizeof(listen), "%s:7082", HOSTS.addr_b);
+	gw_spawn_in(&DST, HOSTS.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						      psk, "--console", DST.console, NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000));
+	cr_assert_neq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to",
+							  listen, "--psk-file", psk, NULL }, 120000),
+		      0, "a VM with a NIC moved to a destination without one");
+	cr_assert(gw_wait_exit(&DST, 30000), "the destination kept waiting");
+	cr_assert(WIFEXITED(DST.status) && WEXITSTATUS(DST.status) == 1);
+	err = gw_read_file(DST.err);
+	cr_assert(err && strstr(err, "godwit: receive: ") && strstr(err, "give one --net per NIC"),
+		  "%s", err);
+	free(err);
+	fd = gw_lan_socket(&LA, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 50 * DGRAM, DGRAM, 13, ECHO_MS), 50,
+		     "the source stopped answering");
+	close(fd);
+	gw_quit(&VM);
 }
