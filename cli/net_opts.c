@@ -1,6 +1,7 @@
 /* The --net option of godwit run, restore and receive: a NIC on a tap, parsed and checked. */
 #include "cli/net_opts.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -9,28 +10,19 @@
 
 #define TAP_NAME_MAX 15 /* IFNAMSIZ - 1 */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* "xx:xx:xx:xx:xx:xx" (or with '-'), exactly, into mac. */
 static bool mac_parse(const char *s, size_t len, uint8_t mac[VM_MAC_BYTES])
 {
 	if (len != 17)
 		return false;
 	for (unsigned i = 0; i < VM_MAC_BYTES; i++) {
-		int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
+		const char *p = s + 3 * i;
+		char byte[3] = { p[0], p[1], '\0' };
 
-		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':' && s[3 * i + 2] != '-'))
+		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
+		    (i < 5 && p[2] != ':' && p[2] != '-'))
 			return false;
-		mac[i] = (uint8_t)(hi << 4 | lo);
+		mac[i] = (uint8_t)strtoul(byte, NULL, 16);
 	}
 	return true;
 }

@@ -178,11 +178,12 @@ Test(net, nic_survives_snapshot_and_restore_onto_another_tap_in_another_namespac
 	snprintf(repo, sizeof(repo), "%s/repo", WORK);
 	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "repo", "init", "--repo", repo,
 							 "--insecure-no-encryption", NULL }, 30000), 0);
+	wait_guest_udp(&VM, 100);
+	gw_last_hb(&VM, &before); /* the snapshot's counter is at least this */
+	udp_before = gw_line_u64(VM.console, "HB ", " udp=");
 	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "snapshot", "--api", VM.api, "--repo",
 							 repo, NULL }, 60000), 0, "%s",
 		     gw_read_file(CMD.err));
-	gw_last_hb(&VM, &before);
-	udp_before = gw_line_u64(VM.console, "HB ", " udp=");
 	gw_quit(&VM);
 
 	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "images", "inspect", "--repo", repo,

@@ -89,10 +89,28 @@ static void net_send(unsigned nic, uint32_t len)
 		stats.tx_full++;
 }
 
+/* An ARP packet (Ethernet/IPv4) from NIC nic's MAC and address into the reply frame, to
+ * Ethernet dst: operation op, target MAC tha and address tpa. Sends it. */
+static void arp_send(unsigned nic, const uint8_t *dst, uint16_t op, const uint8_t *tha,
+		     uint32_t tpa)
+{
+	uint8_t *r = eth_reply(nic, dst, ETH_ARP);
+
+	put16(r, 1);
+	put16(r + 2, ETH_IPV4);
+	r[4] = 6;
+	r[5] = 4;
+	put16(r + 6, op);
+	memcpy(r + 8, vnet_mac(nic), 6);
+	put32(r + 14, net_ip[nic]);
+	memcpy(r + 18, tha, 6);
+	put32(r + 24, tpa);
+	net_send(nic, ETH_HDR + ARP_BYTES);
+}
+
 static void arp_in(unsigned nic, const uint8_t *f, uint32_t len)
 {
 	const uint8_t *a = f + ETH_HDR;
-	uint8_t *r;
 
 	if (len < ETH_HDR + ARP_BYTES || get16(a) != 1 || get16(a + 2) != ETH_IPV4 ||
 	    a[4] != 6 || a[5] != 4) {
@@ -101,17 +119,8 @@ static void arp_in(unsigned nic, const uint8_t *f, uint32_t len)
 	}
 	if (get16(a + 6) != 1 || get32(a + 24) != net_ip[nic])
 		return; /* not a request for us */
-	r = eth_reply(nic, a + 8, ETH_ARP);
-	put16(r, 1);
-	put16(r + 2, ETH_IPV4);
-	r[4] = 6;
-	r[5] = 4;
-	put16(r + 6, 2);
-	memcpy(r + 8, vnet_mac(nic), 6);
-	put32(r + 14, net_ip[nic]);
-	memcpy(r + 18, a + 8, 10); /* the asker's MAC and address */
 	stats.arp++;
-	net_send(nic, ETH_HDR + ARP_BYTES);
+	arp_send(nic, a + 8, 2, a + 8, get32(a + 14)); /* to the asker, about us */
 }
 
 /* An IPv4 header for a reply of payload bytes of protocol proto to dst; returns payload. */
@@ -240,18 +249,9 @@ void net_poll(void)
 static void net_announce(unsigned nic)
 {
 	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-	uint8_t *r = eth_reply(nic, bcast, ETH_ARP);
+	static const uint8_t none[6];
 
-	put16(r, 1);
-	put16(r + 2, ETH_IPV4);
-	r[4] = 6;
-	r[5] = 4;
-	put16(r + 6, 1);
-	memcpy(r + 8, vnet_mac(nic), 6);
-	put32(r + 14, net_ip[nic]);
-	memset(r + 18, 0, 6);
-	put32(r + 24, net_ip[nic]);
-	net_send(nic, ETH_HDR + ARP_BYTES);
+	arp_send(nic, bcast, 1, none, net_ip[nic]);
 }
 
 void net_heartbeat(void)

@@ -6,40 +6,17 @@
 #include "lib.h"
 #include "pci.h"
 #include "platform.h"
+#include "virtio_pci.h"
 
-#define PCI_VENDOR_VIRTIO 0x1af4
 #define PCI_DEVICE_VIRTIO_BLK_LEGACY 0x1001
 #define VBLK_IO_FALLBACK 0xe000         /* 4 KiB aligned, clear of the legacy ISA ports */
 
-/* Legacy virtio header in BAR0's I/O space, without MSI-X (device config at 20). */
-#define VIO_HOST_FEATURES 0
-#define VIO_GUEST_FEATURES 4
-#define VIO_QUEUE_PFN 8
-#define VIO_QUEUE_SIZE 12
-#define VIO_QUEUE_SELECT 14
-#define VIO_QUEUE_NOTIFY 16
-#define VIO_STATUS 18
-#define VIO_ISR 19
-#define VIO_BLK_CAPACITY 20
-
-#define VIO_STATUS_ACK 1
-#define VIO_STATUS_DRIVER 2
-#define VIO_STATUS_DRIVER_OK 4
+#define VIO_BLK_CAPACITY VIO_CONFIG
 #define VIO_BLK_F_FLUSH (1u << 9)
 
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_ALIGN 4096
 #define VRING_MAX 1024
 #define VRING_BYTES (32 * 1024)         /* a legacy ring of VRING_MAX entries fits */
 #define VBLK_TIMEOUT_TICKS (10 * PLATFORM_TICK_HZ)
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
 
 struct vblk_req_header {
 	uint32_t type;
@@ -96,10 +73,7 @@ bool vblk_probe(uint64_t *capacity)
 	ring = (uint64_t)(uintptr_t)vblk_ring;
 	vblk.desc = (struct vring_desc *)vblk_ring;
 	vblk.avail = (volatile uint16_t *)(vblk_ring + 16 * vblk.qsize);
-	uint64_t used_off = (16 * (uint64_t)vblk.qsize + 6 + 2 * (uint64_t)vblk.qsize +
-			     VRING_ALIGN - 1) & ~(uint64_t)(VRING_ALIGN - 1);
-
-	vblk.used = (volatile uint16_t *)(vblk_ring + used_off);
+	vblk.used = (volatile uint16_t *)(vblk_ring + vring_used_offset(vblk.qsize));
 	vblk.avail_idx = 0;
 	vblk.used_seen = 0;
 	outl(io + VIO_QUEUE_PFN, (uint32_t)(ring >> 12));

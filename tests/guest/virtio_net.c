@@ -5,26 +5,13 @@
 #include "hw.h"
 #include "lib.h"
 #include "pci.h"
+#include "virtio_pci.h"
 
-#define PCI_VENDOR_VIRTIO 0x1af4
 #define PCI_DEVICE_VIRTIO_NET_LEGACY 0x1000
 #define VNET_IO_FALLBACK 0xd000
 
-/* Legacy virtio header in BAR0's I/O space, without MSI-X (device config at 20). */
-#define VIO_HOST_FEATURES 0
-#define VIO_GUEST_FEATURES 4
-#define VIO_QUEUE_PFN 8
-#define VIO_QUEUE_SIZE 12
-#define VIO_QUEUE_SELECT 14
-#define VIO_QUEUE_NOTIFY 16
-#define VIO_STATUS 18
-#define VIO_ISR 19
-#define VIO_NET_MAC 20
-#define VIO_NET_STATUS 26
-
-#define VIO_STATUS_ACK 1
-#define VIO_STATUS_DRIVER 2
-#define VIO_STATUS_DRIVER_OK 4
+#define VIO_NET_MAC VIO_CONFIG
+#define VIO_NET_STATUS (VIO_CONFIG + 6)
 #define VIO_ISR_CONFIG 2
 
 #define VNET_F_MAC (1u << 5)
@@ -33,11 +20,8 @@
 #define VNET_F_GUEST_ANNOUNCE (1u << 21)
 #define VNET_S_ANNOUNCE 2
 
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 #define VRING_USED_F_NO_NOTIFY 1
-#define VRING_ALIGN 4096
 #define VRING_MAX 256
 #define VRING_BYTES (12 * 1024)         /* a legacy ring of VRING_MAX entries fits */
 
@@ -50,13 +34,6 @@
 #define Q_CTRL 2
 #define VNET_CTRL_TIMEOUT_TSC (1ULL << 32) /* ~1.5 s at 3 GHz */
 #define VNET_TX_WAIT_TSC (1ULL << 24)      /* ~5 ms at 3 GHz: the device is sending */
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
 
 struct vnet_ring {
 	uint16_t size;
@@ -95,7 +72,6 @@ static bool vnet_ring_setup(struct vnet_dev *d, unsigned qi)
 {
 	struct vnet_ring *r = &d->q[qi];
 	uint8_t *mem = d->ring_mem[qi];
-	uint64_t used_off;
 
 	outw(d->iobase + VIO_QUEUE_SELECT, (uint16_t)qi);
 	r->size = inw(d->iobase + VIO_QUEUE_SIZE);
@@ -104,9 +80,7 @@ static bool vnet_ring_setup(struct vnet_dev *d, unsigned qi)
 	memset(mem, 0, VRING_BYTES);
 	r->desc = (struct vring_desc *)mem;
 	r->avail = (volatile uint16_t *)(mem + 16 * r->size);
-	used_off = (16 * (uint64_t)r->size + 6 + 2 * (uint64_t)r->size + VRING_ALIGN - 1) &
-		   ~(uint64_t)(VRING_ALIGN - 1);
-	r->used = (volatile uint16_t *)(mem + used_off);
+	r->used = (volatile uint16_t *)(mem + vring_used_offset(r->size));
 	r->avail_idx = 0;
 	r->used_seen = 0;
 	/* Polled: ask the device not to raise interrupts for this queue. */
@@ -128,7 +102,12 @@ static void vnet_ring_push(struct vnet_ring *r, uint16_t head)
 
 static void vnet_notify(struct vnet_dev *d, unsigned qi)
 {
-	compiler_barrier();
+	/*
+	 * A full fence: the new avail index must be visible before used->flags is read, or
+	 * the device may clear NO_NOTIFY and look at the index in between (x86 lets a load
+	 * pass an earlier store), and the kick that was due is never sent.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!(d->q[qi].used[0] & VRING_USED_F_NO_NOTIFY))
 		outw(d->iobase + VIO_QUEUE_NOTIFY, (uint16_t)qi);
 }
