@@ -206,6 +206,7 @@ void virtio_net_resume(struct virtio_net *n);
  * true if asked, false if the driver cannot announce.
  */
 bool virtio_net_announce(struct virtio_net *n);
+/* The MAC the driver sees now, the tap's name and the counters, into *out. Any thread. */
 void virtio_net_info_get(struct virtio_net *n, struct virtio_net_info *out);
 /* The default MAC of NIC index on tap name: 02:xx:xx:xx:xx:xx from a hash of both. */
 void virtio_net_mac_derive(const char *tap_name, unsigned index,

@@ -122,6 +122,7 @@ struct vm_nic_info {
  */
 int vm_net_check(const struct vm_net_config *nc, char *err, size_t errlen);
 
+/* How many NICs the VM has (vm_config.nnets). */
 unsigned vm_nic_count(const struct vm *vm);
 /* NIC i (< vm_nic_count) into *out. Returns 0, or -EINVAL for no NIC i. Any thread. */
 int vm_nic_info(struct vm *vm, unsigned i, struct vm_nic_info *out);
