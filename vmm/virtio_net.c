@@ -29,7 +29,7 @@
 	 F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6) |                     \
 	 F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_STATUS) | F(VIRTIO_NET_F_CTRL_VQ) | \
 	 F(VIRTIO_NET_F_CTRL_RX) | F(VIRTIO_NET_F_GUEST_ANNOUNCE) |                  \
-	 F(VIRTIO_RING_F_INDIRECT_DESC))
+	 F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_RING_F_EVENT_IDX))
 
 void virtio_net_mac_derive(const char *tap_name, unsigned index, uint8_t mac[VIRTIO_NET_MAC_BYTES])
 {
@@ -62,12 +62,33 @@ struct vq *vnet_queue_ring(struct virtio_net *n, unsigned qi)
 
 void vnet_irq_queue(struct virtio_net *n, unsigned qi)
 {
-	struct vq *q = n->q[qi].mapped ? &n->q[qi].vq : NULL;
+	struct vnet_queue *q = &n->q[qi];
 
-	if (q && (vq_avail_flags(q) & VRING_AVAIL_F_NO_INTERRUPT))
+	if (q->mapped && (n->guest_features & F(VIRTIO_RING_F_EVENT_IDX))) {
+		bool need = !q->signalled_valid ||
+			    vq_need_event(vq_used_event(&q->vq), q->used_idx, q->signalled);
+
+		q->signalled = q->used_idx;
+		q->signalled_valid = true;
+		if (!need)
+			return;
+	} else if (q->mapped && (vq_avail_flags(&q->vq) & VRING_AVAIL_F_NO_INTERRUPT)) {
 		return;
+	}
 	n->isr |= VIRTIO_ISR_QUEUE;
 	irq_set(&n->irq, n->gsi, 1);
+}
+
+void vnet_kicks(struct virtio_net *n, unsigned qi, bool on)
+{
+	struct vnet_queue *q = &n->q[qi];
+
+	if (!(n->guest_features & F(VIRTIO_RING_F_EVENT_IDX)))
+		vq_used_notify_set(&q->vq, n->mem, on);
+	else if (on)
+		vq_avail_event_set(&q->vq, n->mem, q->last_avail);
+	/* Off with EVENT_IDX: an avail_event left behind the driver's index is passed once
+	 * at most, so it already spares the kicks. */
 }
 
 void vnet_set_broken(struct virtio_net *n)

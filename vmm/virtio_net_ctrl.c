@@ -126,9 +126,32 @@ static uint8_t ctrl_command(struct virtio_net *n, const struct vq_chain *c)
 	}
 }
 
-void vnet_ctrl_serve(struct virtio_net *n)
+/* One command chain at head: carried out, its ack written, its used entry published. */
+static void ctrl_serve_one(struct virtio_net *n, struct vq *vq, struct vnet_queue *q,
+			   uint16_t head)
 {
 	bool indirect_ok = n->guest_features & F(VIRTIO_RING_F_INDIRECT_DESC);
+	uint32_t used = 0;
+	struct vq_chain c;
+
+	if (vq_chain_collect(vq, n->mem, head, indirect_ok, n->seg, VNET_QUEUE_NUM, &c) == 0 &&
+	    c.wr_bytes >= 1) {
+		const struct vq_seg *last = &n->seg[c.nseg - 1];
+		uint8_t ack = ctrl_command(n, &c);
+		struct vq_seg at = { .gpa = last->gpa + last->len - 1, .len = 1, .write = true };
+
+		if (vq_chain_write(n->mem, &at, 1, &ack, 1) == 1)
+			used = 1;
+	} else {
+		n->stats.bad_chains++;
+	}
+	vq_used_put(vq, n->mem, q->used_idx++, head, used);
+	q->last_avail++;
+	vq_used_publish(vq, n->mem, q->used_idx);
+}
+
+void vnet_ctrl_serve(struct virtio_net *n)
+{
 	struct vnet_queue *q = &n->q[VIRTIO_NET_Q_CTRL];
 	uint16_t avail_idx;
 	bool served = false;
@@ -138,31 +161,20 @@ void vnet_ctrl_serve(struct virtio_net *n)
 	    !(n->guest_features & F(VIRTIO_NET_F_CTRL_VQ)) ||
 	    !(vq = vnet_queue_ring(n, VIRTIO_NET_Q_CTRL)))
 		return;
-	avail_idx = vq_avail_idx(vq);
-	if ((uint16_t)(avail_idx - q->last_avail) > VNET_QUEUE_NUM) {
-		vnet_set_broken(n);
-		return;
-	}
-	while (q->last_avail != avail_idx) {
-		uint16_t head = vq_avail_head(vq, q->last_avail);
-		uint32_t used = 0;
-		struct vq_chain c;
-
-		if (vq_chain_collect(vq, n->mem, head, indirect_ok, n->seg, VNET_QUEUE_NUM, &c) == 0 &&
-		    c.wr_bytes >= 1) {
-			const struct vq_seg *last = &n->seg[c.nseg - 1];
-			uint8_t ack = ctrl_command(n, &c);
-			struct vq_seg at = { .gpa = last->gpa + last->len - 1, .len = 1, .write = true };
-
-			if (vq_chain_write(n->mem, &at, 1, &ack, 1) == 1)
-				used = 1;
-		} else {
-			n->stats.bad_chains++;
+	for (avail_idx = vq_avail_idx(vq);; avail_idx = vq_avail_idx(vq)) {
+		if ((uint16_t)(avail_idx - q->last_avail) > VNET_QUEUE_NUM) {
+			vnet_set_broken(n);
+			return;
 		}
-		vq_used_put(vq, n->mem, q->used_idx++, head, used);
-		q->last_avail++;
-		vq_used_publish(vq, n->mem, q->used_idx);
-		served = true;
+		while (q->last_avail != avail_idx) {
+			ctrl_serve_one(n, vq, q, vq_avail_head(vq, q->last_avail));
+			served = true;
+		}
+		/* Kicks on for the next command (with EVENT_IDX, avail_event moves on), then one
+		 * more look for a command that came in between. */
+		vnet_kicks(n, VIRTIO_NET_Q_CTRL, true);
+		if (vq_avail_idx(vq) == q->last_avail)
+			break;
 	}
 	if (served)
 		vnet_irq_queue(n, VIRTIO_NET_Q_CTRL);

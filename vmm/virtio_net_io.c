@@ -185,6 +185,12 @@ static void vnet_rx_turn(struct virtio_net *n)
 			break;
 		r = vnet_rx_place(n, frameq_slot(fq, 0), fq->len[fq->head]);
 		if (r == VNET_NO_BUFFER) {
+			/* Ask for the kick that brings buffers; if some came meanwhile, go on. */
+			struct vnet_queue *q = &n->q[VIRTIO_NET_Q_RX];
+
+			vnet_kicks(n, VIRTIO_NET_Q_RX, true);
+			if (vq_avail_idx(&q->vq) != q->last_avail)
+				continue;
 			n->rx_wait = true;
 			break;
 		}
@@ -280,7 +286,7 @@ static void vnet_tx_turn(struct virtio_net *n)
 	n->tx_more = false;
 	if (!vnet_driver_ok(n) || !(vq = vnet_queue_ring(n, VIRTIO_NET_Q_TX)))
 		return;
-	vq_used_notify_set(vq, n->mem, false);
+	vnet_kicks(n, VIRTIO_NET_Q_TX, false);
 	for (;;) {
 		uint16_t avail_idx = vq_avail_idx(vq);
 
@@ -309,10 +315,10 @@ static void vnet_tx_turn(struct virtio_net *n)
 			n->tx_more = true; /* come back without a kick; kicks stay off meanwhile */
 			break;
 		}
-		vq_used_notify_set(vq, n->mem, true);
+		vnet_kicks(n, VIRTIO_NET_Q_TX, true);
 		if (vq_avail_idx(vq) == q->last_avail)
 			break;
-		vq_used_notify_set(vq, n->mem, false);
+		vnet_kicks(n, VIRTIO_NET_Q_TX, false);
 	}
 	if (sent)
 		vnet_irq_queue(n, VIRTIO_NET_Q_TX);

@@ -36,6 +36,10 @@ struct vnet_queue {
 	uint16_t used_idx;   /* next used entry to fill; equals last_avail between turns */
 	bool mapped;         /* vq is valid (pfn != 0 and the ring lies in RAM) */
 	struct vq vq;
+	/* EVENT_IDX: the used index at the last interrupt decision (not saved: after a load
+	 * the first decision interrupts, which a driver takes as at most a spurious one). */
+	uint16_t signalled;
+	bool signalled_valid;
 };
 
 /* The receive filter the driver sets through the control queue (F_CTRL_RX). */
@@ -118,8 +122,15 @@ struct virtio_net {
 };
 
 /* virtio_net.c */
-/* Raise the interrupt for queue qi if the driver did not suppress it. lock held. */
+/* Raise the interrupt for queue qi if the driver did not suppress it (NO_INTERRUPT, or
+ * with EVENT_IDX its used_event). lock held. */
 void vnet_irq_queue(struct virtio_net *n, unsigned qi);
+/*
+ * Ask the driver for kicks on queue qi (on) or to spare them (off), by used->flags or,
+ * with EVENT_IDX, avail_event = last_avail; both end in a full fence, so the caller then
+ * re-reads the avail index before it sleeps. lock held; the queue is mapped.
+ */
+void vnet_kicks(struct virtio_net *n, unsigned qi, bool on);
 /* Stop serving until the driver resets the device, and say so by a config interrupt. */
 void vnet_set_broken(struct virtio_net *n);
 /* Apply guest_features to the tap (header size, offloads) and hdr_bytes. lock held. */

@@ -48,6 +48,7 @@
 #define VIRTIO_ISR_CONFIG 0x2
 
 #define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX     29 /* used_event / avail_event replace the flags */
 
 /*
  * Split virtqueue, legacy layout for queue size N at PFN << 12 (all little-endian):

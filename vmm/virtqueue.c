@@ -170,6 +170,22 @@ void vq_used_publish(struct vq *q, const struct guest_mem *mem, uint16_t used_id
 	guest_mem_mark_dirty(mem, q->ring_gpa + vring_used_off(q->num) + VRING_USED_IDX_OFF, 2);
 }
 
+uint16_t vq_used_event(const struct vq *q)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return le16toh(__atomic_load_n((uint16_t *)(q->avail + VRING_AVAIL_RING_OFF +
+						    2 * (size_t)q->num), __ATOMIC_RELAXED));
+}
+
+void vq_avail_event_set(struct vq *q, const struct guest_mem *mem, uint16_t idx)
+{
+	uint64_t off = VRING_USED_RING_OFF + (uint64_t)VRING_USED_ELEM_BYTES * q->num;
+
+	__atomic_store_n((uint16_t *)(q->used + off), htole16(idx), __ATOMIC_RELAXED);
+	guest_mem_mark_dirty(mem, q->ring_gpa + vring_used_off(q->num) + off, 2);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 void vq_used_notify_set(struct vq *q, const struct guest_mem *mem, bool notify)
 {
 	uint16_t flags = le16toh(__atomic_load_n((uint16_t *)q->used, __ATOMIC_RELAXED));

@@ -94,6 +94,24 @@ void vq_used_put(struct vq *q, const struct guest_mem *mem, uint16_t used_idx, u
 		 uint32_t len);
 /* Store used->idx with release (elements and data first) and mark it dirty. */
 void vq_used_publish(struct vq *q, const struct guest_mem *mem, uint16_t used_idx);
+/*
+ * With VIRTIO_RING_F_EVENT_IDX, the driver says at which used index it wants its next
+ * interrupt (used_event, after the avail ring) and the device at which avail index it
+ * wants its next kick (avail_event, after the used ring); either side signals only when
+ * its index passes the other's event since it last looked: vq_need_event.
+ */
+static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+/* The driver's used_event, read after a full fence (after the used index the caller
+ * just published). */
+uint16_t vq_used_event(const struct vq *q);
+/* Ask for a kick once avail->idx passes idx (avail_event = idx), mark it dirty, then a
+ * full fence so the caller's next vq_avail_idx cannot be read before it is visible. */
+void vq_avail_event_set(struct vq *q, const struct guest_mem *mem, uint16_t idx);
+
 /* Set or clear VRING_USED_F_NO_NOTIFY in used->flags (a hint to the driver), then a full
  * fence, so the caller's next vq_avail_idx cannot be read before the flag is visible. */
 void vq_used_notify_set(struct vq *q, const struct guest_mem *mem, bool notify);
