@@ -177,7 +177,7 @@ struct virtio_net_info {
 /*
  * Attach the tap and add a virtio-net PCI device (features: MAC, STATUS, CTRL_VQ,
  * CTRL_RX, GUEST_ANNOUNCE, MRG_RXBUF, checksum and TSO offloads both ways, indirect
- * descriptors). Without cfg->has_mac the MAC is derived from the tap's name and index:
+ * descriptors, event indices). Without cfg->has_mac the MAC is derived from the tap's name and index:
  * stable across boots, locally administered, unicast (virtio_net_mac_derive). The
  * device's I/O thread starts paused: it reads neither the tap nor guest RAM until
  * virtio_net_resume. Everything it writes into guest RAM is marked in mem's dirty
