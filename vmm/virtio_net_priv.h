@@ -55,7 +55,10 @@ struct vnet_rx_filter {
  * Frames between the tap reader and RX placement: a bounded FIFO of fixed slots. The
  * reader fills it only while it has room, so a guest without buffers leaves the rest
  * waiting in the tap's own queue (bounded by the tap's txqueuelen; the kernel counts what
- * it drops there).
+ * it drops there). Reading (vnet_tap_read) and placing (vnet_rx_place) are separate
+ * steps on purpose: a device paused for good (a migration's source after its final
+ * pause) could keep reading into a queue like this one, never touching guest RAM, and
+ * hand the frames to the destination.
  */
 struct vnet_frameq {
 	uint8_t *buf; /* VNET_RXQ_FRAMES slots of VNET_SLOT_BYTES */
