@@ -21,7 +21,9 @@
 /*
  * What the device offers. The checksum and TSO offloads cost nothing here (the tap does
  * the work, and the header passes through); the tap is told to hand over only what the
- * guest acked (vnet_features_apply).
+ * guest acked (vnet_features_apply). Every chain is read and written as a byte stream,
+ * so any layout is fine (ANY_LAYOUT: Linux then puts a frame's header in the frame's own
+ * buffer, one descriptor instead of an indirect table).
  */
 #define VNET_HOST_FEATURES                                                            \
 	(F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_MAC) |   \
@@ -29,7 +31,7 @@
 	 F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6) |                     \
 	 F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_STATUS) | F(VIRTIO_NET_F_CTRL_VQ) | \
 	 F(VIRTIO_NET_F_CTRL_RX) | F(VIRTIO_NET_F_GUEST_ANNOUNCE) |                  \
-	 F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_RING_F_EVENT_IDX))
+	 F(VIRTIO_F_ANY_LAYOUT) | F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_RING_F_EVENT_IDX))
 
 void virtio_net_mac_derive(const char *tap_name, unsigned index, uint8_t mac[VIRTIO_NET_MAC_BYTES])
 {

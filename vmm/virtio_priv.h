@@ -47,6 +47,7 @@
 #define VIRTIO_ISR_QUEUE  0x1
 #define VIRTIO_ISR_CONFIG 0x2
 
+#define VIRTIO_F_ANY_LAYOUT         27 /* legacy: buffers need not follow the header's layout */
 #define VIRTIO_RING_F_INDIRECT_DESC 28
 #define VIRTIO_RING_F_EVENT_IDX     29 /* used_event / avail_event replace the flags */
 
