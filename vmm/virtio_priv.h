@@ -148,6 +148,16 @@ static inline struct vring_desc vring_desc_decode(const uint8_t *p)
 	};
 }
 
+/* The other direction, for drivers (tests) that build descriptor tables. */
+static inline void vring_desc_encode(uint8_t *p, uint64_t addr, uint32_t len, uint16_t flags,
+				     uint16_t next)
+{
+	vring_put64(p, addr);
+	vring_put32(p + 8, len);
+	vring_put16(p + 12, flags);
+	vring_put16(p + 14, next);
+}
+
 /*
  * virtio-blk. Feature bits, and the device config at BAR0 + 0x14 (little-endian):
  *

@@ -33,6 +33,7 @@
 #define WAIT_MS 5000
 
 #define F(bit) (1u << (bit))
+static const uint8_t broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 #define NET_FEATURES (F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_STATUS))
 
 struct fake_irq {
@@ -213,12 +214,7 @@ static void used_elem(unsigned q, uint16_t i, uint32_t *id, uint32_t *len)
 static void desc_set(unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	uint8_t *d = desc_table(q) + VRING_DESC_BYTES * i;
-
-	vring_put64(d, addr);
-	vring_put32(d + 8, len);
-	vring_put16(d + 12, flags);
-	vring_put16(d + 14, next);
+	vring_desc_encode(desc_table(q) + VRING_DESC_BYTES * i, addr, len, flags, next);
 }
 
 /* What Linux's virtio_pci_legacy probe and setup_vq do, for all three queues. */
@@ -305,6 +301,20 @@ static ssize_t wire_recv(uint8_t *buf, size_t len, int timeout_ms)
 	}
 }
 
+/* A frame of len bytes to everyone, behind a header whose gso_type is gso, as one transmit
+ * descriptor; waits until the device has used it. */
+static void tx_one(uint32_t len, uint8_t gso, uint8_t seed)
+{
+	uint16_t before = used_idx(1), d = desc_next[1]++;
+
+	memset(gpa(TX_GPA), 0, VIRTIO_NET_HDR_BYTES);
+	*gpa(TX_GPA + 1) = gso;
+	frame_make(gpa(TX_GPA + VIRTIO_NET_HDR_BYTES), len, broadcast, seed);
+	desc_set(1, d, TX_GPA, VIRTIO_NET_HDR_BYTES + len, 0, 0);
+	publish(1, d, true);
+	cr_assert(wait_used(1, (uint16_t)(before + 1)), "the transmit chain was never used");
+}
+
 static void nic_mac(uint8_t mac[6])
 {
 	for (unsigned i = 0; i < 6; i++)
@@ -366,13 +376,12 @@ Test(virtio_net, derived_mac_is_stable_local_unicast_and_differs_per_nic)
 
 Test(virtio_net, transmitted_frame_reaches_the_tap_intact)
 {
-	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	uint8_t got[2048], *f = gpa(TX_GPA + 0x100);
 	uint32_t id, len;
 
 	driver_init(NET_FEATURES);
 	memset(gpa(TX_GPA), 0, VIRTIO_NET_HDR_BYTES);
-	frame_make(f, 600, bcast, 1);
+	frame_make(f, 600, broadcast, 1);
 	/* Linux's legacy layout: the header in its own descriptor, then the frame in two. */
 	desc_set(1, 0, TX_GPA, VIRTIO_NET_HDR_BYTES, VRING_DESC_F_NEXT, 1);
 	desc_set(1, 1, TX_GPA + 0x100, 100, VRING_DESC_F_NEXT, 2);
@@ -540,16 +549,11 @@ Test(virtio_net, event_idx_interrupts_only_when_used_event_is_passed)
 
 Test(virtio_net, event_idx_asks_for_kicks_with_avail_event)
 {
-	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	uint8_t got[2048], mac[6], f[80];
 
 	driver_init(NET_FEATURES | F(VIRTIO_RING_F_EVENT_IDX));
 	nic_mac(mac);
-	memset(gpa(TX_GPA), 0, VIRTIO_NET_HDR_BYTES);
-	frame_make(gpa(TX_GPA + VIRTIO_NET_HDR_BYTES), 100, bcast, 1);
-	desc_set(1, 0, TX_GPA, VIRTIO_NET_HDR_BYTES + 100, 0, 0);
-	publish(1, 0, true);
-	cr_assert(wait_used(1, 1));
+	tx_one(100, VIRTIO_NET_HDR_GSO_NONE, 1);
 	cr_assert_eq(wire_recv(got, sizeof(got), WAIT_MS), 100);
 	cr_assert_eq(avail_event(1), 1, "transmit: kick me for the next chain");
 	/* Receive: one buffer used, then none: the device waits, asking for a kick at buffer 1. */
@@ -629,16 +633,10 @@ Test(virtio_net, transmit_descriptor_loop_is_consumed_and_nothing_sent, .timeout
 
 Test(virtio_net, transmit_with_an_offload_the_driver_did_not_negotiate_is_dropped)
 {
-	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	uint8_t got[2048];
 
 	driver_init(NET_FEATURES);
-	memset(gpa(TX_GPA), 0, VIRTIO_NET_HDR_BYTES);
-	*gpa(TX_GPA + 1) = VIRTIO_NET_HDR_GSO_TCPV4; /* HOST_TSO4 not acked */
-	frame_make(gpa(TX_GPA + VIRTIO_NET_HDR_BYTES), 200, bcast, 10);
-	desc_set(1, 0, TX_GPA, VIRTIO_NET_HDR_BYTES + 200, 0, 0);
-	publish(1, 0, true);
-	cr_assert(wait_used(1, 1));
+	tx_one(200, VIRTIO_NET_HDR_GSO_TCPV4, 10); /* HOST_TSO4 not acked */
 	cr_assert_eq(stats().tx_dropped, 1);
 	cr_assert_eq(wire_recv(got, sizeof(got), 200), -1);
 }
@@ -706,7 +704,6 @@ Test(virtio_net, receive_filter_follows_rx_mode_and_mac_tables)
 	static const uint8_t other[6] = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 };
 	static const uint8_t mcast_in[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
 	static const uint8_t mcast_out[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x02 };
-	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	uint8_t mac[6], off = 0, on = 1, tables[4 + 4 + 6];
 
 	driver_init(NET_FEATURES | F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX));
@@ -722,7 +719,7 @@ Test(virtio_net, receive_filter_follows_rx_mode_and_mac_tables)
 		     VIRTIO_NET_CTRL_OK);
 	cr_assert(!delivered(other, 2), "unicast for another MAC went through");
 	cr_assert(delivered(mac, 3));
-	cr_assert(delivered(bcast, 4));
+	cr_assert(delivered(broadcast, 4));
 	cr_assert(delivered(mcast_in, 5));
 	cr_assert(!delivered(mcast_out, 6), "multicast outside the table went through");
 	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), VIRTIO_NET_CTRL_OK);

@@ -42,12 +42,7 @@ TestSuite(virtqueue, .init = setup, .fini = teardown, .timeout = 10);
 static void desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 		 uint16_t next)
 {
-	uint8_t *d = table + VRING_DESC_BYTES * i;
-
-	vring_put64(d, addr);
-	vring_put32(d + 8, len);
-	vring_put16(d + 12, flags);
-	vring_put16(d + 14, next);
+	vring_desc_encode(table + VRING_DESC_BYTES * i, addr, len, flags, next);
 }
 
 static int collect(uint16_t head, bool indirect_ok)
