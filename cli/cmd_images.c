@@ -12,11 +12,13 @@
 #include "cli/cli.h"
 #include "cli/prune_cli.h"
 #include "snapshot/lock.h"
+#include "cli/net_opts.h"
 #include "snapshot/manifest.h"
 #include "snapshot/repair.h"
 #include "snapshot/repo.h"
 #include "snapshot/repo_key.h"
 #include "snapshot/verify.h"
+#include "vmm/vm_state.h"
 
 static const char images_usage[] =
 	"usage: godwit images list --repo DIR [--key-file FILE]\n"
@@ -86,6 +88,38 @@ static int images_list(struct repo *r)
 	return CLI_EXIT_OK;
 }
 
+/* The NICs a snapshot's VM had, from its state blob: index and MAC. */
+static int images_inspect_nics(struct repo *r, const struct snap_manifest *m)
+{
+	struct vm_state_info info;
+	uint8_t *state;
+	size_t len;
+	char err[256];
+	int rc;
+
+	rc = repo_blob_get(r, &m->state_id, &state, &len);
+	if (rc < 0) {
+		cli_error("images inspect: snapshot %s: its VM state cannot be read: %s (run "
+			  "'godwit images verify')", m->id, strerror(-rc));
+		return CLI_EXIT_ERROR;
+	}
+	rc = vm_state_peek(state, len, &info, err, sizeof(err));
+	free(state);
+	if (rc < 0) {
+		cli_error("images inspect: snapshot %s: %s", m->id, err);
+		return CLI_EXIT_ERROR;
+	}
+	if (info.nnics == 0)
+		printf("NICs:            none\n");
+	for (unsigned i = 0; i < info.nnics; i++) {
+		char mac[18];
+
+		net_mac_format(info.nic_mac[i], mac);
+		printf("NIC %u:           virtio-net, MAC %s\n", i, mac);
+	}
+	return CLI_EXIT_OK;
+}
+
 static int images_inspect(struct repo *r, const char *id)
 {
 	struct snap_manifest m;
@@ -125,8 +159,9 @@ static int images_inspect(struct repo *r, const char *id)
 	       m.stats.duration_ms);
 	if (m.cpu_features[0])
 		printf("CPU features:    %s\n", m.cpu_features);
+	rc = images_inspect_nics(r, &m);
 	manifest_free(&m);
-	return CLI_EXIT_OK;
+	return rc;
 }
 
 static void verify_line(void *arg, enum repo_verify_level level, const char *line)

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/mig_opts.h"
+#include "cli/net_opts.h"
 #include "cli/vm_host.h"
 
 static const char receive_usage[] =
@@ -21,6 +22,8 @@ static const char receive_usage[] =
 	"                         or, when the source migrates --with-disk, a new file\n"
 	"  --api SOCKET           serve the control API once the VM runs\n"
 	"  --console FILE         the guest's serial output (default stdout)\n"
+	"  --net tap=NAME|tapfd=N the tap for the VM's next NIC: one per NIC, in order (the\n"
+	"                         NIC keeps its MAC; a count that differs fails the move)\n"
 	"  --cpu-features SPEC    CPUID policy of the VM shell (the source's state rules)\n"
 	"  --accept-timeout SECS  give up if no source connects in time (default: wait)\n";
 
@@ -28,6 +31,7 @@ struct receive_ctx {
 	const char *disk_path;
 	int console_fd;
 	const char *cpu_features;
+	struct net_opts nets;
 	bool created_disk; /* we made disk_path for a --with-disk source */
 };
 
@@ -76,6 +80,7 @@ static int receive_create_vm(void *arg, const struct mig_hello *h, struct vm **o
 		close(fd);
 	}
 	cfg.disk_path = ctx->disk_path;
+	net_opts_apply(&ctx->nets, &cfg);
 	return vm_create_for_restore(out, &cfg, err, errlen);
 }
 
@@ -94,6 +99,7 @@ int cmd_receive(int argc, char **argv)
 		{ "console", required_argument, NULL, 'o' },
 		{ "cpu-features", required_argument, NULL, 'f' },
 		{ "accept-timeout", required_argument, NULL, 't' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -130,6 +136,13 @@ int cmd_receive(int argc, char **argv)
 		case 'f':
 			ctx.cpu_features = optarg;
 			break;
+		case 'N':
+			if (net_opt_parse(&ctx.nets, optarg, err, sizeof(err)) < 0) {
+				cli_error("receive: %s", err);
+				net_opts_free(&ctx.nets);
+				return CLI_EXIT_ERROR;
+			}
+			break;
 		case 't':
 			p.accept_timeout_ms = (int)strtol(optarg, &end, 10) * 1000;
 			if (*end || p.accept_timeout_ms <= 0) {
@@ -151,13 +164,24 @@ int cmd_receive(int argc, char **argv)
 		cli_error("receive: pass --listen HOST:PORT");
 		return CLI_EXIT_USAGE;
 	}
-	if (mig_auth_check(&p.auth, err, sizeof(err)) < 0) {
+	if (mig_auth_check(&p.auth, err, sizeof(err)) < 0 ||
+	    net_opts_check_restore(&ctx.nets, false, 0, "the incoming VM", err, sizeof(err)) < 0) {
 		cli_error("receive: %s", err);
+		net_opts_free(&ctx.nets);
 		return CLI_EXIT_ERROR;
 	}
+	for (unsigned i = 0; i < ctx.nets.n; i++) {
+		if (vm_net_check(&ctx.nets.net[i], err, sizeof(err)) < 0) {
+			cli_error("receive: %s", err);
+			net_opts_free(&ctx.nets);
+			return CLI_EXIT_ERROR;
+		}
+	}
 	vm_host_signals();
-	if (cli_console_open(&console, console_path) < 0)
+	if (cli_console_open(&console, console_path) < 0) {
+		net_opts_free(&ctx.nets);
 		return CLI_EXIT_ERROR;
+	}
 	ctx.console_fd = console.fd;
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
@@ -179,5 +203,6 @@ int cmd_receive(int argc, char **argv)
 	vm_destroy(vm);
 out_console:
 	cli_console_close(&console, !vm);
+	net_opts_free(&ctx.nets);
 	return status;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/net_opts.h"
 #include "cli/prune_cli.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
@@ -29,6 +30,9 @@ static const char restore_usage[] =
 	"  --disk-base OLD.img   or bring this stale copy up to date in place and use it\n"
 	"  --api SOCKET          serve the control API\n"
 	"  --console FILE        the guest's serial output (default stdout)\n"
+	"  --net tap=NAME|tapfd=N  the tap for the snapshot's next NIC: one per NIC, in order\n"
+	"                        (the NIC keeps its MAC; the tap may be another one, on\n"
+	"                        another host)\n"
 	"  --eager               copy all of RAM before the vCPUs start (default: start at\n"
 	"                        once and fault RAM in from the repository on first touch,\n"
 	"                        fetching the rest in the background; eager when this host\n"
@@ -84,6 +88,7 @@ int cmd_restore(int argc, char **argv)
 		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "verify", no_argument, NULL, 'V' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -101,6 +106,7 @@ int cmd_restore(int argc, char **argv)
 	struct lazy_mem *lazy = NULL;
 	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
 	struct cli_console console = { .fd = -1 };
+	struct net_opts nets = { 0 };
 	bool disk_created = false, verbose = false, verify = false;
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
@@ -153,6 +159,13 @@ int cmd_restore(int argc, char **argv)
 		case 'V':
 			verify = true;
 			ram_mode = SNAP_RAM_EAGER; /* all of RAM must be there to compare */
+			break;
+		case 'N':
+			if (net_opt_parse(&nets, optarg, err, sizeof(err)) < 0) {
+				cli_error("restore: %s", err);
+				net_opts_free(&nets);
+				return CLI_EXIT_ERROR;
+			}
 			break;
 		case 'h':
 			fputs(restore_usage, stdout);
@@ -207,6 +220,16 @@ int cmd_restore(int argc, char **argv)
 	if (!rs.info.disk_bytes && (disk || base)) {
 		cli_error("restore: snapshot %s has no disk: drop --disk/--disk-base", rs.m.id);
 		goto out_rs;
+	}
+	{
+		char what[96];
+
+		snprintf(what, sizeof(what), "snapshot %s", rs.m.id);
+		if (net_opts_check_restore(&nets, true, rs.info.nnics, what, err, sizeof(err)) < 0) {
+			cli_error("restore: %s", err);
+			goto out_rs;
+		}
+		net_opts_apply(&nets, &cfg);
 	}
 	if (rs.info.disk_bytes) {
 		rc = snap_restore_disk(&rs, disk, base, err, sizeof(err));
@@ -264,6 +287,7 @@ int cmd_restore(int argc, char **argv)
 	}
 	vm_destroy(vm);
 	cli_console_close(&console, false);
+	net_opts_free(&nets);
 	return status;
 out_lazy:
 	if (lazy) {
@@ -278,5 +302,6 @@ out_disk:
 		unlink(disk);
 out_rs:
 	snap_restore_close(&rs);
+	net_opts_free(&nets);
 	return status;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/net_opts.h"
 #include "cli/vm_host.h"
 #include "vmm/cpuid.h"
 #include "vmm/vm.h"
@@ -20,6 +21,7 @@ static const char run_usage[] =
 	"  --mem SIZE           guest RAM, e.g. 512M or 2G (default 256M)\n"
 	"  --cpus N             vCPUs (default 1)\n"
 	"  --disk FILE          raw disk image, attached as virtio-blk\n"
+	NET_OPT_USAGE
 	"  --api SOCKET         serve the JSON control API on this UNIX socket\n"
 	"  --console FILE       write the guest's serial output here (default stdout)\n"
 	"  --dirty-ring         track dirty pages with KVM's dirty ring (default: bitmap)\n"
@@ -54,6 +56,7 @@ int cmd_run(int argc, char **argv)
 		{ "console", required_argument, NULL, 'o' },
 		{ "cpu-features", required_argument, NULL, 'f' },
 		{ "dirty-ring", no_argument, NULL, 'R' },
+		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -62,6 +65,7 @@ int cmd_run(int argc, char **argv)
 	struct vm *vm = NULL;
 	struct vm_host host;
 	struct cli_console console = { .fd = -1 };
+	struct net_opts nets = { 0 };
 	bool started = false;
 	char err[512] = "";
 	int opt, rc, status;
@@ -113,27 +117,40 @@ int cmd_run(int argc, char **argv)
 		case 'R':
 			cfg.dirty_ring = true;
 			break;
+		case 'N':
+			if (net_opt_parse(&nets, optarg, err, sizeof(err)) < 0) {
+				cli_error("run: %s", err);
+				net_opts_free(&nets);
+				return CLI_EXIT_ERROR;
+			}
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return CLI_EXIT_OK;
 		default:
 			cli_error("run: unknown or incomplete option '%s': see 'godwit run --help'",
 				  argv[optind - 1]);
+			net_opts_free(&nets);
 			return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
 		cli_error("run: unexpected argument '%s': see 'godwit run --help'", argv[optind]);
+		net_opts_free(&nets);
 		return CLI_EXIT_USAGE;
 	}
 	if (!cfg.kernel_path) {
 		cli_error("run: no kernel given: pass --kernel FILE");
+		net_opts_free(&nets);
 		return CLI_EXIT_USAGE;
 	}
+	net_opts_apply(&nets, &cfg);
 
 	vm_host_signals();
-	if (cli_console_open(&console, console_path) < 0)
+	if (cli_console_open(&console, console_path) < 0) {
+		net_opts_free(&nets);
 		return CLI_EXIT_ERROR;
+	}
 	cfg.console_fd = console.fd;
 	rc = vm_create(&vm, &cfg, err, sizeof(err));
 	if (rc < 0) {
@@ -148,5 +165,6 @@ int cmd_run(int argc, char **argv)
 out_console:
 	/* A VM that never started leaves nothing behind. */
 	cli_console_close(&console, status == CLI_EXIT_ERROR && !started);
+	net_opts_free(&nets);
 	return status;
 }

@@ -15,6 +15,7 @@
 
 #include "cli/api.h"
 #include "cli/cli.h"
+#include "cli/net_opts.h"
 
 #define MIG_REPORT_GRACE_MS 5000
 
@@ -59,6 +60,32 @@ static void pause_holders_str(unsigned holders, char *buf, size_t len)
 						owners[i].name);
 }
 
+/* ,"nics":[{...},...] for a VM with NICs, appended at reply + at; returns the new end. */
+static size_t api_status_nics(struct vm_host *h, char *reply, size_t len, size_t at)
+{
+	unsigned n = vm_nic_count(h->vm);
+
+	for (unsigned i = 0; i < n && at < len; i++) {
+		struct vm_nic_info ni;
+		char mac[18];
+
+		if (vm_nic_info(h->vm, i, &ni) < 0)
+			break;
+		net_mac_format(ni.mac, mac);
+		at += (size_t)snprintf(reply + at, len - at,
+				       "%s{\"mac\":\"%s\",\"tap\":\"%s\",\"rx_frames\":%" PRIu64
+				       ",\"rx_bytes\":%" PRIu64 ",\"tx_frames\":%" PRIu64
+				       ",\"tx_bytes\":%" PRIu64 ",\"rx_dropped\":%" PRIu64
+				       ",\"rx_filtered\":%" PRIu64 ",\"rx_no_buffer\":%" PRIu64
+				       ",\"tx_dropped\":%" PRIu64 ",\"bad_chains\":%" PRIu64 "}%s",
+				       i ? "," : ",\"nics\":[", mac, ni.tap, ni.rx_frames, ni.rx_bytes,
+				       ni.tx_frames, ni.tx_bytes, ni.rx_dropped, ni.rx_filtered,
+				       ni.rx_no_buffer, ni.tx_dropped, ni.bad_chains,
+				       i + 1 == n ? "]" : "");
+	}
+	return at;
+}
+
 static void api_status(void *arg, const struct json_obj *req, char *reply, size_t len)
 {
 	struct vm_host *h = arg;
@@ -82,6 +109,8 @@ static void api_status(void *arg, const struct json_obj *req, char *reply, size_
 		 now_ms() - h->started_ms, GODWIT_VERSION, mig);
 	if (holders[0] && off < len)
 		off += (size_t)snprintf(reply + off, len - off, ",\"paused_by\":\"%s\"", holders);
+	if (off < len)
+		off = api_status_nics(h, reply, len, off);
 	if (off < len)
 		snprintf(reply + off, len - off, "}");
 }

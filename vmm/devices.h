@@ -1,4 +1,4 @@
-/* The emulated devices: 8250 UART, PCI host bridge with config mechanism #1, virtio-blk. */
+/* The emulated devices: 8250 UART, PCI host bridge with config mechanism #1, virtio-blk, virtio-net. */
 #ifndef VMM_DEVICES_H
 #define VMM_DEVICES_H
 
@@ -50,6 +50,14 @@ struct pci_bar_desc {
 	bool io;                       /* I/O space (else 32-bit non-prefetchable MMIO) */
 	const struct bus_dev_ops *ops; /* off is relative to the BAR's current base */
 	void *opaque;
+	/*
+	 * Optional: told after the BAR started decoding at base (mapped true) or stopped
+	 * (mapped false), so a device can move what it placed outside the bus (KVM
+	 * ioeventfds). Called with the PCI bus lock held, by whichever thread changed the
+	 * mapping: pci_add_device, a vCPU's configuration write, pci_state_load,
+	 * pci_remove_device. It must not call back into the PCI bus.
+	 */
+	void (*moved)(void *opaque, bool mapped, uint64_t base);
 };
 
 struct pci_dev_desc {
@@ -132,5 +140,94 @@ int virtio_blk_log_fetch(struct virtio_blk *vb, uint64_t *bitmap, const char *ba
 int virtio_blk_view_add(struct virtio_blk *vb, int *out);
 int virtio_blk_view_fetch(struct virtio_blk *vb, int view, uint64_t *bitmap);
 void virtio_blk_view_remove(struct virtio_blk *vb, int view);
+
+/* ---- virtio-net (virtio-pci, legacy interface) on a tap -------------------------------- */
+struct virtio_net;
+
+#define VIRTIO_NET_MAC_BYTES 6
+
+struct virtio_net_config {
+	const char *tap_name; /* an existing tap to attach to (tap.h), or NULL and: */
+	int tap_fd;           /* an open tap; duplicated, the caller keeps its own */
+	bool has_mac;
+	uint8_t mac[VIRTIO_NET_MAC_BYTES]; /* if has_mac: unicast; else derived (below) */
+	unsigned index;       /* the NIC's number in the VM, part of the derived MAC */
+};
+
+/*
+ * How the device reaches KVM without knowing it: assign (or deassign) fd as an
+ * ioeventfd for a len-byte port write of datamatch. NULL ioeventfd: notifications come
+ * through the BAR's write handler (a vCPU exit), which signals the same eventfds.
+ */
+struct virtio_net_host {
+	int (*ioeventfd)(void *opaque, uint16_t port, unsigned len, uint32_t datamatch, int fd,
+			 bool assign);
+	void *opaque;
+};
+
+/* Counters, all since the device was created. */
+struct virtio_net_stats {
+	uint64_t rx_frames, rx_bytes; /* placed in the guest's buffers (headers included) */
+	uint64_t tx_frames, tx_bytes; /* written to the tap */
+	uint64_t rx_dropped;   /* read from the tap, not delivered: no driver, did not fit */
+	uint64_t rx_filtered;  /* not for this NIC under the driver's receive filter */
+	uint64_t rx_no_buffer; /* times the guest had no buffer: later frames waited in the tap */
+	uint64_t tx_dropped;   /* guest frames the tap refused, or malformed */
+	uint64_t bad_chains;   /* descriptor chains that could not be trusted */
+};
+
+struct virtio_net_info {
+	uint8_t mac[VIRTIO_NET_MAC_BYTES];
+	char tap[16];
+	struct virtio_net_stats stats;
+};
+
+/*
+ * Attach the tap and add a virtio-net PCI device (features: MAC, STATUS, CTRL_VQ,
+ * CTRL_RX, GUEST_ANNOUNCE, MRG_RXBUF, checksum and TSO offloads both ways, indirect
+ * descriptors, event indices). Without cfg->has_mac the MAC is derived from the tap's name and index:
+ * stable across boots, locally administered, unicast (virtio_net_mac_derive). The
+ * device's I/O thread starts paused: it reads neither the tap nor guest RAM until
+ * virtio_net_resume. Everything it writes into guest RAM is marked in mem's dirty
+ * bitmaps. *irq and *host are copied. Returns 0, or -errno with a one-line reason in
+ * err (tap.h's errors among them).
+ */
+int virtio_net_create(struct virtio_net **out, struct pci_bus *pci, const struct guest_mem *mem,
+		      const struct irq_chip *irq, const struct virtio_net_host *host,
+		      const struct virtio_net_config *cfg, char *err, size_t errlen);
+/* Stop the I/O thread, take the device off the bus, close the tap and free; once no vCPU
+ * runs, before pci_bus_destroy. NULL is a no-op. */
+void virtio_net_destroy(struct virtio_net *n);
+/*
+ * Fence the I/O thread: when this returns it has finished whatever it was writing into
+ * guest RAM (and marked it dirty), and it reads neither the tap nor guest RAM until
+ * virtio_net_resume; frames wait in the tap's queue, notifications in their eventfds.
+ * Idempotent. Any thread but the I/O thread.
+ */
+void virtio_net_pause(struct virtio_net *n);
+/* Let the I/O thread work again; it looks at every queue and the tap at once. */
+void virtio_net_resume(struct virtio_net *n);
+/*
+ * Ask the guest to announce itself (after a move): when it negotiated GUEST_ANNOUNCE
+ * and CTRL_VQ, set VIRTIO_NET_S_ANNOUNCE and raise a config interrupt; the driver sends
+ * gratuitous ARPs and acks through the control queue, which clears the bit. Returns
+ * true if asked, false if the driver cannot announce.
+ */
+bool virtio_net_announce(struct virtio_net *n);
+/* The MAC the driver sees now, the tap's name and the counters, into *out. Any thread. */
+void virtio_net_info_get(struct virtio_net *n, struct virtio_net_info *out);
+/* The default MAC of NIC index on tap name: 02:xx:xx:xx:xx:xx from a hash of both. */
+void virtio_net_mac_derive(const char *tap_name, unsigned index,
+			   uint8_t mac[VIRTIO_NET_MAC_BYTES]);
+/*
+ * Driver-visible state (features, status, ISR, MAC, link status, queues, receive
+ * filter). Loading checks it all first, then applies it, tells the tap the header size
+ * and offloads the driver negotiated, and re-drives the interrupt line. Frames the
+ * device had read from its old tap are not state: they are dropped with the old tap.
+ */
+void virtio_net_state_save(struct virtio_net *n, struct vs_enc *e);
+int virtio_net_state_load(struct virtio_net *n, const uint8_t *payload, size_t len);
+/* The MAC a saved NIC payload holds, without a device (restore and images inspect). */
+int virtio_net_state_mac(const uint8_t *payload, size_t len, uint8_t mac[VIRTIO_NET_MAC_BYTES]);
 
 #endif

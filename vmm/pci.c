@@ -114,6 +114,8 @@ static void pci_bus_remap(struct pci_bus *b)
 				bus_unregister(pci_bar_bus(b, bar), bar->mapped_base,
 					       bar->desc.opaque);
 				bar->mapped = false;
+				if (bar->desc.moved)
+					bar->desc.moved(bar->desc.opaque, false, bar->mapped_base);
 			}
 		}
 	}
@@ -127,6 +129,8 @@ static void pci_bus_remap(struct pci_bus *b)
 					 bar->desc.opaque) == 0) {
 				bar->mapped = true;
 				bar->mapped_base = base;
+				if (bar->desc.moved)
+					bar->desc.moved(bar->desc.opaque, true, base);
 			}
 		}
 	}

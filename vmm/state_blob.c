@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "transport/crc32c.h"
+#include "vmm/devices.h"
 #include "vmm/state_priv.h"
 
 void vs_blob_begin(struct vs_enc *e)
@@ -124,6 +125,54 @@ int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_recor
 	return rc;
 }
 
+int vs_nics_split(const uint8_t *payload, size_t len, struct vs_record nic[VS_MAX_NICS],
+		  unsigned *count)
+{
+	struct vs_dec d;
+	uint32_t n;
+
+	vs_dec_init(&d, payload, len);
+	n = vs_dec_u32(&d);
+	if (d.err || n == 0 || n > VS_MAX_NICS)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t bytes = vs_dec_u32(&d);
+
+		nic[i].type = VS_REC_VIRTIO_NET;
+		nic[i].len = bytes;
+		nic[i].payload = bytes <= VS_NIC_MAX_BYTES ? vs_dec_ptr(&d, bytes) : NULL;
+		if (!nic[i].payload)
+			return -EBADMSG;
+	}
+	if (!vs_dec_done(&d))
+		return -EBADMSG;
+	*count = n;
+	return 0;
+}
+
+/* The NICs' MACs, from the VIRTIO_NET record if there is one. */
+static int vm_state_peek_nics(const uint8_t *blob, size_t len, struct vm_state_info *out,
+			      char *err, size_t errlen)
+{
+	struct vs_record rec, nic[VS_MAX_NICS];
+	unsigned count;
+	int rc;
+
+	rc = vs_blob_find(blob, len, VS_REC_VIRTIO_NET, &rec, err, errlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0)
+		rc = vs_nics_split(rec.payload, rec.len, nic, &count);
+	for (unsigned i = 0; rc == 0 && i < count; i++)
+		rc = virtio_net_state_mac(nic[i].payload, nic[i].len, out->nic_mac[i]);
+	if (rc < 0) {
+		snprintf(err, errlen, "VM state blob: malformed NIC record");
+		return -EBADMSG;
+	}
+	out->nnics = count;
+	return 0;
+}
+
 int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, char *err,
 		  size_t errlen)
 {
@@ -146,7 +195,8 @@ int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, ch
 	out->ram_bytes = m.ram_bytes;
 	out->ncpus = m.ncpus;
 	out->disk_bytes = m.disk_bytes;
-	return 0;
+	out->nnics = 0;
+	return vm_state_peek_nics(blob, len, out, err, errlen);
 }
 
 int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen)

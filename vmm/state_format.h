@@ -58,6 +58,9 @@
  *   PM         see pm_state_save (vmm/pm.c)
  *   PCI        see pci_state_save (vmm/pci.c)
  *   VIRTIO_BLK see virtio_blk_state_save (vmm/virtio_blk.c); only with a disk
+ *   VIRTIO_NET NIC count u32 (1..VS_MAX_NICS), then per NIC in PCI order: payload bytes
+ *              u32 and the payload of virtio_net_state_save (vmm/virtio_net_state.c);
+ *              only with NICs, so a blob of a VM without one is as before
  *
  * Changing this layout, any record's payload, or what a field means requires a
  * VS_FORMAT_VERSION bump (and so does changing vmm/layout.h's fixed addresses, which
@@ -84,6 +87,7 @@ enum vs_record_type {
 	VS_REC_PM = 8,
 	VS_REC_PCI = 9,
 	VS_REC_VIRTIO_BLK = 10,
+	VS_REC_VIRTIO_NET = 11,
 	VS_REC_COUNT /* one past the last known type */
 };
 
@@ -97,6 +101,8 @@ enum vs_record_type {
 #define VS_XSAVE_MIN_BYTES 4096u         /* struct kvm_xsave's legacy region */
 #define VS_XSAVE_MAX_BYTES (1u << 20)    /* AMX is 11 KiB; anything near this is corrupt */
 #define VS_MACHINE_BYTES 32u
+#define VS_MAX_NICS 7u                   /* VM_MAX_NICS */
+#define VS_NIC_MAX_BYTES 4096u           /* a NIC's payload is under 1 KiB */
 
 _Static_assert(VS_HEADER_BYTES == 4 + 4 + 4 + 4 + 8, "header layout");
 _Static_assert(VS_RECORD_HEADER_BYTES == 2 + 2 + 4, "record header layout");

@@ -102,6 +102,7 @@ struct vs_shape {
 	uint64_t disk_bytes; /* 0: no disk */
 	unsigned ncpus;      /* 1..LAYOUT_MAX_VCPUS */
 	bool has_blk;        /* a virtio-blk device, which the blob must then describe */
+	unsigned nnets;      /* NICs, as many as the blob's VIRTIO_NET record must hold */
 };
 
 /* The device models whose records a blob carries; blk NULL without a disk. */
@@ -109,11 +110,14 @@ struct serial;
 struct pm_dev;
 struct pci_bus;
 struct virtio_blk;
+struct virtio_net;
 struct vs_devices {
 	struct serial *serial;
 	struct pm_dev *pm;
 	struct pci_bus *pci;
 	struct virtio_blk *blk;
+	struct virtio_net *const *net; /* nnets of them */
+	unsigned nnets;
 };
 
 /* A decoded blob (vm_restore.c). */
@@ -169,6 +173,14 @@ int vs_blob_next(struct vs_dec *records, struct vs_record *rec, char *err, size_
 /* Open blob and find the first record of type. Returns 0, -ENOENT, or a vs_blob_open error. */
 int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_record *rec,
 		 char *err, size_t errlen);
+
+/*
+ * Split a VIRTIO_NET record's payload into its NICs' payloads (nic[0..*count), pointing
+ * into payload). Returns 0, or -EBADMSG for a count out of 1..VS_MAX_NICS, a NIC payload
+ * over VS_NIC_MAX_BYTES or past the end, or bytes left over.
+ */
+int vs_nics_split(const uint8_t *payload, size_t len, struct vs_record nic[VS_MAX_NICS],
+		  unsigned *count);
 
 /*
  * For tests and diagnostics: the value vCPU vcpu's MSR index had in blob. Returns 0,

@@ -1,7 +1,6 @@
 /* virtio-blk over legacy virtio-pci: one queue served synchronously on the notifying vCPU. */
 #include "vmm/devices.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,96 +15,15 @@
 #include "vmm/virtio_priv.h"
 
 /*
- * Copy the chain starting at head into vb->seg, checking every index against its table,
- * bounding the walk by the table size (so a loop ends), accepting an indirect table only
- * as the whole chain and only if negotiated, and requiring readable before writable.
- * Returns the number of segments, or -EINVAL for a chain that cannot be trusted at all.
- */
-static int vblk_chain_collect(struct virtio_blk *vb, const uint8_t *desc_table, uint16_t head,
-			      struct vblk_req *r)
-{
-	const uint8_t *table = desc_table;
-	unsigned table_num = VBLK_QUEUE_NUM, i = head, steps = 0, nseg = 0;
-	bool indirect = false, seen_write = false;
-
-	if (head >= VBLK_QUEUE_NUM)
-		return -EINVAL;
-	for (;;) {
-		struct vring_desc d;
-
-		if (steps++ >= table_num)
-			return -EINVAL; /* longer than the table: a loop */
-		d = vring_desc_decode(table + (size_t)VRING_DESC_BYTES * i);
-		if (d.flags & VRING_DESC_F_INDIRECT) {
-			if (!(vb->guest_features & (1u << VIRTIO_RING_F_INDIRECT_DESC)) ||
-			    indirect || nseg || (d.flags & VRING_DESC_F_NEXT) || d.len == 0 ||
-			    d.len % VRING_DESC_BYTES || d.len / VRING_DESC_BYTES > VBLK_QUEUE_NUM)
-				return -EINVAL;
-			table = guest_mem_ptr(vb->mem, d.addr, d.len);
-			if (!table)
-				return -EINVAL;
-			table_num = d.len / VRING_DESC_BYTES;
-			indirect = true;
-			i = 0;
-			steps = 0;
-			continue;
-		}
-		if (!(d.flags & VRING_DESC_F_WRITE) && seen_write)
-			return -EINVAL;
-		seen_write |= (d.flags & VRING_DESC_F_WRITE) != 0;
-		if (d.len) {
-			vb->seg[nseg++] = (struct vblk_seg){
-				.gpa = d.addr, .len = d.len, .write = d.flags & VRING_DESC_F_WRITE,
-			};
-			if (d.flags & VRING_DESC_F_WRITE)
-				r->wr_bytes += d.len;
-			else
-				r->rd_bytes += d.len;
-		}
-		if (!(d.flags & VRING_DESC_F_NEXT))
-			break;
-		if (d.next >= table_num)
-			return -EINVAL;
-		i = d.next;
-	}
-	r->nseg = nseg;
-	return 0;
-}
-
-/*
  * Map bytes [off, off + len) of the readable (write false) or writable part of the chain
- * into vb->iov and vb->piece, each piece through guest_mem_ptr. Returns the iovec count,
- * or -EFAULT if a piece lies outside guest RAM. The caller has checked off + len fits.
+ * into vb->iov and vb->piece (vq_iov_build). Returns the iovec count, or -EFAULT if a
+ * piece lies outside guest RAM. The caller has checked off + len fits.
  */
-static int vblk_iov_build(struct virtio_blk *vb, const struct vblk_req *r, bool write,
+static int vblk_iov_build(struct virtio_blk *vb, const struct vq_chain *r, bool write,
 			  uint64_t off, uint64_t len)
 {
-	int n = 0;
-
-	for (unsigned k = 0; k < r->nseg && len; k++) {
-		const struct vblk_seg *s = &vb->seg[k];
-		uint64_t take;
-		void *hva;
-
-		if (s->write != write)
-			continue;
-		if (off >= s->len) {
-			off -= s->len;
-			continue;
-		}
-		take = s->len - off < len ? s->len - off : len;
-		if (s->gpa + off < s->gpa)
-			return -EFAULT;
-		hva = guest_mem_ptr(vb->mem, s->gpa + off, take);
-		if (!hva)
-			return -EFAULT;
-		vb->iov[n] = (struct iovec){ .iov_base = hva, .iov_len = take };
-		vb->piece[n] = (struct vblk_seg){ .gpa = s->gpa + off, .len = (uint32_t)take };
-		n++;
-		len -= take;
-		off = 0;
-	}
-	return n;
+	return vq_iov_build(vb->mem, vb->seg, r->nseg, write, off, len, vb->iov, vb->piece,
+			    VBLK_QUEUE_NUM);
 }
 
 static void vblk_pieces_mark_dirty(struct virtio_blk *vb, int n)
@@ -142,7 +60,7 @@ static int vblk_io_full(int fd, struct iovec *iov, int n, uint64_t off, bool wri
 }
 
 /* IN or OUT: sector-aligned, inside the disk, every buffer inside guest RAM. */
-static uint8_t vblk_rw(struct virtio_blk *vb, const struct vblk_req *r, uint64_t sector, bool out,
+static uint8_t vblk_rw(struct virtio_blk *vb, const struct vq_chain *r, uint64_t sector, bool out,
 		       uint64_t *written)
 {
 	uint64_t len = out ? r->rd_bytes - VIRTIO_BLK_HDR_BYTES : r->wr_bytes - 1;
@@ -172,7 +90,7 @@ static uint8_t vblk_rw(struct virtio_blk *vb, const struct vblk_req *r, uint64_t
 	return rc == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
 }
 
-static uint8_t vblk_get_id(struct virtio_blk *vb, const struct vblk_req *r, uint64_t *written)
+static uint8_t vblk_get_id(struct virtio_blk *vb, const struct vq_chain *r, uint64_t *written)
 {
 	uint64_t room = r->wr_bytes - 1; /* the status byte is not for the id */
 	uint64_t len = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
@@ -190,7 +108,7 @@ static uint8_t vblk_get_id(struct virtio_blk *vb, const struct vblk_req *r, uint
 	return VIRTIO_BLK_S_OK;
 }
 
-static uint8_t vblk_handle(struct virtio_blk *vb, const struct vblk_req *r, uint64_t *written)
+static uint8_t vblk_handle(struct virtio_blk *vb, const struct vq_chain *r, uint64_t *written)
 {
 	uint8_t hdr[VIRTIO_BLK_HDR_BYTES];
 	size_t at = 0;
@@ -228,15 +146,16 @@ static uint8_t vblk_handle(struct virtio_blk *vb, const struct vblk_req *r, uint
  * byte included. A chain whose status byte cannot be located (broken links, no writable
  * byte, last buffer outside RAM) is consumed with length 0 and nothing written.
  */
-static uint32_t vblk_request_serve(struct virtio_blk *vb, const uint8_t *desc_table,
-				   uint16_t head)
+static uint32_t vblk_request_serve(struct virtio_blk *vb, const struct vq *q, uint16_t head)
 {
-	struct vblk_req r = { 0 };
-	const struct vblk_seg *last;
+	bool indirect_ok = vb->guest_features & (1u << VIRTIO_RING_F_INDIRECT_DESC);
+	struct vq_chain r;
+	const struct vq_seg *last;
 	uint64_t written = 0;
 	uint8_t *status;
 
-	if (vblk_chain_collect(vb, desc_table, head, &r) < 0 || r.wr_bytes == 0)
+	if (vq_chain_collect(q, vb->mem, head, indirect_ok, vb->seg, VBLK_QUEUE_NUM, &r) < 0 ||
+	    r.wr_bytes == 0)
 		return 0;
 	last = &vb->seg[r.nseg - 1]; /* writable: nothing readable follows a writable segment */
 	status = guest_mem_ptr(vb->mem, last->gpa, last->len);
@@ -265,42 +184,29 @@ static void vblk_set_broken(struct virtio_blk *vb)
 static void vblk_queue_notify(struct virtio_blk *vb)
 {
 	uint64_t ring_gpa = (uint64_t)vb->queue_pfn << VIRTIO_PCI_QUEUE_ADDR_SHIFT;
-	uint64_t used_gpa = ring_gpa + vring_used_off(VBLK_QUEUE_NUM);
-	uint8_t *ring, *avail, *used;
 	uint16_t avail_idx;
 	bool served = false;
+	struct vq q;
 
 	if (vb->broken || vb->queue_pfn == 0)
 		return;
-	ring = guest_mem_ptr(vb->mem, ring_gpa, vring_bytes(VBLK_QUEUE_NUM));
-	if (!ring) {
+	if (vq_map(&q, vb->mem, ring_gpa, VBLK_QUEUE_NUM) < 0) {
 		vblk_set_broken(vb);
 		return;
 	}
-	avail = ring + vring_avail_off(VBLK_QUEUE_NUM);
-	used = ring + vring_used_off(VBLK_QUEUE_NUM);
-	avail_idx = le16toh(__atomic_load_n((uint16_t *)(avail + VRING_AVAIL_IDX_OFF),
-					    __ATOMIC_ACQUIRE));
+	avail_idx = vq_avail_idx(&q);
 	if ((uint16_t)(avail_idx - vb->last_avail_idx) > VBLK_QUEUE_NUM) {
 		vblk_set_broken(vb);
 		return;
 	}
 	while (vb->last_avail_idx != avail_idx) {
-		unsigned slot = vb->last_avail_idx % VBLK_QUEUE_NUM;
-		uint16_t head = vring_get16(avail + VRING_AVAIL_RING_OFF + 2 * slot);
-		uint32_t len = vblk_request_serve(vb, ring, head);
-		unsigned used_slot = vb->used_idx % VBLK_QUEUE_NUM;
-		uint64_t elem_off = VRING_USED_RING_OFF +
-				    (uint64_t)VRING_USED_ELEM_BYTES * used_slot;
+		uint16_t head = vq_avail_head(&q, vb->last_avail_idx);
+		uint32_t len = vblk_request_serve(vb, &q, head);
 
-		vring_put32(used + elem_off, head);
-		vring_put32(used + elem_off + 4, len);
-		guest_mem_mark_dirty(vb->mem, used_gpa + elem_off, VRING_USED_ELEM_BYTES);
+		vq_used_put(&q, vb->mem, vb->used_idx, head, len);
 		vb->used_idx++;
 		vb->last_avail_idx++;
-		__atomic_store_n((uint16_t *)(used + VRING_USED_IDX_OFF), htole16(vb->used_idx),
-				 __ATOMIC_RELEASE);
-		guest_mem_mark_dirty(vb->mem, used_gpa + VRING_USED_IDX_OFF, 2);
+		vq_used_publish(&q, vb->mem, vb->used_idx);
 		served = true;
 	}
 	if (served) {

@@ -10,22 +10,10 @@
 #include "vmm/devices.h"
 #include "vmm/disk_log.h"
 #include "vmm/virtio_priv.h"
+#include "vmm/virtqueue.h"
 
 #define VBLK_QUEUE_NUM VIRTIO_BLK_QUEUE_NUM
 #define VBLK_SEG_MAX   (VBLK_QUEUE_NUM - 2) /* data segments beside header and status */
-
-/* One guest-physical piece of a descriptor chain with a non-zero length. */
-struct vblk_seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write; /* device writes it (VRING_DESC_F_WRITE) */
-};
-
-/* A chain gathered from the ring: readable segments first, then writable ones. */
-struct vblk_req {
-	unsigned nseg;
-	uint64_t rd_bytes, wr_bytes;
-};
 
 /*
  * Fields above lock are set by virtio_blk_create and read-only afterwards. Everything
@@ -59,9 +47,9 @@ struct virtio_blk {
 	struct disk_log log;     /* blocks written, marked in vblk_rw under lock */
 
 	/* Scratch for the request being served. */
-	struct vblk_seg seg[VBLK_QUEUE_NUM];
+	struct vq_seg seg[VBLK_QUEUE_NUM];
 	struct iovec iov[VBLK_QUEUE_NUM];
-	struct vblk_seg piece[VBLK_QUEUE_NUM]; /* what iov maps, for dirty marks */
+	struct vq_seg piece[VBLK_QUEUE_NUM]; /* what iov maps, for dirty marks */
 };
 
 #endif

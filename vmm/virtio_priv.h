@@ -30,6 +30,9 @@
 #define VIRTIO_PCI_DEVICE_BLK     0x1001 /* transitional id: 0x1000 + device type - 1 */
 #define VIRTIO_ID_BLOCK           2      /* subsystem id of a legacy device */
 #define VIRTIO_PCI_CLASS_STORAGE  0x018000u
+#define VIRTIO_PCI_DEVICE_NET     0x1000 /* transitional id of a network device */
+#define VIRTIO_ID_NET             1
+#define VIRTIO_PCI_CLASS_NETWORK  0x020000u
 
 #define VIRTIO_PCI_QUEUE_ADDR_SHIFT 12 /* the PFN counts 4096-byte pages */
 #define VIRTIO_PCI_VRING_ALIGN      4096
@@ -44,7 +47,9 @@
 #define VIRTIO_ISR_QUEUE  0x1
 #define VIRTIO_ISR_CONFIG 0x2
 
+#define VIRTIO_F_ANY_LAYOUT         27 /* legacy: buffers need not follow the header's layout */
 #define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX     29 /* used_event / avail_event replace the flags */
 
 /*
  * Split virtqueue, legacy layout for queue size N at PFN << 12 (all little-endian):
@@ -67,6 +72,8 @@
 #define VRING_USED_IDX_OFF      2
 #define VRING_USED_RING_OFF     4
 #define VRING_USED_ELEM_BYTES   8
+#define VRING_USED_F_NO_NOTIFY     1 /* used->flags: the device asks for no kicks */
+#define VRING_AVAIL_F_NO_INTERRUPT 1 /* avail->flags: the driver asks for no interrupts */
 
 static inline uint64_t vring_avail_off(unsigned num)
 {
@@ -141,6 +148,16 @@ static inline struct vring_desc vring_desc_decode(const uint8_t *p)
 	};
 }
 
+/* The other direction, for drivers (tests) that build descriptor tables. */
+static inline void vring_desc_encode(uint8_t *p, uint64_t addr, uint32_t len, uint16_t flags,
+				     uint16_t next)
+{
+	vring_put64(p, addr);
+	vring_put32(p + 8, len);
+	vring_put16(p + 12, flags);
+	vring_put16(p + 14, next);
+}
+
 /*
  * virtio-blk. Feature bits, and the device config at BAR0 + 0x14 (little-endian):
  *
@@ -182,5 +199,69 @@ static inline struct vring_desc vring_desc_decode(const uint8_t *p)
 #define VIRTIO_BLK_QUEUE_NUM    256
 
 _Static_assert(VIRTIO_BLK_CFG_BLK_SIZE + 4 <= VIRTIO_BLK_CFG_BYTES, "blk config fits BAR0");
+
+/*
+ * virtio-net (virtio 1.x section 5.1 and its legacy notes). Queues: 0 receive, 1
+ * transmit, 2 control (with CTRL_VQ). Device config at BAR0 + 0x14 (little-endian):
+ *
+ *   +0x00 mac[6]          (F_MAC; legacy drivers may write it to change the address)
+ *   +0x06 status u16      (F_STATUS: S_LINK_UP, S_ANNOUNCE)
+ *
+ * Every frame on the receive and transmit queues starts with a header, which the tap
+ * (IFF_VNET_HDR) reads and writes in the same layout, so it passes through unchanged:
+ *
+ *   +0 flags u8 (HDR_F_NEEDS_CSUM, HDR_F_DATA_VALID)   +1 gso_type u8 (GSO_*, ECN bit)
+ *   +2 hdr_len u16   +4 gso_size u16   +6 csum_start u16   +8 csum_offset u16
+ *   +10 num_buffers u16   (only with F_MRG_RXBUF: then the header is 12 bytes, else 10)
+ *
+ * A control command is a chain: readable {class u8, command u8, data...}, then one
+ * writable ack byte (CTRL_OK or CTRL_ERR).
+ */
+#define VIRTIO_NET_F_CSUM           0
+#define VIRTIO_NET_F_GUEST_CSUM     1
+#define VIRTIO_NET_F_MAC            5
+#define VIRTIO_NET_F_GUEST_TSO4     7
+#define VIRTIO_NET_F_GUEST_TSO6     8
+#define VIRTIO_NET_F_HOST_TSO4      11
+#define VIRTIO_NET_F_HOST_TSO6      12
+#define VIRTIO_NET_F_MRG_RXBUF      15
+#define VIRTIO_NET_F_STATUS         16
+#define VIRTIO_NET_F_CTRL_VQ        17
+#define VIRTIO_NET_F_CTRL_RX        18
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
+
+#define VIRTIO_NET_CFG_MAC          0x00
+#define VIRTIO_NET_CFG_STATUS       0x06
+#define VIRTIO_NET_CFG_BYTES        0x08
+#define VIRTIO_NET_S_LINK_UP        1
+#define VIRTIO_NET_S_ANNOUNCE       2
+
+#define VIRTIO_NET_HDR_BYTES        10
+#define VIRTIO_NET_HDR_MRG_BYTES    12
+#define VIRTIO_NET_HDR_NUM_BUFFERS  10 /* offset of num_buffers */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_GSO_NONE     0
+#define VIRTIO_NET_HDR_GSO_TCPV4    1
+#define VIRTIO_NET_HDR_GSO_TCPV6    4
+#define VIRTIO_NET_HDR_GSO_ECN      0x80
+
+#define VIRTIO_NET_CTRL_RX          0
+#define VIRTIO_NET_CTRL_RX_PROMISC  0
+#define VIRTIO_NET_CTRL_RX_ALLMULTI 1
+#define VIRTIO_NET_CTRL_MAC         1
+#define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
+#define VIRTIO_NET_CTRL_ANNOUNCE    3
+#define VIRTIO_NET_CTRL_ANNOUNCE_ACK 0
+#define VIRTIO_NET_CTRL_OK          0
+#define VIRTIO_NET_CTRL_ERR         1
+
+#define VIRTIO_NET_Q_RX             0
+#define VIRTIO_NET_Q_TX             1
+#define VIRTIO_NET_Q_CTRL           2
+#define VIRTIO_NET_QUEUES           3
+#define VIRTIO_NET_QUEUE_NUM        256
+
+_Static_assert(VIRTIO_PCI_CONFIG + VIRTIO_NET_CFG_BYTES <= VIRTIO_PCI_BAR_BYTES,
+	       "net config fits BAR0");
 
 #endif

@@ -165,6 +165,11 @@ static int config_check(const struct vm_config *cfg, bool restore, char *err, si
 		snprintf(err, errlen, "--mem must be a whole number of MiB (e.g. 256M)");
 		return -EINVAL;
 	}
+	if (cfg->nnets > VM_MAX_NICS) {
+		snprintf(err, errlen, "%u NICs are more than the %u PCI slots allow: give at most %u "
+			 "--net", cfg->nnets, VM_MAX_NICS, VM_MAX_NICS);
+		return -EINVAL;
+	}
 	if (host && cfg->ram_bytes > host) {
 		snprintf(err, errlen,
 			 "--mem %" PRIu64 " MiB is more than this host's %" PRIu64
@@ -332,7 +337,7 @@ static int vm_setup_devices(struct vm *vm, const struct vm_config *cfg, char *er
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return vm_nets_create(vm, cfg, err, errlen);
 }
 
 static int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, const uint8_t *kernel,
@@ -528,6 +533,8 @@ int vm_start(struct vm *vm)
 	/* A hold taken before the start (vm_pause_by): the threads park before running. */
 	if (rc == 0 && vm->pause_holders)
 		rc = vm_park_all(vm);
+	else if (rc == 0)
+		vm_nets_run(vm, true);
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
 }
@@ -557,6 +564,7 @@ int vm_wait(struct vm *vm, struct vm_exit_info *info)
 	pthread_mutex_lock(&vm->lock);
 	while (vm->nalive > 0)
 		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm_nets_run(vm, false); /* nothing touches guest RAM once the VM has stopped */
 	vm->state = VM_STATE_STOPPED;
 	if (info)
 		*info = vm->exit;
@@ -581,6 +589,7 @@ static int vm_park_all(struct vm *vm)
 		vm->pause_req = false;
 		return -EINVAL;
 	}
+	vm_nets_run(vm, false); /* the devices' I/O threads pause too (virtio_net.c) */
 	vm->state = VM_STATE_PAUSED;
 	return 0;
 }
@@ -624,8 +633,10 @@ int vm_resume_by(struct vm *vm, unsigned owner)
 	if (vm->pause_holders)
 		goto out;
 	vm->pause_req = false;
-	if (vm->state == VM_STATE_PAUSED)
+	if (vm->state == VM_STATE_PAUSED) {
 		vm->state = VM_STATE_RUNNING;
+		vm_nets_run(vm, true);
+	}
 	pthread_cond_broadcast(&vm->cond);
 out:
 	pthread_mutex_unlock(&vm->lock);
@@ -701,6 +712,7 @@ void vm_destroy(struct vm *vm)
 		if (vm->vcpu[i].fd >= 0)
 			vcpu_fini(&vm->vcpu[i]);
 	}
+	vm_nets_destroy(vm);
 	if (vm->blk)
 		virtio_blk_destroy(vm->blk);
 	if (vm->pci)

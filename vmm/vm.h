@@ -8,6 +8,17 @@
 
 struct vm;
 
+#define VM_MAX_NICS 7 /* PCI slots 1..8, one of them perhaps the disk's */
+#define VM_MAC_BYTES 6
+
+/* One virtio-net NIC on a tap (vmm/tap.h): attached by name, or an fd a manager opened. */
+struct vm_net_config {
+	const char *tap; /* an existing tap's name; NULL to use tap_fd */
+	int tap_fd;      /* an open tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR); the caller keeps it */
+	bool has_mac;
+	uint8_t mac[VM_MAC_BYTES]; /* if has_mac, else derived from the tap name and index */
+};
+
 struct vm_config {
 	const char *kernel_path;  /* bzImage or ELF with a PVH note; required */
 	const char *initrd_path;  /* NULL for none */
@@ -18,6 +29,8 @@ struct vm_config {
 	const char *cpu_features; /* CPUID policy, see cpuid.h; NULL means "host" */
 	int console_fd;           /* where guest serial output goes */
 	bool dirty_ring;          /* track dirty pages with KVM's dirty ring, not the bitmap */
+	const struct vm_net_config *nets; /* NICs in PCI order after the disk; NULL if none */
+	unsigned nnets;           /* 0 .. VM_MAX_NICS */
 };
 
 enum vm_exit_kind {
@@ -121,6 +134,31 @@ const char *vm_state_name(enum vm_run_state s);
 /* Facts for status reports. */
 uint64_t vm_ram_bytes(const struct vm *vm);
 unsigned vm_ncpus(const struct vm *vm);
+
+/* A NIC as status reports show it: its MAC, tap and counters (virtio_net_stats). */
+struct vm_nic_info {
+	uint8_t mac[VM_MAC_BYTES];
+	char tap[16];
+	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
+	uint64_t rx_dropped, rx_filtered, rx_no_buffer, tx_dropped, bad_chains;
+};
+
+/*
+ * Check that nc's tap can be attached now (it exists, is a tap, nobody holds it), and let
+ * go of it again: for a command that makes its VM later (receive). Returns 0, or -errno
+ * with a one-line reason in err.
+ */
+int vm_net_check(const struct vm_net_config *nc, char *err, size_t errlen);
+
+/* How many NICs the VM has (vm_config.nnets). */
+unsigned vm_nic_count(const struct vm *vm);
+/* NIC i (< vm_nic_count) into *out. Returns 0, or -EINVAL for no NIC i. Any thread. */
+int vm_nic_info(struct vm *vm, unsigned i, struct vm_nic_info *out);
+/*
+ * Ask every NIC's driver to announce the guest (virtio_net_announce: gratuitous ARPs,
+ * after a move). Returns how many drivers were asked (those that negotiated it).
+ */
+unsigned vm_nic_announce(struct vm *vm);
 
 /* Feed host input (stdin) to the guest's serial port. */
 void vm_console_input(struct vm *vm, const void *buf, size_t len);

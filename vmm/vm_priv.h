@@ -104,6 +104,8 @@ struct vm {
 	struct pci_bus *pci;
 	struct virtio_blk *blk;
 	char *disk_path; /* cfg->disk_path, copied */
+	struct virtio_net *net[VM_MAX_NICS];
+	unsigned nnets;
 	struct pm_dev *pm;
 	struct cpuid_table *cpuid; /* replaced by vm_state_load before any vCPU runs */
 	unsigned ncpus;
@@ -146,6 +148,14 @@ void pm_destroy(struct pm_dev *pm);
 /* The PM record of a state blob (state_format.h): append to e, or apply payload. */
 void pm_state_save(struct pm_dev *pm, struct vs_enc *e);
 int pm_state_load(struct pm_dev *pm, const uint8_t *payload, size_t len);
+
+/* ---- vm_net.c: the NICs --------------------------------------------------------------- */
+/* Create cfg's NICs on vm's PCI bus (after the disk, in order). Returns 0 or -errno with a
+ * reason in err; the NICs made so far are freed by vm_nets_destroy. */
+int vm_nets_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);
+/* Let every NIC's I/O thread work (run) or fence it (virtio_net_pause). */
+void vm_nets_run(struct vm *vm, bool run);
+void vm_nets_destroy(struct vm *vm);
 
 /* ---- dirty_log.c ---------------------------------------------------------------------- */
 /*

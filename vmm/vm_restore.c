@@ -111,7 +111,14 @@ static int restore_check_machine(struct vs_restore *r, const struct vs_shape *sh
 		return -EINVAL;
 	}
 	for (unsigned t = VS_REC_MACHINE; t < VS_REC_COUNT; t++) {
-		bool want = t != VS_REC_VCPU && (t != VS_REC_VIRTIO_BLK || shape->has_blk);
+		bool want = t != VS_REC_VCPU && (t != VS_REC_VIRTIO_BLK || shape->has_blk) &&
+			    (t != VS_REC_VIRTIO_NET || shape->nnets);
+
+		if (t == VS_REC_VIRTIO_NET && r->have[t] != want) {
+			snprintf(err, errlen, "VM state is of a VM with%s NICs, this VM has %u: give "
+				 "one --net per NIC the VM had", want ? "out" : "", shape->nnets);
+			return -EINVAL;
+		}
 
 		if (r->have[t] != want) {
 			snprintf(err, errlen, "VM state blob %s record type %u", want ? "lacks" :
@@ -124,6 +131,21 @@ static int restore_check_machine(struct vs_restore *r, const struct vs_shape *sh
 			snprintf(err, errlen, "VM state blob: vCPU %u is %s", i,
 				 r->have_vcpu[i] ? "extra" : "missing");
 			return -EBADMSG;
+		}
+	}
+	if (shape->nnets) {
+		const struct vs_record *rec = &r->rec[VS_REC_VIRTIO_NET];
+		struct vs_record nic[VS_MAX_NICS];
+		unsigned count;
+
+		if (vs_nics_split(rec->payload, rec->len, nic, &count) < 0) {
+			snprintf(err, errlen, "VM state blob: malformed NIC record");
+			return -EBADMSG;
+		}
+		if (count != shape->nnets) {
+			snprintf(err, errlen, "VM state is of a VM with %u NICs, this VM has %u: give "
+				 "one --net per NIC", count, shape->nnets);
+			return -EINVAL;
 		}
 	}
 	return 0;
@@ -257,6 +279,17 @@ int vs_restore_devices(const struct vs_restore *r, const struct vs_devices *dev,
 		rec = &r->rec[VS_REC_VIRTIO_BLK];
 		rc = virtio_blk_state_load(dev->blk, rec->payload, rec->len);
 	}
+	if (rc == 0 && dev->nnets) {
+		struct vs_record nic[VS_MAX_NICS];
+		unsigned count = 0;
+
+		rec = &r->rec[VS_REC_VIRTIO_NET];
+		rc = vs_nics_split(rec->payload, rec->len, nic, &count);
+		if (rc == 0 && count != dev->nnets)
+			rc = -EINVAL; /* vs_restore_decode checked it against the shape */
+		for (unsigned i = 0; rc == 0 && i < count; i++)
+			rc = virtio_net_state_load(dev->net[i], nic[i].payload, nic[i].len);
+	}
 	if (rc < 0)
 		snprintf(err, errlen, "VM state blob: record type %u does not fit this VM's "
 			 "device (%s)", rec->type, strerror(-rc));
@@ -280,7 +313,10 @@ int vs_restore_devices(const struct vs_restore *r, const struct vs_devices *dev,
  */
 static int restore_apply(struct vs_restore *r, struct vm *vm, char *err, size_t errlen)
 {
-	struct vs_devices dev = { .serial = vm->serial, .pm = vm->pm, .pci = vm->pci, .blk = vm->blk };
+	struct vs_devices dev = {
+		.serial = vm->serial, .pm = vm->pm, .pci = vm->pci, .blk = vm->blk,
+		.net = vm->net, .nnets = vm->nnets,
+	};
 	struct kvm_clock_data clock = { .clock = r->kvm.clock.clock };
 	struct cpuid_table *t;
 	uint64_t tsc_target = 0;
@@ -343,6 +379,7 @@ int vm_state_load(struct vm *vm, const uint8_t *blob, size_t len, char *err, siz
 		.disk_bytes = vm_disk_bytes(vm),
 		.ncpus = vm->ncpus,
 		.has_blk = vm->blk != NULL,
+		.nnets = vm->nnets,
 	};
 	struct vs_restore *r = NULL;
 	struct cpuid_table *host;

@@ -121,6 +121,19 @@ static void vm_save_all(struct vm *vm, struct vs_enc *e, char *err, size_t errle
 		virtio_blk_state_save(vm->blk, e);
 		vs_enc_record_end(e, at);
 	}
+	if (vm->nnets) {
+		at = vs_enc_record_begin(e, VS_REC_VIRTIO_NET);
+		vs_enc_u32(e, vm->nnets);
+		for (unsigned i = 0; i < vm->nnets; i++) {
+			size_t len_at = e->len;
+
+			vs_enc_u32(e, 0); /* the payload's length, patched below */
+			virtio_net_state_save(vm->net[i], e);
+			if (!e->err)
+				vs_enc_patch_u32(e, len_at, (uint32_t)(e->len - len_at - 4));
+		}
+		vs_enc_record_end(e, at);
+	}
 }
 
 int vm_state_save(struct vm *vm, uint8_t **blob, size_t *len)

@@ -216,6 +216,8 @@ struct vm_state_info {
 	uint64_t ram_bytes;
 	unsigned ncpus;
 	uint64_t disk_bytes; /* 0 when the VM had no disk */
+	unsigned nnics;      /* virtio-net NICs, 0 .. VM_MAX_NICS, in PCI order */
+	uint8_t nic_mac[VM_MAX_NICS][VM_MAC_BYTES];
 };
 int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, char *err,
 		  size_t errlen);

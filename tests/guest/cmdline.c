@@ -1,4 +1,4 @@
-/* Parses the test guest's command line (mb=, rate=, verify=, poweroff=, disk=, tag=) into bounded options. */
+/* Parses the test guest's command line (mb=, rate=, verify=, poweroff=, disk=, ip=, tag=) into bounded options. */
 #include "cmdline.h"
 
 #include <stddef.h>
@@ -81,6 +81,31 @@ static bool cmdline_disk(struct cmdline_span v, struct guest_options *opt)
 	return true;
 }
 
+/* ip=A.B.C.D: the next NIC's address (not 0.0.0.0, not multicast or broadcast). */
+static bool cmdline_ip(struct cmdline_span v, struct guest_options *opt)
+{
+	uint32_t ip = 0;
+	uint64_t part;
+	bool more = true;
+
+	if (opt->nip >= CMDLINE_IPS_MAX)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		struct cmdline_span f;
+
+		if (!more)
+			return false;
+		f = span_take(&v, '.', &more);
+		if (f.len == 0 || f.len > 3 || !span_number(f, 255, &part))
+			return false;
+		ip = ip << 8 | (uint32_t)part;
+	}
+	if (more || ip == 0 || ip >> 28 >= 14)
+		return false;
+	opt->ip[opt->nip++] = ip;
+	return true;
+}
+
 static bool cmdline_apply(struct cmdline_span tok, struct guest_options *opt)
 {
 	struct cmdline_span rest = tok, key;
@@ -104,6 +129,8 @@ static bool cmdline_apply(struct cmdline_span tok, struct guest_options *opt)
 	}
 	if (span_equals(key, "disk"))
 		return cmdline_disk(rest, opt);
+	if (span_equals(key, "ip"))
+		return cmdline_ip(rest, opt);
 	/* tag=ANY: ignored; a marker the host looks for in copies of guest RAM. */
 	if (span_equals(key, "tag"))
 		return true;
@@ -119,6 +146,7 @@ void cmdline_parse(const char *cmdline, struct guest_options *opt)
 	opt->verify = false;
 	opt->poweroff = 0;
 	opt->disk_ops = 0;
+	opt->nip = 0;
 	for (;;) {
 		struct cmdline_span tok;
 

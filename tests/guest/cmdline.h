@@ -9,6 +9,7 @@
 #define CMDLINE_MB_MAX 65536            /* the identity map ends at 64 GiB anyway */
 #define CMDLINE_RATE_MAX 65536          /* MiB/s */
 #define CMDLINE_DISK_COUNT_MAX (1u << 24) /* sectors per option: 8 GiB */
+#define CMDLINE_IPS_MAX 2               /* one ip= per NIC (VNET_NICS_MAX) */
 
 /* One disk= option: 'w' writes the pattern, 'v' verifies it, 'r' reads and checksums. */
 struct disk_op {
@@ -25,6 +26,8 @@ struct guest_options {
 	uint64_t poweroff;              /* power off after this heartbeat; 0 = never */
 	uint32_t disk_ops;
 	struct disk_op disk[CMDLINE_DISK_OPS_MAX];
+	uint32_t nip;                   /* ip= options: the i-th is NIC i's IPv4 address */
+	uint32_t ip[CMDLINE_IPS_MAX];
 };
 
 /*

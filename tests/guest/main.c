@@ -6,6 +6,7 @@
 #include "disk.h"
 #include "hw.h"
 #include "lib.h"
+#include "net.h"
 #include "platform.h"
 #include "smp.h"
 #include "virtio_blk.h"
@@ -27,6 +28,7 @@ struct guest {
 	uint64_t bootid;
 	uint64_t hb_counter;
 	uint64_t hb_next;
+	unsigned nics;
 };
 
 static struct guest guest;
@@ -57,8 +59,15 @@ static void guest_heartbeat(struct guest *g, uint64_t now)
 	g->hb_counter++;
 	if (g->opt.verify)
 		workload_verify_some(&g->wl);
-	console_printf("HB %016lx %lu t=%lu gen=%lu ap=%lu e=%lu\n", g->bootid, g->hb_counter, now,
-		       g->wl.sweep, smp_alive_sum(), g->wl.errors);
+	if (g->nics) {
+		net_heartbeat();
+		console_printf("HB %016lx %lu t=%lu gen=%lu ap=%lu e=%lu udp=%lu\n", g->bootid,
+			       g->hb_counter, now, g->wl.sweep, smp_alive_sum(), g->wl.errors,
+			       net_stats()->udp);
+	} else {
+		console_printf("HB %016lx %lu t=%lu gen=%lu ap=%lu e=%lu\n", g->bootid,
+			       g->hb_counter, now, g->wl.sweep, smp_alive_sum(), g->wl.errors);
+	}
 	if (g->opt.poweroff && g->hb_counter >= g->opt.poweroff) {
 		console_printf("GUEST poweroff\n");
 		platform_poweroff();
@@ -103,6 +112,7 @@ void guest_main(void)
 	if (disk_present)
 		console_printf("DISK cap=%lu\n", capacity);
 	disk_run(&g->opt, disk_present);
+	g->nics = net_init(&g->opt);
 
 	workload_init(&g->wl, g->bootid, ws_gpa, ws_bytes / WORKLOAD_PAGE_BYTES, g->opt.rate,
 		      ticks_now());
@@ -114,6 +124,8 @@ void guest_main(void)
 		if (now >= g->hb_next)
 			guest_heartbeat(g, now);
 		workload_run(&g->wl, now, HB_WRITE_BATCH);
+		if (g->nics)
+			net_poll();
 		cpu_relax();
 	}
 }

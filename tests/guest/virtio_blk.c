@@ -4,43 +4,19 @@
 #include "console.h"
 #include "hw.h"
 #include "lib.h"
+#include "pci.h"
 #include "platform.h"
+#include "virtio_pci.h"
 
-#define PCI_CONFIG_ADDR 0xcf8
-#define PCI_CONFIG_DATA 0xcfc
-#define PCI_VENDOR_VIRTIO 0x1af4
 #define PCI_DEVICE_VIRTIO_BLK_LEGACY 0x1001
 #define VBLK_IO_FALLBACK 0xe000         /* 4 KiB aligned, clear of the legacy ISA ports */
 
-/* Legacy virtio header in BAR0's I/O space, without MSI-X (device config at 20). */
-#define VIO_HOST_FEATURES 0
-#define VIO_GUEST_FEATURES 4
-#define VIO_QUEUE_PFN 8
-#define VIO_QUEUE_SIZE 12
-#define VIO_QUEUE_SELECT 14
-#define VIO_QUEUE_NOTIFY 16
-#define VIO_STATUS 18
-#define VIO_ISR 19
-#define VIO_BLK_CAPACITY 20
-
-#define VIO_STATUS_ACK 1
-#define VIO_STATUS_DRIVER 2
-#define VIO_STATUS_DRIVER_OK 4
+#define VIO_BLK_CAPACITY VIO_CONFIG
 #define VIO_BLK_F_FLUSH (1u << 9)
 
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_ALIGN 4096
 #define VRING_MAX 1024
 #define VRING_BYTES (32 * 1024)         /* a legacy ring of VRING_MAX entries fits */
 #define VBLK_TIMEOUT_TICKS (10 * PLATFORM_TICK_HZ)
-
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
 
 struct vblk_req_header {
 	uint32_t type;
@@ -71,70 +47,10 @@ static uint8_t vblk_data[VBLK_CHUNK_SECTORS * VBLK_SECTOR_BYTES] __attribute__((
 static struct vblk_req_header vblk_header;
 static volatile uint8_t vblk_status;
 
-static uint32_t pci_config_read(uint32_t dev, uint32_t fn, uint32_t off)
-{
-	outl(PCI_CONFIG_ADDR, 0x80000000u | dev << 11 | fn << 8 | (off & 0xfc));
-	return inl(PCI_CONFIG_DATA);
-}
-
-static void pci_config_write(uint32_t dev, uint32_t fn, uint32_t off, uint32_t v)
-{
-	outl(PCI_CONFIG_ADDR, 0x80000000u | dev << 11 | fn << 8 | (off & 0xfc));
-	outl(PCI_CONFIG_DATA, v);
-}
-
-/*
- * Gives an unassigned I/O BAR0 the base VBLK_IO_FALLBACK (firmware such as qboot leaves
- * BARs to the OS; godwit and SeaBIOS assign them). Returns the BAR's new value.
- */
-static uint32_t vblk_bar0_assign(uint32_t dev, uint32_t fn)
-{
-	uint32_t size;
-
-	pci_config_write(dev, fn, 0x10, 0xffffffff);
-	size = ~(pci_config_read(dev, fn, 0x10) & 0xfffc) & 0xffff;
-	if (size >= 0x1000)
-		return 0;
-	pci_config_write(dev, fn, 0x10, VBLK_IO_FALLBACK);
-	return pci_config_read(dev, fn, 0x10);
-}
-
-/* Returns the I/O base of BAR0 of the first legacy virtio-blk function on bus 0, or 0. */
-static uint16_t vblk_pci_find(void)
-{
-	for (uint32_t dev = 0; dev < 32; dev++) {
-		uint32_t fns = 1;
-
-		for (uint32_t fn = 0; fn < fns; fn++) {
-			uint32_t id = pci_config_read(dev, fn, 0);
-
-			if ((id & 0xffff) == 0xffff)
-				continue;
-			if (fn == 0 && (pci_config_read(dev, 0, 0x0c) & 0x800000))
-				fns = 8;
-			if ((id & 0xffff) != PCI_VENDOR_VIRTIO || id >> 16 != PCI_DEVICE_VIRTIO_BLK_LEGACY)
-				continue;
-			uint32_t bar0 = pci_config_read(dev, fn, 0x10);
-
-			if (!(bar0 & 1))
-				continue;       /* a legacy device's BAR0 is I/O */
-			if ((bar0 & 0xfffc) == 0)
-				bar0 = vblk_bar0_assign(dev, fn);
-			if ((bar0 & 0xfffc) == 0)
-				continue;
-			/* Enable I/O decoding and bus mastering (command register bits 0 and 2). */
-			uint32_t cmd = pci_config_read(dev, fn, 0x04);
-
-			pci_config_write(dev, fn, 0x04, (cmd & 0xffff) | 0x5);
-			return (uint16_t)(bar0 & 0xfffc);
-		}
-	}
-	return 0;
-}
-
 bool vblk_probe(uint64_t *capacity)
 {
-	uint16_t io = vblk_pci_find();
+	uint16_t io = pci_find_io(PCI_VENDOR_VIRTIO, PCI_DEVICE_VIRTIO_BLK_LEGACY, 0,
+				  VBLK_IO_FALLBACK);
 	uint32_t features;
 	uint64_t ring;
 
@@ -157,10 +73,7 @@ bool vblk_probe(uint64_t *capacity)
 	ring = (uint64_t)(uintptr_t)vblk_ring;
 	vblk.desc = (struct vring_desc *)vblk_ring;
 	vblk.avail = (volatile uint16_t *)(vblk_ring + 16 * vblk.qsize);
-	uint64_t used_off = (16 * (uint64_t)vblk.qsize + 6 + 2 * (uint64_t)vblk.qsize +
-			     VRING_ALIGN - 1) & ~(uint64_t)(VRING_ALIGN - 1);
-
-	vblk.used = (volatile uint16_t *)(vblk_ring + used_off);
+	vblk.used = (volatile uint16_t *)(vblk_ring + vring_used_offset(vblk.qsize));
 	vblk.avail_idx = 0;
 	vblk.used_seen = 0;
 	outl(io + VIO_QUEUE_PFN, (uint32_t)(ring >> 12));

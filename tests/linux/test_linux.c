@@ -6,13 +6,17 @@
  * protocol path.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/common/gw_net.h"
 #include "tests/common/gw_test.h"
 
 /* This host emulates guest CPL 0: a Linux boot takes 20-200 s depending on load. */
@@ -21,6 +25,7 @@
 
 static struct gw_proc VM, CMD, B;
 static struct gw_netns N;
+static struct gw_lan LA, LB;
 static char WORK[128];
 
 static void setup(void)
@@ -38,6 +43,8 @@ static void teardown(void)
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&VM);
 	gw_netns_destroy(&N);
+	gw_lan_destroy(&LA);
+	gw_lan_destroy(&LB);
 	gw_rm_rf(WORK);
 }
 
@@ -200,5 +207,169 @@ Test(linux, bzimage_boots_to_heartbeat_with_one_vcpu)
 		  gw_read_file(VM.err));
 	cr_assert_eq(field(line, "cpus="), 1, "%s", line);
 	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, 120000));
+	gw_quit(&VM);
+}
+
+/* ---- the network: /init's TCP services (tests/guest/linux/init/net.c) ------------------ */
+
+#define NET_MIB 3
+#define NET_MS 120000
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		cr_assert_gt(n, 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Read until the peer closes (or max bytes); returns the count. */
+static size_t recv_all(int fd, uint8_t *buf, size_t max)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = recv(fd, buf + got, max - got, 0);
+
+		cr_assert_geq(n, 0, "recv after %zu bytes: %s", got, strerror(errno));
+		if (n == 0 || (got += (size_t)n) == max)
+			return got;
+	}
+}
+
+static void pattern(uint8_t *buf, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(gw_splitmix64(seed ^ (i / 8)) >> (8 * (i % 8)));
+}
+
+/* n lines through the line echo on port 7: each comes back numbered 1, 2, ... */
+static void tcp_echo_lines(const struct gw_lan *l, unsigned n)
+{
+	int fd = gw_lan_connect(l, "10.99.0.2", 7, NET_MS);
+	char line[128], want[160], got[160];
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = (size_t)snprintf(line, sizeof(line), "line %u from the host\n", i);
+		size_t have = 0;
+
+		send_all(fd, line, len);
+		snprintf(want, sizeof(want), "%u %s", i + 1, line);
+		while (have < strlen(want)) {
+			ssize_t k = recv(fd, got + have, strlen(want) - have, 0);
+
+			cr_assert_gt(k, 0, "echo %u: %s", i, strerror(errno));
+			have += (size_t)k;
+		}
+		got[have] = '\0';
+		cr_assert_str_eq(got, want);
+	}
+	close(fd);
+}
+
+/* NET_MIB to the sink (its answer: bytes and CRC-32), NET_MIB from the source (checked). */
+static void tcp_mib_both_ways(const struct gw_lan *l)
+{
+	size_t len = (size_t)NET_MIB << 20;
+	uint8_t *buf = malloc(len), *in = malloc(len + 1);
+	char want[64], req[64];
+	size_t got;
+	int fd;
+
+	cr_assert(buf && in);
+	pattern(buf, len, 0x5eed);
+	fd = gw_lan_connect(l, "10.99.0.2", 9, NET_MS);
+	send_all(fd, buf, len);
+	shutdown(fd, SHUT_WR);
+	got = recv_all(fd, in, 64);
+	in[got] = 0;
+	snprintf(want, sizeof(want), "%zu %08x\n", len, gw_crc32(buf, len));
+	cr_assert_str_eq((char *)in, want, "the guest received something else");
+	close(fd);
+
+	pattern(buf, len, 0xfeed);
+	fd = gw_lan_connect(l, "10.99.0.2", 19, NET_MS);
+	snprintf(req, sizeof(req), "%zu %u\n", len, 0xfeed);
+	send_all(fd, req, strlen(req));
+	got = recv_all(fd, in, len + 1);
+	cr_assert_eq(got, len, "the guest sent %zu bytes, not %zu", got, len);
+	cr_assert(memcmp(in, buf, len) == 0, "the guest's bytes arrived damaged");
+	close(fd);
+	free(buf);
+	free(in);
+}
+
+Test(linux, network_tcp_both_ways_and_across_snapshot_restore_to_another_tap)
+{
+	char repo[256], mac[32], line[256];
+	struct gw_hb at_snap;
+	uint64_t conn;
+
+	require_kernel();
+	gw_lan_create(&LA, "la");
+	gw_lan_create(&LB, "lb");
+	gw_lan_tap(&LA, "lt0", "10.99.0.1/24", NULL);
+	gw_lan_tap(&LB, "lt1", "10.99.0.1/24", NULL);
+	gw_spawn_in(&VM, LA.ns, (const char *const[]){ "run", "--kernel", LINUX_DIR "/vmlinux",
+						       "--initrd", LINUX_DIR "/initramfs.cpio",
+						       "--mem", "256M", "--cpus", "1",
+						       "--cpu-features", "pvm-test", "--net",
+						       "tap=lt0", "--console", VM.console, "--api",
+						       VM.api, "--cmdline",
+						       LINUX_CMDLINE " mb=8 rate=4 ip=10.99.0.2/24",
+						       NULL });
+	cr_assert(gw_wait_line(&VM, VM.console, "NET eth0 ", 1, line, sizeof(line), LINUX_BOOT_MS),
+		  "no network in the guest: %s %s", gw_read_file(VM.err), gw_read_file(VM.console));
+	cr_assert(strstr(line, "status=0"), "%s", line);
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 2, NULL, 0, 120000));
+
+	tcp_echo_lines(&LA, 20);
+	tcp_mib_both_ways(&LA);
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", gw_count_lines(VM.console, "HB ") + 1,
+			       NULL, 0, 30000));
+	conn = gw_line_u64(VM.console, "HB ", " conn=");
+	cr_assert_eq(conn, 3, "connections accepted: %" PRIu64, conn);
+	{
+		char reply[4096];
+
+		cr_assert(gw_api(VM.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)));
+		gw_json_str(strchr(strstr(reply, "\"nics\""), '{'), "mac", mac, sizeof(mac));
+	}
+
+	snprintf(repo, sizeof(repo), "%s/repo", WORK);
+	cr_assert_eq(godwit((const char *const[]){ "repo", "init", "--repo", repo,
+						   "--insecure-no-encryption", NULL }), 0);
+	gw_last_hb(&VM, &at_snap);
+	cr_assert_eq(godwit((const char *const[]){ "snapshot", "--api", VM.api, "--repo", repo,
+						   NULL }), 0, "%s", gw_read_file(CMD.err));
+	gw_quit(&VM);
+
+	/* On another tap in another namespace: the same guest, address and MAC answer. */
+	gw_proc_cleanup(&VM);
+	gw_proc_init(&VM);
+	gw_spawn_in(&VM, LB.ns, (const char *const[]){ "restore", "--repo", repo, "--net",
+						       "tap=lt1", "--console", VM.console, "--api",
+						       VM.api, NULL });
+	expect_continues(&VM, &at_snap);
+	tcp_echo_lines(&LB, 5);
+	{
+		char cmd[256], seen[256];
+		FILE *f;
+
+		snprintf(cmd, sizeof(cmd), "ip -n %s neigh show 10.99.0.2", LB.ns);
+		f = popen(cmd, "r");
+		cr_assert(f && fgets(seen, sizeof(seen), f));
+		pclose(f);
+		cr_assert(strstr(seen, mac), "the restored guest answers as %s, not %s", seen, mac);
+	}
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", gw_count_lines(VM.console, "HB ") + 1,
+			       NULL, 0, 30000));
+	cr_assert_eq(gw_line_u64(VM.console, "HB ", " conn="), conn + 1,
+		     "the accept count did not go on from the snapshot");
 	gw_quit(&VM);
 }

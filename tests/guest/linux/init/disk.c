@@ -4,18 +4,6 @@
 #define DISK_CHUNK_SECTORS 128UL
 #define FS_HELLO_LINE "hello from the godwit linux test guest\n"
 
-/* CRC-32 as zlib computes it (IEEE, reflected, init and final xor ~0), bit by bit. */
-static uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n)
-{
-	crc = ~crc;
-	while (n--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = crc & 1 ? 0xedb88320U ^ (crc >> 1) : crc >> 1;
-	}
-	return ~crc;
-}
-
 static void disk_fill(uint64_t *buf, uint64_t lba, uint64_t n, uint64_t seed)
 {
 	for (uint64_t s = 0; s < n; s++)

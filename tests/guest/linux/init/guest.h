@@ -5,6 +5,7 @@
 #include "sys.h"
 
 #define DISK_OPS_MAX 8
+#define NET_IPS_MAX 2
 
 /* One console line being built; line_emit() writes it with a single write(2). */
 struct line {
@@ -29,6 +30,8 @@ struct params {
 	int ndisk;
 	int disk_bad;       /* a disk= word did not parse */
 	struct disk_op disk[DISK_OPS_MAX];
+	int nip;            /* ip=ADDR[/PREFIX]: the i-th configures eth<i> */
+	char ip[NET_IPS_MAX][24];
 };
 
 /* util.c */
@@ -46,6 +49,8 @@ void put_hex(struct line *l, uint64_t v, int digits);
 void line_emit(struct line *l);
 /* One fixed line. */
 void say(const char *s);
+/* Continue zlib's CRC-32 (IEEE, reflected) over n bytes; start with crc = 0. */
+uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t now_ns(void);
 /*
@@ -53,6 +58,17 @@ uint64_t now_ns(void);
  * on success moves *sp past the stop character and returns 0, else returns -1.
  */
 int parse_u64(const char **sp, char stop, uint64_t *out);
+
+/* init.c: sleep on CLOCK_MONOTONIC until t_ns. */
+void sleep_until(uint64_t t_ns);
+
+/* net.c */
+/* ip= words: configure eth<i> and open the services; prints NET lines. */
+void net_setup(const struct params *p);
+/* Serve the network until until_ns, or return earlier after one round of work. */
+void net_wait(uint64_t until_ns);
+/* " conn=<accepted> udp=<echoed>" for the heartbeat, when the network is up. */
+void net_hb_append(struct line *l);
 
 /* disk.c */
 /* Prints DISK cap= (or DISK none) and runs p's disk= operations in order. */

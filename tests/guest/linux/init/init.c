@@ -1,7 +1,8 @@
 /* The Linux test guest's /init: a freestanding workload that stamps memory and disk and reports on the console. */
 /*
  * This file: parameters, the memory workload and the heartbeat. disk.c: disk=
- * and fs=1. util.c: strings, console lines, the clock. sys.h: raw system calls.
+ * and fs=1. net.c: ip= and the network services. util.c: strings, console lines,
+ * the clock, CRC-32. sys.h: raw system calls.
  *
  * Lines it prints (one write(2) each, to the console):
  *
@@ -14,7 +15,9 @@
  *   DISK R lba=<l> n=<n> crc=<8 hex> status=<0|1>        (disk=r:<l>:<n>)
  *   DISK none                                            (disk= given, no /dev/vda)
  *   FS ok | FS err=<errno>                               (fs=1)
- *   HB <16 hex> <counter> t=<ms> gen=<sweep> ap=0 e=<corruptions>   (every ~100 ms)
+ *   NET eth<i> ip=<addr>[/<prefix>] status=<0|errno>    (ip=, see net.c)
+ *   HB <16 hex> <counter> t=<ms> gen=<sweep> ap=0 e=<corruptions>   (every ~100 ms;
+ *      with the network up, then " conn=<TCP accepted> udp=<echoed>")
  *   ERR page=<i> gen=<g> word=<w>                        (first few corruptions only)
  *   GUEST poweroff                                       (after poweroff=<N> heartbeats)
  *
@@ -83,6 +86,13 @@ static void parse_word(struct params *p, const char *w)
 
 	if (str_prefix(w, "disk=")) {
 		parse_disk(p, w + 5);
+		return;
+	}
+	if (str_prefix(w, "ip=")) {
+		size_t n = str_len(w + 3);
+
+		if (p->nip < NET_IPS_MAX && n < sizeof(p->ip[0]))
+			memcpy(p->ip[p->nip++], w + 3, n + 1);
 		return;
 	}
 	if (str_prefix(w, "mb="))
@@ -335,7 +345,7 @@ static int work_setup(struct work *w, uint64_t mb)
 	return 0;
 }
 
-static void sleep_until(uint64_t t_ns)
+void sleep_until(uint64_t t_ns)
 {
 	struct timespec_raw ts = {
 		.tv_sec = (int64_t)(t_ns / 1000000000ULL),
@@ -370,7 +380,8 @@ static void heartbeat_loop(struct work *w, const struct params *p)
 		struct line l = { .len = 0 };
 		uint64_t now, n;
 
-		sleep_until(next);
+		while (now_ns() < next)
+			net_wait(next);
 		now = now_ns();
 		if (w->npages && pages_per_s) {
 			/* After a pause (a migration, a stop) catch up one interval at most. */
@@ -393,6 +404,7 @@ static void heartbeat_loop(struct work *w, const struct params *p)
 		put_u64(&l, w->sweep);
 		put_str(&l, " ap=0 e=");
 		put_u64(&l, w->errors);
+		net_hb_append(&l);
 		line_emit(&l);
 
 		if (p->poweroff && count >= p->poweroff)
@@ -436,6 +448,7 @@ void init_main(long *sp)
 	disk_phase(&p);
 	if (p.fs)
 		fs_phase();
+	net_setup(&p);
 
 	t0 = now_ns();
 	rc = work_setup(&w, p.mb);

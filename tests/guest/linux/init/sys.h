@@ -16,6 +16,12 @@ enum {
 	SYS_pread64 = 17,
 	SYS_pwrite64 = 18,
 	SYS_getpid = 39,
+	SYS_socket = 41,
+	SYS_sendto = 44,
+	SYS_recvfrom = 45,
+	SYS_bind = 49,
+	SYS_listen = 50,
+	SYS_setsockopt = 54,
 	SYS_exit = 60,
 	SYS_fcntl = 72,
 	SYS_fsync = 74,
@@ -28,6 +34,8 @@ enum {
 	SYS_sched_getaffinity = 204,
 	SYS_clock_gettime = 228,
 	SYS_clock_nanosleep = 230,
+	SYS_ppoll = 271,
+	SYS_accept4 = 288,
 	SYS_dup3 = 292,
 	SYS_getrandom = 318,
 };
@@ -65,6 +73,24 @@ enum {
 #define LINUX_REBOOT_MAGIC2 672274793UL
 #define LINUX_REBOOT_CMD_RESTART 0x01234567UL
 
+/* Sockets and interfaces (IPv4 only). */
+#define AF_INET 2
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_NONBLOCK 04000
+#define SOCK_CLOEXEC 02000000
+#define SOL_SOCKET 1
+#define SO_REUSEADDR 2
+#define MSG_NOSIGNAL 0x4000
+#define POLLIN 1
+#define POLLOUT 4
+#define SIOCGIFFLAGS 0x8913
+#define SIOCSIFFLAGS 0x8914
+#define SIOCSIFADDR 0x8916
+#define SIOCSIFNETMASK 0x891c
+#define IFF_UP 1
+
+#define EAGAIN 11
 #define EINTR 4
 #define EBUSY 16
 #define EEXIST 17
@@ -76,6 +102,30 @@ enum {
 struct timespec_raw {
 	int64_t tv_sec;
 	int64_t tv_nsec;
+};
+
+/* struct sockaddr_in: port and address in network byte order. */
+struct sockaddr_in_raw {
+	uint16_t family;
+	uint16_t port;
+	uint32_t addr;
+	uint8_t zero[8];
+};
+
+/* struct ifreq: the name, then a union of which the address and the flags are used. */
+struct ifreq_raw {
+	char name[16];
+	union {
+		struct sockaddr_in_raw sin;
+		short flags;
+		char pad[24];
+	} u;
+};
+
+struct pollfd_raw {
+	int fd;
+	short events;
+	short revents;
 };
 
 /* struct sysinfo of the x86_64 ABI (include/uapi/linux/sysinfo.h). */
