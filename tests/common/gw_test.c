@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -57,6 +58,8 @@ void gw_spawn_in(struct gw_proc *p, const char *ns, const char *const *argv)
 	for (unsigned i = 0; argv[i] && n < 71; i++)
 		args[n++] = argv[i];
 	args[n] = NULL;
+	pid_t parent = getpid();
+
 	p->pid = fork();
 	cr_assert_geq(p->pid, 0, "fork: %s", strerror(errno));
 	if (p->pid == 0) {
@@ -67,6 +70,9 @@ void gw_spawn_in(struct gw_proc *p, const char *ns, const char *const *argv)
 		dup2(in, 0);
 		dup2(out, 1);
 		dup2(err, 2);
+		/* A test killed by its timeout takes its VMs with it, not left to run on. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
 		execv(args[0], (char *const *)args);
 		_exit(127);
 	}
