@@ -214,6 +214,14 @@ void virtio_net_resume(struct virtio_net *n);
  * true if asked, false if the driver cannot announce.
  */
 bool virtio_net_announce(struct virtio_net *n);
+/*
+ * Write one Ethernet frame (frame, len bytes: 14 .. 1514) out of the tap as if the guest
+ * had sent it, behind an all-zero virtio-net header of the size the tap expects now: the
+ * host's own frames (a RARP announcement after a move). The guest's RAM and queues are
+ * not touched, so this works while the VM is paused. Any thread but a vCPU's. Returns 0,
+ * -EINVAL for a bad length, or the tap's -errno.
+ */
+int virtio_net_send_host_frame(struct virtio_net *n, const void *frame, size_t len);
 /* The MAC the driver sees now, the tap's name and the counters, into *out. Any thread. */
 void virtio_net_info_get(struct virtio_net *n, struct virtio_net_info *out);
 /* The default MAC of NIC index on tap name: 02:xx:xx:xx:xx:xx from a hash of both. */

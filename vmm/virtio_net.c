@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/if_tun.h>
@@ -337,6 +338,29 @@ bool virtio_net_announce(struct virtio_net *n)
 	}
 	pthread_mutex_unlock(&n->lock);
 	return asked;
+}
+
+int virtio_net_send_host_frame(struct virtio_net *n, const void *frame, size_t len)
+{
+	uint8_t hdr[VIRTIO_NET_HDR_MRG_BYTES] = { 0 };
+	struct iovec iov[2] = { { .iov_base = hdr }, { .iov_base = (void *)frame, .iov_len = len } };
+	ssize_t w;
+	int rc = 0;
+
+	if (len < 14 || len > 1514)
+		return -EINVAL;
+	/* Under the lock: the header size changes only with the features, under it too. */
+	pthread_mutex_lock(&n->lock);
+	iov[0].iov_len = n->hdr_bytes;
+	do {
+		w = writev(n->tap_fd, iov, 2);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		rc = -errno;
+	else if ((size_t)w != n->hdr_bytes + len)
+		rc = -EIO;
+	pthread_mutex_unlock(&n->lock);
+	return rc;
 }
 
 void virtio_net_info_get(struct virtio_net *n, struct virtio_net_info *out)

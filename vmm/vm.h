@@ -160,6 +160,35 @@ int vm_nic_info(struct vm *vm, unsigned i, struct vm_nic_info *out);
  */
 unsigned vm_nic_announce(struct vm *vm);
 
+/*
+ * Tell the network where the guest is now (after a move: migration, or a restore on
+ * another host), as QEMU's announce-self does: VM_ANNOUNCE_ROUNDS rounds, the first at
+ * once, then after 50, 150, 250 and 350 ms (QEMU's defaults: initial 50 ms, step 100 ms,
+ * cap 550 ms). Each round writes a RARP frame from each NIC's MAC out of its tap, so
+ * bridges and switches learn the MAC on this port; the first also asks each driver that
+ * negotiated GUEST_ANNOUNCE to send its own gratuitous ARPs (vm_nic_announce).
+ */
+#define VM_ANNOUNCE_ROUNDS 5
+struct vm_announce_info {
+	uint32_t rounds;       /* rounds done so far, up to VM_ANNOUNCE_ROUNDS */
+	uint64_t frames;       /* RARP frames written */
+	uint64_t errors;       /* RARP frames a tap refused */
+	unsigned guest_asked;  /* drivers asked to announce themselves */
+	uint64_t first_ns;     /* wall clock (CLOCK_REALTIME) of the first round; 0: none */
+	uint64_t last_ns;      /* and of the latest */
+};
+/*
+ * Start an announcement (restarting one under way): the first round is done before this
+ * returns, the rest on a thread of the VM's own, never a vCPU's. The caller is not a
+ * vCPU thread, and callers take turns (the migration or restore before the API runs,
+ * then the API thread). With no NIC nothing is sent. *out (may be NULL) gets the figures
+ * after the first round. Returns 0, or -errno if the thread could not start (the first
+ * round went out).
+ */
+int vm_announce(struct vm *vm, struct vm_announce_info *out);
+/* The latest announcement's figures (all zero if none). Any thread. */
+void vm_announce_info_get(struct vm *vm, struct vm_announce_info *out);
+
 /* Feed host input (stdin) to the guest's serial port. */
 void vm_console_input(struct vm *vm, const void *buf, size_t len);
 

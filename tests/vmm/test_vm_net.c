@@ -211,3 +211,62 @@ Test(vm_net, announce_makes_the_guest_send_a_gratuitous_arp_and_ack)
 		usleep(50 * 1000);
 	cr_assert_eq(link_status() & VIRTIO_NET_S_ANNOUNCE, 0, "the guest never acked");
 }
+
+/*
+ * vm_announce: five RARP rounds out of the tap from the NIC's MAC (QEMU's frame: a
+ * "request reverse" from and about that MAC, to everyone), the later ones in the
+ * background, even while the guest is paused; the figures count them.
+ */
+Test(vm_net, announce_writes_five_rarp_rounds_from_the_nic_mac)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x8035) };
+	static const uint8_t head[] = { 0x80, 0x35, 0, 1, 8, 0, 6, 4, 0, 3 };
+	struct timeval tv = { .tv_sec = 5 };
+	struct vm_announce_info ai;
+	struct vm_nic_info ni;
+	uint8_t f[128], zero[4] = { 0 };
+	int pkt;
+
+	guest_up();
+	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
+	pkt = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(0x8035));
+	cr_assert_geq(pkt, 0);
+	sll.sll_ifindex = (int)if_nametoindex("t0");
+	cr_assert_eq(bind(pkt, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	setsockopt(pkt, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(vm_pause(fx.vm), 0);
+	cr_assert_eq(vm_announce(fx.vm, &ai), 0);
+	cr_assert_eq(ai.rounds, 1);
+	cr_assert_eq(ai.frames, 1);
+	cr_assert_neq(ai.first_ns, 0);
+	for (int k = 0; k < VM_ANNOUNCE_ROUNDS; k++) {
+		ssize_t n = recv(pkt, f, sizeof(f), 0);
+
+		cr_assert_eq(n, 60, "RARP %d: %zd bytes", k, n);
+		cr_assert(memcmp(f, "\xff\xff\xff\xff\xff\xff", 6) == 0);
+		cr_assert(memcmp(f + 6, ni.mac, 6) == 0, "not from the NIC's MAC");
+		cr_assert(memcmp(f + 12, head, sizeof(head)) == 0, "not a RARP request reverse");
+		cr_assert(memcmp(f + 22, ni.mac, 6) == 0 && memcmp(f + 28, zero, 4) == 0);
+		cr_assert(memcmp(f + 32, ni.mac, 6) == 0 && memcmp(f + 38, zero, 4) == 0);
+	}
+	close(pkt);
+	for (int i = 0; i < 100; i++) {
+		vm_announce_info_get(fx.vm, &ai);
+		if (ai.rounds == VM_ANNOUNCE_ROUNDS)
+			break;
+		usleep(20 * 1000);
+	}
+	cr_assert_eq(ai.rounds, VM_ANNOUNCE_ROUNDS);
+	cr_assert_eq(ai.frames, VM_ANNOUNCE_ROUNDS);
+	cr_assert_eq(ai.errors, 0);
+	cr_assert_geq(ai.last_ns, ai.first_ns);
+	cr_assert_eq(vm_resume(fx.vm), 0);
+}
+
+/* A VM destroyed in the middle of an announcement stops its thread first. */
+Test(vm_net, destroy_during_an_announcement_is_clean)
+{
+	guest_up();
+	cr_assert_eq(vm_announce(fx.vm, NULL), 0);
+	tvm_vm_gone(&fx.vm);
+}
