@@ -26,6 +26,7 @@ struct mig_dest {
 	struct vm_ram_region reg[MIG_MAX_REGIONS]; /* RAM here, in the HELLO's order */
 	unsigned nreg;
 	uint64_t disk_bytes;   /* the disk here, 0 for none */
+	unsigned nnics;        /* NICs here (its --net taps) */
 	const char *disk_path; /* its name, for messages */
 	int disk_fd;           /* open for writing when the source sends its disk, else -1 */
 	uint8_t *buf;          /* MIG_DEST_BUF_BYTES */

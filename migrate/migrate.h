@@ -98,6 +98,12 @@ struct mig_stats {
 	uint32_t nrounds;
 	struct mig_round_stat rounds[MIG_MAX_ROUND_STATS];
 	uint64_t state_ms[MIG_STATE_COUNT]; /* since start, when each state was entered */
+	/* The destination's announcement (RARP rounds, the guest asked): it went out before
+	 * the destination said RUNNING, so by announce_ms (since start) at the latest. */
+	bool announced;
+	uint64_t announce_ms;
+	uint64_t announce_frames; /* RARP frames of the first round */
+	unsigned announce_guest;  /* drivers asked to announce themselves */
 	char error[320];
 };
 
@@ -143,6 +149,12 @@ struct mig_dest_params {
 	int accept_timeout_ms; /* 0: wait forever */
 	/* Called once the socket listens, before waiting for the source. May be NULL. */
 	void (*on_listen)(void *ctx, const char *hostport);
+	/*
+	 * Called right after the guest was started here (step 5 of proto.h's timeline),
+	 * before RUNNING goes back: announce the guest on this host's network. note (len
+	 * bytes) becomes RUNNING's message. May be NULL.
+	 */
+	void (*on_started)(void *ctx, struct vm *vm, char *note, size_t len);
 };
 
 /*

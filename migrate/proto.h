@@ -36,7 +36,9 @@
  *   DONE                                    ->  loads the state
  *                                           <- READY         (or ERROR(reason))
  *   GO (flags)                              ->  starts the guest (paused if GO says so)
- *                                           <- RUNNING
+ *                                           <- RUNNING (message: the announcement,
+                                                  "announced nics=N frames=F guest=G"
+                                                  or "announce off"; see vm_host_announce)
  *   frame END (committing close)            ->
  *
  * The source waits for ROUND_DONE before it judges the next round: the rate it measures is
@@ -79,7 +81,7 @@
  * A source that cancels or fails before 3 sends ABORT(reason) if it can. Changing
  * anything in this file requires a MIG_PROTO_VERSION bump.
  */
-#define MIG_PROTO_VERSION 4
+#define MIG_PROTO_VERSION 5 /* 5: HELLO carries the NIC count, RUNNING the announcement */
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {
@@ -116,11 +118,14 @@ enum mig_rec {
  *    +-------+-------+-----------+-------+---------+======================+
  *    | proto | flags | ram_bytes | ncpus | nregion | {gpa u64, bytes u64} |
  *    +-------+-------+-----------+-------+---------+======================+
- *    then disk_bytes u64, disk_block_bytes u32, version string (32 bytes, NUL-padded)
+ *    then disk_bytes u64, disk_block_bytes u32, version string (32 bytes, NUL-padded),
+ *    nnics u32 (virtio-net NICs, 0 .. MIG_MAX_NICS: the destination refuses a VM whose
+ *    NIC count differs from its --net taps before any RAM is sent)
  */
 #define MIG_HELLO_FIXED_BYTES 24u
 #define MIG_HELLO_REGION_BYTES 16u
-#define MIG_HELLO_TAIL_BYTES (8u + 4u + 32u)
+#define MIG_HELLO_TAIL_BYTES (8u + 4u + 32u + 4u)
+#define MIG_MAX_NICS 7u
 
 /*
  * PAGES / ZERO header (16 bytes), then for PAGES npages * 4096 bytes of page data:
@@ -175,14 +180,15 @@ struct mig_hello {
 	uint64_t disk_bytes;
 	uint32_t disk_block_bytes;
 	char version[33];
+	uint32_t nnics;
 };
 
 /* Encode h into buf (cap bytes). Returns the length, or -ENOSPC. */
 int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap);
 /*
  * Decode and check a HELLO payload (untrusted): its length, regions (page-aligned,
- * non-empty, summing to ram_bytes), vCPUs, disk geometry, and flags (only known ones;
- * WITH_DISK only with a disk). Returns 0 or -EPROTO.
+ * non-empty, summing to ram_bytes), vCPUs, disk geometry, NIC count, and flags (only
+ * known ones; WITH_DISK only with a disk). Returns 0 or -EPROTO.
  */
 int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h);
 

@@ -211,6 +211,34 @@ void mig_set_downtime(struct mig_source *m, uint64_t ms)
 	stats_update(m, stats_set_downtime, &ms);
 }
 
+struct announce_note {
+	const char *msg;
+	uint64_t ms;
+};
+
+static void stats_set_announce(struct mig_stats *st, const void *arg)
+{
+	const struct announce_note *a = arg;
+	unsigned nics = 0, guest = 0;
+	uint64_t frames = 0;
+
+	/* The destination's words: taken only in the one shape it sends. */
+	if (sscanf(a->msg, "announced nics=%u frames=%" SCNu64 " guest=%u", &nics, &frames,
+		   &guest) == 3) {
+		st->announced = true;
+		st->announce_ms = a->ms;
+		st->announce_frames = frames;
+		st->announce_guest = guest;
+	}
+}
+
+void mig_set_announce(struct mig_source *m, const char *running_msg)
+{
+	struct announce_note a = { .msg = running_msg, .ms = mig_ms_since_start(m) };
+
+	stats_update(m, stats_set_announce, &a);
+}
+
 void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
 {
 	char msg[320];
@@ -303,6 +331,7 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 		.nregions = m->nreg,
 		.disk_bytes = vm_disk_present(m->vm) ? vm_disk_bytes(m->vm) : 0,
 		.disk_block_bytes = (uint32_t)VM_DISK_BLOCK_BYTES,
+		.nnics = vm_nic_count(m->vm),
 	};
 	uint8_t buf[256];
 	char msg[MIG_REPLY_MAX_MSG + 1];

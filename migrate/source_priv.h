@@ -77,6 +77,8 @@ int mig_take_commit_point(struct mig_source *m);
 void mig_fail_msg(struct mig_source *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* source.c: set the measured downtime. */
 void mig_set_downtime(struct mig_source *m, uint64_t ms);
+/* Record the announcement the destination's RUNNING reports (its message), as of now. */
+void mig_set_announce(struct mig_source *m, const char *running_msg);
 /* source.c: close the outgoing stream (and the socket); the final counts are kept. */
 void mig_close_out(struct mig_source *m, bool commit_it);
 

@@ -32,6 +32,7 @@ int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
 	if (rc == 0 && reply == MIG_REPLY_RUNNING) {
 		mig_set_downtime(m, (mig_now_ns() - t_pause) / 1000000ULL);
+		mig_set_announce(m, msg);
 		mig_test_hold("source-running");
 		mig_close_out(m, true);
 		mig_set_state(m, MIG_STATE_COMPLETED);

@@ -210,6 +210,12 @@ Test(net, nic_survives_snapshot_and_restore_onto_another_tap_in_another_namespac
 	nic_str(reply, 0, "tap", seen, sizeof(seen));
 	cr_assert_str_eq(mac_b, mac);
 	cr_assert_str_eq(seen, "other");
+	/* Restored elsewhere is moved: it announced itself there (RARP rounds, the guest). */
+	cr_assert_not_null(strstr(reply, "\"announce\":{"), "no announcement: %s", reply);
+	cr_assert_geq(gw_json_u64(strstr(reply, "\"announce\":{"), "frames"), 1, "%s", reply);
+	for (int i = 0; i < 200 && gw_line_u64(VM.console, "HB ", " ann=") < 1; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(gw_line_u64(VM.console, "HB ", " ann="), 1, "the guest did not announce");
 	wait_guest_udp(&VM, udp_before + 100);
 	gw_last_hb(&VM, &after);
 	cr_assert_str_eq(after.id, before.id, "boot id changed");
@@ -594,8 +600,14 @@ Test(net, receive_without_the_nics_fails_the_move_and_the_source_keeps_serving)
 						      psk, "--console", DST.console, NULL });
 	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000));
 	cr_assert_neq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to",
-							  listen, "--psk-file", psk, NULL }, 120000),
+							  listen, "--psk-file", psk, "--json", NULL },
+			     120000),
 		      0, "a VM with a NIC moved to a destination without one");
+	/* Refused at the handshake: not one page went out. */
+	err = gw_read_file(CMD.out);
+	cr_assert(err && strstr(err, "refused the VM") && strstr(err, "the source VM has 1 NICs, "
+		  "this host gave 0") && gw_json_u64(err, "page_bytes") == 0, "%s", err);
+	free(err);
 	cr_assert(gw_wait_exit(&DST, 30000), "the destination kept waiting");
 	cr_assert(WIFEXITED(DST.status) && WEXITSTATUS(DST.status) == 1);
 	err = gw_read_file(DST.err);
@@ -607,4 +619,151 @@ Test(net, receive_without_the_nics_fails_the_move_and_the_source_keeps_serving)
 		     "the source stopped answering");
 	close(fd);
 	gw_quit(&VM);
+}
+
+/*
+ * Two hosts as in two_hosts, but B's tap is a port of bridge brb (holding B's address),
+ * as a host's VM tap is: the bridge learns the guest's MAC only from frames it sees.
+ */
+static void two_hosts_bridged(char *psk, size_t len)
+{
+	int fd;
+
+	gw_netns_create(&HOSTS);
+	snprintf(LA.ns, sizeof(LA.ns), "%s", HOSTS.a);
+	snprintf(LB.ns, sizeof(LB.ns), "%s", HOSTS.b);
+	gw_lan_tap(&LA, "ta", "10.89.0.1/24", NULL);
+	gw_lan_bridge(&LB, "brb", "10.89.0.1/24");
+	gw_lan_tap(&LB, "tb", NULL, "brb");
+	snprintf(psk, len, "%s/psk", WORK);
+	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, MIG_PSK_HEX, strlen(MIG_PSK_HEX)), (ssize_t)strlen(MIG_PSK_HEX));
+	close(fd);
+}
+
+/* Whether bridge br in lan's namespace has learned mac on port dev. */
+static bool fdb_has(const struct gw_lan *l, const char *br, const char *dev, const char *mac)
+{
+	return gw_lan_sh(l, "bridge fdb show br %s dev %s | grep -qi \"^%s \"", br, dev, mac) == 0;
+}
+
+/*
+ * Migrate the guest on ta (10.89.0.2) from A to B's bridged tb; the migrate command's
+ * --json into json. mac gets the guest's MAC. With announce false, the destination runs
+ * with the test-only switch that turns the announcement off.
+ */
+static void migrate_to_bridged(bool announce, char *mac, char *json, size_t len)
+{
+	char psk[256], listen[64], reply[4096], *out;
+
+	two_hosts_bridged(psk, sizeof(psk));
+	guest_start(&LA, "mb=8 rate=8 ip=10.89.0.2", (const char *const[]){ "--net", "tap=ta",
+									     NULL });
+	status(&VM, reply, sizeof(reply));
+	nic_str(reply, 0, "mac", mac, 18);
+	snprintf(listen, sizeof(listen), "%s:7083", HOSTS.addr_b);
+	if (!announce)
+		setenv("GODWIT_TEST_NO_ANNOUNCE", "1", 1);
+	gw_spawn_in(&DST, HOSTS.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						      psk, "--net", "tap=tb", "--console",
+						      DST.console, "--api", DST.api, NULL });
+	unsetenv("GODWIT_TEST_NO_ANNOUNCE");
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000), "%s",
+		  gw_read_file(DST.err));
+	cr_assert(!fdb_has(&LB, "brb", "tb", mac), "the bridge knew the guest before the move");
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
+							 "--psk-file", psk, "--json", NULL }, 120000),
+		     0, "migrate: %s", gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(&VM, 30000), "the source kept running");
+	out = gw_read_file(CMD.out);
+	cr_assert_not_null(out);
+	snprintf(json, len, "%s", out);
+	free(out);
+}
+
+/* Frames the host received from tap dev (what the VMM wrote into it). */
+static uint64_t tap_rx_packets(const struct gw_lan *l, const char *dev)
+{
+	char cmd[160], line[64] = "";
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ip netns exec %s cat /sys/class/net/%s/statistics/rx_packets",
+		 l->ns, dev);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	pclose(f);
+	return strtoull(line, NULL, 10);
+}
+
+Test(net, migration_announces_the_guest_so_the_destination_bridge_learns_it_at_once)
+{
+	char mac[18], json[8192], reply[4096], *p;
+	unsigned rounds = 0;
+
+	migrate_to_bridged(true, mac, json, sizeof(json));
+	cr_assert_not_null(strstr(json, "\"announced\":true"), "%s", json);
+	cr_assert_eq(gw_json_u64(json, "announce_frames"), 1, "%s", json);
+	cr_assert_eq(gw_json_u64(json, "announce_guest"), 1, "%s", json);
+	cr_assert_leq(gw_json_u64(json, "announce_ms"), gw_json_u64(json, "total_ms"));
+	/* Nobody has talked to the guest on B: only the announcement can teach the bridge. */
+	for (int i = 0; i < 200 && !fdb_has(&LB, "brb", "tb", mac); i++)
+		usleep(50 * 1000);
+	cr_assert(fdb_has(&LB, "brb", "tb", mac), "bridge brb never learned %s on tb", mac);
+	/* All of QEMU's five rounds go out, one RARP per NIC each; the guest announced too. */
+	for (int i = 0; i < 200 && rounds < 5; i++) {
+		status(&DST, reply, sizeof(reply));
+		p = strstr(reply, "\"announce\":{");
+		cr_assert_not_null(p, "no announcement in %s", reply);
+		rounds = (unsigned)gw_json_u64(p, "rounds");
+		if (rounds < 5)
+			usleep(50 * 1000);
+	}
+	cr_assert_eq(rounds, 5, "%s", reply);
+	cr_assert_eq(gw_json_u64(p, "frames"), 5, "%s", reply);
+	cr_assert_eq(gw_json_u64(p, "errors"), 0, "%s", reply);
+	/* And they left the tap: the host saw 5 RARPs and the guest's own ARP at least. */
+	cr_assert_geq(tap_rx_packets(&LB, "tb"), 6);
+	for (int i = 0; i < 200 && gw_line_u64(DST.console, "HB ", " ann=") < 1; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(gw_line_u64(DST.console, "HB ", " ann="), 1,
+		     "the guest did not announce itself once: %s", gw_read_file(DST.console));
+	/* The API asks again: a new schedule, the guest asked once more. */
+	cr_assert(gw_api(DST.api, "{\"cmd\":\"announce\"}", reply, sizeof(reply)));
+	cr_assert_not_null(strstr(reply, "\"ok\":true"), "%s", reply);
+	cr_assert_not_null(strstr(reply, "announced nics=1 frames=1 guest=1"), "%s", reply);
+	for (int i = 0; i < 200 && gw_line_u64(DST.console, "HB ", " ann=") < 2; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(gw_line_u64(DST.console, "HB ", " ann="), 2, "%s",
+		     gw_read_file(DST.console));
+	gw_quit(&DST);
+}
+
+/* The negative control: without the announcement, the destination's bridge stays blind. */
+Test(net, without_the_announcement_the_destination_bridge_does_not_learn_the_guest)
+{
+	char mac[18], json[8192], reply[4096];
+	struct gw_hb hb;
+
+	migrate_to_bridged(false, mac, json, sizeof(json));
+	cr_assert_not_null(strstr(json, "\"announced\":false"), "%s", json);
+	/* Three heartbeats of the running guest: time enough for any announcement. */
+	cr_assert(gw_wait_line(&DST, DST.console, "HB ", 1, NULL, 0, 30000));
+	gw_last_hb(&DST, &hb);
+	for (int i = 0; i < 400; i++) {
+		struct gw_hb now;
+
+		gw_last_hb(&DST, &now);
+		if (now.counter >= hb.counter + 3)
+			break;
+		usleep(50 * 1000);
+	}
+	cr_assert(!fdb_has(&LB, "brb", "tb", mac), "bridge brb learned %s without an announcement",
+		  mac);
+	cr_assert_eq(gw_line_u64(DST.console, "HB ", " ann="), 0);
+	status(&DST, reply, sizeof(reply));
+	cr_assert_null(strstr(reply, "\"announce\":{"), "%s", reply);
+	gw_quit(&DST);
 }
