@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -766,4 +767,73 @@ Test(net, without_the_announcement_the_destination_bridge_does_not_learn_the_gue
 	status(&DST, reply, sizeof(reply));
 	cr_assert_null(strstr(reply, "\"announce\":{"), "%s", reply);
 	gw_quit(&DST);
+}
+
+/*
+ * A migration rolled back before its commit point (the destination holds at dest-done:
+ * RAM and state in, READY not yet said), by killing the destination or by a cancel: the
+ * source's guest runs on with its NIC, and a client's socket from before the move keeps
+ * being answered there; nothing was announced on B.
+ */
+static void rollback_keeps_the_source_nic(bool cancel)
+{
+	char psk[256], listen[64], reply[4096], mac[18];
+	struct gw_hb before, after;
+	uint64_t udp;
+	int fd;
+
+	two_hosts_bridged(psk, sizeof(psk));
+	guest_start(&LA, "mb=8 rate=8 ip=10.89.0.2", (const char *const[]){ "--net", "tap=ta",
+									     NULL });
+	status(&VM, reply, sizeof(reply));
+	nic_str(reply, 0, "mac", mac, sizeof(mac));
+	fd = gw_lan_socket(&LA, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 50 * DGRAM, DGRAM, 21, ECHO_MS), 50);
+	snprintf(listen, sizeof(listen), "%s:7084", HOSTS.addr_b);
+	setenv("GODWIT_TEST_HOLD", "dest-done", 1);
+	gw_spawn_in(&DST, HOSTS.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						      psk, "--net", "tap=tb", "--console",
+						      DST.console, "--api", DST.api, NULL });
+	unsetenv("GODWIT_TEST_HOLD");
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000));
+	gw_last_hb(&VM, &before);
+	gw_spawn(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
+					      "--psk-file", psk, "--json", NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: test hold at dest-done", 1, NULL, 0,
+			       120000), "never held: %s", gw_read_file(DST.err));
+	/* Really mid-way: the source holds its guest paused for the switch. */
+	status(&VM, reply, sizeof(reply));
+	cr_assert_not_null(strstr(reply, "\"paused_by\":\"migration\""), "%s", reply);
+	if (cancel) {
+		cr_assert(gw_api(VM.api, "{\"cmd\":\"migrate-cancel\"}", reply, sizeof(reply)));
+		cr_assert_not_null(strstr(reply, "\"ok\":true"), "%s", reply);
+	} else {
+		cr_assert_eq(kill(DST.pid, SIGKILL), 0);
+		cr_assert(gw_wait_exit(&DST, 20000));
+	}
+	cr_assert(gw_wait_exit(&CMD, 60000), "migrate did not end");
+	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) != 0, "the move succeeded");
+	/* The same socket is answered by the same guest, here. */
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 50 * DGRAM, DGRAM, 22, ECHO_MS), 50,
+		     "the source's NIC stopped answering after the rollback");
+	close(fd);
+	udp = gw_line_u64(VM.console, "HB ", " udp=");
+	wait_guest_udp(&VM, udp + 1);
+	gw_last_hb(&VM, &after);
+	cr_assert_str_eq(after.id, before.id);
+	cr_assert_gt(after.counter, before.counter, "the source's guest did not go on");
+	cr_assert(!fdb_has(&LB, "brb", "tb", mac), "the guest was announced on B");
+	if (cancel)
+		kill(DST.pid, SIGCONT); /* it finds the stream aborted and exits */
+	gw_quit(&VM);
+}
+
+Test(net, a_destination_killed_before_commit_leaves_the_source_nic_serving)
+{
+	rollback_keeps_the_source_nic(false);
+}
+
+Test(net, a_cancelled_migration_leaves_the_source_nic_serving)
+{
+	rollback_keeps_the_source_nic(true);
 }
