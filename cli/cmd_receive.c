@@ -88,7 +88,7 @@ static int receive_create_vm(void *arg, const struct mig_hello *h, struct vm **o
 static void receive_started(void *arg, struct vm *vm, char *note, size_t len)
 {
 	(void)arg;
-	vm_host_announce(vm, note, len);
+	vm_host_announce(vm, true, note, len);
 }
 
 static void receive_listening(void *arg, const char *hostport)

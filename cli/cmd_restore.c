@@ -277,7 +277,7 @@ int cmd_restore(int argc, char **argv)
 		/* A VM restored on another host has moved too: the network must learn it. */
 		char note[128];
 
-		rc = vm_host_announce(vm, note, sizeof(note));
+		rc = vm_host_announce(vm, true, note, sizeof(note));
 		if (verbose || rc < 0)
 			fprintf(stderr, "godwit: restore: %s%s%s\n", note, rc < 0 ? ": " : "",
 				rc < 0 ? strerror(-rc) : "");

@@ -39,13 +39,13 @@ void vm_host_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-int vm_host_announce(struct vm *vm, char *note, size_t len)
+int vm_host_announce(struct vm *vm, bool after_move, char *note, size_t len)
 {
 	struct vm_announce_info ai;
 	int rc;
 
-	/* Test-only: the negative control of tests/cli/test_net_move.c. Not a user option. */
-	if (getenv("GODWIT_TEST_NO_ANNOUNCE")) {
+	/* Test-only: the negative control of tests/cli/test_net.c. Not a user option. */
+	if (after_move && getenv("GODWIT_TEST_NO_ANNOUNCE")) {
 		if (note)
 			snprintf(note, len, "announce off");
 		return 0;
@@ -110,10 +110,11 @@ static size_t api_status_nics(struct vm_host *h, char *reply, size_t len, size_t
 				       ",\"rx_bytes\":%" PRIu64 ",\"tx_frames\":%" PRIu64
 				       ",\"tx_bytes\":%" PRIu64 ",\"rx_dropped\":%" PRIu64
 				       ",\"rx_filtered\":%" PRIu64 ",\"rx_no_buffer\":%" PRIu64
-				       ",\"tx_dropped\":%" PRIu64 ",\"bad_chains\":%" PRIu64 "}%s",
+				       ",\"tx_dropped\":%" PRIu64 ",\"bad_chains\":%" PRIu64
+				       ",\"rx_carried\":%" PRIu64 "}%s",
 				       i ? "," : ",\"nics\":[", mac, ni.tap, ni.rx_frames, ni.rx_bytes,
 				       ni.tx_frames, ni.tx_bytes, ni.rx_dropped, ni.rx_filtered,
-				       ni.rx_no_buffer, ni.tx_dropped, ni.bad_chains,
+				       ni.rx_no_buffer, ni.tx_dropped, ni.bad_chains, ni.rx_carried,
 				       i + 1 == n ? "]" : "");
 	}
 	return at;
@@ -163,7 +164,7 @@ static void api_announce(void *arg, const struct json_obj *req, char *reply, siz
 			 "start it with --net\"}");
 		return;
 	}
-	rc = vm_host_announce(h->vm, note, sizeof(note));
+	rc = vm_host_announce(h->vm, false, note, sizeof(note));
 	if (rc < 0) {
 		snprintf(reply, len, "{\"ok\":false,\"error\":\"announce: %s\"}", strerror(-rc));
 		return;

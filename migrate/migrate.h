@@ -104,6 +104,11 @@ struct mig_stats {
 	uint64_t announce_ms;
 	uint64_t announce_frames; /* RARP frames of the first round */
 	unsigned announce_guest;  /* drivers asked to announce themselves */
+	/* Frames that reached the source's taps after the final pause, carried over (and
+	 * those past the bounds, dropped): net_carry.c. */
+	uint64_t net_frames_carried;
+	uint64_t net_bytes_carried;
+	uint64_t net_frames_dropped;
 	char error[320];
 };
 
@@ -173,7 +178,8 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
  * GODWIT_TEST_HOLD names point (a comma-separated list may name several), print
  * "godwit: test hold at POINT" on stderr and stop the whole process (SIGSTOP), as a
  * debugger would, until the test kills it or sends SIGCONT. Does nothing otherwise.
- * Points: source-connected, source-ready, source-running; dest-accepted, dest-state (the
+ * Points: source-connected, source-paused (the final pause taken, nothing of the last
+ * round sent), source-ready, source-running; dest-accepted, dest-state (the
  * last round and the state are in, the digests not yet), dest-done, dest-go; and
  * restore-filled (godwit restore --verify, RAM filled, before the comparison).
  */

@@ -211,6 +211,20 @@ void mig_set_downtime(struct mig_source *m, uint64_t ms)
 	stats_update(m, stats_set_downtime, &ms);
 }
 
+static void stats_set_carry(struct mig_stats *st, const void *arg)
+{
+	const struct mig_carry *c = arg;
+
+	st->net_frames_carried = c->frames;
+	st->net_bytes_carried = c->bytes;
+	st->net_frames_dropped = c->dropped;
+}
+
+void mig_set_carry(struct mig_source *m)
+{
+	stats_update(m, stats_set_carry, &m->carry);
+}
+
 struct announce_note {
 	const char *msg;
 	uint64_t ms;
@@ -601,6 +615,7 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 		return rc;
 	}
 	m->paused = true;
+	mig_test_hold("source-paused");
 	rc = mig_set_state(m, MIG_STATE_STOP_COPY);
 	if (rc == 0)
 		rc = fetch_dirty(m);
@@ -618,6 +633,9 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	free(blob);
 	if (rc == 0 && m->p.verify)
 		rc = send_digests(m, err, errlen);
+	/* What reached the taps since the pause goes along (kept, should we roll back). */
+	if (rc == 0)
+		rc = mig_carry_drain(m, true);
 	if (rc == 0)
 		rc = frame_write(m->out, MIG_REC_DONE, 0, NULL, 0);
 	if (rc == 0)
@@ -760,6 +778,7 @@ fail:
 out:
 	vm_dirty_unregister(m->dirty_c);
 	m->dirty_c = NULL;
+	mig_carry_free(m);
 	pthread_mutex_lock(&m->lock);
 	m->finished = true;
 	pthread_mutex_unlock(&m->lock);

@@ -141,6 +141,7 @@ static void vnet_reset(struct virtio_net *n)
 	n->link_status = VIRTIO_NET_S_LINK_UP;
 	memset(n->q, 0, sizeof(n->q));
 	vnet_filter_reset(&n->filter);
+	vnet_carry_clear(n);
 	if (vnet_features_apply(n) < 0)
 		n->broken = true;
 	irq_set(&n->irq, n->gsi, 0);
@@ -432,6 +433,7 @@ err_errno:
 
 static void vnet_close(struct virtio_net *n)
 {
+	vnet_carry_clear(n);
 	free(n->rxq.buf);
 	for (unsigned qi = 0; qi < VIRTIO_NET_QUEUES; qi++) {
 		if (n->kick_fd[qi] >= 0)

@@ -141,6 +141,7 @@ struct vm_nic_info {
 	char tap[16];
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
 	uint64_t rx_dropped, rx_filtered, rx_no_buffer, tx_dropped, bad_chains;
+	uint64_t rx_carried; /* frames a migration carried in from the source's tap */
 };
 
 /*
@@ -188,6 +189,24 @@ struct vm_announce_info {
 int vm_announce(struct vm *vm, struct vm_announce_info *out);
 /* The latest announcement's figures (all zero if none). Any thread. */
 void vm_announce_info_get(struct vm *vm, struct vm_announce_info *out);
+
+/*
+ * Frames that move with a migration (vmm/devices.h has the details). The largest frame
+ * vm_nic_take_frame hands out, with the tap's header.
+ */
+#define VM_NIC_FRAME_MAX (12 + 18 + 65535)
+/*
+ * While the VM is paused: the next frame that arrived for NIC i's guest and was not
+ * placed, into buf (cap > VM_NIC_FRAME_MAX). Returns 1 with *len, 0 for none, -EBUSY
+ * if the VM runs, -EINVAL for no NIC i.
+ */
+int vm_nic_take_frame(struct vm *vm, unsigned i, void *buf, size_t cap, size_t *len);
+/*
+ * Queue a frame from vm_nic_take_frame (of this or another host) for NIC i's guest,
+ * placed before what its tap holds once the VM runs. Returns 0, -EINVAL (no NIC i, bad
+ * length), or -ENOBUFS (the bounded queue is full: dropped and counted).
+ */
+int vm_nic_carry_in(struct vm *vm, unsigned i, const void *frame, size_t len);
 
 /* Feed host input (stdin) to the guest's serial port. */
 void vm_console_input(struct vm *vm, const void *buf, size_t len);

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@
 static struct gw_proc VM, CMD, DST;
 static struct gw_lan LA, LB;
 static struct gw_netns HOSTS;
+static struct gw_topo T; /* the topology of a move (gw_net.h) */
 static char WORK[128];
 
 static void setup(void)
@@ -45,6 +48,7 @@ static void teardown(void)
 	gw_lan_destroy(&LA);
 	gw_lan_destroy(&LB);
 	gw_netns_destroy(&HOSTS);
+	gw_topo_destroy(&T);
 	gw_rm_rf(WORK);
 }
 
@@ -498,6 +502,17 @@ Test(net, bad_net_options_are_one_line_errors_and_start_no_vm)
 	run_refused(&LA, (const char *const[]){ "--net", "tapfd=x", NULL }, "tapfd takes a file");
 }
 
+/* restore's stderr: the line naming the snapshot "latest" was, then one error with needle. */
+static void expect_restore_error(const char *needle)
+{
+	char *err = gw_read_file(CMD.err);
+
+	cr_assert(err && strstr(err, needle), "%s", err);
+	cr_assert_eq(gw_count_lines(CMD.err, "godwit: "), 2, "%s", err);
+	cr_assert_eq(gw_count_lines(CMD.err, "godwit: restore: snapshot "), 2, "%s", err);
+	free(err);
+}
+
 Test(net, restore_refuses_a_net_count_that_differs_from_the_snapshot)
 {
 	char repo[256];
@@ -521,12 +536,12 @@ Test(net, restore_refuses_a_net_count_that_differs_from_the_snapshot)
 							CMD.console, NULL });
 	cr_assert(gw_wait_exit(&CMD, 30000));
 	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) == 1);
-	gw_expect_one_error(&CMD, "has 1 NIC, and 2 --net were given");
+	expect_restore_error("has 1 NIC, and 2 --net were given");
 	cr_assert_eq(access(CMD.console, F_OK), -1, "a VM started");
 
 	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "restore", "--repo", repo, "--console",
 							 CMD.console, NULL }, 30000), 1);
-	gw_expect_one_error(&CMD, "has 1 NIC, and 0 --net were given");
+	expect_restore_error("has 1 NIC, and 0 --net were given");
 }
 
 /* ---- live migration: receive --net ---------------------------------------------------- */
@@ -836,4 +851,300 @@ Test(net, a_destination_killed_before_commit_leaves_the_source_nic_serving)
 Test(net, a_cancelled_migration_leaves_the_source_nic_serving)
 {
 	rollback_keeps_the_source_nic(true);
+}
+
+/* ---- frames that reach the source after its final pause ------------------------------- */
+
+/* Send k datagrams of DGRAM bytes to ip:7 from fd, without waiting for answers. */
+static void udp_send_only(int fd, const char *ip, unsigned k)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7) };
+	uint8_t out[DGRAM];
+
+	cr_assert_eq(inet_pton(AF_INET, ip, &to.sin_addr), 1);
+	for (unsigned i = 0; i < k; i++) {
+		memset(out, (int)i, sizeof(out));
+		cr_assert_eq(sendto(fd, out, sizeof(out), 0, (struct sockaddr *)&to, sizeof(to)),
+			     (ssize_t)sizeof(out));
+	}
+}
+
+#define CARRY_K 20
+
+/*
+ * The source (the VM process) stops itself at point (source-paused: the final pause
+ * taken, nothing of the last round sent; source-ready: READY in, before GO) while a client
+ * on A sends CARRY_K datagrams to the guest: they wait in A's tap. Then the move goes on
+ * (or, with kill_dest, the destination dies first). Returns the guest's udp= before.
+ */
+static uint64_t frames_during_the_pause(const char *point, bool kill_dest, char *json,
+					size_t len)
+{
+	char psk[256], listen[64], reply[4096], mac[18], want[64], *out;
+	uint64_t udp;
+	int fd;
+
+	two_hosts_bridged(psk, sizeof(psk));
+	setenv("GODWIT_TEST_HOLD", point, 1);
+	guest_start(&LA, "mb=8 rate=8 ip=10.89.0.2", (const char *const[]){ "--net", "tap=ta",
+									     NULL });
+	unsetenv("GODWIT_TEST_HOLD");
+	status(&VM, reply, sizeof(reply));
+	nic_str(reply, 0, "mac", mac, sizeof(mac));
+	gw_lan_neigh(&LA, "ta", "10.89.0.2", mac); /* no ARP may be needed while it is away */
+	fd = gw_lan_socket(&LA, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 10 * DGRAM, DGRAM, 31, ECHO_MS), 10);
+	wait_guest_udp(&VM, 10);
+	snprintf(listen, sizeof(listen), "%s:7085", HOSTS.addr_b);
+	gw_spawn_in(&DST, HOSTS.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						      psk, "--net", "tap=tb", "--console",
+						      DST.console, "--api", DST.api, NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000));
+	gw_spawn(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
+					      "--psk-file", psk, "--json", NULL });
+	snprintf(want, sizeof(want), "godwit: test hold at %s", point);
+	cr_assert(gw_wait_line(&VM, VM.err, want, 1, NULL, 0, 120000), "never held: %s",
+		  gw_read_file(VM.err));
+	udp = gw_line_u64(VM.console, "HB ", " udp=");
+	udp_send_only(fd, "10.89.0.2", CARRY_K);
+	close(fd);
+	if (kill_dest) {
+		cr_assert_eq(kill(DST.pid, SIGKILL), 0);
+		cr_assert(gw_wait_exit(&DST, 20000));
+	}
+	cr_assert_eq(kill(VM.pid, SIGCONT), 0);
+	cr_assert(gw_wait_exit(&CMD, 120000), "migrate did not end");
+	out = gw_read_file(CMD.out);
+	snprintf(json, len, "%s", out ? out : "");
+	free(out);
+	return udp;
+}
+
+/* The guest's udp= on p's console reaches n (its echoes: what it received). */
+static void expect_udp(struct gw_proc *p, uint64_t n)
+{
+	wait_guest_udp(p, n);
+	cr_assert_eq(gw_line_u64(p->console, "HB ", " udp="), n, "%s", gw_read_file(p->console));
+}
+
+Test(net, datagrams_sent_during_the_final_pause_reach_the_guest_at_the_destination)
+{
+	char json[8192];
+	uint64_t udp = frames_during_the_pause("source-paused", false, json, sizeof(json));
+
+	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) == 0, "%s", json);
+	/* The datagrams, and whatever else the host sent that way (IPv6 neighbour talk). */
+	cr_assert_geq(gw_json_u64(json, "net_frames_carried"), CARRY_K, "%s", json);
+	cr_assert_eq(gw_json_u64(json, "net_frames_dropped"), 0, "%s", json);
+	cr_assert(gw_wait_exit(&VM, 30000));
+	expect_udp(&DST, udp + CARRY_K);
+	gw_quit(&DST);
+}
+
+Test(net, datagrams_sent_between_ready_and_running_reach_the_guest_at_the_destination)
+{
+	char json[8192];
+	uint64_t udp = frames_during_the_pause("source-ready", false, json, sizeof(json));
+
+	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) == 0, "%s", json);
+	/* The datagrams, and whatever else the host sent that way (IPv6 neighbour talk). */
+	cr_assert_geq(gw_json_u64(json, "net_frames_carried"), CARRY_K, "%s", json);
+	cr_assert(gw_wait_exit(&VM, 30000));
+	expect_udp(&DST, udp + CARRY_K);
+	gw_quit(&DST);
+}
+
+Test(net, datagrams_sent_during_a_pause_that_rolls_back_reach_the_guest_at_the_source)
+{
+	char json[8192];
+	uint64_t udp = frames_during_the_pause("source-paused", true, json, sizeof(json));
+
+	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) == 1, "%s", json);
+	expect_udp(&VM, udp + CARRY_K);
+	gw_quit(&VM);
+}
+
+/* ---- the topology of a move: a client behind a bridge, two hosts ------------------------ */
+
+
+/*
+ * A UDP client in the client namespace: one numbered datagram at a time, each waiting up
+ * to ECHO_MS for its own echo (a late echo of an earlier one is skipped), then the next.
+ */
+struct udp_client {
+	int fd;
+	pthread_t thread;
+	atomic_bool stop;
+	unsigned sent, answered, lost;
+	unsigned lost_at[8]; /* the first datagrams lost */
+};
+
+static void *udp_client_run(void *arg)
+{
+	struct udp_client *c = arg;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7) };
+	struct timeval tv = { .tv_sec = ECHO_MS / 1000 };
+	uint8_t out[64], in[65];
+
+	inet_pton(AF_INET, "10.88.0.2", &to.sin_addr);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (!atomic_load(&c->stop)) {
+		bool ok = false;
+
+		memset(out, 0x5a, sizeof(out));
+		memcpy(out, &c->sent, sizeof(c->sent));
+		if (sendto(c->fd, out, sizeof(out), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+			break;
+		c->sent++;
+		for (;;) {
+			ssize_t n = recv(c->fd, in, sizeof(in), 0);
+
+			if (n < 0 && errno == EINTR)
+				continue; /* a signal to this test process (a child ended) */
+			if (n < 0)
+				break; /* timed out: this one is lost */
+			if (n == (ssize_t)sizeof(out) && memcmp(in, out, sizeof(out)) == 0) {
+				ok = true;
+				break;
+			}
+		}
+		if (ok) {
+			c->answered++;
+		} else {
+			if (c->lost < 8)
+				c->lost_at[c->lost] = c->sent - 1;
+			c->lost++;
+		}
+		usleep(10 * 1000);
+	}
+	return NULL;
+}
+
+static void udp_client_start(struct udp_client *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = gw_lan_socket(&T.c, SOCK_DGRAM);
+	cr_assert_eq(pthread_create(&c->thread, NULL, udp_client_run, c), 0);
+}
+
+static void udp_client_stop(struct udp_client *c)
+{
+	atomic_store(&c->stop, true);
+	pthread_join(c->thread, NULL);
+	close(c->fd);
+}
+
+/* Wait until the client has had n more answers (it is still being answered). */
+static void udp_client_wait(struct udp_client *c, unsigned n)
+{
+	unsigned want = c->answered + n;
+
+	for (int i = 0; i < 1000 && c->answered < want; i++)
+		usleep(20 * 1000);
+	cr_assert_geq(c->answered, want, "the client is no longer answered (%u sent, %u lost)",
+		      c->sent, c->lost);
+}
+
+/* Move the guest from the VM process *from (serving on host ns) to a new one in *to on
+ * host to_ns (addr: its link address), port. Asserts the move completed; json gets --json. */
+static void move(struct gw_proc *from, struct gw_proc *to, const char *to_ns, const char *addr,
+		 unsigned port, char *json, size_t len)
+{
+	char psk[256], listen[64], *out;
+	int fd;
+
+	snprintf(psk, sizeof(psk), "%s/psk", WORK);
+	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, MIG_PSK_HEX, strlen(MIG_PSK_HEX)), (ssize_t)strlen(MIG_PSK_HEX));
+	close(fd);
+	snprintf(listen, sizeof(listen), "%s:%u", addr, port);
+	gw_spawn_in(to, to_ns, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						  psk, "--net", "tap=vt", "--console",
+						  to->console, "--api", to->api, NULL });
+	cr_assert(gw_wait_line(to, to->err, "godwit: waiting", 1, NULL, 0, 10000), "%s",
+		  gw_read_file(to->err));
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", from->api, "--to",
+							 listen, "--psk-file", psk, "--json", NULL },
+			    120000), 0, "migrate: %s", gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(from, 30000), "the source kept running");
+	out = gw_read_file(CMD.out);
+	snprintf(json, len, "%s", out ? out : "");
+	free(out);
+}
+
+Test(net, a_udp_client_behind_a_bridge_loses_nothing_while_the_guest_moves_a_to_b_and_back)
+{
+	char reply[4096], mac[18], json[8192];
+	struct gw_hb before, after;
+	struct udp_client c;
+
+	gw_topo_create(&T, "10.88.0.1/24", "vt");
+	guest_start(&T.a, "mb=8 rate=8 ip=10.88.0.2", (const char *const[]){ "--net", "tap=vt",
+									      NULL });
+	status(&VM, reply, sizeof(reply));
+	nic_str(reply, 0, "mac", mac, sizeof(mac));
+	udp_client_start(&c);
+	udp_client_wait(&c, 20);
+	cr_assert_eq(gw_topo_fdb_host(&T, mac), 'a');
+	gw_last_hb(&VM, &before);
+
+	move(&VM, &DST, T.hosts.b, T.hosts.addr_b, 7086, json, sizeof(json));
+	cr_assert_not_null(strstr(json, "\"announced\":true"), "%s", json);
+	udp_client_wait(&c, 20);
+	cr_assert_eq(gw_topo_fdb_host(&T, mac), 'b', "the client bridge still sends to host A");
+
+	gw_proc_cleanup(&VM);
+	gw_proc_init(&VM);
+	move(&DST, &VM, T.hosts.a, T.hosts.addr_a, 7087, json, sizeof(json));
+	cr_assert_not_null(strstr(json, "\"announced\":true"), "%s", json);
+	udp_client_wait(&c, 20);
+	udp_client_stop(&c);
+	cr_assert_eq(gw_topo_fdb_host(&T, mac), 'a', "the client bridge still sends to host B");
+	cr_assert_eq(c.lost, 0, "%u of %u datagrams lost in two moves (the first: %u %u); %s",
+		     c.lost, c.sent, c.lost_at[0], c.lost_at[1], json);
+	gw_last_hb(&VM, &after);
+	cr_assert_str_eq(after.id, before.id, "the guest rebooted");
+	cr_assert_gt(after.counter, before.counter);
+	wait_guest_udp(&VM, c.answered); /* all it answered, it counted, in one boot */
+	gw_quit(&VM);
+}
+
+/*
+ * The negative control: the same move with the announcement turned off (test-only). The
+ * client bridge keeps sending to host A, where nobody reads the tap: the client, once
+ * the move's tail is over, is not answered at all, until the API's announce.
+ */
+Test(net, without_the_announcement_a_client_behind_a_bridge_is_cut_off_after_the_move)
+{
+	char reply[4096], mac[18], json[8192];
+	int fd;
+
+	gw_topo_create(&T, "10.88.0.1/24", "vt");
+	guest_start(&T.a, "mb=8 rate=8 ip=10.88.0.2", (const char *const[]){ "--net", "tap=vt",
+									      NULL });
+	status(&VM, reply, sizeof(reply));
+	nic_str(reply, 0, "mac", mac, sizeof(mac));
+	fd = gw_lan_socket(&T.c, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.88.0.2", 20 * DGRAM, DGRAM, 41, ECHO_MS), 20);
+	setenv("GODWIT_TEST_NO_ANNOUNCE", "1", 1);
+	move(&VM, &DST, T.hosts.b, T.hosts.addr_b, 7088, json, sizeof(json));
+	unsetenv("GODWIT_TEST_NO_ANNOUNCE");
+	cr_assert_not_null(strstr(json, "\"announced\":false"), "%s", json);
+	cr_assert_eq(gw_topo_fdb_host(&T, mac), 'a');
+	cr_assert_eq(gw_udp_echo_run(fd, "10.88.0.2", 3 * DGRAM, DGRAM, 42, 2000), 0,
+		     "answered without an announcement: the test proves nothing");
+	cr_assert_eq(gw_topo_fdb_host(&T, mac), 'a');
+	cr_assert(gw_api(DST.api, "{\"cmd\":\"announce\"}", reply, sizeof(reply)));
+	cr_assert_not_null(strstr(reply, "\"ok\":true"), "%s", reply);
+	if (gw_udp_echo_run(fd, "10.88.0.2", 20 * DGRAM, DGRAM, 43, ECHO_MS) != 20) {
+		gw_lan_sh(&T.c, "bridge fdb show br brc >&2; ip neigh >&2; ip -s link >&2");
+		gw_lan_sh(&T.b, "bridge fdb show br br0 >&2; ip -s link >&2");
+		status(&DST, reply, sizeof(reply));
+		fprintf(stderr, "DST: %s\n%s\n", reply, gw_read_file(DST.console));
+		cr_assert_fail("the announcement did not bring the client back");
+	}
+	cr_assert_eq(gw_topo_fdb_host(&T, mac), 'b');
+	close(fd);
+	gw_quit(&DST);
 }
