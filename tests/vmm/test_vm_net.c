@@ -270,3 +270,60 @@ Test(vm_net, destroy_during_an_announcement_is_clean)
 	cr_assert_eq(vm_announce(fx.vm, NULL), 0);
 	tvm_vm_gone(&fx.vm);
 }
+
+/*
+ * A migration's frames, on one VM: while paused, the frames that reached the tap are
+ * taken out (guest RAM untouched: the dirty log stays empty, the tap is empty after),
+ * refused while running; queued back with vm_nic_carry_in they reach the guest after
+ * resume, in order, before anything newer.
+ */
+Test(vm_net, frames_taken_while_paused_and_carried_back_in_reach_the_guest_in_order)
+{
+	static uint8_t frame[4][VM_NIC_FRAME_MAX + 1];
+	size_t len[4];
+	struct vm_nic_info ni;
+	char cmd[160], buf[16], want[8];
+
+	guest_up();
+	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
+	snprintf(cmd, sizeof(cmd), "ip neigh replace " GUEST_IP " lladdr "
+		 "%02x:%02x:%02x:%02x:%02x:%02x dev t0 nud permanent", ni.mac[0], ni.mac[1],
+		 ni.mac[2], ni.mac[3], ni.mac[4], ni.mac[5]);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(vm_nic_take_frame(fx.vm, 0, frame[0], sizeof(frame[0]), &len[0]), -EBUSY);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.dirty), 0);
+	cr_assert_eq(vm_pause(fx.vm), 0);
+	dirty_none();
+	for (int i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "old %d", i);
+		cr_assert_eq(send(fx.udp, want, strlen(want), 0), (ssize_t)strlen(want));
+	}
+	for (int i = 0; i < 3; i++) {
+		int rc = 0;
+
+		for (int k = 0; k < 100 && rc == 0; k++) {
+			rc = vm_nic_take_frame(fx.vm, 0, frame[i], sizeof(frame[i]), &len[i]);
+			if (rc == 0)
+				usleep(10 * 1000);
+		}
+		cr_assert_eq(rc, 1, "frame %d was not taken", i);
+	}
+	cr_assert_eq(vm_nic_take_frame(fx.vm, 0, frame[3], sizeof(frame[3]), &len[3]), 0);
+	cr_assert(dirty_none(), "taking frames wrote guest RAM");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(vm_nic_carry_in(fx.vm, 0, frame[i], len[i]), 0);
+	cr_assert_eq(vm_nic_carry_in(fx.vm, 0, frame[0], 3), -EINVAL);
+	cr_assert_eq(send(fx.udp, "new", 3, 0), 3); /* waits in the tap, behind the carried */
+	cr_assert_eq(vm_resume(fx.vm), 0);
+	for (int i = 0; i < 3; i++) {
+		ssize_t n = recv(fx.udp, buf, sizeof(buf) - 1, 0);
+
+		snprintf(want, sizeof(want), "old %d", i);
+		cr_assert_eq(n, (ssize_t)strlen(want), "echo %d", i);
+		buf[n] = '\0';
+		cr_assert_str_eq(buf, want, "out of order");
+	}
+	cr_assert_eq(recv(fx.udp, buf, sizeof(buf), 0), 3);
+	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
+	cr_assert_eq(ni.rx_carried, 3);
+}
