@@ -1146,3 +1146,63 @@ Test(net, without_the_announcement_a_client_behind_a_bridge_is_cut_off_after_the
 	close(fd);
 	gw_quit(&DST);
 }
+
+/* --with-disk there, shared storage back: the NIC moves both ways and answers each time. */
+Test(net, a_nic_moves_with_the_disk_and_back_on_shared_storage)
+{
+	char psk[256], listen[64], disk[256], diskb[256];
+	struct gw_hb before, after;
+	int fd;
+
+	two_hosts(psk, sizeof(psk));
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(diskb, sizeof(diskb), "%s/disk-b.img", WORK);
+	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	guest_start(&LA, "mb=8 rate=8 ip=10.89.0.2", (const char *const[]){ "--net", "tap=ta",
+									     "--disk", disk, NULL });
+	fd = gw_lan_socket(&LA, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 20 * DGRAM, DGRAM, 51, ECHO_MS), 20);
+	close(fd);
+	gw_last_hb(&VM, &before);
+
+	snprintf(listen, sizeof(listen), "%s:7089", HOSTS.addr_b);
+	gw_spawn_in(&DST, HOSTS.b, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						      psk, "--disk", diskb, "--net", "tap=tb",
+						      "--console", DST.console, "--api", DST.api,
+						      NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting", 1, NULL, 0, 10000));
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", VM.api, "--to", listen,
+							 "--psk-file", psk, "--with-disk", "--verify",
+							 NULL }, 120000), 0, "migrate: %s",
+		     gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(&VM, 30000));
+	fd = gw_lan_socket(&LB, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 20 * DGRAM, DGRAM, 52, ECHO_MS), 20,
+		     "no answer on B after the move with the disk");
+	close(fd);
+
+	gw_proc_cleanup(&VM);
+	gw_proc_init(&VM);
+	snprintf(listen, sizeof(listen), "%s:7090", HOSTS.addr_a);
+	gw_spawn_in(&VM, HOSTS.a, (const char *const[]){ "receive", "--listen", listen, "--psk-file",
+						     psk, "--disk", diskb, "--net", "tap=ta",
+						     "--console", VM.console, "--api", VM.api, NULL });
+	cr_assert(gw_wait_line(&VM, VM.err, "godwit: waiting", 1, NULL, 0, 10000));
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", DST.api, "--to", listen,
+							 "--psk-file", psk, "--verify", NULL },
+			    120000), 0, "migrate back: %s", gw_read_file(CMD.err));
+	cr_assert(gw_wait_exit(&DST, 30000));
+	fd = gw_lan_socket(&LA, SOCK_DGRAM);
+	cr_assert_eq(gw_udp_echo_run(fd, "10.89.0.2", 20 * DGRAM, DGRAM, 53, ECHO_MS), 20,
+		     "no answer on A after the move back on shared storage");
+	close(fd);
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 2, NULL, 0, 30000));
+	gw_last_hb(&VM, &after);
+	cr_assert_str_eq(after.id, before.id, "the guest rebooted");
+	cr_assert_gt(after.counter, before.counter);
+	cr_assert_eq(after.errors, 0);
+	gw_quit(&VM);
+}
