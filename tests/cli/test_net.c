@@ -552,8 +552,10 @@ static const char MIG_PSK_HEX[] =
 /*
  * Two hosts (HOSTS: namespaces joined by veth, gw_test.h; LA and LB name them but do not
  * own them) with a tap at 10.89.0.1 in each: ta on host A, tb on host B; and a PSK file.
+ * With bridged_b, B's tap is instead a port of bridge brb (holding B's address), as a
+ * host's VM tap is: the bridge learns the guest's MAC only from frames it sees.
  */
-static void two_hosts(char *psk, size_t len)
+static void two_hosts_with(char *psk, size_t len, bool bridged_b)
 {
 	int fd;
 
@@ -561,12 +563,27 @@ static void two_hosts(char *psk, size_t len)
 	snprintf(LA.ns, sizeof(LA.ns), "%s", HOSTS.a);
 	snprintf(LB.ns, sizeof(LB.ns), "%s", HOSTS.b);
 	gw_lan_tap(&LA, "ta", "10.89.0.1/24", NULL);
-	gw_lan_tap(&LB, "tb", "10.89.0.1/24", NULL);
+	if (bridged_b) {
+		gw_lan_bridge(&LB, "brb", "10.89.0.1/24");
+		gw_lan_tap(&LB, "tb", NULL, "brb");
+	} else {
+		gw_lan_tap(&LB, "tb", "10.89.0.1/24", NULL);
+	}
 	snprintf(psk, len, "%s/psk", WORK);
 	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, MIG_PSK_HEX, strlen(MIG_PSK_HEX)), (ssize_t)strlen(MIG_PSK_HEX));
 	close(fd);
+}
+
+static void two_hosts(char *psk, size_t len)
+{
+	two_hosts_with(psk, len, false);
+}
+
+static void two_hosts_bridged(char *psk, size_t len)
+{
+	two_hosts_with(psk, len, true);
 }
 
 Test(net, migrated_nic_answers_on_the_destination_tap)
@@ -635,27 +652,6 @@ Test(net, receive_without_the_nics_fails_the_move_and_the_source_keeps_serving)
 		     "the source stopped answering");
 	close(fd);
 	gw_quit(&VM);
-}
-
-/*
- * Two hosts as in two_hosts, but B's tap is a port of bridge brb (holding B's address),
- * as a host's VM tap is: the bridge learns the guest's MAC only from frames it sees.
- */
-static void two_hosts_bridged(char *psk, size_t len)
-{
-	int fd;
-
-	gw_netns_create(&HOSTS);
-	snprintf(LA.ns, sizeof(LA.ns), "%s", HOSTS.a);
-	snprintf(LB.ns, sizeof(LB.ns), "%s", HOSTS.b);
-	gw_lan_tap(&LA, "ta", "10.89.0.1/24", NULL);
-	gw_lan_bridge(&LB, "brb", "10.89.0.1/24");
-	gw_lan_tap(&LB, "tb", NULL, "brb");
-	snprintf(psk, len, "%s/psk", WORK);
-	fd = open(psk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, MIG_PSK_HEX, strlen(MIG_PSK_HEX)), (ssize_t)strlen(MIG_PSK_HEX));
-	close(fd);
 }
 
 /* Whether bridge br in lan's namespace has learned mac on port dev. */

@@ -116,6 +116,18 @@ static bool dirty_none(void)
 	return none;
 }
 
+/* The guest's MAC into *ni, and a permanent neighbour entry for it: no ARP while paused. */
+static void neigh_permanent(struct vm_nic_info *ni)
+{
+	char cmd[160];
+
+	cr_assert_eq(vm_nic_info(fx.vm, 0, ni), 0);
+	snprintf(cmd, sizeof(cmd), "ip neigh replace " GUEST_IP " lladdr "
+		 "%02x:%02x:%02x:%02x:%02x:%02x dev t0 nud permanent", ni->mac[0], ni->mac[1],
+		 ni->mac[2], ni->mac[3], ni->mac[4], ni->mac[5]);
+	cr_assert_eq(system(cmd), 0);
+}
+
 static uint64_t rx_frames(void)
 {
 	struct vm_nic_info ni;
@@ -133,15 +145,11 @@ Test(vm_net, frames_arriving_while_paused_write_no_guest_page)
 {
 	struct vm_nic_info ni;
 	struct timespec t0, t;
-	char cmd[160], buf[16];
+	char buf[16];
 	uint64_t rx0;
 
 	guest_up();
-	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
-	snprintf(cmd, sizeof(cmd), "ip neigh replace " GUEST_IP " lladdr "
-		 "%02x:%02x:%02x:%02x:%02x:%02x dev t0 nud permanent", ni.mac[0], ni.mac[1],
-		 ni.mac[2], ni.mac[3], ni.mac[4], ni.mac[5]);
-	cr_assert_eq(system(cmd), 0);
+	neigh_permanent(&ni);
 	cr_assert_eq(vm_dirty_register(fx.vm, &fx.dirty), 0);
 	cr_assert_eq(vm_pause(fx.vm), 0);
 	dirty_none(); /* the pause's last fetch: from here nothing may be written */
@@ -282,14 +290,10 @@ Test(vm_net, frames_taken_while_paused_and_carried_back_in_reach_the_guest_in_or
 	static uint8_t frame[4][VM_NIC_FRAME_MAX + 1];
 	size_t len[4];
 	struct vm_nic_info ni;
-	char cmd[160], buf[16], want[8];
+	char buf[16], want[8];
 
 	guest_up();
-	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
-	snprintf(cmd, sizeof(cmd), "ip neigh replace " GUEST_IP " lladdr "
-		 "%02x:%02x:%02x:%02x:%02x:%02x dev t0 nud permanent", ni.mac[0], ni.mac[1],
-		 ni.mac[2], ni.mac[3], ni.mac[4], ni.mac[5]);
-	cr_assert_eq(system(cmd), 0);
+	neigh_permanent(&ni);
 	cr_assert_eq(vm_nic_take_frame(fx.vm, 0, frame[0], sizeof(frame[0]), &len[0]), -EBUSY);
 	cr_assert_eq(vm_dirty_register(fx.vm, &fx.dirty), 0);
 	cr_assert_eq(vm_pause(fx.vm), 0);
