@@ -84,6 +84,13 @@ static int receive_create_vm(void *arg, const struct mig_hello *h, struct vm **o
 	return vm_create_for_restore(out, &cfg, err, errlen);
 }
 
+/* The guest runs here now: tell this host's network (vm_host_announce). */
+static void receive_started(void *arg, struct vm *vm, char *note, size_t len)
+{
+	(void)arg;
+	vm_host_announce(vm, true, note, len);
+}
+
 static void receive_listening(void *arg, const char *hostport)
 {
 	(void)arg;
@@ -104,7 +111,8 @@ int cmd_receive(int argc, char **argv)
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mig_dest_params p = { .on_listen = receive_listening };
+	struct mig_dest_params p = { .on_listen = receive_listening,
+				     .on_started = receive_started };
 	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_host host;

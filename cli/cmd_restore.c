@@ -273,6 +273,15 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (verbose)
 		fprintf(stderr, "godwit: restore: vCPUs running at %.6f (wall clock)\n", wall_s());
+	if (vm_nic_count(vm)) {
+		/* A VM restored on another host has moved too: the network must learn it. */
+		char note[128];
+
+		rc = vm_host_announce(vm, true, note, sizeof(note));
+		if (verbose || rc < 0)
+			fprintf(stderr, "godwit: restore: %s%s%s\n", note, rc < 0 ? ": " : "",
+				rc < 0 ? strerror(-rc) : "");
+	}
 	status = vm_host_serve(&host, vm, api_path, true);
 	if (lazy) {
 		/* The VM has stopped: nothing touches its RAM any more. */

@@ -39,6 +39,39 @@ void vm_host_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+int vm_host_announce(struct vm *vm, bool after_move, char *note, size_t len)
+{
+	struct vm_announce_info ai;
+	int rc;
+
+	/* Test-only: the negative control of tests/cli/test_net.c. Not a user option. */
+	if (after_move && getenv("GODWIT_TEST_NO_ANNOUNCE")) {
+		if (note)
+			snprintf(note, len, "announce off");
+		return 0;
+	}
+	rc = vm_announce(vm, &ai);
+	if (note)
+		snprintf(note, len, "announced nics=%u frames=%" PRIu64 " guest=%u", vm_nic_count(vm),
+			 ai.frames, ai.guest_asked);
+	return rc;
+}
+
+/* ,"announce":{...} once the VM has announced itself; returns the new end. */
+static size_t api_status_announce(struct vm *vm, char *reply, size_t len, size_t at)
+{
+	struct vm_announce_info ai;
+
+	vm_announce_info_get(vm, &ai);
+	if (!ai.rounds)
+		return at;
+	return at + (size_t)snprintf(reply + at, len - at,
+		",\"announce\":{\"rounds\":%u,\"frames\":%" PRIu64 ",\"errors\":%" PRIu64
+		",\"guest_asked\":%u,\"first_unix_ms\":%" PRIu64 ",\"last_unix_ms\":%" PRIu64 "}",
+		ai.rounds, ai.frames, ai.errors, ai.guest_asked, ai.first_ns / 1000000,
+		ai.last_ns / 1000000);
+}
+
 /* ---- API handlers -------------------------------------------------------------------- */
 
 /* Who holds the VM paused, as "user,migration" ("" when nobody does). */
@@ -77,10 +110,11 @@ static size_t api_status_nics(struct vm_host *h, char *reply, size_t len, size_t
 				       ",\"rx_bytes\":%" PRIu64 ",\"tx_frames\":%" PRIu64
 				       ",\"tx_bytes\":%" PRIu64 ",\"rx_dropped\":%" PRIu64
 				       ",\"rx_filtered\":%" PRIu64 ",\"rx_no_buffer\":%" PRIu64
-				       ",\"tx_dropped\":%" PRIu64 ",\"bad_chains\":%" PRIu64 "}%s",
+				       ",\"tx_dropped\":%" PRIu64 ",\"bad_chains\":%" PRIu64
+				       ",\"rx_carried\":%" PRIu64 "}%s",
 				       i ? "," : ",\"nics\":[", mac, ni.tap, ni.rx_frames, ni.rx_bytes,
 				       ni.tx_frames, ni.tx_bytes, ni.rx_dropped, ni.rx_filtered,
-				       ni.rx_no_buffer, ni.tx_dropped, ni.bad_chains,
+				       ni.rx_no_buffer, ni.tx_dropped, ni.bad_chains, ni.rx_carried,
 				       i + 1 == n ? "]" : "");
 	}
 	return at;
@@ -112,7 +146,30 @@ static void api_status(void *arg, const struct json_obj *req, char *reply, size_
 	if (off < len)
 		off = api_status_nics(h, reply, len, off);
 	if (off < len)
+		off = api_status_announce(h->vm, reply, len, off);
+	if (off < len)
 		snprintf(reply + off, len - off, "}");
+}
+
+/* {"cmd":"announce"}: tell the network where the guest is (after moving it by hand). */
+static void api_announce(void *arg, const struct json_obj *req, char *reply, size_t len)
+{
+	struct vm_host *h = arg;
+	char note[96];
+	int rc;
+
+	(void)req;
+	if (!vm_nic_count(h->vm)) {
+		snprintf(reply, len, "{\"ok\":false,\"error\":\"the VM has no NIC to announce: "
+			 "start it with --net\"}");
+		return;
+	}
+	rc = vm_host_announce(h->vm, false, note, sizeof(note));
+	if (rc < 0) {
+		snprintf(reply, len, "{\"ok\":false,\"error\":\"announce: %s\"}", strerror(-rc));
+		return;
+	}
+	snprintf(reply, len, "{\"ok\":true,\"announce\":\"%s\"}", note);
 }
 
 static void api_reply_state(struct vm_host *h, int rc, const char *what, char *reply,
@@ -421,6 +478,7 @@ static const struct api_cmd host_api_cmds[] = {
 	{ "migrate", api_migrate },
 	{ "migrate-status", api_migrate_status },
 	{ "migrate-cancel", api_migrate_cancel },
+	{ "announce", api_announce },
 	{ NULL, NULL },
 };
 

@@ -38,6 +38,16 @@ void vm_host_signals(void);
  */
 int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool already_started);
 
+/*
+ * Tell the network that vm's guest is here now (vm_announce): after_move (a migration or
+ * a restore) unless the test-only environment variable GODWIT_TEST_NO_ANNOUNCE is set (the
+ * negative control of the network tests; not for users), or when asked (the API's
+ * announce). note (len bytes, may be NULL)
+ * gets one line for the migration's RUNNING reply: "announced nics=N frames=F guest=G"
+ * or "announce off". Returns 0 or -errno (the first round went out anyway).
+ */
+int vm_host_announce(struct vm *vm, bool after_move, char *note, size_t len);
+
 /* The guest's serial console: stdout, or the file --console names. */
 struct cli_console {
 	const char *path; /* NULL: stdout */

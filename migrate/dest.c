@@ -49,6 +49,11 @@ int mig_dest_check_layout(const struct mig_dest *d, char *why, size_t len)
 			return -EPROTO;
 		}
 	}
+	if (d->hello.nnics != d->nnics) {
+		snprintf(why, len, "the source VM has %u NICs, this host gave %u: give one --net "
+			 "per NIC to 'godwit receive'", d->hello.nnics, d->nnics);
+		return -EPROTO;
+	}
 	if (d->hello.disk_bytes != d->disk_bytes) {
 		snprintf(why, len, "disk of %" PRIu64 " bytes here, %" PRIu64 " at the source: "
 			 "give --disk an image of the same size", d->disk_bytes,
@@ -89,6 +94,7 @@ static void dest_machine(struct mig_dest *d)
 		vm_ram_region(d->vm, r, &d->reg[r]);
 	d->disk_bytes = vm_disk_present(d->vm) ? vm_disk_bytes(d->vm) : 0;
 	d->disk_path = vm_disk_path(d->vm);
+	d->nnics = vm_nic_count(d->vm);
 }
 
 static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ctx, char *err,
@@ -287,6 +293,22 @@ static int verify_result(struct mig_dest *d, char *why, size_t len)
 	return 0;
 }
 
+int mig_dest_net_frame(struct mig_dest *d, size_t len)
+{
+	uint32_t nic;
+
+	if (len < MIG_NET_HDR_BYTES + 14 || len > MIG_NET_HDR_BYTES + MIG_NET_FRAME_MAX)
+		return -EPROTO;
+	nic = le32_decode(d->buf);
+	if (nic >= d->hello.nnics || nic >= d->nnics)
+		return -EPROTO;
+	d->net_frames++;
+	/* A full queue drops the frame and counts it: a frame is not worth the VM. */
+	if (d->vm)
+		vm_nic_carry_in(d->vm, nic, d->buf + MIG_NET_HDR_BYTES, len - MIG_NET_HDR_BYTES);
+	return 0;
+}
+
 int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 {
 	for (;;) {
@@ -396,6 +418,10 @@ int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 					 strerror(-rc));
 				return rc;
 			}
+			break;
+		case MIG_REC_NET_FRAME:
+			if (mig_dest_net_frame(d, len) < 0)
+				goto bad;
 			break;
 		case MIG_REC_DONE:
 			if (!d->state) {
@@ -531,14 +557,25 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 				    "VM: %s", strerror(-rc));
 	}
 	if (rc == 0) {
+		char note[128] = "";
+
+		/* The network learns first where the guest went, then the source. */
+		if (p->on_started)
+			p->on_started(ctx, d.vm, note, sizeof(note));
 		/* Step 6: the source gives up its VM only on RUNNING. */
-		if (mig_reply_send(d.conn, MIG_REPLY_RUNNING, NULL) < 0)
+		if (mig_reply_send(d.conn, MIG_REPLY_RUNNING, note[0] ? note : NULL) < 0)
 			snprintf(err, errlen, "the VM runs here, but the source did not hear so: it "
 				 "holds its copy paused; quit it there");
 		else
 			err[0] = '\0';
-		/* The source's committing close ends the stream; its absence changes nothing. */
-		frame_read(d.in, &type, &flags, d.buf, MIG_DEST_BUF_BYTES, &len);
+		/*
+		 * The tail of frames that reached the source's taps, then the source's
+		 * committing close; anything else, or its absence, changes nothing: the guest
+		 * runs here.
+		 */
+		while (frame_read(d.in, &type, &flags, d.buf, MIG_DEST_BUF_BYTES, &len) == 0 &&
+		       type == MIG_REC_NET_FRAME && mig_dest_net_frame(&d, len) == 0)
+			;
 		*out = d.vm;
 		d.vm = NULL;
 	}

@@ -26,6 +26,7 @@ struct mig_dest {
 	struct vm_ram_region reg[MIG_MAX_REGIONS]; /* RAM here, in the HELLO's order */
 	unsigned nreg;
 	uint64_t disk_bytes;   /* the disk here, 0 for none */
+	unsigned nnics;        /* NICs here (its --net taps) */
 	const char *disk_path; /* its name, for messages */
 	int disk_fd;           /* open for writing when the source sends its disk, else -1 */
 	uint8_t *buf;          /* MIG_DEST_BUF_BYTES */
@@ -41,6 +42,7 @@ struct mig_dest {
 	uint64_t *vdig;  /* MIG_MAX_RUN_DIGESTS digests */
 	uint8_t *vblk;   /* one disk block */
 	uint64_t bad_pages, bad_blocks, first_bad_gpa, first_bad_block;
+	uint64_t net_frames; /* NET_FRAME records taken */
 };
 
 /*
@@ -52,7 +54,7 @@ int mig_dest_read_hello(struct mig_dest *d, char *err, size_t errlen);
 
 /*
  * Check the HELLO against the machine here (d, why, len): d->reg and d->nreg must match
- * its regions, d->disk_bytes its disk. Returns 0 or -EPROTO with the difference in why.
+ * its regions, d->disk_bytes its disk, d->nnics its NIC count. Returns 0 or -EPROTO with the difference in why.
  */
 int mig_dest_check_layout(const struct mig_dest *d, char *why, size_t len);
 
@@ -64,5 +66,12 @@ int mig_dest_check_layout(const struct mig_dest *d, char *why, size_t len);
  * the stream's error; or a disk write's error (err names the disk and the reason).
  */
 int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen);
+
+/*
+ * A NET_FRAME record of len bytes in d->buf: checked (its NIC exists on both ends, its
+ * length) and queued for that NIC's guest (vm_nic_carry_in; a full queue drops it and
+ * counts it there). Returns 0 or -EPROTO.
+ */
+int mig_dest_net_frame(struct mig_dest *d, size_t len);
 
 #endif

@@ -98,6 +98,17 @@ struct mig_stats {
 	uint32_t nrounds;
 	struct mig_round_stat rounds[MIG_MAX_ROUND_STATS];
 	uint64_t state_ms[MIG_STATE_COUNT]; /* since start, when each state was entered */
+	/* The destination's announcement (RARP rounds, the guest asked): it went out before
+	 * the destination said RUNNING, so by announce_ms (since start) at the latest. */
+	bool announced;
+	uint64_t announce_ms;
+	uint64_t announce_frames; /* RARP frames of the first round */
+	unsigned announce_guest;  /* drivers asked to announce themselves */
+	/* Frames that reached the source's taps after the final pause, carried over (and
+	 * those past the bounds, dropped): net_carry.c. */
+	uint64_t net_frames_carried;
+	uint64_t net_bytes_carried;
+	uint64_t net_frames_dropped;
 	char error[320];
 };
 
@@ -143,6 +154,12 @@ struct mig_dest_params {
 	int accept_timeout_ms; /* 0: wait forever */
 	/* Called once the socket listens, before waiting for the source. May be NULL. */
 	void (*on_listen)(void *ctx, const char *hostport);
+	/*
+	 * Called right after the guest was started here (step 5 of proto.h's timeline),
+	 * before RUNNING goes back: announce the guest on this host's network. note (len
+	 * bytes) becomes RUNNING's message. May be NULL.
+	 */
+	void (*on_started)(void *ctx, struct vm *vm, char *note, size_t len);
 };
 
 /*
@@ -161,7 +178,8 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
  * GODWIT_TEST_HOLD names point (a comma-separated list may name several), print
  * "godwit: test hold at POINT" on stderr and stop the whole process (SIGSTOP), as a
  * debugger would, until the test kills it or sends SIGCONT. Does nothing otherwise.
- * Points: source-connected, source-ready, source-running; dest-accepted, dest-state (the
+ * Points: source-connected, source-paused (the final pause taken, nothing of the last
+ * round sent), source-ready, source-running; dest-accepted, dest-state (the
  * last round and the state are in, the digests not yet), dest-done, dest-go; and
  * restore-filled (godwit restore --verify, RAM filled, before the comparison).
  */

@@ -30,6 +30,7 @@ int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap)
 	le32_encode(p + 8, h->disk_block_bytes);
 	memset(p + 12, 0, 32);
 	memcpy(p + 12, h->version, strnlen(h->version, 32));
+	le32_encode(p + 44, h->nnics);
 	return (int)len;
 }
 
@@ -71,6 +72,9 @@ int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h)
 		return -EPROTO;
 	memcpy(h->version, p + 12, 32);
 	h->version[32] = '\0';
+	h->nnics = le32_decode(p + 44);
+	if (h->nnics > MIG_MAX_NICS)
+		return -EPROTO;
 	return 0;
 }
 

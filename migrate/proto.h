@@ -33,10 +33,14 @@
  *   -- source pauses the guest: stop-and-copy --
  *   last PAGES / ZERO / DISK, STATE (blob)  ->  (no ROUND_END: STATE ends the round)
  *   [VERIFY / VERIFY_DISK digests, --verify] -> compared with its own copy as they come
+ *   [NET_FRAME: what reached the taps]      ->  kept for the guest
  *   DONE                                    ->  loads the state
  *                                           <- READY         (or ERROR(reason))
  *   GO (flags)                              ->  starts the guest (paused if GO says so)
- *                                           <- RUNNING
+ *                                           <- RUNNING (message: the announcement,
+ *                                                "announced nics=N frames=F guest=G"
+ *                                                or "announce off"; vm_host_announce)
+ *   [NET_FRAME: the tail]                   ->  placed in the running guest
  *   frame END (committing close)            ->
  *
  * The source waits for ROUND_DONE before it judges the next round: the rate it measures is
@@ -79,7 +83,8 @@
  * A source that cancels or fails before 3 sends ABORT(reason) if it can. Changing
  * anything in this file requires a MIG_PROTO_VERSION bump.
  */
-#define MIG_PROTO_VERSION 4
+/* 5: HELLO carries the NIC count, RUNNING the announcement; NET_FRAME records. */
+#define MIG_PROTO_VERSION 5
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {
@@ -96,7 +101,19 @@ enum mig_rec {
 	MIG_REC_ABORT = 10,    /* reason string */
 	MIG_REC_VERIFY = 11,   /* run hdr + count * MIG_DIGEST_BYTES: digests of pages */
 	MIG_REC_VERIFY_DISK = 12, /* run hdr (region 0) + count * MIG_DIGEST_BYTES: of blocks */
+	MIG_REC_NET_FRAME = 13, /* u32 nic, then a frame for its guest (below) */
 };
+
+/*
+ * NET_FRAME: a frame that reached the source's tap after the guest's final pause, for the
+ * guest at the destination: u32 NIC index (< HELLO's nnics), then the frame as the tap
+ * gave it (the virtio-net header the driver negotiated, then Ethernet), 14 ..
+ * MIG_NET_FRAME_MAX bytes. Sent in the last round before DONE, and after RUNNING until
+ * the committing close (a short tail: frames still on their way to the old port while
+ * the network learns the new one). The destination places them before its own tap's.
+ */
+#define MIG_NET_HDR_BYTES 4u
+#define MIG_NET_FRAME_MAX (12u + 18u + 65535u)
 
 #define MIG_PAGE_BYTES 4096u
 #define MIG_MAX_REGIONS 4
@@ -116,11 +133,14 @@ enum mig_rec {
  *    +-------+-------+-----------+-------+---------+======================+
  *    | proto | flags | ram_bytes | ncpus | nregion | {gpa u64, bytes u64} |
  *    +-------+-------+-----------+-------+---------+======================+
- *    then disk_bytes u64, disk_block_bytes u32, version string (32 bytes, NUL-padded)
+ *    then disk_bytes u64, disk_block_bytes u32, version string (32 bytes, NUL-padded),
+ *    nnics u32 (virtio-net NICs, 0 .. MIG_MAX_NICS: the destination refuses a VM whose
+ *    NIC count differs from its --net taps before any RAM is sent)
  */
 #define MIG_HELLO_FIXED_BYTES 24u
 #define MIG_HELLO_REGION_BYTES 16u
-#define MIG_HELLO_TAIL_BYTES (8u + 4u + 32u)
+#define MIG_HELLO_TAIL_BYTES (8u + 4u + 32u + 4u)
+#define MIG_MAX_NICS 7u
 
 /*
  * PAGES / ZERO header (16 bytes), then for PAGES npages * 4096 bytes of page data:
@@ -175,14 +195,15 @@ struct mig_hello {
 	uint64_t disk_bytes;
 	uint32_t disk_block_bytes;
 	char version[33];
+	uint32_t nnics;
 };
 
 /* Encode h into buf (cap bytes). Returns the length, or -ENOSPC. */
 int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap);
 /*
  * Decode and check a HELLO payload (untrusted): its length, regions (page-aligned,
- * non-empty, summing to ram_bytes), vCPUs, disk geometry, and flags (only known ones;
- * WITH_DISK only with a disk). Returns 0 or -EPROTO.
+ * non-empty, summing to ram_bytes), vCPUs, disk geometry, NIC count, and flags (only
+ * known ones; WITH_DISK only with a disk). Returns 0 or -EPROTO.
  */
 int mig_hello_decode(const uint8_t *buf, size_t len, struct mig_hello *h);
 

@@ -211,6 +211,48 @@ void mig_set_downtime(struct mig_source *m, uint64_t ms)
 	stats_update(m, stats_set_downtime, &ms);
 }
 
+static void stats_set_carry(struct mig_stats *st, const void *arg)
+{
+	const struct mig_carry *c = arg;
+
+	st->net_frames_carried = c->frames;
+	st->net_bytes_carried = c->bytes;
+	st->net_frames_dropped = c->dropped;
+}
+
+void mig_set_carry(struct mig_source *m)
+{
+	stats_update(m, stats_set_carry, &m->carry);
+}
+
+struct announce_note {
+	const char *msg;
+	uint64_t ms;
+};
+
+static void stats_set_announce(struct mig_stats *st, const void *arg)
+{
+	const struct announce_note *a = arg;
+	unsigned nics = 0, guest = 0;
+	uint64_t frames = 0;
+
+	/* The destination's words: taken only in the one shape it sends. */
+	if (sscanf(a->msg, "announced nics=%u frames=%" SCNu64 " guest=%u", &nics, &frames,
+		   &guest) == 3) {
+		st->announced = true;
+		st->announce_ms = a->ms;
+		st->announce_frames = frames;
+		st->announce_guest = guest;
+	}
+}
+
+void mig_set_announce(struct mig_source *m, const char *running_msg)
+{
+	struct announce_note a = { .msg = running_msg, .ms = mig_ms_since_start(m) };
+
+	stats_update(m, stats_set_announce, &a);
+}
+
 void mig_fail_msg(struct mig_source *m, const char *fmt, ...)
 {
 	char msg[320];
@@ -303,6 +345,7 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 		.nregions = m->nreg,
 		.disk_bytes = vm_disk_present(m->vm) ? vm_disk_bytes(m->vm) : 0,
 		.disk_block_bytes = (uint32_t)VM_DISK_BLOCK_BYTES,
+		.nnics = vm_nic_count(m->vm),
 	};
 	uint8_t buf[256];
 	char msg[MIG_REPLY_MAX_MSG + 1];
@@ -572,6 +615,7 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 		return rc;
 	}
 	m->paused = true;
+	mig_test_hold("source-paused");
 	rc = mig_set_state(m, MIG_STATE_STOP_COPY);
 	if (rc == 0)
 		rc = fetch_dirty(m);
@@ -589,6 +633,9 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	free(blob);
 	if (rc == 0 && m->p.verify)
 		rc = send_digests(m, err, errlen);
+	/* What reached the taps since the pause goes along (kept, should we roll back). */
+	if (rc == 0)
+		rc = mig_carry_drain(m, true);
 	if (rc == 0)
 		rc = frame_write(m->out, MIG_REC_DONE, 0, NULL, 0);
 	if (rc == 0)
@@ -731,6 +778,7 @@ fail:
 out:
 	vm_dirty_unregister(m->dirty_c);
 	m->dirty_c = NULL;
+	mig_carry_free(m);
 	pthread_mutex_lock(&m->lock);
 	m->finished = true;
 	pthread_mutex_unlock(&m->lock);

@@ -21,6 +21,21 @@ struct mig_throttle {
 	struct vm *vm;
 };
 
+/* A frame taken before the commit point, kept to give back if the move is rolled back. */
+struct mig_kept_frame {
+	struct mig_kept_frame *next;
+	uint32_t nic;
+	uint32_t len;
+	uint8_t data[];
+};
+
+/* Frames carried from the source's taps to the destination (net_carry.c): engine only. */
+struct mig_carry {
+	uint8_t *buf; /* MIG_NET_HDR_BYTES + VM_NIC_FRAME_MAX: a record being built */
+	struct mig_kept_frame *kept, *kept_tail;
+	uint64_t frames, bytes, dropped;
+};
+
 struct mig_source {
 	/* Fixed at start. */
 	struct vm *vm;
@@ -60,6 +75,7 @@ struct mig_source {
 	uint64_t state_bytes;  /* size of the state blob when it was measured */
 	uint64_t round_bytes;  /* page data sent in the current round */
 	uint64_t round_start_ns;
+	struct mig_carry carry;
 };
 
 uint64_t mig_now_ns(void);
@@ -77,6 +93,8 @@ int mig_take_commit_point(struct mig_source *m);
 void mig_fail_msg(struct mig_source *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* source.c: set the measured downtime. */
 void mig_set_downtime(struct mig_source *m, uint64_t ms);
+/* Record the announcement the destination's RUNNING reports (its message), as of now. */
+void mig_set_announce(struct mig_source *m, const char *running_msg);
 /* source.c: close the outgoing stream (and the socket); the final counts are kept. */
 void mig_close_out(struct mig_source *m, bool commit_it);
 
@@ -103,6 +121,23 @@ uint64_t mig_dirty_pages(const struct mig_source *m);
 uint64_t mig_dirty_blocks(const struct mig_source *m);
 /* True if cancel was asked (engine thread polls it). */
 bool mig_cancelled(struct mig_source *m);
+
+/*
+ * net_carry.c: with the guest paused, take every frame that reached its NICs and was not
+ * placed (vm_nic_take_frame) and send each as a NET_FRAME record, within MIG_CARRY_FRAMES
+ * and MIG_CARRY_BYTES for the whole move (past them, frames are dropped and counted).
+ * keep: before the commit point, also keep a copy to give back on a roll-back. Returns 0
+ * or the stream's -errno.
+ */
+int mig_carry_drain(struct mig_source *m, bool keep);
+/* net_carry.c: after RUNNING: drain for MIG_CARRY_TAIL_MS more, then flush. 0 or -errno. */
+int mig_carry_tail(struct mig_source *m);
+/* net_carry.c: a roll-back: queue the kept frames for the guest here again, in order. */
+void mig_carry_give_back(struct mig_source *m);
+/* net_carry.c: free what is kept. */
+void mig_carry_free(struct mig_source *m);
+/* source.c: publish the carry counts in the stats. */
+void mig_set_carry(struct mig_source *m);
 
 /* throttle.c */
 int mig_throttle_start(struct mig_throttle *t, struct vm *vm);

@@ -41,11 +41,15 @@ void mig_stats_json(const struct mig_stats *s, char *buf, size_t len)
 		",\"downtime_ms\":%" PRIu64 ",\"total_ms\":%" PRIu64 ",\"wire_bytes\":%" PRIu64
 		",\"page_bytes\":%" PRIu64 ",\"throttle_pct\":%u,\"rounds_count\":%u,"
 		"\"fixed_cost_ms\":%" PRIu64 ",\"raw_bytes\":%" PRIu64 ",\"error\":%s,"
-		"\"rounds\":[",
+		"\"announced\":%s,\"announce_ms\":%" PRIu64 ",\"announce_frames\":%" PRIu64
+		",\"announce_guest\":%u,\"net_frames_carried\":%" PRIu64 ",\"net_bytes_carried\":%"
+		PRIu64 ",\"net_frames_dropped\":%" PRIu64 ",\"rounds\":[",
 		mig_state_name(s->state), s->round, s->remaining_bytes, s->rate_bytes_s,
 		s->dirty_bytes_s, s->predicted_downtime_ms, s->downtime_ms, s->total_ms,
 		s->wire_bytes, s->page_bytes, s->throttle_pct, s->nrounds, s->fixed_cost_ms,
-		s->raw_bytes, err);
+		s->raw_bytes, err, s->announced ? "true" : "false", s->announce_ms,
+		s->announce_frames, s->announce_guest, s->net_frames_carried, s->net_bytes_carried,
+		s->net_frames_dropped);
 	for (uint32_t i = 0; i < s->nrounds && off < len; i++)
 		off += (size_t)snprintf(buf + off, len - off,
 			"%s{\"round\":%u,\"pages\":%" PRIu64 ",\"zero_pages\":%" PRIu64

@@ -32,7 +32,11 @@ int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
 	if (rc == 0 && reply == MIG_REPLY_RUNNING) {
 		mig_set_downtime(m, (mig_now_ns() - t_pause) / 1000000ULL);
+		mig_set_announce(m, msg);
 		mig_test_hold("source-running");
+		/* The tail: frames still on their way here go after the guest. Losing them
+		 * now loses only them: the move is done. */
+		mig_carry_tail(m);
 		mig_close_out(m, true);
 		mig_set_state(m, MIG_STATE_COMPLETED);
 		return 0;
@@ -43,6 +47,7 @@ int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 			     m->p.to, msg[0] ? msg : "no reason given");
 		mig_close_out(m, false);
 		mig_throttle_stop(&m->throttle);
+		mig_carry_give_back(m);
 		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
 		m->paused = false;
 		mig_set_state(m, MIG_STATE_FAILED);
@@ -62,6 +67,7 @@ int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 		mig_fail_msg(m, "%s answered GO with reply %u, not RUNNING: it may or may not run "
 			     "the VM", m->p.to, (unsigned)reply);
 	vm_pause_by(m->vm, VM_PAUSE_USER);
+	mig_carry_give_back(m); /* for the guest here, should the user resume it */
 	vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
 	m->paused = false;
 	mig_close_out(m, false);
@@ -77,6 +83,8 @@ void mig_roll_back(struct mig_source *m, int rc, const char *why)
 		mig_close_out(m, false);
 	}
 	mig_throttle_stop(&m->throttle);
+	/* The frames taken from the taps go to the guest here, before newer ones. */
+	mig_carry_give_back(m);
 	/* Only the engine's own hold: a guest the user paused stays paused. */
 	if (m->paused) {
 		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);

@@ -174,6 +174,7 @@ struct virtio_net_stats {
 	uint64_t rx_no_buffer; /* times the guest had no buffer: later frames waited in the tap */
 	uint64_t tx_dropped;   /* guest frames the tap refused, or malformed */
 	uint64_t bad_chains;   /* descriptor chains that could not be trusted */
+	uint64_t rx_carried;   /* frames a migration carried in from the source's tap */
 };
 
 struct virtio_net_info {
@@ -214,6 +215,32 @@ void virtio_net_resume(struct virtio_net *n);
  * true if asked, false if the driver cannot announce.
  */
 bool virtio_net_announce(struct virtio_net *n);
+/*
+ * Write one Ethernet frame (frame, len bytes: 14 .. 1514) out of the tap as if the guest
+ * had sent it, behind an all-zero virtio-net header of the size the tap expects now: the
+ * host's own frames (a RARP announcement after a move). The guest's RAM and queues are
+ * not touched, so this works while the VM is paused. Any thread but a vCPU's. Returns 0,
+ * -EINVAL for a bad length, or the tap's -errno.
+ */
+int virtio_net_send_host_frame(struct virtio_net *n, const void *frame, size_t len);
+/* The largest frame virtio_net_take_frame hands out: the tap's header and a 64 KiB frame. */
+#define VIRTIO_NET_TAKE_MAX (12 + 18 + 65535) /* the mergeable header is 12 bytes */
+/*
+ * While the device is paused (a migration's source after its final pause): hand out the
+ * next frame meant for the guest, as the tap gave it (virtio-net header of the size the
+ * driver negotiated, then the Ethernet frame), into buf (cap > VIRTIO_NET_TAKE_MAX):
+ * first frames already read and not yet placed, then the tap's. Guest RAM is not
+ * touched. Returns 1 with *len set, 0 when there is none, -EBUSY if the device runs.
+ */
+int virtio_net_take_frame(struct virtio_net *n, void *buf, size_t cap, size_t *len);
+/*
+ * Queue a frame carried from another host's tap (as virtio_net_take_frame gave it) for
+ * the guest: it is placed, in order, before anything this tap holds, once the device
+ * runs. Returns 0, -EINVAL for a length no tap gives (a frame shorter than the header is
+ * dropped at placement), or -ENOBUFS when VNET_CARRY_FRAMES or _BYTES are queued (the
+ * frame is dropped and counted in rx_dropped). Any thread but a vCPU's.
+ */
+int virtio_net_carry_in(struct virtio_net *n, const void *frame, size_t len);
 /* The MAC the driver sees now, the tap's name and the counters, into *out. Any thread. */
 void virtio_net_info_get(struct virtio_net *n, struct virtio_net_info *out);
 /* The default MAC of NIC index on tap name: 02:xx:xx:xx:xx:xx from a hash of both. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/if_tun.h>
@@ -140,6 +141,7 @@ static void vnet_reset(struct virtio_net *n)
 	n->link_status = VIRTIO_NET_S_LINK_UP;
 	memset(n->q, 0, sizeof(n->q));
 	vnet_filter_reset(&n->filter);
+	vnet_carry_clear(n);
 	if (vnet_features_apply(n) < 0)
 		n->broken = true;
 	irq_set(&n->irq, n->gsi, 0);
@@ -339,6 +341,29 @@ bool virtio_net_announce(struct virtio_net *n)
 	return asked;
 }
 
+int virtio_net_send_host_frame(struct virtio_net *n, const void *frame, size_t len)
+{
+	uint8_t hdr[VIRTIO_NET_HDR_MRG_BYTES] = { 0 };
+	struct iovec iov[2] = { { .iov_base = hdr }, { .iov_base = (void *)frame, .iov_len = len } };
+	ssize_t w;
+	int rc = 0;
+
+	if (len < 14 || len > 1514)
+		return -EINVAL;
+	/* Under the lock: the header size changes only with the features, under it too. */
+	pthread_mutex_lock(&n->lock);
+	iov[0].iov_len = n->hdr_bytes;
+	do {
+		w = writev(n->tap_fd, iov, 2);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		rc = -errno;
+	else if ((size_t)w != n->hdr_bytes + len)
+		rc = -EIO;
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
 void virtio_net_info_get(struct virtio_net *n, struct virtio_net_info *out)
 {
 	pthread_mutex_lock(&n->lock);
@@ -408,6 +433,7 @@ err_errno:
 
 static void vnet_close(struct virtio_net *n)
 {
+	vnet_carry_clear(n);
 	free(n->rxq.buf);
 	for (unsigned qi = 0; qi < VIRTIO_NET_QUEUES; qi++) {
 		if (n->kick_fd[qi] >= 0)

@@ -181,7 +181,7 @@ static void vnet_rx_turn(struct virtio_net *n)
 		struct vnet_frameq *fq = &n->rxq;
 		enum vnet_place r;
 
-		if (fq->count == 0 && (!n->tap_ready || !vnet_tap_read(n)))
+		if (fq->count == 0 && !vnet_carry_pop(n) && (!n->tap_ready || !vnet_tap_read(n)))
 			break;
 		r = vnet_rx_place(n, frameq_slot(fq, 0), fq->len[fq->head]);
 		if (r == VNET_NO_BUFFER) {

@@ -22,6 +22,16 @@
 #define VNET_MAC_TABLE 64 /* entries per MAC filter table (unicast, multicast) */
 #define VNET_BUDGET 64    /* frames or chains per turn, so one queue cannot starve the others */
 #define VNET_TX_IOV (VNET_QUEUE_NUM + 1)
+/* Frames carried in from a migration's source and not yet placed: at most this many. */
+#define VNET_CARRY_FRAMES 1024
+#define VNET_CARRY_BYTES (8u << 20)
+
+/* A carried frame (tap header and Ethernet frame, as the source's tap gave it). */
+struct vnet_carried {
+	struct vnet_carried *next;
+	uint32_t len;
+	uint8_t data[];
+};
 
 /* A used-ring entry waiting to be published: which chain, and the bytes written into it. */
 struct vnet_used {
@@ -112,6 +122,10 @@ struct virtio_net {
 	bool recheck; /* look at every queue on the next turn (after resume or load) */
 	struct virtio_net_stats stats;
 	struct vnet_frameq rxq;
+	/* Frames carried in (virtio_net_carry_in), placed before anything the tap holds. */
+	struct vnet_carried *carry_head, *carry_tail;
+	uint32_t carry_count;
+	uint64_t carry_bytes;
 
 	/* I/O thread only. */
 	bool tap_ready;        /* the tap may hold frames (edge seen, no EAGAIN since) */
@@ -144,6 +158,13 @@ struct vq *vnet_queue_ring(struct virtio_net *n, unsigned qi);
 /* virtio_net_io.c */
 /* The I/O thread's body (arg is the device). */
 void *vnet_io_thread(void *arg);
+
+/* virtio_net_carry.c */
+/* Move the oldest carried frame into the receive queue (which is empty). Returns true if
+ * there was one. lock held. */
+bool vnet_carry_pop(struct virtio_net *n);
+/* Drop every carried frame, counted in rx_dropped (a reset, a destroy). lock held. */
+void vnet_carry_clear(struct virtio_net *n);
 
 /* virtio_net_ctrl.c */
 /* Serve the control queue. lock held. */

@@ -425,6 +425,11 @@ static int vm_build(struct vm **out, const struct vm_config *cfg, char *err, siz
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	pthread_mutex_init(&vm->dirty.lock, NULL);
+	rc = vm_announce_init(vm);
+	if (rc < 0) {
+		free(vm);
+		return rc;
+	}
 	bus_init(&vm->pio);
 	bus_init(&vm->mmio);
 	if (cfg->disk_path) {
@@ -712,6 +717,7 @@ void vm_destroy(struct vm *vm)
 		if (vm->vcpu[i].fd >= 0)
 			vcpu_fini(&vm->vcpu[i]);
 	}
+	vm_announce_stop(vm);
 	vm_nets_destroy(vm);
 	if (vm->blk)
 		virtio_blk_destroy(vm->blk);
@@ -732,6 +738,10 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->mmio);
 	bus_destroy(&vm->pio);
 	pthread_mutex_destroy(&vm->dirty.lock);
+	if (vm->ann.ready) {
+		pthread_cond_destroy(&vm->ann.cond);
+		pthread_mutex_destroy(&vm->ann.lock);
+	}
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);

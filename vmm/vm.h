@@ -141,6 +141,7 @@ struct vm_nic_info {
 	char tap[16];
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
 	uint64_t rx_dropped, rx_filtered, rx_no_buffer, tx_dropped, bad_chains;
+	uint64_t rx_carried; /* frames a migration carried in from the source's tap */
 };
 
 /*
@@ -159,6 +160,53 @@ int vm_nic_info(struct vm *vm, unsigned i, struct vm_nic_info *out);
  * after a move). Returns how many drivers were asked (those that negotiated it).
  */
 unsigned vm_nic_announce(struct vm *vm);
+
+/*
+ * Tell the network where the guest is now (after a move: migration, or a restore on
+ * another host), as QEMU's announce-self does: VM_ANNOUNCE_ROUNDS rounds, the first at
+ * once, then after 50, 150, 250 and 350 ms (QEMU's defaults: initial 50 ms, step 100 ms,
+ * cap 550 ms). Each round writes a RARP frame from each NIC's MAC out of its tap, so
+ * bridges and switches learn the MAC on this port; the first also asks each driver that
+ * negotiated GUEST_ANNOUNCE to send its own gratuitous ARPs (vm_nic_announce).
+ */
+#define VM_ANNOUNCE_ROUNDS 5
+struct vm_announce_info {
+	uint32_t rounds;       /* rounds done so far, up to VM_ANNOUNCE_ROUNDS */
+	uint64_t frames;       /* RARP frames written */
+	uint64_t errors;       /* RARP frames a tap refused */
+	unsigned guest_asked;  /* drivers asked to announce themselves */
+	uint64_t first_ns;     /* wall clock (CLOCK_REALTIME) of the first round; 0: none */
+	uint64_t last_ns;      /* and of the latest */
+};
+/*
+ * Start an announcement (restarting one under way): the first round is done before this
+ * returns, the rest on a thread of the VM's own, never a vCPU's. The caller is not a
+ * vCPU thread, and callers take turns (the migration or restore before the API runs,
+ * then the API thread). With no NIC nothing is sent. *out (may be NULL) gets the figures
+ * after the first round. Returns 0, or -errno if the thread could not start (the first
+ * round went out).
+ */
+int vm_announce(struct vm *vm, struct vm_announce_info *out);
+/* The latest announcement's figures (all zero if none). Any thread. */
+void vm_announce_info_get(struct vm *vm, struct vm_announce_info *out);
+
+/*
+ * Frames that move with a migration (vmm/devices.h has the details). The largest frame
+ * vm_nic_take_frame hands out, with the tap's header.
+ */
+#define VM_NIC_FRAME_MAX (12 + 18 + 65535)
+/*
+ * While the VM is paused: the next frame that arrived for NIC i's guest and was not
+ * placed, into buf (cap > VM_NIC_FRAME_MAX). Returns 1 with *len, 0 for none, -EBUSY
+ * if the VM runs, -EINVAL for no NIC i.
+ */
+int vm_nic_take_frame(struct vm *vm, unsigned i, void *buf, size_t cap, size_t *len);
+/*
+ * Queue a frame from vm_nic_take_frame (of this or another host) for NIC i's guest,
+ * placed before what its tap holds once the VM runs. Returns 0, -EINVAL (no NIC i, bad
+ * length), or -ENOBUFS (the bounded queue is full: dropped and counted).
+ */
+int vm_nic_carry_in(struct vm *vm, unsigned i, const void *frame, size_t len);
 
 /* Feed host input (stdin) to the guest's serial port. */
 void vm_console_input(struct vm *vm, const void *buf, size_t len);

@@ -111,7 +111,23 @@ int vm_nic_info(struct vm *vm, unsigned i, struct vm_nic_info *out)
 	out->rx_no_buffer = info.stats.rx_no_buffer;
 	out->tx_dropped = info.stats.tx_dropped;
 	out->bad_chains = info.stats.bad_chains;
+	out->rx_carried = info.stats.rx_carried;
 	return 0;
+}
+
+int vm_nic_take_frame(struct vm *vm, unsigned i, void *buf, size_t cap, size_t *len)
+{
+	_Static_assert(VM_NIC_FRAME_MAX == VIRTIO_NET_TAKE_MAX, "frame bound");
+	if (i >= vm->nnets)
+		return -EINVAL;
+	return virtio_net_take_frame(vm->net[i], buf, cap, len);
+}
+
+int vm_nic_carry_in(struct vm *vm, unsigned i, const void *frame, size_t len)
+{
+	if (i >= vm->nnets)
+		return -EINVAL;
+	return virtio_net_carry_in(vm->net[i], frame, len);
 }
 
 unsigned vm_nic_announce(struct vm *vm)

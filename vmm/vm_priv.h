@@ -89,6 +89,18 @@ struct vm_dirty {
 struct pm_dev;
 struct vs_enc;
 
+/* The announcement after a move (vm_announce.c). info, stop under lock; the thread's
+ * handle is the controller's (the caller of vm_announce and vm_destroy). */
+struct vm_announce {
+	bool ready; /* lock and cond initialised */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* stop was set */
+	bool stop;
+	pthread_t thread;
+	bool thread_started;
+	struct vm_announce_info info;
+};
+
 struct vm {
 	/* Set up by vm_create, read-only afterwards. */
 	int kvm_fd;
@@ -106,6 +118,7 @@ struct vm {
 	char *disk_path; /* cfg->disk_path, copied */
 	struct virtio_net *net[VM_MAX_NICS];
 	unsigned nnets;
+	struct vm_announce ann;
 	struct pm_dev *pm;
 	struct cpuid_table *cpuid; /* replaced by vm_state_load before any vCPU runs */
 	unsigned ncpus;
@@ -156,6 +169,12 @@ int vm_nets_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t
 /* Let every NIC's I/O thread work (run) or fence it (virtio_net_pause). */
 void vm_nets_run(struct vm *vm, bool run);
 void vm_nets_destroy(struct vm *vm);
+
+/* ---- vm_announce.c ------------------------------------------------------------------ */
+/* Initialise vm->ann (at create). Returns 0 or -errno. */
+int vm_announce_init(struct vm *vm);
+/* Stop the rounds' thread and wait for it (before the NICs go). No-op without one. */
+void vm_announce_stop(struct vm *vm);
 
 /* ---- dirty_log.c ---------------------------------------------------------------------- */
 /*

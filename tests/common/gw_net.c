@@ -209,7 +209,9 @@ unsigned gw_udp_echo_run(int fd, const char *ip, size_t total, size_t dgram, uin
 		memcpy(out, &ok, sizeof(ok)); /* its number: a late echo of another never matches */
 		cr_assert_eq(sendto(fd, out, dgram, 0, (struct sockaddr *)&to, sizeof(to)),
 			     (ssize_t)dgram, "sendto: %s", strerror(errno));
-		got = recv(fd, in, dgram + 1, 0);
+		do {
+			got = recv(fd, in, dgram + 1, 0);
+		} while (got < 0 && errno == EINTR); /* a child of the test ended */
 		if (got != (ssize_t)dgram || memcmp(in, out, dgram) != 0)
 			break;
 		ok++;
@@ -237,4 +239,43 @@ uint64_t gw_line_u64(const char *file, const char *prefix, const char *key)
 	v = strtoull(at + strlen(key), NULL, 10);
 	free(text);
 	return v;
+}
+
+void gw_topo_create(struct gw_topo *t, const char *client_cidr, const char *tap)
+{
+	struct gw_lan *host[2] = { &t->a, &t->b };
+	static const char side[2] = { 'a', 'b' };
+
+	memset(t, 0, sizeof(*t));
+	gw_netns_create(&t->hosts);
+	snprintf(t->a.ns, sizeof(t->a.ns), "%s", t->hosts.a);
+	snprintf(t->b.ns, sizeof(t->b.ns), "%s", t->hosts.b);
+	gw_lan_create(&t->c, "c");
+	gw_lan_bridge(&t->c, "brc", client_cidr);
+	for (int i = 0; i < 2; i++) {
+		const char *ns = host[i]->ns;
+
+		cr_assert_eq(sh("ip -n %s link add br0 type bridge && ip -n %s link set br0 up && "
+				"ip -n %s link add up%c type veth peer name cp%c netns %s && "
+				"ip -n %s link set up%c master br0 && ip -n %s link set up%c up && "
+				"ip -n %s link set cp%c master brc && ip -n %s link set cp%c up",
+				ns, ns, ns, side[i], side[i], t->c.ns, ns, side[i], ns, side[i],
+				t->c.ns, side[i], t->c.ns, side[i]), 0, "uplink of host %c", side[i]);
+		gw_lan_tap(host[i], tap, NULL, "br0");
+	}
+}
+
+void gw_topo_destroy(struct gw_topo *t)
+{
+	gw_lan_destroy(&t->c);
+	gw_netns_destroy(&t->hosts);
+}
+
+char gw_topo_fdb_host(const struct gw_topo *t, const char *mac)
+{
+	if (gw_lan_sh(&t->c, "bridge fdb show br brc dev cpa | grep -qi \"^%s \"", mac) == 0)
+		return 'a';
+	if (gw_lan_sh(&t->c, "bridge fdb show br brc dev cpb | grep -qi \"^%s \"", mac) == 0)
+		return 'b';
+	return 0;
 }

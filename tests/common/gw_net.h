@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tests/common/gw_test.h"
+
 /*
  * One network namespace the test made ("gwn<pid>-<tag>"): its taps and bridges die with
  * it. Everything a test does on the host side of a guest's NIC happens in here.
@@ -50,6 +52,22 @@ int gw_lan_tap_open(const struct gw_lan *l, const char *tap, int tun_flags);
  */
 unsigned gw_udp_echo_run(int fd, const char *ip, size_t total, size_t dgram, uint64_t seed,
 			 int timeout_ms);
+
+/*
+ * The topology of a move (README, Live migration): a client namespace with bridge brc
+ * holding the client's address; two hosts (hosts.a, hosts.b, joined by their own link
+ * for the migration stream, gw_test.h), each with a bridge br0 holding the VM's tap
+ * (named tap) and an uplink veth (upa, upb) whose peer (cpa, cpb) is a port of brc.
+ * a and b name the hosts' namespaces (they do not own them); c owns the client's.
+ */
+struct gw_topo {
+	struct gw_netns hosts;
+	struct gw_lan a, b, c;
+};
+void gw_topo_create(struct gw_topo *t, const char *client_cidr, const char *tap);
+void gw_topo_destroy(struct gw_topo *t);
+/* Which host the client bridge has learned mac behind: 'a', 'b', or 0 for neither. */
+char gw_topo_fdb_host(const struct gw_topo *t, const char *mac);
 
 /* The number after key in the last line of file starting with prefix (asserts it is there). */
 uint64_t gw_line_u64(const char *file, const char *prefix, const char *key);

@@ -45,6 +45,7 @@ static bool make_machine(struct mig_dest *d, uint8_t **ram)
 		total += d->reg[r].bytes;
 	}
 	d->disk_bytes = d->hello.disk_bytes;
+	d->nnics = d->hello.nnics;
 	if (d->disk_bytes) {
 		if (disk_fd < 0)
 			disk_fd = memfd_create("godwit-fuzz-disk", MFD_CLOEXEC);
@@ -200,5 +201,25 @@ int fuzz_write_seeds(const char *dir)
 		rc = seed_run(&w, MIG_REC_DISK_ZERO, 0, 1, 0, 4096, 0);
 	if (rc == 0)
 		rc = seed_end(&w, dir, "seed-ram-and-disk");
+	if (rc < 0)
+		return rc;
+
+	/* Two NICs, and frames that reached the source's taps during the pause. */
+	h.flags = 0;
+	h.disk_bytes = 0;
+	h.disk_block_bytes = 0;
+	h.nnics = 2;
+	rc = seed_begin(&w, FRAME_F_NO_CRC, &h);
+	if (rc == 0)
+		rc = seed_run(&w, MIG_REC_PAGES, 0, 1, 0, MIG_PAGE_BYTES, 0x11);
+	for (uint32_t nic = 0; nic < 2 && rc == 0; nic++) {
+		uint8_t f[MIG_NET_HDR_BYTES + 12 + 60] = { 0 };
+
+		le32_encode(f, nic);
+		memset(f + MIG_NET_HDR_BYTES + 12, 0xff, 6); /* a broadcast after the header */
+		rc = frame_write(w.f, MIG_REC_NET_FRAME, 0, f, sizeof(f));
+	}
+	if (rc == 0)
+		rc = seed_end(&w, dir, "seed-ram-and-net");
 	return rc;
 }

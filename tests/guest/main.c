@@ -61,9 +61,9 @@ static void guest_heartbeat(struct guest *g, uint64_t now)
 		workload_verify_some(&g->wl);
 	if (g->nics) {
 		net_heartbeat();
-		console_printf("HB %016lx %lu t=%lu gen=%lu ap=%lu e=%lu udp=%lu\n", g->bootid,
-			       g->hb_counter, now, g->wl.sweep, smp_alive_sum(), g->wl.errors,
-			       net_stats()->udp);
+		console_printf("HB %016lx %lu t=%lu gen=%lu ap=%lu e=%lu udp=%lu ann=%lu\n",
+			       g->bootid, g->hb_counter, now, g->wl.sweep, smp_alive_sum(),
+			       g->wl.errors, net_stats()->udp, net_stats()->announced);
 	} else {
 		console_printf("HB %016lx %lu t=%lu gen=%lu ap=%lu e=%lu\n", g->bootid,
 			       g->hb_counter, now, g->wl.sweep, smp_alive_sum(), g->wl.errors);

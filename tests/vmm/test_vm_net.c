@@ -116,6 +116,18 @@ static bool dirty_none(void)
 	return none;
 }
 
+/* The guest's MAC into *ni, and a permanent neighbour entry for it: no ARP while paused. */
+static void neigh_permanent(struct vm_nic_info *ni)
+{
+	char cmd[160];
+
+	cr_assert_eq(vm_nic_info(fx.vm, 0, ni), 0);
+	snprintf(cmd, sizeof(cmd), "ip neigh replace " GUEST_IP " lladdr "
+		 "%02x:%02x:%02x:%02x:%02x:%02x dev t0 nud permanent", ni->mac[0], ni->mac[1],
+		 ni->mac[2], ni->mac[3], ni->mac[4], ni->mac[5]);
+	cr_assert_eq(system(cmd), 0);
+}
+
 static uint64_t rx_frames(void)
 {
 	struct vm_nic_info ni;
@@ -133,15 +145,11 @@ Test(vm_net, frames_arriving_while_paused_write_no_guest_page)
 {
 	struct vm_nic_info ni;
 	struct timespec t0, t;
-	char cmd[160], buf[16];
+	char buf[16];
 	uint64_t rx0;
 
 	guest_up();
-	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
-	snprintf(cmd, sizeof(cmd), "ip neigh replace " GUEST_IP " lladdr "
-		 "%02x:%02x:%02x:%02x:%02x:%02x dev t0 nud permanent", ni.mac[0], ni.mac[1],
-		 ni.mac[2], ni.mac[3], ni.mac[4], ni.mac[5]);
-	cr_assert_eq(system(cmd), 0);
+	neigh_permanent(&ni);
 	cr_assert_eq(vm_dirty_register(fx.vm, &fx.dirty), 0);
 	cr_assert_eq(vm_pause(fx.vm), 0);
 	dirty_none(); /* the pause's last fetch: from here nothing may be written */
@@ -210,4 +218,116 @@ Test(vm_net, announce_makes_the_guest_send_a_gratuitous_arp_and_ack)
 	for (int i = 0; i < 100 && (link_status() & VIRTIO_NET_S_ANNOUNCE); i++)
 		usleep(50 * 1000);
 	cr_assert_eq(link_status() & VIRTIO_NET_S_ANNOUNCE, 0, "the guest never acked");
+}
+
+/*
+ * vm_announce: five RARP rounds out of the tap from the NIC's MAC (QEMU's frame: a
+ * "request reverse" from and about that MAC, to everyone), the later ones in the
+ * background, even while the guest is paused; the figures count them.
+ */
+Test(vm_net, announce_writes_five_rarp_rounds_from_the_nic_mac)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x8035) };
+	static const uint8_t head[] = { 0x80, 0x35, 0, 1, 8, 0, 6, 4, 0, 3 };
+	struct timeval tv = { .tv_sec = 5 };
+	struct vm_announce_info ai;
+	struct vm_nic_info ni;
+	uint8_t f[128], zero[4] = { 0 };
+	int pkt;
+
+	guest_up();
+	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
+	pkt = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(0x8035));
+	cr_assert_geq(pkt, 0);
+	sll.sll_ifindex = (int)if_nametoindex("t0");
+	cr_assert_eq(bind(pkt, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	setsockopt(pkt, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(vm_pause(fx.vm), 0);
+	cr_assert_eq(vm_announce(fx.vm, &ai), 0);
+	cr_assert_eq(ai.rounds, 1);
+	cr_assert_eq(ai.frames, 1);
+	cr_assert_neq(ai.first_ns, 0);
+	for (int k = 0; k < VM_ANNOUNCE_ROUNDS; k++) {
+		ssize_t n = recv(pkt, f, sizeof(f), 0);
+
+		cr_assert_eq(n, 60, "RARP %d: %zd bytes", k, n);
+		cr_assert(memcmp(f, "\xff\xff\xff\xff\xff\xff", 6) == 0);
+		cr_assert(memcmp(f + 6, ni.mac, 6) == 0, "not from the NIC's MAC");
+		cr_assert(memcmp(f + 12, head, sizeof(head)) == 0, "not a RARP request reverse");
+		cr_assert(memcmp(f + 22, ni.mac, 6) == 0 && memcmp(f + 28, zero, 4) == 0);
+		cr_assert(memcmp(f + 32, ni.mac, 6) == 0 && memcmp(f + 38, zero, 4) == 0);
+	}
+	close(pkt);
+	for (int i = 0; i < 100; i++) {
+		vm_announce_info_get(fx.vm, &ai);
+		if (ai.rounds == VM_ANNOUNCE_ROUNDS)
+			break;
+		usleep(20 * 1000);
+	}
+	cr_assert_eq(ai.rounds, VM_ANNOUNCE_ROUNDS);
+	cr_assert_eq(ai.frames, VM_ANNOUNCE_ROUNDS);
+	cr_assert_eq(ai.errors, 0);
+	cr_assert_geq(ai.last_ns, ai.first_ns);
+	cr_assert_eq(vm_resume(fx.vm), 0);
+}
+
+/* A VM destroyed in the middle of an announcement stops its thread first. */
+Test(vm_net, destroy_during_an_announcement_is_clean)
+{
+	guest_up();
+	cr_assert_eq(vm_announce(fx.vm, NULL), 0);
+	tvm_vm_gone(&fx.vm);
+}
+
+/*
+ * A migration's frames, on one VM: while paused, the frames that reached the tap are
+ * taken out (guest RAM untouched: the dirty log stays empty, the tap is empty after),
+ * refused while running; queued back with vm_nic_carry_in they reach the guest after
+ * resume, in order, before anything newer.
+ */
+Test(vm_net, frames_taken_while_paused_and_carried_back_in_reach_the_guest_in_order)
+{
+	static uint8_t frame[4][VM_NIC_FRAME_MAX + 1];
+	size_t len[4];
+	struct vm_nic_info ni;
+	char buf[16], want[8];
+
+	guest_up();
+	neigh_permanent(&ni);
+	cr_assert_eq(vm_nic_take_frame(fx.vm, 0, frame[0], sizeof(frame[0]), &len[0]), -EBUSY);
+	cr_assert_eq(vm_dirty_register(fx.vm, &fx.dirty), 0);
+	cr_assert_eq(vm_pause(fx.vm), 0);
+	dirty_none();
+	for (int i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "old %d", i);
+		cr_assert_eq(send(fx.udp, want, strlen(want), 0), (ssize_t)strlen(want));
+	}
+	for (int i = 0; i < 3; i++) {
+		int rc = 0;
+
+		for (int k = 0; k < 100 && rc == 0; k++) {
+			rc = vm_nic_take_frame(fx.vm, 0, frame[i], sizeof(frame[i]), &len[i]);
+			if (rc == 0)
+				usleep(10 * 1000);
+		}
+		cr_assert_eq(rc, 1, "frame %d was not taken", i);
+	}
+	cr_assert_eq(vm_nic_take_frame(fx.vm, 0, frame[3], sizeof(frame[3]), &len[3]), 0);
+	cr_assert(dirty_none(), "taking frames wrote guest RAM");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(vm_nic_carry_in(fx.vm, 0, frame[i], len[i]), 0);
+	cr_assert_eq(vm_nic_carry_in(fx.vm, 0, frame[0], 3), -EINVAL);
+	cr_assert_eq(send(fx.udp, "new", 3, 0), 3); /* waits in the tap, behind the carried */
+	cr_assert_eq(vm_resume(fx.vm), 0);
+	for (int i = 0; i < 3; i++) {
+		ssize_t n = recv(fx.udp, buf, sizeof(buf) - 1, 0);
+
+		snprintf(want, sizeof(want), "old %d", i);
+		cr_assert_eq(n, (ssize_t)strlen(want), "echo %d", i);
+		buf[n] = '\0';
+		cr_assert_str_eq(buf, want, "out of order");
+	}
+	cr_assert_eq(recv(fx.udp, buf, sizeof(buf), 0), 3);
+	cr_assert_eq(vm_nic_info(fx.vm, 0, &ni), 0);
+	cr_assert_eq(ni.rx_carried, 3);
 }
