@@ -662,7 +662,8 @@ static uint8_t ctrl(uint8_t cls, uint8_t cmd, const void *data, uint32_t len)
 
 	*gpa(CTRL_GPA) = cls;
 	*gpa(CTRL_GPA + 1) = cmd;
-	memcpy(gpa(CTRL_GPA + 2), data, len);
+	if (len)
+		memcpy(gpa(CTRL_GPA + 2), data, len);
 	*gpa(CTRL_GPA + 0x800) = 0xee;
 	desc_set(2, d, CTRL_GPA, 2, VRING_DESC_F_NEXT, (uint16_t)(d + 1));
 	if (len) {
