@@ -21,6 +21,7 @@ static const char receive_usage[] =
 	"  --disk PATH            the VM's disk: the shared image (same size as the source's),\n"
 	"                         or, when the source migrates --with-disk, a new file\n"
 	"  --api SOCKET           serve the control API once the VM runs\n"
+	VM_HOST_ACCESS_USAGE
 	"  --console FILE         the guest's serial output (default stdout)\n"
 	"  --net tap=NAME|tapfd=N the tap for the VM's next NIC: one per NIC, in order (the\n"
 	"                         NIC keeps its MAC; a count that differs fails the move)\n"
@@ -101,6 +102,7 @@ int cmd_receive(int argc, char **argv)
 		{ "accept-timeout", required_argument, NULL, 't' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
+		VM_HOST_ACCESS_OPTIONS,
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -108,6 +110,7 @@ int cmd_receive(int argc, char **argv)
 	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_host host;
+	struct vm_host_access access = { 0 };
 	struct vm *vm = NULL;
 	struct cli_console console = { .fd = -1 };
 	char err[512] = "";
@@ -117,7 +120,12 @@ int cmd_receive(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
+		int taken = vm_host_opt(opt, optarg, &access);
 
+		if (taken < 0)
+			return CLI_EXIT_ERROR;
+		if (taken)
+			continue;
 		if (mig_opt_auth(opt, optarg, &p.auth))
 			continue;
 		switch (opt) {
@@ -199,7 +207,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	if (err[0])
 		cli_error("receive: %s", err); /* the VM runs, but the source may not know */
-	status = vm_host_serve(&host, vm, api_path, true);
+	status = vm_host_serve(&host, vm, api_path, &access, true);
 	vm_destroy(vm);
 out_console:
 	cli_console_close(&console, !vm);

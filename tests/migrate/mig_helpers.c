@@ -48,8 +48,9 @@ void mig_teardown(void)
 void start_source(const char *ns, const char *disk, const char *cmdline)
 {
 	const char *argv[24] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", "256M", "--cpus", "2",
-				 "--cmdline", cmdline, "--console", SRC.console, "--api", SRC.api };
-	unsigned n = 13;
+				 "--cmdline", cmdline, "--console", SRC.console, "--api", SRC.api,
+				 "--allow-plaintext-migration" };
+	unsigned n = 14;
 
 	if (SRC_RING)
 		argv[n++] = "--dirty-ring";
