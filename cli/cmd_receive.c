@@ -26,7 +26,9 @@ static const char receive_usage[] =
 	"  --net tap=NAME|tapfd=N the tap for the VM's next NIC: one per NIC, in order (the\n"
 	"                         NIC keeps its MAC; a count that differs fails the move)\n"
 	"  --cpu-features SPEC    CPUID policy of the VM shell (the source's state rules)\n"
-	"  --accept-timeout SECS  give up if no source connects in time (default: wait)\n";
+	"  --accept-timeout SECS  give up if no source connects in time (default: wait)\n"
+	"  --allow-from CIDR      take sources only from this address block (repeatable;\n"
+	"                         default: any source that authenticates)\n";
 
 struct receive_ctx {
 	const char *disk_path;
@@ -91,6 +93,13 @@ static void receive_listening(void *arg, const char *hostport)
 	fprintf(stderr, "godwit: waiting for a VM on %s\n", hostport);
 }
 
+/* A stranger, a failed handshake or garbage: one line, and the receiver waits on. */
+static void receive_rejected(void *arg, const char *line)
+{
+	(void)arg;
+	cli_error("receive: %s", line);
+}
+
 int cmd_receive(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -101,12 +110,14 @@ int cmd_receive(int argc, char **argv)
 		{ "cpu-features", required_argument, NULL, 'f' },
 		{ "accept-timeout", required_argument, NULL, 't' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "allow-from", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		VM_HOST_ACCESS_OPTIONS,
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mig_dest_params p = { .on_listen = receive_listening };
+	struct mig_dest_params p = { .on_listen = receive_listening,
+				     .on_reject = receive_rejected };
 	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_host host;
@@ -158,6 +169,17 @@ int cmd_receive(int argc, char **argv)
 					  optarg);
 				return CLI_EXIT_ERROR;
 			}
+			break;
+		case 'F':
+			if (p.n_allow_from == MIG_MAX_ALLOW_FROM ||
+			    mig_cidr_parse(optarg, &p.allow_from[p.n_allow_from]) < 0) {
+				cli_error("receive: --allow-from '%s' is not an address block: give e.g. "
+					  "10.0.0.0/24 or fd00::/64 (at most %d)", optarg,
+					  MIG_MAX_ALLOW_FROM);
+				net_opts_free(&ctx.nets);
+				return CLI_EXIT_ERROR;
+			}
+			p.n_allow_from++;
 			break;
 		case 'h':
 			fputs(receive_usage, stdout);

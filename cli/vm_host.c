@@ -246,6 +246,7 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	copy_str(p.auth.cert_file, sizeof(p.auth.cert_file), req, "tls_cert");
 	copy_str(p.auth.key_file, sizeof(p.auth.key_file), req, "tls_key");
 	copy_str(p.auth.ca_file, sizeof(p.auth.ca_file), req, "tls_ca");
+	copy_str(p.auth.server_name, sizeof(p.auth.server_name), req, "tls_server_name");
 	p.auth.insecure_plaintext = get_bool(req, "insecure_plaintext");
 	if (!get_u64(req, "downtime_ms", UINT64_MAX, &p.downtime_ms, reply, len) ||
 	    !get_u64(req, "max_bandwidth", UINT64_MAX, &p.max_bandwidth, reply, len) ||
