@@ -508,6 +508,19 @@ int vm_host_opt(int opt, const char *arg, struct vm_host_access *a)
 	case VM_HOST_OPT_ALLOW_PLAIN:
 		a->allow_plaintext = true;
 		return 1;
+	case VM_HOST_OPT_USER:
+		if (sandbox_user(&a->sandbox, arg, err, sizeof(err)) < 0) {
+			cli_error("%s", err);
+			return -1;
+		}
+		return 1;
+	case VM_HOST_OPT_SECCOMP:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0) {
+			cli_error("--seccomp '%s' is not on or off", arg);
+			return -1;
+		}
+		a->sandbox.seccomp_off = strcmp(arg, "off") == 0;
+		return 1;
 	default:
 		return 0;
 	}
@@ -551,6 +564,20 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
 		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 		tty = true;
+	}
+	/* Everything is open: from here on, least privilege. */
+	rc = sandbox_enter(&h->access.sandbox, vm, api_path, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		if (tty)
+			tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
+		api_server_stop(api, 0);
+		if (already_started) {
+			vm_request_stop(vm);
+			vm_wait(vm, NULL);
+		}
+		pthread_mutex_destroy(&h->lock);
+		return CLI_EXIT_ERROR;
 	}
 	if (!already_started) {
 		rc = vm_start(vm);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "cli/api.h"
+#include "cli/sandbox.h"
 #include "migrate/migrate.h"
 #include "snapshot/engine.h"
 #include "vmm/vm.h"
@@ -14,24 +15,32 @@
 struct vm_host_access {
 	struct api_access api;
 	bool allow_plaintext; /* --allow-plaintext-migration: the API may send RAM unencrypted */
+	struct sandbox sandbox; /* --user, --seccomp */
 };
 
 /* getopt_long codes of the access options; spread VM_HOST_ACCESS_OPTIONS into a table. */
 enum {
 	VM_HOST_OPT_API_GROUP = 0x180,
 	VM_HOST_OPT_ALLOW_PLAIN,
+	VM_HOST_OPT_USER,
+	VM_HOST_OPT_SECCOMP,
 };
 
 #define VM_HOST_ACCESS_OPTIONS \
 	{ "api-group", required_argument, NULL, VM_HOST_OPT_API_GROUP }, \
-	{ "allow-plaintext-migration", no_argument, NULL, VM_HOST_OPT_ALLOW_PLAIN }
+	{ "allow-plaintext-migration", no_argument, NULL, VM_HOST_OPT_ALLOW_PLAIN }, \
+	{ "user", required_argument, NULL, VM_HOST_OPT_USER }, \
+	{ "seccomp", required_argument, NULL, VM_HOST_OPT_SECCOMP }
 
 #define VM_HOST_ACCESS_USAGE \
 	"  --api-group GROUP      members of GROUP may use the API too (socket mode 0660;\n" \
 	"                         default 0600: root and this user only)\n" \
 	"  --allow-plaintext-migration\n" \
 	"                         let the API migrate with insecure_plaintext (guest RAM\n" \
-	"                         unencrypted and unauthenticated: trusted links only)\n"
+	"                         unencrypted and unauthenticated: trusted links only)\n" \
+	"  --user USER            once /dev/kvm, taps, disks and sockets are open, run as\n" \
+	"                         USER with no capabilities (godwit started as root)\n" \
+	"  --seccomp on|off       the syscall filter (default on; off only for debugging)\n"
 
 /*
  * Take opt (a getopt_long code) into a. Returns 1 if it was an access option, 0 if not,

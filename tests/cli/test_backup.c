@@ -650,7 +650,7 @@ Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeou
 	gw_spawn(&CMD, (const char *const[]){ "backup", "--api", VM.api, "--repo", repo,
 					      "--key-file", KEY, "--name", "vm1", NULL });
 	/* Mid-way for sure: the server holds a data upload. */
-	for (int i = 0; i < 600 && !file_count_lines(log, "/data/"); i++)
+	for (int i = 0; i < 600 && !file_count_lines(log, "delaying"); i++)
 		usleep(100000);
 	cr_assert(file_count_lines(log, "delaying") > 0, "the snapshot never reached its "
 		  "upload: %s / %s / %s", gw_read_file(VM.err), err_of(&CMD), gw_read_file(log));
