@@ -14,16 +14,20 @@
 #define BOOT_MS 60000
 #define NOBODY 65534
 
-static struct gw_proc P, CMD;
+static struct gw_proc P, CMD, DST, RST;
 
 static void setup(void)
 {
 	gw_proc_init(&P);
 	gw_proc_init(&CMD);
+	gw_proc_init(&DST);
+	gw_proc_init(&RST);
 }
 
 static void teardown(void)
 {
+	gw_proc_cleanup(&RST);
+	gw_proc_cleanup(&DST);
 	gw_proc_cleanup(&CMD);
 	gw_proc_cleanup(&P);
 	unsetenv("GODWIT_TEST_FORBIDDEN_SYSCALL");
@@ -215,4 +219,90 @@ Test(sandbox, refuses_an_unknown_user_and_root)
 	gw_expect_one_error(&CMD, "is root");
 	cr_assert_eq(gw_run(&CMD, c, 30000), 1);
 	gw_expect_one_error(&CMD, "--seccomp 'maybe' is not on or off");
+}
+
+/* p runs as nobody, filtered, without capabilities. */
+static void expect_sandboxed(const struct gw_proc *p)
+{
+	char path[64], v[128];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+	proc_field(path, "Uid:", v, sizeof(v));
+	cr_assert_str_eq(v, "65534 65534 65534 65534");
+	proc_field(path, "Seccomp:", v, sizeof(v));
+	cr_assert_str_eq(v, "2");
+	proc_field(path, "CapEff:", v, sizeof(v));
+	cr_assert_str_eq(v, "0000000000000000");
+}
+
+/* The newest heartbeat of p is from the boot of before, and later. */
+static void expect_continues(struct gw_proc *p, const struct gw_hb *before)
+{
+	char line[256];
+	struct gw_hb hb;
+
+	cr_assert(gw_wait_line(p, p->console, "HB ", 3, line, sizeof(line), BOOT_MS),
+		  "no heartbeats: %s", gw_read_file(p->err));
+	cr_assert(gw_parse_hb(line, &hb));
+	cr_assert_str_eq(hb.id, before->id, "the guest rebooted: %s", line);
+	cr_assert_gt(hb.counter, before->counter, "%s", line);
+	cr_assert_eq(hb.errors, 0, "%s", line);
+}
+
+Test(sandbox, as_a_user_a_vm_snapshots_migrates_over_tls_and_is_restored)
+{
+	const char *extra[] = { "--user", "nobody", NULL };
+	char repo[256], key[256], psk[256], to[64], id[80], cmd[600], *out;
+	struct gw_hb before;
+	FILE *f;
+
+	snprintf(repo, sizeof(repo), "%s/repo", P.dir);
+	snprintf(key, sizeof(key), "%s/repo.key", P.dir);
+	snprintf(psk, sizeof(psk), "%s/psk", P.dir);
+	snprintf(to, sizeof(to), "127.0.0.1:%u", 20000 + (unsigned)getpid() % 20000);
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "repo", "init", "--repo", repo,
+							 "--key-file", key, NULL }, 30000), 0);
+	f = fopen(psk, "w");
+	cr_assert_not_null(f);
+	fputs("5e2b9c0d7a4f1e8b3c6d9a2f5e8b1c4d7a0f3e6b9c2d5a8f1e4b7c0d3a6f9e2b\n", f);
+	fclose(f);
+	cr_assert_eq(chmod(psk, 0600), 0);
+	snprintf(cmd, sizeof(cmd), "chown -R %d '%s' '%s' '%s'", NOBODY, P.dir, DST.dir, RST.dir);
+	cr_assert_eq(system(cmd), 0);
+	boot(extra);
+	wait_hb(3);
+	expect_sandboxed(&P);
+	/* Snapshot, as the user, into its repository. */
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "snapshot", "--api", P.api, "--repo",
+							 repo, "--key-file", key, NULL }, 120000),
+		     0, "snapshot: %s / VM: %s", gw_read_file(CMD.err), gw_read_file(P.err));
+	out = gw_read_file(CMD.out);
+	snprintf(id, sizeof(id), "%s", out);
+	id[strcspn(id, "\n")] = '\0';
+	free(out);
+	/* Migrate over TLS to a receiver that drops to the user too. */
+	gw_spawn(&DST, (const char *const[]){ "receive", "--listen", to, "--psk-file", psk,
+					      "--user", "nobody", "--console", DST.console, "--api",
+					      DST.api, NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting for a VM", 1, NULL, 0, 10000),
+		  "%s", gw_read_file(DST.err));
+	gw_last_hb(&P, &before);
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "migrate", "--api", P.api, "--to", to,
+							 "--psk-file", psk, NULL }, 120000), 0,
+		     "migrate: %s / source: %s / receive: %s", gw_read_file(CMD.err),
+		     gw_read_file(P.err), gw_read_file(DST.err));
+	expect_continues(&DST, &before);
+	expect_sandboxed(&DST);
+	cr_assert(gw_wait_exit(&P, 30000), "the source stayed after the migration");
+	gw_quit(&DST);
+	/* Restore the snapshot, as the user again. */
+	gw_spawn(&RST, (const char *const[]){ "restore", "--repo", repo, "--key-file", key,
+					      "--snapshot", id, "--user", "nobody", "--console",
+					      RST.console, "--api", RST.api, NULL });
+	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 2, NULL, 0, BOOT_MS), "%s",
+		  gw_read_file(RST.err));
+	expect_sandboxed(&RST);
+	gw_quit(&RST);
+	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 0, "%s",
+		  gw_read_file(RST.err));
 }
