@@ -213,6 +213,12 @@ int cmd_receive(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	ctx.console_fd = console.fd;
+	/* Strangers may connect from here on: the syscall filter first (the rest follows). */
+	if (sandbox_filter(&access.sandbox, err, sizeof(err)) < 0) {
+		cli_error("receive: %s", err);
+		status = CLI_EXIT_ERROR;
+		goto out_console;
+	}
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("receive: %s", err);

@@ -24,7 +24,8 @@
  * files (snapshots, repositories, disks, the disk change log), sockets (the API, TCP and
  * TLS for migration and S3; libcurl resolves names), KVM's ioctls. Not there, among
  * others: execve, ptrace, process_vm_*, mount, bpf, perf_event_open, keyctl, unshare,
- * setns, setuid and friends, module and kexec calls, userfaultfd (made before the filter).
+ * setns, setuid and friends (but see sandbox_setid), module and kexec calls, userfaultfd
+ * (made before the filter).
  */
 static const int sandbox_allowed[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
@@ -45,7 +46,8 @@ static const int sandbox_allowed[] = {
 	SCMP_SYS(renameat2), SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(rmdir), SCMP_SYS(unlink),
 	SCMP_SYS(unlinkat), SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(readlink),
 	SCMP_SYS(readlinkat), SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2),
-	SCMP_SYS(fchmod), SCMP_SYS(umask), SCMP_SYS(utimensat), SCMP_SYS(copy_file_range),
+	SCMP_SYS(fchmod), SCMP_SYS(chmod), SCMP_SYS(fchmodat), SCMP_SYS(chown),
+	SCMP_SYS(fchownat), SCMP_SYS(umask), SCMP_SYS(utimensat), SCMP_SYS(copy_file_range),
 	SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect), SCMP_SYS(accept),
 	SCMP_SYS(accept4), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(getsockname),
 	SCMP_SYS(getpeername), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
@@ -178,8 +180,20 @@ static int sandbox_drop_user(const struct sandbox *sb, const char *api_path, cha
 	return 0;
 }
 
-/* A filter (deflt, rule action) of syscalls on this thread, or with tsync on all. */
-static int sandbox_load(uint32_t deflt, uint32_t action, const int *nrs, size_t n, bool tsync)
+/*
+ * What becoming --user takes, when the filter goes on before it (godwit receive): once the
+ * user has no capabilities, these can only shuffle its own ids.
+ */
+static const int sandbox_setid[] = {
+	SCMP_SYS(setgroups), SCMP_SYS(setresuid), SCMP_SYS(setresgid),
+};
+
+/*
+ * A filter (deflt, rule action) of syscalls on this thread, or with tsync on all; with
+ * setid (an allowlist), sandbox_setid too.
+ */
+static int sandbox_load(uint32_t deflt, uint32_t action, const int *nrs, size_t n, bool tsync,
+			bool setid)
 {
 	scmp_filter_ctx ctx = seccomp_init(deflt);
 	int rc = ctx ? 0 : -ENOMEM;
@@ -188,6 +202,9 @@ static int sandbox_load(uint32_t deflt, uint32_t action, const int *nrs, size_t 
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = seccomp_rule_add(ctx, action, nrs[i], 0);
+	for (size_t i = 0; rc == 0 && setid && i < sizeof(sandbox_setid) / sizeof(sandbox_setid[0]);
+	     i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_setid[i], 0);
 	/* The allowlist: kill(pid, 0) only, which asks whether a lock's holder lives. */
 	if (rc == 0 && action == SCMP_ACT_ALLOW)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
@@ -203,7 +220,8 @@ static int sandbox_load(uint32_t deflt, uint32_t action, const int *nrs, size_t 
 static void sandbox_vcpu_thread(void *ctx, unsigned vcpu)
 {
 	int rc = sandbox_load(SCMP_ACT_ALLOW, SCMP_ACT_TRAP, sandbox_vcpu_denied,
-			      sizeof(sandbox_vcpu_denied) / sizeof(sandbox_vcpu_denied[0]), false);
+			      sizeof(sandbox_vcpu_denied) / sizeof(sandbox_vcpu_denied[0]), false,
+			      false);
 	const char *probe = ctx;
 
 	if (rc < 0)
@@ -218,11 +236,45 @@ static void sandbox_vcpu_thread(void *ctx, unsigned vcpu)
 	}
 }
 
+/* The SIGSYS reporter and the process-wide allowlist on every thread. */
+static int sandbox_allowlist(bool setid, char *err, size_t errlen)
+{
+	struct sigaction sa = { .sa_sigaction = sandbox_sigsys, .sa_flags = SA_SIGINFO };
+	int rc;
+
+	for (int nr = 0; nr < SANDBOX_MAX_NR; nr++)
+		if (!sandbox_names[nr])
+			sandbox_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "seccomp: SIGSYS handler: %s", strerror(-rc));
+		return rc;
+	}
+	rc = sandbox_load(SCMP_ACT_TRAP, SCMP_ACT_ALLOW, sandbox_allowed,
+			  sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]), true, setid);
+	if (rc < 0)
+		snprintf(err, errlen, "seccomp: cannot install the syscall filter: %s (--seccomp "
+			 "off runs without it)", strerror(-rc));
+	return rc;
+}
+
+int sandbox_filter(struct sandbox *sb, char *err, size_t errlen)
+{
+	int rc;
+
+	if (sb->seccomp_off)
+		return 0;
+	rc = sandbox_allowlist(sb->has_user, err, errlen);
+	if (rc == 0)
+		sb->filtered = true;
+	return rc;
+}
+
 int sandbox_enter(const struct sandbox *sb, struct vm *vm, const char *api_path, char *err,
 		  size_t errlen)
 {
 	const char *probe = getenv("GODWIT_TEST_FORBIDDEN_SYSCALL");
-	struct sigaction sa = { .sa_sigaction = sandbox_sigsys, .sa_flags = SA_SIGINFO };
 	int rc;
 
 	if (sb->has_user) {
@@ -237,21 +289,10 @@ int sandbox_enter(const struct sandbox *sb, struct vm *vm, const char *api_path,
 	}
 	if (sb->seccomp_off)
 		return 0;
-	for (int nr = 0; nr < SANDBOX_MAX_NR; nr++)
-		if (!sandbox_names[nr])
-			sandbox_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "seccomp: SIGSYS handler: %s", strerror(-rc));
-		return rc;
-	}
-	rc = sandbox_load(SCMP_ACT_TRAP, SCMP_ACT_ALLOW, sandbox_allowed,
-			  sizeof(sandbox_allowed) / sizeof(sandbox_allowed[0]), true);
-	if (rc < 0) {
-		snprintf(err, errlen, "seccomp: cannot install the syscall filter: %s (--seccomp "
-			 "off runs without it)", strerror(-rc));
-		return rc;
+	if (!sb->filtered) {
+		rc = sandbox_allowlist(false, err, errlen);
+		if (rc < 0)
+			return rc;
 	}
 	vm_set_vcpu_thread_init(vm, sandbox_vcpu_thread, (void *)probe);
 	/* The test hook (GODWIT_TEST_FORBIDDEN_SYSCALL=main): a call no thread may make. */

@@ -14,6 +14,7 @@ struct sandbox {
 	uid_t uid;
 	gid_t gid;
 	char user[64];
+	bool filtered; /* sandbox_filter ran: sandbox_enter adds only the rest */
 };
 
 /*
@@ -21,6 +22,13 @@ struct sandbox {
  * reason in err.
  */
 int sandbox_user(struct sandbox *sb, const char *name, char *err, size_t errlen);
+
+/*
+ * Install the process-wide filter now (sb, err, errlen), before the VM exists, for a
+ * process that talks to the network first (godwit receive): sandbox_enter later adds the
+ * user, the capabilities and the vCPU filter. Sets sb->filtered. Returns 0 or -errno.
+ */
+int sandbox_filter(struct sandbox *sb, char *err, size_t errlen);
 
 /*
  * Enter the sandbox (sb, vm, api_path, err, errlen), once every file, device and socket

@@ -136,6 +136,15 @@ Test(gate, allow_from_turns_away_other_addresses)
 	cr_assert_geq(fd, 0);
 	expect_dest_turned_away(1, "not in --allow-from");
 	close(fd);
+	/* It met the stranger already filtered. */
+	{
+		char path[64], *st;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)DST.pid);
+		st = gw_read_file(path);
+		cr_assert(st && strstr(st, "\nSeccomp:\t2\n"), "receive listens unfiltered: %s", st);
+		free(st);
+	}
 }
 
 Test(gate, refuses_a_bad_allow_from)
