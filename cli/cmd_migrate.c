@@ -179,6 +179,7 @@ int cmd_migrate(int argc, char **argv)
 	json_field(req, 4096, &off, "tls_cert", auth.cert_file);
 	json_field(req, 4096, &off, "tls_key", auth.key_file);
 	json_field(req, 4096, &off, "tls_ca", auth.ca_file);
+	json_field(req, 4096, &off, "tls_server_name", auth.server_name);
 	json_field(req, 4096, &off, "compress", compress);
 	off += (size_t)snprintf(req + off, 4096 - off,
 				",\"insecure_plaintext\":%s,\"with_disk\":%s,\"verify\":%s,"

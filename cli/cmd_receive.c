@@ -21,11 +21,14 @@ static const char receive_usage[] =
 	"  --disk PATH            the VM's disk: the shared image (same size as the source's),\n"
 	"                         or, when the source migrates --with-disk, a new file\n"
 	"  --api SOCKET           serve the control API once the VM runs\n"
+	VM_HOST_ACCESS_USAGE
 	"  --console FILE         the guest's serial output (default stdout)\n"
 	"  --net tap=NAME|tapfd=N the tap for the VM's next NIC: one per NIC, in order (the\n"
 	"                         NIC keeps its MAC; a count that differs fails the move)\n"
 	"  --cpu-features SPEC    CPUID policy of the VM shell (the source's state rules)\n"
-	"  --accept-timeout SECS  give up if no source connects in time (default: wait)\n";
+	"  --accept-timeout SECS  give up if no source connects in time (default: wait)\n"
+	"  --allow-from CIDR      take sources only from this address block (repeatable;\n"
+	"                         default: any source that authenticates)\n";
 
 struct receive_ctx {
 	const char *disk_path;
@@ -97,6 +100,13 @@ static void receive_listening(void *arg, const char *hostport)
 	fprintf(stderr, "godwit: waiting for a VM on %s\n", hostport);
 }
 
+/* A stranger, a failed handshake or garbage: one line, and the receiver waits on. */
+static void receive_rejected(void *arg, const char *line)
+{
+	(void)arg;
+	cli_error("receive: %s", line);
+}
+
 int cmd_receive(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -107,15 +117,19 @@ int cmd_receive(int argc, char **argv)
 		{ "cpu-features", required_argument, NULL, 'f' },
 		{ "accept-timeout", required_argument, NULL, 't' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "allow-from", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
+		VM_HOST_ACCESS_OPTIONS,
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mig_dest_params p = { .on_listen = receive_listening,
-				     .on_started = receive_started };
+				     .on_started = receive_started,
+				     .on_reject = receive_rejected };
 	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_host host;
+	struct vm_host_access access = { 0 };
 	struct vm *vm = NULL;
 	struct cli_console console = { .fd = -1 };
 	char err[512] = "";
@@ -125,7 +139,12 @@ int cmd_receive(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
+		int taken = vm_host_opt(opt, optarg, &access);
 
+		if (taken < 0)
+			return CLI_EXIT_ERROR;
+		if (taken)
+			continue;
 		if (mig_opt_auth(opt, optarg, &p.auth))
 			continue;
 		switch (opt) {
@@ -159,6 +178,17 @@ int cmd_receive(int argc, char **argv)
 				return CLI_EXIT_ERROR;
 			}
 			break;
+		case 'F':
+			if (p.n_allow_from == MIG_MAX_ALLOW_FROM ||
+			    mig_cidr_parse(optarg, &p.allow_from[p.n_allow_from]) < 0) {
+				cli_error("receive: --allow-from '%s' is not an address block: give e.g. "
+					  "10.0.0.0/24 or fd00::/64 (at most %d)", optarg,
+					  MIG_MAX_ALLOW_FROM);
+				net_opts_free(&ctx.nets);
+				return CLI_EXIT_ERROR;
+			}
+			p.n_allow_from++;
+			break;
 		case 'h':
 			fputs(receive_usage, stdout);
 			return CLI_EXIT_OK;
@@ -191,6 +221,12 @@ int cmd_receive(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	ctx.console_fd = console.fd;
+	/* Strangers may connect from here on: the syscall filter first (the rest follows). */
+	if (sandbox_filter(&access.sandbox, err, sizeof(err)) < 0) {
+		cli_error("receive: %s", err);
+		status = CLI_EXIT_ERROR;
+		goto out_console;
+	}
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("receive: %s", err);
@@ -207,7 +243,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	if (err[0])
 		cli_error("receive: %s", err); /* the VM runs, but the source may not know */
-	status = vm_host_serve(&host, vm, api_path, true);
+	status = vm_host_serve(&host, vm, api_path, &access, true);
 	vm_destroy(vm);
 out_console:
 	cli_console_close(&console, !vm);

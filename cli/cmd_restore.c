@@ -29,6 +29,7 @@ static const char restore_usage[] =
 	"  --disk PATH           write the snapshot's disk to this new image\n"
 	"  --disk-base OLD.img   or bring this stale copy up to date in place and use it\n"
 	"  --api SOCKET          serve the control API\n"
+	VM_HOST_ACCESS_USAGE
 	"  --console FILE        the guest's serial output (default stdout)\n"
 	"  --net tap=NAME|tapfd=N  the tap for the snapshot's next NIC: one per NIC, in order\n"
 	"                        (the NIC keeps its MAC; the tap may be another one, on\n"
@@ -90,6 +91,7 @@ int cmd_restore(int argc, char **argv)
 		{ "verify", no_argument, NULL, 'V' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
+		VM_HOST_ACCESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
@@ -102,6 +104,7 @@ int cmd_restore(int argc, char **argv)
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
 	struct snap_restore rs;
 	struct vm_host host;
+	struct vm_host_access access = { 0 };
 	struct vm *vm = NULL;
 	struct lazy_mem *lazy = NULL;
 	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
@@ -114,6 +117,12 @@ int cmd_restore(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int taken = vm_host_opt(opt, optarg, &access);
+
+		if (taken < 0)
+			return CLI_EXIT_ERROR;
+		if (taken)
+			continue;
 		switch (opt) {
 		case 'r':
 			repo = optarg;
@@ -282,7 +291,7 @@ int cmd_restore(int argc, char **argv)
 			fprintf(stderr, "godwit: restore: %s%s%s\n", note, rc < 0 ? ": " : "",
 				rc < 0 ? strerror(-rc) : "");
 	}
-	status = vm_host_serve(&host, vm, api_path, true);
+	status = vm_host_serve(&host, vm, api_path, &access, true);
 	if (lazy) {
 		/* The VM has stopped: nothing touches its RAM any more. */
 		rc = lazy_mem_stop(lazy, err, sizeof(err));

@@ -23,6 +23,7 @@ static const char run_usage[] =
 	"  --disk FILE          raw disk image, attached as virtio-blk\n"
 	NET_OPT_USAGE
 	"  --api SOCKET         serve the JSON control API on this UNIX socket\n"
+	VM_HOST_ACCESS_USAGE
 	"  --console FILE       write the guest's serial output here (default stdout)\n"
 	"  --dirty-ring         track dirty pages with KVM's dirty ring (default: bitmap)\n"
 	"  --cpu-features SPEC  CPUID policy: a template (host, pvm-test, baseline) and/or\n"
@@ -58,12 +59,14 @@ int cmd_run(int argc, char **argv)
 		{ "dirty-ring", no_argument, NULL, 'R' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
+		VM_HOST_ACCESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vm_config cfg = { .ram_bytes = 256ULL << 20, .ncpus = 1, .console_fd = 1 };
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm *vm = NULL;
 	struct vm_host host;
+	struct vm_host_access access = { 0 };
 	struct cli_console console = { .fd = -1 };
 	struct net_opts nets = { 0 };
 	bool started = false;
@@ -73,6 +76,12 @@ int cmd_run(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int taken = vm_host_opt(opt, optarg, &access);
+
+		if (taken < 0)
+			return CLI_EXIT_ERROR;
+		if (taken)
+			continue;
 		switch (opt) {
 		case 'k':
 			cfg.kernel_path = optarg;
@@ -158,7 +167,7 @@ int cmd_run(int argc, char **argv)
 		status = CLI_EXIT_ERROR;
 		goto out_console;
 	}
-	status = vm_host_serve(&host, vm, api_path, false);
+	status = vm_host_serve(&host, vm, api_path, &access, false);
 	/* vm_host_serve fails before starting the VM only for an unusable API socket. */
 	started = vm_state(vm) != VM_STATE_CREATED;
 	vm_destroy(vm);

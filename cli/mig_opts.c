@@ -33,6 +33,9 @@ bool mig_opt_auth(int opt, const char *arg, struct mig_auth *a)
 	case MIG_OPT_CA:
 		set_path(a->ca_file, sizeof(a->ca_file), arg);
 		return true;
+	case MIG_OPT_SERVER_NAME:
+		snprintf(a->server_name, sizeof(a->server_name), "%s", arg);
+		return true;
 	case MIG_OPT_PLAIN:
 		a->insecure_plaintext = true;
 		return true;

@@ -14,6 +14,7 @@ enum {
 	MIG_OPT_KEY,
 	MIG_OPT_CA,
 	MIG_OPT_PLAIN,
+	MIG_OPT_SERVER_NAME,
 };
 
 #define MIG_AUTH_OPTIONS \
@@ -21,14 +22,17 @@ enum {
 	{ "tls-cert", required_argument, NULL, MIG_OPT_CERT }, \
 	{ "tls-key", required_argument, NULL, MIG_OPT_KEY }, \
 	{ "tls-ca", required_argument, NULL, MIG_OPT_CA }, \
-	{ "insecure-plaintext", no_argument, NULL, MIG_OPT_PLAIN }
+	{ "insecure-plaintext", no_argument, NULL, MIG_OPT_PLAIN }, \
+	{ "tls-server-name", required_argument, NULL, MIG_OPT_SERVER_NAME }
 
 #define MIG_AUTH_USAGE \
 	"  --psk-file FILE        authenticate with a TLS 1.3 pre-shared key (same file on\n" \
 	"                         both hosts: 64 hex digits; make one with\n" \
 	"                         'openssl rand -hex 32 > FILE; chmod 600 FILE')\n" \
 	"  --tls-cert FILE --tls-key FILE --tls-ca FILE\n" \
-	"                         or with certificates, checked both ways\n" \
+	"                         or with certificates, checked both ways (the key file\n" \
+	"                         mode 0600; the destination's certificate must name the\n" \
+	"                         --to host, or --tls-server-name NAME, for serverAuth)\n" \
 	"  --insecure-plaintext   no encryption, no authentication (trusted links only)\n"
 
 /*

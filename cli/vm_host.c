@@ -18,6 +18,8 @@
 #include "cli/net_opts.h"
 
 #define MIG_REPORT_GRACE_MS 5000
+/* How long a stopping VM waits for a slow API command (a snapshot) to end. */
+#define VM_HOST_STOP_WAIT_MS 5000
 
 static uint64_t now_ms(void)
 {
@@ -301,6 +303,7 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 	copy_str(p.auth.cert_file, sizeof(p.auth.cert_file), req, "tls_cert");
 	copy_str(p.auth.key_file, sizeof(p.auth.key_file), req, "tls_key");
 	copy_str(p.auth.ca_file, sizeof(p.auth.ca_file), req, "tls_ca");
+	copy_str(p.auth.server_name, sizeof(p.auth.server_name), req, "tls_server_name");
 	p.auth.insecure_plaintext = get_bool(req, "insecure_plaintext");
 	if (!get_u64(req, "downtime_ms", UINT64_MAX, &p.downtime_ms, reply, len) ||
 	    !get_u64(req, "max_bandwidth", UINT64_MAX, &p.max_bandwidth, reply, len) ||
@@ -320,10 +323,21 @@ static void api_migrate(void *arg, const struct json_obj *req, char *reply, size
 		}
 	}
 
+	if (p.auth.insecure_plaintext && !h->access.allow_plaintext) {
+		api_fail(reply, len, "insecure_plaintext migration refused: this VM was not started "
+			 "with --allow-plaintext-migration (restart it with that flag, on a trusted "
+			 "link only, or migrate with --psk-file or the --tls-* certificates)");
+		return;
+	}
 	pthread_mutex_lock(&h->lock);
 	if (h->mig && !mig_source_finished(h->mig)) {
 		pthread_mutex_unlock(&h->lock);
 		api_fail(reply, len, "a migration is already running: wait for it or cancel it");
+		return;
+	}
+	if (h->snapshotting) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "a snapshot is running: migrate after it");
 		return;
 	}
 	if (vm_state(h->vm) != VM_STATE_RUNNING) {
@@ -397,8 +411,8 @@ static void api_migrate_cancel(void *arg, const struct json_obj *req, char *repl
 }
 
 /*
- * Snapshot into a repository. Runs on the API thread: other API clients wait until it is
- * done (the guest does not: it runs but for the pause).
+ * Snapshot into a repository. A slow command: it runs on a thread of its own while the API
+ * answers status and the rest; h->snapshotting keeps a second snapshot and a migration out.
  */
 static void api_snapshot(void *arg, const struct json_obj *req, char *reply, size_t len)
 {
@@ -441,12 +455,22 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 		api_fail(reply, len, "a migration is running: snapshot after it");
 		return;
 	}
+	if (h->snapshotting) {
+		pthread_mutex_unlock(&h->lock);
+		api_fail(reply, len, "a snapshot is already running: wait for it");
+		return;
+	}
 	if (vm_state(h->vm) != VM_STATE_RUNNING) {
 		pthread_mutex_unlock(&h->lock);
 		api_fail(reply, len, "the VM is not running: resume it before a snapshot");
 		return;
 	}
+	h->snapshotting = true;
+	pthread_mutex_unlock(&h->lock);
+	/* h->snap is only touched by the one snapshot that h->snapshotting lets run. */
 	rc = snap_take(h->vm, &h->snap, &p, &res, err, sizeof(err));
+	pthread_mutex_lock(&h->lock);
+	h->snapshotting = false;
 	pthread_mutex_unlock(&h->lock);
 	if (rc < 0) {
 		api_fail(reply, len, err);
@@ -470,7 +494,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 }
 
 static const struct api_cmd host_api_cmds[] = {
-	{ "snapshot", api_snapshot },
+	{ "snapshot", api_snapshot, .slow = true },
 	{ "status", api_status },
 	{ "pause", api_pause },
 	{ "resume", api_resume },
@@ -528,7 +552,40 @@ static void report_exit(const struct vm_exit_info *x)
 		  x->vcpu, x->detail, x->rip, x->insn_len ? bytes : "(unreadable)");
 }
 
-int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool already_started)
+int vm_host_opt(int opt, const char *arg, struct vm_host_access *a)
+{
+	char err[256];
+
+	switch (opt) {
+	case VM_HOST_OPT_API_GROUP:
+		if (api_access_group(&a->api, arg, err, sizeof(err)) < 0) {
+			cli_error("%s", err);
+			return -1;
+		}
+		return 1;
+	case VM_HOST_OPT_ALLOW_PLAIN:
+		a->allow_plaintext = true;
+		return 1;
+	case VM_HOST_OPT_USER:
+		if (sandbox_user(&a->sandbox, arg, err, sizeof(err)) < 0) {
+			cli_error("%s", err);
+			return -1;
+		}
+		return 1;
+	case VM_HOST_OPT_SECCOMP:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0) {
+			cli_error("--seccomp '%s' is not on or off", arg);
+			return -1;
+		}
+		a->sandbox.seccomp_off = strcmp(arg, "off") == 0;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
+		  const struct vm_host_access *access, bool already_started)
 {
 	struct api_server *api = NULL;
 	struct vm_exit_info exit_info;
@@ -541,10 +598,13 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool a
 	memset(h, 0, sizeof(*h));
 	h->vm = vm;
 	h->api_path = api_path;
+	if (access)
+		h->access = *access;
 	h->started_ms = now_ms();
 	pthread_mutex_init(&h->lock, NULL);
 	if (api_path) {
-		rc = api_server_start(&api, api_path, host_api_cmds, h, err, sizeof(err));
+		rc = api_server_start(&api, api_path, &h->access.api, host_api_cmds, h, err,
+				      sizeof(err));
 		if (rc < 0) {
 			cli_error("%s", err);
 			if (already_started) {
@@ -562,6 +622,20 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool a
 		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
 		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 		tty = true;
+	}
+	/* Everything is open: from here on, least privilege. */
+	rc = sandbox_enter(&h->access.sandbox, vm, api_path, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		if (tty)
+			tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
+		api_server_stop(api, 0);
+		if (already_started) {
+			vm_request_stop(vm);
+			vm_wait(vm, NULL);
+		}
+		pthread_mutex_destroy(&h->lock);
+		return CLI_EXIT_ERROR;
 	}
 	if (!already_started) {
 		rc = vm_start(vm);
@@ -591,13 +665,23 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool a
 	}
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
-	api_server_stop(api);
-	if (h->mig) {
-		mig_source_cancel(h->mig);
-		mig_source_free(h->mig);
+	if (!api_server_stop(api, VM_HOST_STOP_WAIT_MS)) {
+		/*
+		 * A snapshot still runs (an S3 server that does not answer): the VM has stopped and
+		 * the snapshot is not published; end now rather than past a service manager's
+		 * stop timeout. Its thread still uses the VM, so nothing is freed.
+		 */
+		cli_error("a snapshot was still running %d s after the VM stopped: exiting "
+			  "without it (it is not stored)", VM_HOST_STOP_WAIT_MS / 1000);
+		fflush(NULL);
+		_exit(status == CLI_EXIT_OK ? CLI_EXIT_ERROR : status);
 	}
+	/* The watch thread reads h->mig until its state is final: join it before the free. */
+	if (h->mig)
+		mig_source_cancel(h->mig);
 	if (h->mig_watching)
 		pthread_join(h->mig_watch, NULL);
+	mig_source_free(h->mig);
 	snap_tracker_release(&h->snap);
 	pthread_mutex_destroy(&h->lock);
 	return status;

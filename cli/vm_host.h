@@ -5,12 +5,52 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "cli/api.h"
+#include "cli/sandbox.h"
 #include "migrate/migrate.h"
 #include "snapshot/engine.h"
 #include "vmm/vm.h"
 
+/* Who may command the VM, and what it may be told to do: run, restore and receive options. */
+struct vm_host_access {
+	struct api_access api;
+	bool allow_plaintext; /* --allow-plaintext-migration: the API may send RAM unencrypted */
+	struct sandbox sandbox; /* --user, --seccomp */
+};
+
+/* getopt_long codes of the access options; spread VM_HOST_ACCESS_OPTIONS into a table. */
+enum {
+	VM_HOST_OPT_API_GROUP = 0x180,
+	VM_HOST_OPT_ALLOW_PLAIN,
+	VM_HOST_OPT_USER,
+	VM_HOST_OPT_SECCOMP,
+};
+
+#define VM_HOST_ACCESS_OPTIONS \
+	{ "api-group", required_argument, NULL, VM_HOST_OPT_API_GROUP }, \
+	{ "allow-plaintext-migration", no_argument, NULL, VM_HOST_OPT_ALLOW_PLAIN }, \
+	{ "user", required_argument, NULL, VM_HOST_OPT_USER }, \
+	{ "seccomp", required_argument, NULL, VM_HOST_OPT_SECCOMP }
+
+#define VM_HOST_ACCESS_USAGE \
+	"  --api-group GROUP      members of GROUP may use the API too (socket mode 0660;\n" \
+	"                         default 0600: root and this user only)\n" \
+	"  --allow-plaintext-migration\n" \
+	"                         let the API migrate with insecure_plaintext (guest RAM\n" \
+	"                         unencrypted and unauthenticated: trusted links only)\n" \
+	"  --user USER            once /dev/kvm, taps, disks and sockets are open, run as\n" \
+	"                         USER with no capabilities (godwit started as root)\n" \
+	"  --seccomp on|off       the syscall filter (default on; off only for debugging)\n"
+
+/*
+ * Take opt (a getopt_long code) into a. Returns 1 if it was an access option, 0 if not,
+ * -1 after printing a one-line error for a bad argument.
+ */
+int vm_host_opt(int opt, const char *arg, struct vm_host_access *a);
+
 struct vm_host {
 	struct vm *vm;
+	struct vm_host_access access;
 	const char *api_path; /* NULL: no API */
 	/* Under lock: the outgoing migration, owned by the API thread's handlers. */
 	pthread_mutex_t lock;
@@ -18,6 +58,7 @@ struct vm_host {
 	bool mig_reported; /* its final status was read through the API */
 	pthread_t mig_watch;
 	bool mig_watching;
+	bool snapshotting; /* under lock: a snapshot runs (on the API's slow-command thread) */
 	uint64_t started_ms;
 	/* Under lock: what the next snapshot is incremental against. */
 	struct snap_tracker snap;
@@ -30,13 +71,15 @@ struct vm_host {
 void vm_host_signals(void);
 
 /*
- * Serve vm until it stops: the API on h->api_path (if set), SIGINT/SIGTERM as a clean stop,
+ * Serve vm until it stops: the API on api_path (if set) for access (NULL: the defaults),
+ * SIGINT/SIGTERM as a clean stop,
  * keystrokes from a terminal stdin to the guest. Starts the vCPUs unless already_started.
  * Prints one line for a guest that died. Returns the exit status (cli.h); the VM is left
  * for the caller to destroy. On an API socket error returns CLI_EXIT_ERROR without
  * starting the VM.
  */
-int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path, bool already_started);
+int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
+		  const struct vm_host_access *access, bool already_started);
 
 /*
  * Tell the network that vm's guest is here now (vm_announce): after_move (a migration or

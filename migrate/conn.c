@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "transport/fd_stream.h"
@@ -15,6 +16,38 @@
 
 #define MIG_HANDSHAKE_MS 10000
 #define MIG_IO_TIMEOUT_MS 30000
+
+/* The certificate mode's files: readable, and the private key private. */
+static int auth_check_cert_files(const struct mig_auth *a, char *err, size_t errlen)
+{
+	const struct {
+		const char *what, *path;
+	} files[] = {
+		{ "--tls-cert", a->cert_file }, { "--tls-key", a->key_file },
+		{ "--tls-ca", a->ca_file },
+	};
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (access(files[i].path, R_OK) < 0) {
+			int rc = -errno;
+
+			snprintf(err, errlen, "%s %s: %s", files[i].what, files[i].path, strerror(-rc));
+			return rc;
+		}
+	}
+	if (stat(a->key_file, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "--tls-key %s is not a regular file: name the PEM key file",
+			 a->key_file);
+		return -EINVAL;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "--tls-key %s can be read by group or others (mode %04o): "
+			 "chmod 600 %s", a->key_file, (unsigned)(st.st_mode & 07777), a->key_file);
+		return -EPERM;
+	}
+	return 0;
+}
 
 int mig_auth_check(const struct mig_auth *a, char *err, size_t errlen)
 {
@@ -33,15 +66,30 @@ int mig_auth_check(const struct mig_auth *a, char *err, size_t errlen)
 			 "--tls-key and --tls-ca");
 		return -EINVAL;
 	}
+	if (a->server_name[0] && !cert) {
+		snprintf(err, errlen, "--tls-server-name applies to certificates: pass --tls-cert, "
+			 "--tls-key and --tls-ca too");
+		return -EINVAL;
+	}
+	if (psk) {
+		struct tls_psk k;
+		int rc = tls_psk_load(&k, a->psk_file, err, errlen);
+
+		if (rc < 0)
+			return rc;
+		tls_psk_wipe(&k);
+	}
+	if (cert)
+		return auth_check_cert_files(a, err, errlen);
 	return 0;
 }
 
-/* Wrap a connected socket per auth, as client or server. On failure fd stays open. */
-static int conn_secure(struct stream **out, int fd, const struct mig_auth *auth, bool server,
-		       char *err, size_t errlen)
+int mig_conn_secure(struct stream **out, int fd, const struct mig_auth *auth,
+		    const char *peer_host, int handshake_ms, char *err, size_t errlen)
 {
+	bool server = !peer_host;
 	struct tls_config cfg = {
-		.handshake_timeout_ms = MIG_HANDSHAKE_MS,
+		.handshake_timeout_ms = handshake_ms ? handshake_ms : MIG_HANDSHAKE_MS,
 		.io_timeout_ms = MIG_IO_TIMEOUT_MS,
 	};
 	struct tls_psk psk;
@@ -64,6 +112,9 @@ static int conn_secure(struct stream **out, int fd, const struct mig_auth *auth,
 		cfg.cert_file = auth->cert_file;
 		cfg.key_file = auth->key_file;
 		cfg.ca_file = auth->ca_file;
+		/* Whom the source meant to reach: the --to host, unless named otherwise. */
+		if (!server)
+			cfg.server_name = auth->server_name[0] ? auth->server_name : peer_host;
 	}
 	rc = server ? tls_server(out, fd, &cfg, err, errlen) : tls_client(out, fd, &cfg, err, errlen);
 	if (cfg.psk)
@@ -103,7 +154,7 @@ int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
 			return rc;
 		}
 	}
-	rc = conn_secure(out, fd, auth, false, err, errlen);
+	rc = mig_conn_secure(out, fd, auth, host, 0, err, errlen);
 	if (rc < 0) {
 		/* Unpublished before it closes: the number may be reused at once. */
 		if (cx && cx->connected)
@@ -115,17 +166,13 @@ int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
 	return 0;
 }
 
-int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
-		    const struct mig_auth *auth, int timeout_ms,
+int mig_conn_listen(int *lfd_out, const char *hostport,
 		    void (*on_listen)(void *ctx, const char *hostport), void *ctx, char *err,
 		    size_t errlen)
 {
 	char host[256], port[32];
-	int lfd, fd, rc;
+	int lfd, rc;
 
-	rc = mig_auth_check(auth, err, errlen);
-	if (rc < 0)
-		return rc;
 	if (tcp_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) < 0) {
 		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 0.0.0.0:7070)", hostport);
 		return -EINVAL;
@@ -147,18 +194,7 @@ int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
 			snprintf(bound, sizeof(bound), "%s", hostport);
 		on_listen(ctx, bound);
 	}
-	rc = tcp_accept(&fd, lfd, timeout_ms);
-	close(lfd);
-	if (rc < 0) {
-		snprintf(err, errlen, "no source connected to %s: %s", hostport, strerror(-rc));
-		return rc;
-	}
-	rc = conn_secure(out, fd, auth, true, err, errlen);
-	if (rc < 0) {
-		close(fd);
-		return rc;
-	}
-	*fd_out = fd;
+	*lfd_out = lfd;
 	return 0;
 }
 

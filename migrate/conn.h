@@ -30,12 +30,20 @@ int mig_conn_connect(struct stream **out, int *fd_out, const char *hostport,
 		     char *err, size_t errlen);
 
 /*
- * Listen on hostport, call on_listen (if set), accept one peer within timeout_ms and
- * authenticate as a server.
+ * Listen on hostport and call on_listen (if set) with the address bound (lfd_out: the
+ * non-blocking listening socket, the caller's). Returns 0 or -errno with a reason in err.
  */
-int mig_conn_accept(struct stream **out, int *fd_out, const char *hostport,
-		    const struct mig_auth *auth, int timeout_ms,
+int mig_conn_listen(int *lfd_out, const char *hostport,
 		    void (*on_listen)(void *ctx, const char *hostport), void *ctx, char *err,
 		    size_t errlen);
+
+/*
+ * Authenticate the connected socket fd per auth within handshake_ms (0: the default): as
+ * the client of peer_host (whose name a certificate must carry, unless auth names
+ * another), or as the server when peer_host is NULL. out is the stream, which then owns
+ * fd. On failure fd stays the caller's and err says why. Returns 0 or -errno.
+ */
+int mig_conn_secure(struct stream **out, int fd, const struct mig_auth *auth,
+		    const char *peer_host, int handshake_ms, char *err, size_t errlen);
 
 #endif

@@ -103,9 +103,7 @@ static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ct
 	char why[256] = "";
 	int rc;
 
-	rc = mig_dest_read_hello(d, err, errlen);
-	if (rc < 0)
-		return rc;
+	/* The HELLO is in: mig_gate_accept read it. */
 	rc = create_vm(ctx, &d->hello, &d->vm, why, sizeof(why));
 	if (rc < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
@@ -487,35 +485,19 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 		struct vm **out, char *err, size_t errlen)
 {
 	struct mig_dest d = { .disk_fd = -1 };
-	struct stream *z = NULL;
 	uint32_t go_flags = 0;
 	uint16_t type, flags;
 	size_t len;
-	int fd, rc;
+	int rc;
 
-	d.buf = malloc(MIG_DEST_BUF_BYTES);
+	/* d.buf comes with the HELLO, from the gate. */
 	d.vdig = malloc((size_t)MIG_MAX_RUN_DIGESTS * sizeof(uint64_t));
-	if (!d.buf || !d.vdig) {
-		free(d.buf);
-		free(d.vdig);
+	if (!d.vdig)
 		return -ENOMEM;
-	}
-	rc = mig_conn_accept(&d.conn, &fd, p->listen, &p->auth, p->accept_timeout_ms,
-			     p->on_listen, ctx, err, errlen);
+	rc = mig_gate_accept(&d, p, ctx, err, errlen);
 	if (rc < 0)
 		goto out_buf;
 	mig_test_hold("dest-accepted");
-	rc = zstd_reader_open(&z, d.conn);
-	if (rc == 0)
-		rc = frame_reader_open_flags(&d.in, z, p->auth.insecure_plaintext
-					     ? 0 : FRAME_F_NO_CRC);
-	if (rc < 0) {
-		snprintf(err, errlen, "the peer is not a godwit migration source: %s",
-			 strerror(-rc));
-		stream_close(z ? z : d.conn, false);
-		d.conn = NULL;
-		goto out_buf;
-	}
 	rc = handle_hello(&d, create_vm, ctx, err, errlen);
 	if (rc == 0) {
 		rc = mig_dest_receive_data(&d, err, errlen);
@@ -590,6 +572,5 @@ out_buf:
 	free(d.vdig);
 	free(d.vblk);
 	free(d.buf);
-	(void)fd;
 	return rc;
 }

@@ -53,6 +53,16 @@ struct mig_dest {
 int mig_dest_read_hello(struct mig_dest *d, char *err, size_t errlen);
 
 /*
+ * The gate (gate.c): listen on p->listen and accept connections, MIG_GATE_MAX at a time,
+ * until one authenticates and sends a valid HELLO within MIG_GATE_DEADLINE_MS of its
+ * connect; report every other one to p->on_reject(ctx, ...). Then stop listening and hand
+ * the winner over in d (conn, in, hello; d->buf is replaced by the one that holds it).
+ * Returns 0, or -errno (the accept timeout, or the socket) with a reason in err.
+ */
+int mig_gate_accept(struct mig_dest *d, const struct mig_dest_params *p, void *ctx,
+		    char *err, size_t errlen);
+
+/*
  * Check the HELLO against the machine here (d, why, len): d->reg and d->nreg must match
  * its regions, d->disk_bytes its disk, d->nnics its NIC count. Returns 0 or -EPROTO with the difference in why.
  */

@@ -15,10 +15,20 @@ struct mig_auth {
 	char cert_file[256];
 	char key_file[256];
 	char ca_file[256];
+	/*
+	 * Source, certificate mode: the name (or address) the destination's certificate must
+	 * carry; "" means the --to host.
+	 */
+	char server_name[256];
 	bool insecure_plaintext;
 };
 
-/* Check that a is complete and unambiguous. Returns 0 or -EINVAL with a reason in err. */
+/*
+ * Check that a is complete and unambiguous, and that its files are usable: a PSK file
+ * loads (regular, private, well-formed), a --tls-key is a regular file group and others
+ * cannot read, certificate and CA files are readable. Called at start, before listening
+ * or connecting. Returns 0 or -errno with a one-line reason in err.
+ */
 int mig_auth_check(const struct mig_auth *a, char *err, size_t errlen);
 
 struct mig_params {
@@ -148,10 +158,30 @@ void mig_source_free(struct mig_source *m);
 typedef int (*mig_create_vm_fn)(void *ctx, const struct mig_hello *h, struct vm **out,
 				char *err, size_t errlen);
 
+/* An address block for --allow-from: IPv4 (family AF_INET) or IPv6. */
+struct mig_cidr {
+	int family;
+	uint8_t addr[16];
+	unsigned prefix_bits;
+};
+
+#define MIG_MAX_ALLOW_FROM 8
+/* The receiver's gate: connections authenticated at once, and each one's time to HELLO. */
+#define MIG_GATE_MAX 4
+#define MIG_GATE_DEADLINE_MS 5000
+
+/*
+ * Parse "ADDR/BITS" or a bare address into out (s, out). Returns 0 or -EINVAL.
+ */
+int mig_cidr_parse(const char *s, struct mig_cidr *out);
+
 struct mig_dest_params {
 	char listen[256]; /* HOST:PORT */
 	struct mig_auth auth;
 	int accept_timeout_ms; /* 0: wait forever */
+	/* Sources may connect only from these blocks; none: from anywhere. */
+	struct mig_cidr allow_from[MIG_MAX_ALLOW_FROM];
+	unsigned n_allow_from;
 	/* Called once the socket listens, before waiting for the source. May be NULL. */
 	void (*on_listen)(void *ctx, const char *hostport);
 	/*
@@ -160,10 +190,18 @@ struct mig_dest_params {
 	 * bytes) becomes RUNNING's message. May be NULL.
 	 */
 	void (*on_started)(void *ctx, struct vm *vm, char *note, size_t len);
+	/*
+	 * Called once for each connection turned away before a source's HELLO was in (a
+	 * stranger, a failed handshake, garbage, a deadline passed), with one line saying
+	 * who and why; the receiver goes on listening. May be NULL.
+	 */
+	void (*on_reject)(void *ctx, const char *line);
 };
 
 /*
- * Listen, accept one source, receive its VM into a VM made by create_vm, load the state,
+ * Listen, accept connections until one source authenticates and sends a valid HELLO (at
+ * most MIG_GATE_MAX at once, each within MIG_GATE_DEADLINE_MS; the others are reported to
+ * on_reject and closed), stop listening, receive its VM into a VM made by create_vm, load the state,
  * and, after the source's GO, start it. On success *out is a started VM the caller owns
  * (paused, held by VM_PAUSE_USER, if the source's user had paused it), and err holds a
  * note for the operator or "" (the guest runs here but the source did not hear it: quit

@@ -15,7 +15,7 @@ build=${1:-build}
 
 packages=(
 	gcc meson ninja-build pkg-config
-	libzstd-dev librsync-dev libssl-dev libcurl4-openssl-dev libcriterion-dev
+	libzstd-dev librsync-dev libssl-dev libcurl4-openssl-dev libcriterion-dev libseccomp-dev
 	e2fsprogs cpio
 	# two-host migration tests: network namespaces; throwaway test certificates
 	iproute2 openssl

@@ -122,6 +122,13 @@ static int tls_config_cert(struct tls_stream *t, const struct tls_config *cfg)
 		ERR_error_string_n(ERR_get_error(), why, sizeof(why));
 		return tls_error_set(t, -EINVAL, "CA file %s: %s", cfg->ca_file, why);
 	}
+	/*
+	 * The peer's certificate must be meant for its side: a server's for serverAuth, a
+	 * client's for clientAuth (a certificate without extendedKeyUsage serves both).
+	 */
+	if (SSL_CTX_set_purpose(t->ctx, t->server ? X509_PURPOSE_SSL_CLIENT
+						   : X509_PURPOSE_SSL_SERVER) != 1)
+		return tls_error_set(t, -EIO, "cannot set the certificate purpose check");
 	if (t->server) {
 		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
 

@@ -416,12 +416,21 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	for (;;) {
+		void (*init)(void *ctx, unsigned vcpu) = NULL;
+		void *init_ctx = NULL;
 		bool go, finish;
 
 		pthread_mutex_lock(&vm->lock);
 		finish = v->exit_pending && vm->pause_req && !vm->stop_req;
 		go = finish || vcpu_wait_runnable(v);
+		if (vm->thread_init_gen != v->thread_init_gen) {
+			v->thread_init_gen = vm->thread_init_gen;
+			init = vm->thread_init;
+			init_ctx = vm->thread_init_ctx;
+		}
 		pthread_mutex_unlock(&vm->lock);
+		if (init)
+			init(init_ctx, v->id); /* before the next KVM_RUN of this thread */
 		if (finish) {
 			if (!vcpu_complete_exit(v))
 				break;

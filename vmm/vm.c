@@ -556,6 +556,17 @@ void vm_stop_with(struct vm *vm, const struct vm_exit_info *info)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_set_vcpu_thread_init(struct vm *vm, void (*fn)(void *ctx, unsigned vcpu), void *ctx)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->thread_init = fn;
+	vm->thread_init_ctx = ctx;
+	vm->thread_init_gen++;
+	/* Running vCPUs call it after their current exit; kick them out of KVM_RUN. */
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm_request_stop(struct vm *vm)
 {
 	struct vm_exit_info info = { .kind = VM_EXIT_QUIT };

@@ -93,6 +93,14 @@ int vm_start(struct vm *vm);
  */
 int vm_wait(struct vm *vm, struct vm_exit_info *info);
 
+/*
+ * Have every vCPU thread call fn(ctx, its index) once, on that thread, before its next
+ * KVM_RUN (vm, fn, ctx): before the first one when called before vm_start, else after the
+ * exit it is in (a guest exits often; a parked vCPU calls it when it runs again). For
+ * what must hold on the vCPU threads themselves, such as a tighter syscall filter.
+ */
+void vm_set_vcpu_thread_init(struct vm *vm, void (*fn)(void *ctx, unsigned vcpu), void *ctx);
+
 /* Ask a running VM to stop with VM_EXIT_QUIT; vm_wait returns soon after. Any thread. */
 void vm_request_stop(struct vm *vm);
 

@@ -33,6 +33,7 @@ struct vcpu {
 	 * parks, the thread re-enters with immediate_exit set to finish it (see vcpu.c).
 	 */
 	bool exit_pending;
+	unsigned thread_init_gen; /* vCPU thread only: the vm->thread_init it last ran */
 	struct kvm_dirty_gfn *ring; /* mmap'd dirty ring (ring backend), else NULL */
 	uint32_t ring_next;         /* under vm->dirty.lock: next ring entry to harvest */
 };
@@ -129,6 +130,10 @@ struct vm {
 	/* Run control, all under lock; cond signals any change. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	/* Under lock: vm_set_vcpu_thread_init's hook; gen counts calls (0: none). */
+	void (*thread_init)(void *ctx, unsigned vcpu);
+	void *thread_init_ctx;
+	unsigned thread_init_gen;
 	enum vm_run_state state;
 	unsigned pause_holders; /* VM_PAUSE_* bits; pause_req is set while any is */
 	bool pause_req;

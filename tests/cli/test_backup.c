@@ -624,6 +624,48 @@ Test(backup, on_s3_a_20_s_outage_mid_backup_and_mid_restore_is_waited_out, .time
 	verify_ok(repo);
 }
 
+/*
+ * A snapshot stalled on S3 runs off the API's thread: status answers meanwhile, and SIGTERM
+ * ends the VM within seconds instead of after the S3 client's retry budget.
+ */
+Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeout = 600)
+{
+	const char *repo = "s3://" BUCKET "/stall";
+	char log[300], reply[2048];
+	uint64_t t0;
+
+	require_kvm();
+	if (!fault_python())
+		cr_skip_test("no python3 for fault_server.py");
+	snprintf(log, sizeof(log), "%s/s3.log", WORK);
+	cr_assert(fault_start(&srv, NULL, 0, log));
+	s3_test_env(&srv);
+	s3_client_for(&srv);
+	repo_init(repo);
+	boot("mb=16 rate=16", "64M");
+	/* Every data upload hangs for 10 minutes. */
+	arm("method=PUT,match=/data/,count=0,action=delay:600");
+	gw_proc_cleanup(&CMD);
+	gw_proc_init(&CMD);
+	gw_spawn(&CMD, (const char *const[]){ "backup", "--api", VM.api, "--repo", repo,
+					      "--key-file", KEY, "--name", "vm1", NULL });
+	/* Mid-way for sure: the server holds a data upload. */
+	for (int i = 0; i < 600 && !file_count_lines(log, "delaying"); i++)
+		usleep(100000);
+	cr_assert(file_count_lines(log, "delaying") > 0, "the snapshot never reached its "
+		  "upload: %s / %s / %s", gw_read_file(VM.err), err_of(&CMD), gw_read_file(log));
+	cr_assert(!gw_wait_exit(&CMD, 0), "the backup ended: %s", err_of(&CMD));
+	cr_assert(gw_api(VM.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)),
+		  "status did not answer during the stalled snapshot");
+	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+	t0 = (uint64_t)time(NULL);
+	cr_assert_eq(kill(VM.pid, SIGTERM), 0);
+	cr_assert(gw_wait_exit(&VM, 30000), "the VM did not end within 30 s of SIGTERM");
+	cr_assert_lt((uint64_t)time(NULL) - t0, 30);
+	cr_assert(strstr(gw_read_file(VM.err), "snapshot was still running"), "%s",
+		  gw_read_file(VM.err));
+}
+
 /* ---- Lost and damaged data -------------------------------------------------------------- */
 
 /* Run a shell command and return its first line of output (cmd, out, len). */

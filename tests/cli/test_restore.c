@@ -113,8 +113,9 @@ static void restore_start(const char *id, const char *disk, bool eager)
 	bool by_name = strncmp(id, "name=", 5) == 0;
 	const char *argv[18] = { "restore", "--repo", REPO, "--key-file", KEY,
 				 by_name ? "--name" : "--snapshot", by_name ? id + 5 : id,
-				 "--console", RST.console, "--api", RST.api, "--verbose" };
-	unsigned n = 12;
+				 "--console", RST.console, "--api", RST.api, "--verbose",
+				 "--allow-plaintext-migration" };
+	unsigned n = 13;
 
 	if (disk) {
 		argv[n++] = "--disk";

@@ -48,8 +48,9 @@ void mig_teardown(void)
 void start_source(const char *ns, const char *disk, const char *cmdline)
 {
 	const char *argv[24] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", "256M", "--cpus", "2",
-				 "--cmdline", cmdline, "--console", SRC.console, "--api", SRC.api };
-	unsigned n = 13;
+				 "--cmdline", cmdline, "--console", SRC.console, "--api", SRC.api,
+				 "--allow-plaintext-migration" };
+	unsigned n = 14;
 
 	if (SRC_RING)
 		argv[n++] = "--dirty-ring";
@@ -199,6 +200,21 @@ void expect_dest_failed_without_guest(void)
 	cr_assert(WIFEXITED(DST.status) && WEXITSTATUS(DST.status) != 0, "receive status %d",
 		  DST.status);
 	cr_assert_eq(gw_count_lines(DST.console, "HB "), 0, "the destination ran the guest");
+}
+
+void expect_dest_turned_away(unsigned n, const char *needle)
+{
+	char line[512];
+
+	for (unsigned i = 1; i <= n; i++) {
+		cr_assert(gw_wait_line(&DST, DST.err, "godwit: receive: turned away ", i, line,
+				       sizeof(line), 30000),
+			  "receive did not turn away connection %u: %s", i, gw_read_file(DST.err));
+		cr_assert(strstr(line, needle), "'%s' not in: %s", needle, line);
+	}
+	cr_assert(!gw_wait_exit(&DST, 0), "receive ended on a bad connection: %s",
+		  gw_read_file(DST.err));
+	cr_assert_eq(gw_count_lines(DST.console, "HB "), 0, "the destination ran a guest");
 }
 
 int godwit_cmd(const char *const *argv)

@@ -43,6 +43,11 @@ void expect_continued(const struct gw_hb *before);
 void expect_source_running(void);
 /* The receiver exits non-zero and never ran the guest. */
 void expect_dest_failed_without_guest(void);
+/*
+ * The receiver turned away n connections (one "turned away" line each on its stderr,
+ * each holding needle), never ran the guest, and still listens.
+ */
+void expect_dest_turned_away(unsigned n, const char *needle);
 
 /* The source's migrate-status into json; false while no migration has started. */
 bool mig_status(char *json, size_t len);
