@@ -584,16 +584,11 @@ int vm_host_opt(int opt, const char *arg, struct vm_host_access *a)
 	}
 }
 
-int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
-		  const struct vm_host_access *access, bool already_started)
+int vm_host_open(struct vm_host *h, struct vm *vm, const char *api_path,
+		 const struct vm_host_access *access)
 {
-	struct api_server *api = NULL;
-	struct vm_exit_info exit_info;
-	struct termios tio_saved;
-	pthread_t tid;
-	bool tty = false;
 	char err[512] = "";
-	int rc, status;
+	int rc;
 
 	memset(h, 0, sizeof(*h));
 	h->vm = vm;
@@ -603,18 +598,46 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 	h->started_ms = now_ms();
 	pthread_mutex_init(&h->lock, NULL);
 	if (api_path) {
-		rc = api_server_start(&api, api_path, &h->access.api, host_api_cmds, h, err,
+		rc = api_server_start(&h->api, api_path, &h->access.api, host_api_cmds, h, err,
 				      sizeof(err));
 		if (rc < 0) {
 			cli_error("%s", err);
-			if (already_started) {
-				vm_request_stop(vm);
-				vm_wait(vm, NULL);
-			}
 			pthread_mutex_destroy(&h->lock);
 			return CLI_EXIT_ERROR;
 		}
 	}
+	/* Everything is open and no vCPU has run: from here on, least privilege. */
+	rc = sandbox_enter(&h->access.sandbox, vm, api_path, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		vm_host_close(h);
+		return CLI_EXIT_ERROR;
+	}
+	return CLI_EXIT_OK;
+}
+
+void vm_host_close(struct vm_host *h)
+{
+	api_server_stop(h->api, 0);
+	h->api = NULL;
+	pthread_mutex_destroy(&h->lock);
+}
+
+int vm_host_serve(struct vm_host *h)
+{
+	struct vm *vm = h->vm;
+	struct vm_exit_info exit_info;
+	struct termios tio_saved;
+	pthread_t tid;
+	bool tty = false;
+	int rc, status;
+
+	/* -EINVAL: started already (a received VM). A failed start ends in vm_wait below. */
+	rc = vm_start(vm);
+	if (rc < 0 && rc != -EINVAL)
+		cli_error("cannot start the vCPUs: %s", strerror(-rc));
+	else if (rc == 0 && h->on_started)
+		h->on_started(h, h->on_started_arg);
 	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tio_saved) == 0) {
 		struct termios raw = tio_saved;
 
@@ -622,25 +645,6 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
 		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 		tty = true;
-	}
-	/* Everything is open: from here on, least privilege. */
-	rc = sandbox_enter(&h->access.sandbox, vm, api_path, err, sizeof(err));
-	if (rc < 0) {
-		cli_error("%s", err);
-		if (tty)
-			tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
-		api_server_stop(api, 0);
-		if (already_started) {
-			vm_request_stop(vm);
-			vm_wait(vm, NULL);
-		}
-		pthread_mutex_destroy(&h->lock);
-		return CLI_EXIT_ERROR;
-	}
-	if (!already_started) {
-		rc = vm_start(vm);
-		if (rc < 0)
-			cli_error("cannot start the vCPUs: %s", strerror(-rc));
 	}
 	if (pthread_create(&tid, NULL, signal_thread, vm) == 0)
 		pthread_detach(tid);
@@ -665,7 +669,7 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 	}
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
-	if (!api_server_stop(api, VM_HOST_STOP_WAIT_MS)) {
+	if (!api_server_stop(h->api, VM_HOST_STOP_WAIT_MS)) {
 		/*
 		 * A snapshot still runs (an S3 server that does not answer): the VM has stopped and
 		 * the snapshot is not published; end now rather than past a service manager's
