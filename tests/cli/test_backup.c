@@ -120,14 +120,21 @@ static void repo_init(const char *repo)
 		     "%s", err_of(&CMD));
 }
 
-static void boot(const char *cmdline, const char *mem)
+/* Boot the VM (cmdline, mem); with user, as that user under the filter (--user user). */
+static void boot_as(const char *cmdline, const char *mem, const char *user)
 {
 	const char *argv[] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", mem, "--cpus", "1",
-			       "--cmdline", cmdline, "--console", VM.console, "--api", VM.api, NULL };
+			       "--cmdline", cmdline, "--console", VM.console, "--api", VM.api,
+			       user ? "--user" : NULL, user, NULL };
 
 	gw_spawn(&VM, argv);
 	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
 		  "guest did not boot: %s", gw_read_file(VM.err));
+}
+
+static void boot(const char *cmdline, const char *mem)
+{
+	boot_as(cmdline, mem, NULL);
 }
 
 struct bk {
@@ -162,16 +169,39 @@ static int backup(const char *repo, const char *const *extra, struct bk *b)
 	return rc;
 }
 
-/* Restore id from repo in a new process and check the guest goes on (repo, b). */
-static void restore_and_check(const char *repo, const struct bk *b)
+/* p runs as uid 65534 (nobody), under the syscall filter, without capabilities. */
+static void expect_unprivileged(const struct gw_proc *p)
+{
+	char path[64], *st;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+	st = gw_read_file(path);
+	cr_assert_not_null(st);
+	cr_assert(strstr(st, "\nUid:\t65534\t65534\t65534\t65534\n"), "%s", st);
+	cr_assert(strstr(st, "\nSeccomp:\t2\n"), "%s", st);
+	cr_assert(strstr(st, "\nNoNewPrivs:\t1\n"), "%s", st);
+	cr_assert(strstr(st, "\nCapEff:\t0000000000000000\n"), "%s", st);
+	free(st);
+}
+
+/*
+ * Restore id from repo in a new process and check the guest goes on (repo, b); with user,
+ * the restored VM runs as that user (user: NULL or "nobody").
+ */
+static void restore_and_check_as(const char *repo, const struct bk *b, const char *user)
 {
 	const char *argv[] = { "restore", "--repo", repo, "--key-file", KEY, "--snapshot", b->id,
-			       "--console", RST.console, "--api", RST.api, NULL };
-	char line[256], reply[256];
+			       "--console", RST.console, "--api", RST.api,
+			       user ? "--user" : NULL, user, NULL };
+	char line[256], reply[256], cmd[300];
 	struct gw_hb hb;
 
 	gw_proc_cleanup(&RST);
 	gw_proc_init(&RST);
+	if (user) {
+		snprintf(cmd, sizeof(cmd), "chown %s '%s'", user, RST.dir);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+	}
 	gw_spawn(&RST, argv);
 	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 3, line, sizeof(line), BOOT_MS),
 		  "restored guest does not run: %s", gw_read_file(RST.err));
@@ -180,8 +210,17 @@ static void restore_and_check(const char *repo, const struct bk *b)
 	cr_assert_geq(hb.counter, b->hb.counter, "counter went back: %s", line);
 	cr_assert_eq(hb.errors, 0, "restored guest found corrupted pages: %s", line);
 	cr_assert_eq(gw_count_lines(RST.console, "GUEST boot"), 0, "the guest rebooted");
+	if (user)
+		expect_unprivileged(&RST);
 	cr_assert(gw_api(RST.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
 	cr_assert(gw_wait_exit(&RST, 20000));
+	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 0, "status %d: %s",
+		  RST.status, gw_read_file(RST.err));
+}
+
+static void restore_and_check(const char *repo, const struct bk *b)
+{
+	restore_and_check_as(repo, b, NULL);
 }
 
 static void verify_ok(const char *repo)
@@ -511,6 +550,42 @@ Test(backup, on_s3_increments_upload_only_what_changed_and_restore_elsewhere)
 	cr_assert_eq(godwit((const char *const[]){ "images", "verify", "--repo", repo,
 						   "--endpoint", srv.endpoint, NULL }), 0,
 		     "%s", err_of(&CMD));
+}
+
+/*
+ * The whole flow as an unprivileged user: a VM run as nobody under the filter backs up
+ * to S3 (its S3 client, locks and key reads all as that user), and the backups are
+ * restored, lazily from S3, as nobody again.
+ */
+Test(backup, on_s3_a_vm_run_as_nobody_backs_up_and_is_restored_as_nobody)
+{
+	const char *repo = "s3://" BUCKET "/nobody";
+	struct bk b[2];
+	char cmd[300];
+
+	require_moto();
+	repo_init(repo);
+	/* The user's own: its key, its lock directory, the directory of its API socket. */
+	snprintf(cmd, sizeof(cmd), "chown -R nobody '%s' '%s'", WORK, VM.dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	boot_as("mb=32 rate=4 verify=1 tag=" LEAK_TAG, "128M", "nobody");
+	expect_unprivileged(&VM);
+	cr_assert_eq(backup(repo, NULL, &b[0]), 0, "%s / VM: %s", err_of(&CMD),
+		     gw_read_file(VM.err));
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", gw_count_lines(VM.console, "HB ") + 2,
+			       NULL, 0, BOOT_MS), "%s", gw_read_file(VM.err));
+	cr_assert_eq(backup(repo, NULL, &b[1]), 0, "%s / VM: %s", err_of(&CMD),
+		     gw_read_file(VM.err));
+	cr_assert_lt(b[1].bytes_new_stored, b[0].bytes_new_stored, "the second was not "
+		     "incremental");
+	expect_unprivileged(&VM);
+	quit_vm();
+	cr_assert(WIFEXITED(VM.status) && WEXITSTATUS(VM.status) == 0, "status %d: %s",
+		  VM.status, gw_read_file(VM.err));
+	cr_assert_eq(objects_holding("nobody/", LEAK_TAG), 0);
+	restore_and_check_as(repo, &b[1], "nobody");
+	restore_and_check_as(repo, &b[0], "nobody");
+	verify_ok(repo);
 }
 
 Test(backup, on_s3_prune_keeps_the_policy_and_two_backups_race_safely)
