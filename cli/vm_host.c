@@ -447,6 +447,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 		return;
 	p.lock_wait_s = (unsigned)lock_wait;
 	p.repo_locked = get_bool(req, "repo_locked");
+	p.cancel = &h->snap_cancel;
 	/* No "s3_retry": the default budget (s3.h). */
 	p.s3_retry_s = json_get(req, "s3_retry") ? (int)s3_retry : -1;
 	pthread_mutex_lock(&h->lock);
@@ -596,6 +597,7 @@ int vm_host_open(struct vm_host *h, struct vm *vm, const char *api_path,
 	if (access)
 		h->access = *access;
 	h->started_ms = now_ms();
+	atomic_init(&h->snap_cancel, false);
 	pthread_mutex_init(&h->lock, NULL);
 	if (api_path) {
 		rc = api_server_start(&h->api, api_path, &h->access.api, host_api_cmds, h, err,
@@ -669,11 +671,17 @@ int vm_host_serve(struct vm_host *h)
 	}
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
+	/*
+	 * A snapshot still running (stalled on S3, say) gives up now: its transfers abort
+	 * within about a second, it fails cleanly, and the VM is destroyed as usual.
+	 */
+	atomic_store(&h->snap_cancel, true);
 	if (!api_server_stop(h->api, VM_HOST_STOP_WAIT_MS)) {
 		/*
-		 * A snapshot still runs (an S3 server that does not answer): the VM has stopped and
-		 * the snapshot is not published; end now rather than past a service manager's
-		 * stop timeout. Its thread still uses the VM, so nothing is freed.
+		 * A snapshot still runs despite the cancel (a step that cannot be interrupted):
+		 * the VM has stopped and the snapshot is not published; end now rather than past
+		 * a service manager's stop timeout. Its thread still uses the VM, so nothing is
+		 * freed.
 		 */
 		cli_error("a snapshot was still running %d s after the VM stopped: exiting "
 			  "without it (it is not stored)", VM_HOST_STOP_WAIT_MS / 1000);

@@ -3,6 +3,7 @@
 #define CLI_VM_HOST_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cli/api.h"
@@ -59,6 +60,7 @@ struct vm_host {
 	pthread_t mig_watch;
 	bool mig_watching;
 	bool snapshotting; /* under lock: a snapshot runs (on the API's slow-command thread) */
+	atomic_bool snap_cancel; /* the VM has stopped: a running snapshot gives up (snap_params) */
 	uint64_t started_ms;
 	/* Under lock: what the next snapshot is incremental against. */
 	struct snap_tracker snap;

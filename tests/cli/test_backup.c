@@ -699,15 +699,28 @@ Test(backup, on_s3_a_20_s_outage_mid_backup_and_mid_restore_is_waited_out, .time
 	verify_ok(repo);
 }
 
+static int count_key(void *arg, const char *key, uint64_t size)
+{
+	(void)key;
+	(void)size;
+	++*(unsigned *)arg;
+	return 0;
+}
+
 /*
  * A snapshot stalled on S3 runs off the API's thread: status answers meanwhile, and SIGTERM
- * ends the VM within seconds instead of after the S3 client's retry budget.
+ * cancels it (its uploads abort) and ends the VM cleanly within seconds instead of after
+ * the S3 client's retry budget: exit 0, the disk's change log saved (its sidecar CLEAN),
+ * nothing published, no lock left, the repository whole.
  */
 Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeout = 600)
 {
 	const char *repo = "s3://" BUCKET "/stall";
-	char log[300], reply[2048];
+	char log[300], reply[2048], disk[300], sidecar[320], *err;
+	unsigned char head[12];
+	unsigned locks = 0;
 	uint64_t t0;
+	int fd;
 
 	require_kvm();
 	if (!fault_python())
@@ -717,7 +730,17 @@ Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeou
 	s3_test_env(&srv);
 	s3_client_for(&srv);
 	repo_init(repo);
-	boot("mb=16 rate=16", "64M");
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(sidecar, sizeof(sidecar), "%s.gwlog", disk);
+	fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	gw_spawn(&VM, (const char *const[]){ "run", "--kernel", TEST_GUEST_ELF, "--mem", "64M",
+					     "--cmdline", "mb=16 rate=16", "--disk", disk,
+					     "--console", VM.console, "--api", VM.api, NULL });
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
+		  "guest did not boot: %s", gw_read_file(VM.err));
 	/* Every data upload hangs for 10 minutes. */
 	arm("method=PUT,match=/data/,count=0,action=delay:600");
 	gw_proc_cleanup(&CMD);
@@ -733,12 +756,34 @@ Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeou
 	cr_assert(gw_api(VM.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)),
 		  "status did not answer during the stalled snapshot");
 	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+	/* The backup holds the repository's lock meanwhile. */
+	cr_assert_eq(s3_list(cli, "stall/locks/", count_key, &locks), 0);
+	cr_assert_gt(locks, 0, "no lock during the backup: %s", bucket_listing());
+	locks = 0;
 	t0 = (uint64_t)time(NULL);
 	cr_assert_eq(kill(VM.pid, SIGTERM), 0);
 	cr_assert(gw_wait_exit(&VM, 30000), "the VM did not end within 30 s of SIGTERM");
 	cr_assert_lt((uint64_t)time(NULL) - t0, 30);
-	cr_assert(strstr(gw_read_file(VM.err), "snapshot was still running"), "%s",
-		  gw_read_file(VM.err));
+	err = gw_read_file(VM.err);
+	cr_assert(WIFEXITED(VM.status) && WEXITSTATUS(VM.status) == 0, "status %d: %s",
+		  VM.status, err);
+	cr_assert_null(strstr(err, "snapshot was still running"), "not cancelled: %s", err);
+	free(err);
+	/* vm_destroy ran: the change log was saved by a clean close. */
+	fd = open(sidecar, O_RDONLY);
+	cr_assert_geq(fd, 0, "no change log beside the disk");
+	cr_assert_eq(read(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+	close(fd);
+	cr_assert_eq(memcmp(head, "GWDL", 4), 0);
+	cr_assert_eq(head[8] & 1, 1, "the change log was not saved by a clean close");
+	/* The backup failed, naming why; it published nothing and left no lock. */
+	cr_assert(gw_wait_exit(&CMD, 30000), "the backup outlived its VM");
+	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) != 0, "status %d: %s",
+		  CMD.status, err_of(&CMD));
+	cr_assert_eq(s3_list(cli, "stall/locks/", count_key, &locks), 0);
+	cr_assert_eq(locks, 0, "a lock was left: %s", bucket_listing());
+	cr_assert_eq(listed(repo), 0);
+	verify_ok(repo);
 }
 
 /* ---- Lost and damaged data -------------------------------------------------------------- */
