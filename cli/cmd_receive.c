@@ -36,6 +36,11 @@ struct receive_ctx {
 	const char *cpu_features;
 	struct net_opts nets;
 	bool created_disk; /* we made disk_path for a --with-disk source */
+	/* What serves the VM once it is in: opened (the sandbox entered) before it runs. */
+	struct vm_host host;
+	const char *api_path;
+	const struct vm_host_access *access;
+	bool host_open;
 };
 
 /* Build the VM shell the source's HELLO describes. */
@@ -87,6 +92,19 @@ static int receive_create_vm(void *arg, const struct mig_hello *h, struct vm **o
 	return vm_create_for_restore(out, &cfg, err, errlen);
 }
 
+/* The VM is in and not running yet: the API, then the sandbox (vm_host_open). */
+static int receive_ready(void *arg, struct vm *vm, char *err, size_t errlen)
+{
+	struct receive_ctx *ctx = arg;
+
+	if (vm_host_open(&ctx->host, vm, ctx->api_path, ctx->access) != CLI_EXIT_OK) {
+		snprintf(err, errlen, "the destination could not serve the VM (its log says why)");
+		return -EPERM;
+	}
+	ctx->host_open = true;
+	return 0;
+}
+
 /* The guest runs here now: tell this host's network (vm_host_announce). */
 static void receive_started(void *arg, struct vm *vm, char *note, size_t len)
 {
@@ -124,11 +142,11 @@ int cmd_receive(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mig_dest_params p = { .on_listen = receive_listening,
+				     .on_ready = receive_ready,
 				     .on_started = receive_started,
 				     .on_reject = receive_rejected };
 	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
-	const char *api_path = NULL, *console_path = NULL;
-	struct vm_host host;
+	const char *console_path = NULL;
 	struct vm_host_access access = { 0 };
 	struct vm *vm = NULL;
 	struct cli_console console = { .fd = -1 };
@@ -155,7 +173,7 @@ int cmd_receive(int argc, char **argv)
 			ctx.disk_path = optarg;
 			break;
 		case 'a':
-			api_path = optarg;
+			ctx.api_path = optarg;
 			break;
 		case 'o':
 			console_path = optarg;
@@ -221,6 +239,7 @@ int cmd_receive(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	ctx.console_fd = console.fd;
+	ctx.access = &access;
 	/* Strangers may connect from here on: the syscall filter first (the rest follows). */
 	if (sandbox_filter(&access.sandbox, err, sizeof(err)) < 0) {
 		cli_error("receive: %s", err);
@@ -230,6 +249,8 @@ int cmd_receive(int argc, char **argv)
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("receive: %s", err);
+		if (ctx.host_open)
+			vm_host_close(&ctx.host);
 		if (ctx.created_disk) {
 			char log[PATH_MAX];
 
@@ -243,7 +264,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	if (err[0])
 		cli_error("receive: %s", err); /* the VM runs, but the source may not know */
-	status = vm_host_serve(&host, vm, api_path, &access, true);
+	status = vm_host_serve(&ctx.host);
 	vm_destroy(vm);
 out_console:
 	cli_console_close(&console, !vm);

@@ -72,6 +72,24 @@ static void report_lazy(struct lazy_mem *lazy)
 		(double)st.bytes_fetched / (1 << 20));
 }
 
+/* The vCPUs run (h, arg: the bool --verbose): say when, and tell the network. */
+static void restore_started(struct vm_host *h, void *arg)
+{
+	bool verbose = *(bool *)arg;
+
+	if (verbose)
+		fprintf(stderr, "godwit: restore: vCPUs running at %.6f (wall clock)\n", wall_s());
+	if (vm_nic_count(h->vm)) {
+		/* A VM restored on another host has moved too: the network must learn it. */
+		char note[128];
+		int rc = vm_host_announce(h->vm, true, note, sizeof(note));
+
+		if (verbose || rc < 0)
+			fprintf(stderr, "godwit: restore: %s%s%s\n", note, rc < 0 ? ": " : "",
+				rc < 0 ? strerror(-rc) : "");
+	}
+}
+
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -275,23 +293,12 @@ int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "godwit: restore: RAM %s in %" PRIu64 " ms\n",
 			rs.ram_lazy ? "registered for lazy loading" : "copied", rs.ram_ms);
 	snap_restore_close(&rs);
-	rc = vm_start(vm);
-	if (rc < 0) {
-		cli_error("restore: cannot start the vCPUs: %s", strerror(-rc));
+	/* Everything is open: the sandbox before the first vCPU runs. */
+	if (vm_host_open(&host, vm, api_path, &access) != CLI_EXIT_OK)
 		goto out_lazy;
-	}
-	if (verbose)
-		fprintf(stderr, "godwit: restore: vCPUs running at %.6f (wall clock)\n", wall_s());
-	if (vm_nic_count(vm)) {
-		/* A VM restored on another host has moved too: the network must learn it. */
-		char note[128];
-
-		rc = vm_host_announce(vm, true, note, sizeof(note));
-		if (verbose || rc < 0)
-			fprintf(stderr, "godwit: restore: %s%s%s\n", note, rc < 0 ? ": " : "",
-				rc < 0 ? strerror(-rc) : "");
-	}
-	status = vm_host_serve(&host, vm, api_path, &access, true);
+	host.on_started = restore_started;
+	host.on_started_arg = &verbose;
+	status = vm_host_serve(&host);
 	if (lazy) {
 		/* The VM has stopped: nothing touches its RAM any more. */
 		rc = lazy_mem_stop(lazy, err, sizeof(err));

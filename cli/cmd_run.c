@@ -167,8 +167,10 @@ int cmd_run(int argc, char **argv)
 		status = CLI_EXIT_ERROR;
 		goto out_console;
 	}
-	status = vm_host_serve(&host, vm, api_path, &access, false);
-	/* vm_host_serve fails before starting the VM only for an unusable API socket. */
+	status = vm_host_open(&host, vm, api_path, &access);
+	if (status == CLI_EXIT_OK)
+		status = vm_host_serve(&host);
+	/* Only a host that could not open leaves it unstarted. */
 	started = vm_state(vm) != VM_STATE_CREATED;
 	vm_destroy(vm);
 out_console:

@@ -277,6 +277,15 @@ int sandbox_enter(const struct sandbox *sb, struct vm *vm, const char *api_path,
 	const char *probe = getenv("GODWIT_TEST_FORBIDDEN_SYSCALL");
 	int rc;
 
+	/*
+	 * A vCPU that ran before this ran the guest with privilege and without the filter.
+	 * (Stopped: a VM whose start was called off, say by a failed lazy restore, never ran.)
+	 */
+	if (vm_state(vm) == VM_STATE_RUNNING || vm_state(vm) == VM_STATE_PAUSED) {
+		snprintf(err, errlen, "the sandbox must be entered before the first vCPU runs, and "
+			 "this VM is %s already: this is a godwit bug", vm_state_name(vm_state(vm)));
+		return -EBUSY;
+	}
 	if (sb->has_user) {
 		rc = sandbox_drop_user(sb, api_path, err, errlen);
 		if (rc < 0)

@@ -32,8 +32,8 @@ int sandbox_filter(struct sandbox *sb, char *err, size_t errlen);
 
 /*
  * Enter the sandbox (sb, vm, api_path, err, errlen), once every file, device and socket
- * the VM needs is open and before (or, for a VM already running, as soon as possible
- * after) its vCPUs run: with --user, give api_path to the user, drop every capability
+ * the VM needs is open and before its vCPUs first run (a started VM is refused with
+ * -EBUSY): with --user, give api_path to the user, drop every capability
  * and become the user; set PR_SET_NO_NEW_PRIVS; unless seccomp_off, install the
  * process-wide syscall allowlist on every thread (a forbidden call ends the process with
  * a line naming the call and the thread), and have each vCPU thread add the tighter vCPU

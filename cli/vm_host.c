@@ -447,6 +447,7 @@ static void api_snapshot(void *arg, const struct json_obj *req, char *reply, siz
 		return;
 	p.lock_wait_s = (unsigned)lock_wait;
 	p.repo_locked = get_bool(req, "repo_locked");
+	p.cancel = &h->snap_cancel;
 	/* No "s3_retry": the default budget (s3.h). */
 	p.s3_retry_s = json_get(req, "s3_retry") ? (int)s3_retry : -1;
 	pthread_mutex_lock(&h->lock);
@@ -584,16 +585,11 @@ int vm_host_opt(int opt, const char *arg, struct vm_host_access *a)
 	}
 }
 
-int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
-		  const struct vm_host_access *access, bool already_started)
+int vm_host_open(struct vm_host *h, struct vm *vm, const char *api_path,
+		 const struct vm_host_access *access)
 {
-	struct api_server *api = NULL;
-	struct vm_exit_info exit_info;
-	struct termios tio_saved;
-	pthread_t tid;
-	bool tty = false;
 	char err[512] = "";
-	int rc, status;
+	int rc;
 
 	memset(h, 0, sizeof(*h));
 	h->vm = vm;
@@ -601,20 +597,49 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 	if (access)
 		h->access = *access;
 	h->started_ms = now_ms();
+	atomic_init(&h->snap_cancel, false);
 	pthread_mutex_init(&h->lock, NULL);
 	if (api_path) {
-		rc = api_server_start(&api, api_path, &h->access.api, host_api_cmds, h, err,
+		rc = api_server_start(&h->api, api_path, &h->access.api, host_api_cmds, h, err,
 				      sizeof(err));
 		if (rc < 0) {
 			cli_error("%s", err);
-			if (already_started) {
-				vm_request_stop(vm);
-				vm_wait(vm, NULL);
-			}
 			pthread_mutex_destroy(&h->lock);
 			return CLI_EXIT_ERROR;
 		}
 	}
+	/* Everything is open and no vCPU has run: from here on, least privilege. */
+	rc = sandbox_enter(&h->access.sandbox, vm, api_path, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		vm_host_close(h);
+		return CLI_EXIT_ERROR;
+	}
+	return CLI_EXIT_OK;
+}
+
+void vm_host_close(struct vm_host *h)
+{
+	api_server_stop(h->api, 0);
+	h->api = NULL;
+	pthread_mutex_destroy(&h->lock);
+}
+
+int vm_host_serve(struct vm_host *h)
+{
+	struct vm *vm = h->vm;
+	struct vm_exit_info exit_info;
+	struct termios tio_saved;
+	pthread_t tid;
+	bool tty = false;
+	int rc, status;
+
+	/* -EINVAL: started already (a received VM). A failed start ends in vm_wait below. */
+	rc = vm_start(vm);
+	if (rc < 0 && rc != -EINVAL)
+		cli_error("cannot start the vCPUs: %s", strerror(-rc));
+	else if (rc == 0 && h->on_started)
+		h->on_started(h, h->on_started_arg);
 	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tio_saved) == 0) {
 		struct termios raw = tio_saved;
 
@@ -622,25 +647,6 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
 		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 		tty = true;
-	}
-	/* Everything is open: from here on, least privilege. */
-	rc = sandbox_enter(&h->access.sandbox, vm, api_path, err, sizeof(err));
-	if (rc < 0) {
-		cli_error("%s", err);
-		if (tty)
-			tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
-		api_server_stop(api, 0);
-		if (already_started) {
-			vm_request_stop(vm);
-			vm_wait(vm, NULL);
-		}
-		pthread_mutex_destroy(&h->lock);
-		return CLI_EXIT_ERROR;
-	}
-	if (!already_started) {
-		rc = vm_start(vm);
-		if (rc < 0)
-			cli_error("cannot start the vCPUs: %s", strerror(-rc));
 	}
 	if (pthread_create(&tid, NULL, signal_thread, vm) == 0)
 		pthread_detach(tid);
@@ -665,11 +671,17 @@ int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
 	}
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &tio_saved);
-	if (!api_server_stop(api, VM_HOST_STOP_WAIT_MS)) {
+	/*
+	 * A snapshot still running (stalled on S3, say) gives up now: its transfers abort
+	 * within about a second, it fails cleanly, and the VM is destroyed as usual.
+	 */
+	atomic_store(&h->snap_cancel, true);
+	if (!api_server_stop(h->api, VM_HOST_STOP_WAIT_MS)) {
 		/*
-		 * A snapshot still runs (an S3 server that does not answer): the VM has stopped and
-		 * the snapshot is not published; end now rather than past a service manager's
-		 * stop timeout. Its thread still uses the VM, so nothing is freed.
+		 * A snapshot still runs despite the cancel (a step that cannot be interrupted):
+		 * the VM has stopped and the snapshot is not published; end now rather than past
+		 * a service manager's stop timeout. Its thread still uses the VM, so nothing is
+		 * freed.
 		 */
 		cli_error("a snapshot was still running %d s after the VM stopped: exiting "
 			  "without it (it is not stored)", VM_HOST_STOP_WAIT_MS / 1000);

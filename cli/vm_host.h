@@ -3,6 +3,7 @@
 #define CLI_VM_HOST_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cli/api.h"
@@ -59,9 +60,14 @@ struct vm_host {
 	pthread_t mig_watch;
 	bool mig_watching;
 	bool snapshotting; /* under lock: a snapshot runs (on the API's slow-command thread) */
+	atomic_bool snap_cancel; /* the VM has stopped: a running snapshot gives up (snap_params) */
 	uint64_t started_ms;
 	/* Under lock: what the next snapshot is incremental against. */
 	struct snap_tracker snap;
+	struct api_server *api; /* NULL: no API */
+	/* Called by vm_host_serve right after it started the vCPUs. May be NULL. */
+	void (*on_started)(struct vm_host *h, void *arg);
+	void *on_started_arg;
 };
 
 /*
@@ -71,15 +77,25 @@ struct vm_host {
 void vm_host_signals(void);
 
 /*
- * Serve vm until it stops: the API on api_path (if set) for access (NULL: the defaults),
- * SIGINT/SIGTERM as a clean stop,
- * keystrokes from a terminal stdin to the guest. Starts the vCPUs unless already_started.
- * Prints one line for a guest that died. Returns the exit status (cli.h); the VM is left
- * for the caller to destroy. On an API socket error returns CLI_EXIT_ERROR without
- * starting the VM.
+ * Get ready to serve vm (h, vm, api_path, access): the API on api_path (if set) for access
+ * (NULL: the defaults), then the sandbox (--user, no new privileges, the syscall filter,
+ * the vCPU filter). Call once every file, device and socket the VM needs is open and
+ * before any vCPU runs (sandbox_enter refuses a started VM). Returns CLI_EXIT_OK, or
+ * CLI_EXIT_ERROR after printing one line (nothing is left open).
  */
-int vm_host_serve(struct vm_host *h, struct vm *vm, const char *api_path,
-		  const struct vm_host_access *access, bool already_started);
+int vm_host_open(struct vm_host *h, struct vm *vm, const char *api_path,
+		 const struct vm_host_access *access);
+
+/* Give up an opened host without serving it (the VM never ran here): stop its API. */
+void vm_host_close(struct vm_host *h);
+
+/*
+ * Serve an opened host until its VM stops: start the vCPUs if not started yet (then call
+ * h->on_started), SIGINT/SIGTERM as a clean stop, keystrokes from a terminal stdin to the
+ * guest. Prints one line for a guest that died, or whose vCPUs could not start. Returns
+ * the exit status (cli.h); the VM is left for the caller to destroy.
+ */
+int vm_host_serve(struct vm_host *h);
 
 /*
  * Tell the network that vm's guest is here now (vm_announce): after_move (a migration or

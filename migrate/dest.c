@@ -518,6 +518,8 @@ int mig_receive(const struct mig_dest_params *p, mig_create_vm_fn create_vm, voi
 			snprintf(why, sizeof(why), "disk %s: fdatasync: %s", d.disk_path,
 				 strerror(-rc));
 		}
+		if (rc == 0 && p->on_ready)
+			rc = p->on_ready(ctx, d.vm, why, sizeof(why));
 		if (rc < 0)
 			rc = refuse(&d, MIG_REPLY_ERROR, err, errlen, rc, "%s", why);
 	}

@@ -185,6 +185,13 @@ struct mig_dest_params {
 	/* Called once the socket listens, before waiting for the source. May be NULL. */
 	void (*on_listen)(void *ctx, const char *hostport);
 	/*
+	 * Called once the VM's state is loaded, before READY goes back and before any vCPU
+	 * runs: the caller's last step with the VM not yet running (enter a sandbox). A
+	 * negative return (-errno, with a one-line reason in err) fails the move like any
+	 * other error here. May be NULL.
+	 */
+	int (*on_ready)(void *ctx, struct vm *vm, char *err, size_t errlen);
+	/*
 	 * Called right after the guest was started here (step 5 of proto.h's timeline),
 	 * before RUNNING goes back: announce the guest on this host's network. note (len
 	 * bytes) becomes RUNNING's message. May be NULL.

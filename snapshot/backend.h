@@ -2,6 +2,7 @@
 #ifndef SNAPSHOT_BACKEND_H
 #define SNAPSHOT_BACKEND_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +103,7 @@ struct backend_s3_opts {
 	int retry_s;          /* retry a failing request for this long (s3.h); < 0: 300 s */
 	backend_note_fn note; /* each retry, one line (NULL: none) */
 	void *note_arg;
+	const atomic_bool *cancel; /* set by another thread: transfers stop (s3_config) */
 };
 
 /*

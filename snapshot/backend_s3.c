@@ -783,6 +783,7 @@ int backend_s3_open(struct backend **out, const char *url, const struct backend_
 	if (o) {
 		cfg->log = o->note;
 		cfg->log_arg = o->note_arg;
+		cfg->cancel = o->cancel;
 	}
 	rc = s3_client_create(&s->c, cfg, msg, sizeof(msg));
 	if (rc < 0) {

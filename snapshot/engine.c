@@ -667,6 +667,12 @@ static int capture_disk_live(struct snap_job *j, const char **mode)
 	return rc;
 }
 
+/* Whether p's caller called the snapshot off (p). */
+static bool snap_cancelled(const struct snap_params *p)
+{
+	return p->cancel && atomic_load(p->cancel);
+}
+
 int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
 	      struct snap_result *res, char *err, size_t errlen)
 {
@@ -678,7 +684,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	struct repo_lock *lock = NULL;
 	struct s3_notes notes = { .mu = PTHREAD_MUTEX_INITIALIZER, .res = res };
 	struct backend_s3_opts s3 = { .endpoint = p->endpoint, .retry_s = p->s3_retry_s,
-				      .note = s3_note, .note_arg = &notes };
+				      .note = s3_note, .note_arg = &notes, .cancel = p->cancel };
 	const char *disk_mode = "none";
 	bool paused = false;
 	uint8_t *state = NULL;
@@ -756,6 +762,10 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		 */
 		if (round == 0 && p->min_bytes && npending * j.chunk_bytes <= SNAP_HOT_BUDGET_BYTES)
 			break;
+		if (snap_cancelled(p)) {
+			rc = -ECANCELED;
+			break;
+		}
 		/* A hot set too big to copy in a short pause is copied live again. */
 		rc = copy_pending_live(&j, npending * j.chunk_bytes > SNAP_HOT_BUDGET_BYTES &&
 					      round > 0);
@@ -770,8 +780,11 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		     npending * j.chunk_bytes <= SNAP_HOT_BUDGET_BYTES))
 			break;
 	}
+	if (rc == 0 && snap_cancelled(p))
+		rc = -ECANCELED;
 	if (rc < 0) {
-		snprintf(err, errlen, "snapshot: copying RAM to %s: %s", p->repo, strerror(-rc));
+		snprintf(err, errlen, "snapshot: copying RAM to %s: %s%s", p->repo, strerror(-rc),
+			 rc == -ECANCELED ? " (the VM is stopping): nothing is stored" : "");
 		goto out;
 	}
 

@@ -3,6 +3,7 @@
 #define SNAPSHOT_ENGINE_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +56,12 @@ struct snap_params {
 	 */
 	bool repo_locked;
 	int s3_retry_s;       /* retry a failing S3 request this long; < 0: 300 s (s3.h) */
+	/*
+	 * Set by another thread (NULL: never): the snapshot stops at its next step and its
+	 * S3 transfers within about a second (s3_config's cancel), and fails with -ECANCELED
+	 * like any other failure: nothing published, the lock released, the guest runs.
+	 */
+	const atomic_bool *cancel;
 };
 
 struct snap_result {

@@ -2,6 +2,7 @@
 #ifndef TRANSPORT_S3_H
 #define TRANSPORT_S3_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,7 +128,17 @@ struct s3_config {
 	void *clock_arg;
 	s3_log_fn log;                          /* each retry; NULL: none */
 	void *log_arg;
+	/*
+	 * Set by another thread (NULL: never): every transfer in flight stops within about a
+	 * second and fails with -ECANCELED, no retry follows, and a request started later
+	 * gets one attempt of at most S3_CANCELLED_ATTEMPT_MS (cleanup, such as a lock's
+	 * release, still goes out to a server that answers).
+	 */
+	const atomic_bool *cancel;
 };
+
+/* The one attempt a request gets once the client's cancel is set. */
+#define S3_CANCELLED_ATTEMPT_MS 3000
 
 /* The client's counters since creation; for tests and measurements. */
 struct s3_stats {

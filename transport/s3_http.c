@@ -15,6 +15,8 @@
 struct xfer {
 	struct s3_req *r;
 	const atomic_bool *cancel;
+	const atomic_bool *stop; /* the client's cancel, for a request begun before it was set */
+	bool late;               /* begun after the client's cancel: one short attempt */
 	size_t body_pos;
 	struct s3_buf errbody;
 	size_t discarded;
@@ -23,6 +25,12 @@ struct xfer {
 	int sink_rc; /* why the body callback stopped the transfer, 0 if it did not */
 	bool local;  /* the attempt failed before sending and already set the message */
 };
+
+/* Whether x's request (x) is to stop: its own cancel, or the client's after it began. */
+static bool xfer_cancelled(const struct xfer *x)
+{
+	return (x->cancel && atomic_load(x->cancel)) || (x->stop && atomic_load(x->stop));
+}
 
 static bool header_is(const char *p, size_t len, const char *name, const char **val, size_t *vlen)
 {
@@ -185,7 +193,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 			return 0; /* enough of an error body; the status says what happened */
 		return s3_buf_add(&x->errbody, p, len) == 0 ? len : 0;
 	}
-	if (x->cancel && atomic_load(x->cancel)) {
+	if (xfer_cancelled(x)) {
 		x->sink_rc = -ECANCELED;
 		return 0;
 	}
@@ -265,7 +273,7 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return x->cancel && atomic_load(x->cancel) ? 1 : 0;
+	return xfer_cancelled(x) ? 1 : 0;
 }
 
 /* Everything that is fixed across attempts: URL, raw path, body hash. */
@@ -401,7 +409,10 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->cfg.connect_timeout_ms);
-	if (c->cfg.request_timeout_ms)
+	if (x->late && (!c->cfg.request_timeout_ms ||
+			c->cfg.request_timeout_ms > S3_CANCELLED_ATTEMPT_MS))
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)S3_CANCELLED_ATTEMPT_MS);
+	else if (c->cfg.request_timeout_ms)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->cfg.request_timeout_ms);
 	if (c->cfg.stall_timeout_ms) {
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -416,7 +427,7 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	if (x->cancel) {
+	if (x->cancel || x->stop) {
 		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 		curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
@@ -505,11 +516,10 @@ static uint64_t backoff_ms(struct s3_client *c, unsigned attempt)
 	return d / 2 + r % (d - d / 2 + 1);
 }
 
-/* Sleep until the monotonic time until_ms, or a cancel (until_ms, cancel). */
-static void sleep_until(uint64_t until_ms, const atomic_bool *cancel)
+/* Sleep until the monotonic time until_ms, or a cancel of x (until_ms, x). */
+static void sleep_until(uint64_t until_ms, const struct xfer *x)
 {
-	for (uint64_t now = mono_ms(); now < until_ms && !(cancel && atomic_load(cancel));
-	     now = mono_ms()) {
+	for (uint64_t now = mono_ms(); now < until_ms && !xfer_cancelled(x); now = mono_ms()) {
 		uint64_t step = until_ms - now < 50 ? until_ms - now : 50;
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(step * 1000000) };
 
@@ -572,6 +582,7 @@ static bool retry_plan(struct s3_client *c, struct s3_req *r, int rc, const char
 int s3_request(struct s3_client *c, struct s3_req *r)
 {
 	struct prepared p = { 0 };
+	const atomic_bool *stop = c->cfg.cancel;
 	struct xfer x = { .r = r, .cancel = r->cancel };
 	char errbuf[CURL_ERROR_SIZE], what[S3_KEY_MAX / 2];
 	unsigned attempt;
@@ -590,32 +601,43 @@ int s3_request(struct s3_client *c, struct s3_req *r)
 		return s3_fail(c, rc, "s3: %s: out of memory", r->op);
 	}
 	s3_buf_init(&x.errbody, S3_ERROR_BODY_MAX);
+	x.late = stop && atomic_load(stop);
+	x.stop = x.late ? NULL : stop;
 	t0 = mono_ms();
 	for (attempt = 0;; attempt++) {
 		uint64_t until;
 
 		if (attempt) {
 			s3_stat_add(c, &c->stats.retries, 1);
-			sleep_until(mono_ms() + wait, r->cancel);
+			sleep_until(mono_ms() + wait, &x);
 		}
 		/* S3 asked this client to slow down: every request waits, not just the one told. */
 		pthread_mutex_lock(&c->lock);
 		until = c->throttle_until_ms;
 		pthread_mutex_unlock(&c->lock);
-		sleep_until(until, r->cancel);
-		if (r->cancel && atomic_load(r->cancel)) {
+		if (!x.late)
+			sleep_until(until, &x);
+		if (xfer_cancelled(&x)) {
 			rc = -ECANCELED;
 			break;
 		}
 		s3_stat_add(c, &c->stats.requests, 1);
 		rc = attempt_once(c, h, r, &p, &x, errbuf, &retry);
-		if (rc == 0 || !retry || !retry_plan(c, r, rc, errbuf, attempt, t0, &wait))
+		if (rc < 0 && xfer_cancelled(&x)) {
+			rc = -ECANCELED; /* aborted through on_progress or a callback */
+			break;
+		}
+		if (rc == 0 || !retry || x.late ||
+		    !retry_plan(c, r, rc, errbuf, attempt, t0, &wait))
 			break;
 	}
 	r->attempts = attempt + 1;
 	r->elapsed_ms = mono_ms() - t0;
 	s3_describe(c, r->key, what, sizeof(what));
-	if (rc == 0 || rc == -ECANCELED || x.local) {
+	if (rc == -ECANCELED && x.stop && atomic_load(x.stop)) {
+		s3_fail(c, rc, "s3: %s %s: cancelled after %.1f s (its caller is stopping)", r->op,
+			what, (double)r->elapsed_ms / 1000);
+	} else if (rc == 0 || rc == -ECANCELED || x.local) {
 		/* success; stopped because a sibling failed (that one reports); or reported */
 	} else if (r->status >= 300 || r->err_code[0]) {
 		rc = s3_error_from_response(c, r);

@@ -120,14 +120,21 @@ static void repo_init(const char *repo)
 		     "%s", err_of(&CMD));
 }
 
-static void boot(const char *cmdline, const char *mem)
+/* Boot the VM (cmdline, mem); with user, as that user under the filter (--user user). */
+static void boot_as(const char *cmdline, const char *mem, const char *user)
 {
 	const char *argv[] = { "run", "--kernel", TEST_GUEST_ELF, "--mem", mem, "--cpus", "1",
-			       "--cmdline", cmdline, "--console", VM.console, "--api", VM.api, NULL };
+			       "--cmdline", cmdline, "--console", VM.console, "--api", VM.api,
+			       user ? "--user" : NULL, user, NULL };
 
 	gw_spawn(&VM, argv);
 	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
 		  "guest did not boot: %s", gw_read_file(VM.err));
+}
+
+static void boot(const char *cmdline, const char *mem)
+{
+	boot_as(cmdline, mem, NULL);
 }
 
 struct bk {
@@ -162,16 +169,39 @@ static int backup(const char *repo, const char *const *extra, struct bk *b)
 	return rc;
 }
 
-/* Restore id from repo in a new process and check the guest goes on (repo, b). */
-static void restore_and_check(const char *repo, const struct bk *b)
+/* p runs as uid 65534 (nobody), under the syscall filter, without capabilities. */
+static void expect_unprivileged(const struct gw_proc *p)
+{
+	char path[64], *st;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+	st = gw_read_file(path);
+	cr_assert_not_null(st);
+	cr_assert(strstr(st, "\nUid:\t65534\t65534\t65534\t65534\n"), "%s", st);
+	cr_assert(strstr(st, "\nSeccomp:\t2\n"), "%s", st);
+	cr_assert(strstr(st, "\nNoNewPrivs:\t1\n"), "%s", st);
+	cr_assert(strstr(st, "\nCapEff:\t0000000000000000\n"), "%s", st);
+	free(st);
+}
+
+/*
+ * Restore id from repo in a new process and check the guest goes on (repo, b); with user,
+ * the restored VM runs as that user (user: NULL or "nobody").
+ */
+static void restore_and_check_as(const char *repo, const struct bk *b, const char *user)
 {
 	const char *argv[] = { "restore", "--repo", repo, "--key-file", KEY, "--snapshot", b->id,
-			       "--console", RST.console, "--api", RST.api, NULL };
-	char line[256], reply[256];
+			       "--console", RST.console, "--api", RST.api,
+			       user ? "--user" : NULL, user, NULL };
+	char line[256], reply[256], cmd[300];
 	struct gw_hb hb;
 
 	gw_proc_cleanup(&RST);
 	gw_proc_init(&RST);
+	if (user) {
+		snprintf(cmd, sizeof(cmd), "chown %s '%s'", user, RST.dir);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+	}
 	gw_spawn(&RST, argv);
 	cr_assert(gw_wait_line(&RST, RST.console, "HB ", 3, line, sizeof(line), BOOT_MS),
 		  "restored guest does not run: %s", gw_read_file(RST.err));
@@ -180,8 +210,17 @@ static void restore_and_check(const char *repo, const struct bk *b)
 	cr_assert_geq(hb.counter, b->hb.counter, "counter went back: %s", line);
 	cr_assert_eq(hb.errors, 0, "restored guest found corrupted pages: %s", line);
 	cr_assert_eq(gw_count_lines(RST.console, "GUEST boot"), 0, "the guest rebooted");
+	if (user)
+		expect_unprivileged(&RST);
 	cr_assert(gw_api(RST.api, "{\"cmd\":\"quit\"}", reply, sizeof(reply)));
 	cr_assert(gw_wait_exit(&RST, 20000));
+	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 0, "status %d: %s",
+		  RST.status, gw_read_file(RST.err));
+}
+
+static void restore_and_check(const char *repo, const struct bk *b)
+{
+	restore_and_check_as(repo, b, NULL);
 }
 
 static void verify_ok(const char *repo)
@@ -513,6 +552,42 @@ Test(backup, on_s3_increments_upload_only_what_changed_and_restore_elsewhere)
 		     "%s", err_of(&CMD));
 }
 
+/*
+ * The whole flow as an unprivileged user: a VM run as nobody under the filter backs up
+ * to S3 (its S3 client, locks and key reads all as that user), and the backups are
+ * restored, lazily from S3, as nobody again.
+ */
+Test(backup, on_s3_a_vm_run_as_nobody_backs_up_and_is_restored_as_nobody)
+{
+	const char *repo = "s3://" BUCKET "/nobody";
+	struct bk b[2];
+	char cmd[300];
+
+	require_moto();
+	repo_init(repo);
+	/* The user's own: its key, its lock directory, the directory of its API socket. */
+	snprintf(cmd, sizeof(cmd), "chown -R nobody '%s' '%s'", WORK, VM.dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	boot_as("mb=32 rate=4 verify=1 tag=" LEAK_TAG, "128M", "nobody");
+	expect_unprivileged(&VM);
+	cr_assert_eq(backup(repo, NULL, &b[0]), 0, "%s / VM: %s", err_of(&CMD),
+		     gw_read_file(VM.err));
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", gw_count_lines(VM.console, "HB ") + 2,
+			       NULL, 0, BOOT_MS), "%s", gw_read_file(VM.err));
+	cr_assert_eq(backup(repo, NULL, &b[1]), 0, "%s / VM: %s", err_of(&CMD),
+		     gw_read_file(VM.err));
+	cr_assert_lt(b[1].bytes_new_stored, b[0].bytes_new_stored, "the second was not "
+		     "incremental");
+	expect_unprivileged(&VM);
+	quit_vm();
+	cr_assert(WIFEXITED(VM.status) && WEXITSTATUS(VM.status) == 0, "status %d: %s",
+		  VM.status, gw_read_file(VM.err));
+	cr_assert_eq(objects_holding("nobody/", LEAK_TAG), 0);
+	restore_and_check_as(repo, &b[1], "nobody");
+	restore_and_check_as(repo, &b[0], "nobody");
+	verify_ok(repo);
+}
+
 Test(backup, on_s3_prune_keeps_the_policy_and_two_backups_race_safely)
 {
 	const char *repo = "s3://" BUCKET "/backups";
@@ -624,15 +699,28 @@ Test(backup, on_s3_a_20_s_outage_mid_backup_and_mid_restore_is_waited_out, .time
 	verify_ok(repo);
 }
 
+static int count_key(void *arg, const char *key, uint64_t size)
+{
+	(void)key;
+	(void)size;
+	++*(unsigned *)arg;
+	return 0;
+}
+
 /*
  * A snapshot stalled on S3 runs off the API's thread: status answers meanwhile, and SIGTERM
- * ends the VM within seconds instead of after the S3 client's retry budget.
+ * cancels it (its uploads abort) and ends the VM cleanly within seconds instead of after
+ * the S3 client's retry budget: exit 0, the disk's change log saved (its sidecar CLEAN),
+ * nothing published, no lock left, the repository whole.
  */
 Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeout = 600)
 {
 	const char *repo = "s3://" BUCKET "/stall";
-	char log[300], reply[2048];
+	char log[300], reply[2048], disk[300], sidecar[320], *err;
+	unsigned char head[12];
+	unsigned locks = 0;
 	uint64_t t0;
+	int fd;
 
 	require_kvm();
 	if (!fault_python())
@@ -642,7 +730,15 @@ Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeou
 	s3_test_env(&srv);
 	s3_client_for(&srv);
 	repo_init(repo);
-	boot("mb=16 rate=16", "64M");
+	snprintf(disk, sizeof(disk), "%s/disk.img", WORK);
+	snprintf(sidecar, sizeof(sidecar), "%s.gwlog", disk);
+	fd = open(disk, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert(fd >= 0 && close(fd) == 0 && truncate(disk, 16 << 20) == 0, "%s", disk);
+	gw_spawn(&VM, (const char *const[]){ "run", "--kernel", TEST_GUEST_ELF, "--mem", "64M",
+					     "--cmdline", "mb=16 rate=16", "--disk", disk,
+					     "--console", VM.console, "--api", VM.api, NULL });
+	cr_assert(gw_wait_line(&VM, VM.console, "HB ", 3, NULL, 0, BOOT_MS),
+		  "guest did not boot: %s", gw_read_file(VM.err));
 	/* Every data upload hangs for 10 minutes. */
 	arm("method=PUT,match=/data/,count=0,action=delay:600");
 	gw_proc_cleanup(&CMD);
@@ -658,12 +754,34 @@ Test(backup, on_s3_a_stalled_snapshot_blocks_neither_status_nor_sigterm, .timeou
 	cr_assert(gw_api(VM.api, "{\"cmd\":\"status\"}", reply, sizeof(reply)),
 		  "status did not answer during the stalled snapshot");
 	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
+	/* The backup holds the repository's lock meanwhile. */
+	cr_assert_eq(s3_list(cli, "stall/locks/", count_key, &locks), 0);
+	cr_assert_gt(locks, 0, "no lock during the backup: %s", bucket_listing());
+	locks = 0;
 	t0 = (uint64_t)time(NULL);
 	cr_assert_eq(kill(VM.pid, SIGTERM), 0);
 	cr_assert(gw_wait_exit(&VM, 30000), "the VM did not end within 30 s of SIGTERM");
 	cr_assert_lt((uint64_t)time(NULL) - t0, 30);
-	cr_assert(strstr(gw_read_file(VM.err), "snapshot was still running"), "%s",
-		  gw_read_file(VM.err));
+	err = gw_read_file(VM.err);
+	cr_assert(WIFEXITED(VM.status) && WEXITSTATUS(VM.status) == 0, "status %d: %s",
+		  VM.status, err);
+	cr_assert_null(strstr(err, "snapshot was still running"), "not cancelled: %s", err);
+	free(err);
+	/* vm_destroy ran: the change log was saved by a clean close. */
+	fd = open(sidecar, O_RDONLY);
+	cr_assert_geq(fd, 0, "no change log beside the disk");
+	cr_assert_eq(read(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+	close(fd);
+	cr_assert_eq(memcmp(head, "GWDL", 4), 0);
+	cr_assert_eq(head[8] & 1, 1, "the change log was not saved by a clean close");
+	/* The backup failed, naming why; it published nothing and left no lock. */
+	cr_assert(gw_wait_exit(&CMD, 30000), "the backup outlived its VM");
+	cr_assert(WIFEXITED(CMD.status) && WEXITSTATUS(CMD.status) != 0, "status %d: %s",
+		  CMD.status, err_of(&CMD));
+	cr_assert_eq(s3_list(cli, "stall/locks/", count_key, &locks), 0);
+	cr_assert_eq(locks, 0, "a lock was left: %s", bucket_listing());
+	cr_assert_eq(listed(repo), 0);
+	verify_ok(repo);
 }
 
 /* ---- Lost and damaged data -------------------------------------------------------------- */

@@ -221,7 +221,7 @@ Test(sandbox, refuses_an_unknown_user_and_root)
 	gw_expect_one_error(&CMD, "--seccomp 'maybe' is not on or off");
 }
 
-/* p runs as nobody, filtered, without capabilities. */
+/* p runs as nobody, filtered, without capabilities; its vCPUs under the tighter filter. */
 static void expect_sandboxed(const struct gw_proc *p)
 {
 	char path[64], v[128];
@@ -231,8 +231,12 @@ static void expect_sandboxed(const struct gw_proc *p)
 	cr_assert_str_eq(v, "65534 65534 65534 65534");
 	proc_field(path, "Seccomp:", v, sizeof(v));
 	cr_assert_str_eq(v, "2");
+	proc_field(path, "NoNewPrivs:", v, sizeof(v));
+	cr_assert_str_eq(v, "1");
 	proc_field(path, "CapEff:", v, sizeof(v));
 	cr_assert_str_eq(v, "0000000000000000");
+	cr_assert_eq(thread_filters(p->pid, "vcpu0"), thread_filters(p->pid, "api") + 1);
+	cr_assert_eq(thread_filters(p->pid, "vcpu1"), thread_filters(p->pid, "api") + 1);
 }
 
 /* The newest heartbeat of p is from the boot of before, and later. */
@@ -305,4 +309,53 @@ Test(sandbox, as_a_user_a_vm_snapshots_migrates_over_tls_and_is_restored)
 	gw_quit(&RST);
 	cr_assert(WIFEXITED(RST.status) && WEXITSTATUS(RST.status) == 0, "%s",
 		  gw_read_file(RST.err));
+}
+
+/* A snapshot of a booted VM in a fresh repository under P.dir; its id into id. */
+static void snapshot_into(const char *repo, const char *key, char *id, size_t len)
+{
+	char *out;
+
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "repo", "init", "--repo", repo,
+							 "--key-file", key, NULL }, 30000), 0);
+	boot(NULL);
+	wait_hb(3);
+	cr_assert_eq(gw_run(&CMD, (const char *const[]){ "snapshot", "--api", P.api, "--repo",
+							 repo, "--key-file", key, NULL }, 120000),
+		     0, "snapshot: %s / VM: %s", gw_read_file(CMD.err), gw_read_file(P.err));
+	out = gw_read_file(CMD.out);
+	snprintf(id, len, "%s", out);
+	id[strcspn(id, "\n")] = '\0';
+	free(out);
+	gw_quit(&P);
+}
+
+/*
+ * The vCPUs of a restored VM, lazy or eager, run under the vCPU filter from their first
+ * KVM_RUN: the hook's socket() on a vCPU thread ends the VM before the guest says anything.
+ */
+Test(sandbox, a_forbidden_call_on_a_restored_vcpu_ends_it_naming_call_and_thread)
+{
+	char repo[256], key[256], id[80], *err;
+
+	snprintf(repo, sizeof(repo), "%s/repo", P.dir);
+	snprintf(key, sizeof(key), "%s/repo.key", P.dir);
+	snapshot_into(repo, key, id, sizeof(id));
+	for (int eager = 0; eager < 2; eager++) {
+		struct gw_proc *r = eager ? &DST : &RST;
+
+		setenv("GODWIT_TEST_FORBIDDEN_SYSCALL", "vcpu", 1);
+		gw_spawn(r, (const char *const[]){ "restore", "--repo", repo, "--key-file", key,
+						   "--snapshot", id, "--console", r->console,
+						   eager ? "--eager" : "--verbose", NULL });
+		unsetenv("GODWIT_TEST_FORBIDDEN_SYSCALL");
+		cr_assert(gw_wait_exit(r, 60000), "the restored VM survived a forbidden socket()");
+		err = gw_read_file(r->err);
+		cr_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 1, "status %d: %s",
+			  r->status, err);
+		cr_assert(strstr(err, "godwit: seccomp: thread vcpu"), "%s", err);
+		cr_assert(strstr(err, "made a forbidden system call, socket ("), "%s", err);
+		free(err);
+		cr_assert_eq(gw_count_lines(r->console, "HB "), 0, "the guest ran unfiltered");
+	}
 }

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,4 +600,51 @@ Test(s3_fault, the_retry_budget_ends_the_retries_and_the_message_says_how_long, 
 	s3_client_set_retry_budget(cli, 0);
 	cr_assert_lt(s3_put(cli, "k", "v", 1), 0);
 	cr_assert(strstr(errmsg(), "1 attempts"), "%s", errmsg());
+}
+
+/* Set the client's cancel once the server holds the upload (arg: the flag). */
+static void *cancel_when_held(void *arg)
+{
+	atomic_bool *flag = arg;
+
+	while (file_count_lines(log_path, "delaying") == 0)
+		usleep(20000);
+	atomic_store(flag, true);
+	return NULL;
+}
+
+/*
+ * The client's cancel stops a transfer the server holds (no retry follows) and names
+ * itself; later requests still get one attempt each, so a cleanup reaches a server that
+ * answers, and one that does not is not retried.
+ */
+Test(s3_fault, the_clients_cancel_aborts_a_held_transfer_and_later_requests_try_once)
+{
+	static atomic_bool flag;
+	const char *rules[] = { "method=PUT,match=/bkt/slow,action=delay:600,count=0", NULL };
+	struct s3_config cfg;
+	uint64_t requests;
+	char err[256];
+	pthread_t t;
+
+	atomic_init(&flag, false);
+	start(rules, NULL);
+	s3_client_destroy(cli);
+	s3_test_config(&cfg, &srv, "bkt");
+	cfg.cancel = &flag;
+	cr_assert_eq(s3_client_create(&cli, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pthread_create(&t, NULL, cancel_when_held, &flag), 0);
+	cr_assert_eq(s3_put(cli, "slow", "v", 1), -ECANCELED, "%s", errmsg());
+	pthread_join(t, NULL);
+	cr_assert(strstr(errmsg(), "cancelled"), "%s", errmsg());
+	cr_assert_eq(stats().retries, 0);
+	/* Begun after the cancel: one attempt, which a server that answers completes. */
+	cr_assert_eq(s3_put(cli, "other", "w", 1), 0, "%s", errmsg());
+	cr_assert_eq(s3_delete(cli, "other"), 0, "%s", errmsg());
+	/* And one that the server holds is given up after that one attempt. */
+	requests = stats().requests;
+	cr_assert_lt(s3_put(cli, "slow", "v", 1), 0);
+	cr_assert_eq(stats().requests, requests + 1);
+	cr_assert_eq(stats().retries, 0);
+	cr_assert_eq(file_count_lines(log_path, "delaying"), 2);
 }
