@@ -24,8 +24,8 @@
  * with a disk, virtio-blk on a memfd) the way vm_create wires them, and runs what
  * vm_state_load runs around its KVM calls: vs_restore_decode, which decodes and checks the
  * whole blob before KVM is touched, then vs_restore_devices, the real device loads. KVM
- * is never called: its ioctls are what a stub would replace, and they validate what they
- * get themselves. The host's CPUID is a table that offers every feature. A device that
+ * is never called: the harness ends where the ioctls begin, and KVM checks what they
+ * pass on its own. The host's CPUID is a table that offers every feature. A device that
  * took a state must take what it saves from it again.
  */
 #define FUZZ_DISK_MAX (1u << 20)
