@@ -19,6 +19,8 @@ struct vs_restore {
 	bool have[VS_REC_COUNT];
 	struct vs_record vcpu_rec[LAYOUT_MAX_VCPUS];
 	bool have_vcpu[LAYOUT_MAX_VCPUS];
+	struct vs_record nic[VS_MAX_NICS]; /* the VIRTIO_NET record's NICs, nnics of them */
+	unsigned nnics;
 	struct vs_machine machine;
 	struct vcpu_state *vcpu; /* ncpus of them */
 	unsigned ncpus;
@@ -135,16 +137,14 @@ static int restore_check_machine(struct vs_restore *r, const struct vs_shape *sh
 	}
 	if (shape->nnets) {
 		const struct vs_record *rec = &r->rec[VS_REC_VIRTIO_NET];
-		struct vs_record nic[VS_MAX_NICS];
-		unsigned count;
 
-		if (vs_nics_split(rec->payload, rec->len, nic, &count) < 0) {
+		if (vs_nics_split(rec->payload, rec->len, r->nic, &r->nnics) < 0) {
 			snprintf(err, errlen, "VM state blob: malformed NIC record");
 			return -EBADMSG;
 		}
-		if (count != shape->nnets) {
+		if (r->nnics != shape->nnets) {
 			snprintf(err, errlen, "VM state is of a VM with %u NICs, this VM has %u: give "
-				 "one --net per NIC", count, shape->nnets);
+				 "one --net per NIC", r->nnics, shape->nnets);
 			return -EINVAL;
 		}
 	}
@@ -280,15 +280,11 @@ int vs_restore_devices(const struct vs_restore *r, const struct vs_devices *dev,
 		rc = virtio_blk_state_load(dev->blk, rec->payload, rec->len);
 	}
 	if (rc == 0 && dev->nnets) {
-		struct vs_record nic[VS_MAX_NICS];
-		unsigned count = 0;
-
 		rec = &r->rec[VS_REC_VIRTIO_NET];
-		rc = vs_nics_split(rec->payload, rec->len, nic, &count);
-		if (rc == 0 && count != dev->nnets)
-			rc = -EINVAL; /* vs_restore_decode checked it against the shape */
-		for (unsigned i = 0; rc == 0 && i < count; i++)
-			rc = virtio_net_state_load(dev->net[i], nic[i].payload, nic[i].len);
+		if (r->nnics != dev->nnets)
+			rc = -EINVAL; /* vs_restore_decode split it and checked it against the shape */
+		for (unsigned i = 0; rc == 0 && i < r->nnics; i++)
+			rc = virtio_net_state_load(dev->net[i], r->nic[i].payload, r->nic[i].len);
 	}
 	if (rc < 0)
 		snprintf(err, errlen, "VM state blob: record type %u does not fit this VM's "
