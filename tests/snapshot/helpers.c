@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_key.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+#include "repo/repo_key.h"
 
 void fill_random(uint8_t *buf, size_t len, uint64_t seed)
 {

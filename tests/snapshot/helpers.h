@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot/verify.h"
+#include "repo/verify.h"
 
 struct repo;
 struct snap_manifest;

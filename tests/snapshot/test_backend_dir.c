@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "helpers.h"
-#include "snapshot/backend.h"
+#include "repo/backend.h"
 
 static char dir[64];
 static struct backend *be;

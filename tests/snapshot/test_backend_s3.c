@@ -11,12 +11,12 @@
 
 #include "helpers.h"
 #include "s3_helpers.h"
-#include "snapshot/backend.h"
-#include "snapshot/lock.h"
-#include "snapshot/manifest.h"
-#include "snapshot/prune.h"
-#include "snapshot/repo.h"
-#include "snapshot/verify.h"
+#include "repo/backend.h"
+#include "repo/lock.h"
+#include "repo/manifest.h"
+#include "repo/prune.h"
+#include "repo/repo.h"
+#include "repo/verify.h"
 #include "transport/s3.h"
 
 #define BUCKET "godwit-test"

@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/disk_sync.h"
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
-#include "snapshot/rsync_delta.h"
+#include "repo/disk_sync.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+#include "repo/rsync_delta.h"
 
 #define DISK_BYTES ((8u << 20) + 12345)
 #define BLOCK (64u << 10)

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "snapshot/index_file.h"
-#include "snapshot/repo_crypto.h"
+#include "repo/index_file.h"
+#include "repo/repo_crypto.h"
 #include "transport/byteorder.h"
 
 static struct pack_entry entries[3][4];

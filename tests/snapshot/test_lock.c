@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/lock.h"
-#include "snapshot/repo.h"
+#include "repo/lock.h"
+#include "repo/repo.h"
 
 static char dir[64], err[1024];
 static struct repo *r;

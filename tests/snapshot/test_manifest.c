@@ -8,7 +8,7 @@
 #include <zstd.h>
 
 #include "helpers.h"
-#include "snapshot/manifest.h"
+#include "repo/manifest.h"
 #include "transport/byteorder.h"
 
 static struct snap_manifest m;

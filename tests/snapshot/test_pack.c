@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "snapshot/pack.h"
+#include "repo/pack.h"
 #include "transport/byteorder.h"
 
 #define NBLOBS 5

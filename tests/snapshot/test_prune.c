@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/manifest.h"
-#include "snapshot/pack.h"
-#include "snapshot/prune.h"
-#include "snapshot/repo.h"
-#include "snapshot/verify.h"
+#include "repo/manifest.h"
+#include "repo/pack.h"
+#include "repo/prune.h"
+#include "repo/repo.h"
+#include "repo/verify.h"
 
 #define DAY_NS (86400ull * 1000000000ull)
 #define HOUR_NS (3600ull * 1000000000ull)

@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/manifest.h"
-#include "snapshot/pack.h"
-#include "snapshot/repair.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_key.h"
-#include "snapshot/verify.h"
+#include "repo/manifest.h"
+#include "repo/pack.h"
+#include "repo/repair.h"
+#include "repo/repo.h"
+#include "repo/repo_key.h"
+#include "repo/verify.h"
 
 #define RAM (2u << 20)
 

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/index_file.h"
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
+#include "repo/index_file.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
 
 #define RAM_BYTES (4u << 20)
 #define DISK_BYTES ((2u << 20) + 4096)

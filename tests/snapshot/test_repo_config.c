@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "helpers.h"
-#include "snapshot/blob.h"
-#include "snapshot/repo_config.h"
+#include "repo/blob.h"
+#include "repo/repo_config.h"
 #include "transport/byteorder.h"
 
 static struct repo_config cfg;

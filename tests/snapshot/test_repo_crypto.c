@@ -7,8 +7,8 @@
 #include <openssl/hmac.h>
 
 #include "helpers.h"
-#include "snapshot/blob.h"
-#include "snapshot/repo_crypto.h"
+#include "repo/blob.h"
+#include "repo/repo_crypto.h"
 
 #define LEN 70000
 

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/index_file.h"
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_crypto.h"
+#include "repo/index_file.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+#include "repo/repo_crypto.h"
 #include "transport/byteorder.h"
 #include "transport/crc32c.h"
 

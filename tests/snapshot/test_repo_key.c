@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/repo_key.h"
+#include "repo/repo_key.h"
 
 static char dir[64], path[128], err[512];
 static struct repo_key key;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/rsync_delta.h"
+#include "repo/rsync_delta.h"
 #include "transport/file_stream.h"
 #include "transport/mem_stream.h"
 

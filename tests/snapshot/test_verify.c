@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
-#include "snapshot/verify.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+#include "repo/verify.h"
 #include "transport/crc32c.h"
 
 #define RAM_BYTES (2u << 20)
