@@ -101,7 +101,7 @@ Test(repo, open_of_a_corrupt_config_names_the_reason)
 	cr_assert(strstr(err, "config: checksum mismatch"), "%s", err);
 }
 
-/* s3:// locations go to the S3 backend (tests/snapshot/test_backend_s3.c tests it on moto). */
+/* s3:// locations go to the S3 backend (tests/repo/test_backend_s3.c tests it on moto). */
 Test(repo, s3_locations_reach_the_s3_backend)
 {
 	struct repo *r2;

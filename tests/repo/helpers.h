@@ -1,6 +1,6 @@
-/* Shared helpers for the snapshot tests: data patterns, temp repositories, file surgery. */
-#ifndef TESTS_SNAPSHOT_HELPERS_H
-#define TESTS_SNAPSHOT_HELPERS_H
+/* Shared helpers for the repository tests: data patterns, temp repositories, file surgery. */
+#ifndef TESTS_REPO_HELPERS_H
+#define TESTS_REPO_HELPERS_H
 
 #include <stdbool.h>
 #include <stddef.h>

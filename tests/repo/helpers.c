@@ -1,4 +1,4 @@
-/* Shared helpers for the snapshot tests: data patterns, temp repositories, file surgery. */
+/* Shared helpers for the repository tests: data patterns, temp repositories, file surgery. */
 #include "helpers.h"
 
 #include <criterion/criterion.h>
