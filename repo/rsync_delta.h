@@ -74,8 +74,7 @@ int rsd_signature(int fd, uint64_t bytes, uint32_t block_bytes, uint8_t **sig,
 /*
  * The librsync delta that turns the file sig describes into the first bytes bytes of
  * new_fd (sig, sig_len, new_fd, bytes, out, err, errlen), written to out (any stream:
- * a file_stream for a durable .partial-then-rename file, a memory writer, or a zstd or
- * aead layer). The caller closes out. Returns 0, rsd_sig_parse's error, out's sticky
+ * an fd_stream over a file, a memory writer, or a zstd layer). The caller closes out. Returns 0, rsd_sig_parse's error, out's sticky
  * error, or a read or librsync error.
  */
 int rsd_delta(const uint8_t *sig, size_t sig_len, int new_fd, uint64_t bytes,

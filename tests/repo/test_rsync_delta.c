@@ -9,7 +9,7 @@
 
 #include "helpers.h"
 #include "repo/rsync_delta.h"
-#include "transport/file_stream.h"
+#include "transport/fd_stream.h"
 #include "transport/mem_stream.h"
 
 #define IMAGE_BYTES (16u << 20)
@@ -63,9 +63,11 @@ TestSuite(rsync_delta, .init = setup, .fini = teardown, .timeout = 60);
 
 static void make_delta(const uint8_t *sig, size_t sig_len, int fd, uint64_t bytes)
 {
+	int dfd = open(delta_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	struct stream *s;
 
-	cr_assert_eq(file_stream_create(&s, delta_path, 0600), 0);
+	cr_assert(dfd >= 0);
+	cr_assert_eq(fd_stream_open(&s, dfd, FD_STREAM_OWN, 0), 0);
 	cr_assert_eq(rsd_delta(sig, sig_len, fd, bytes, s, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(stream_close(s, true), 0);
 }
