@@ -1,5 +1,6 @@
 /* Repository locks: acquisition by put-then-list, heartbeats, stale-lock recovery, and a host-local flock. */
 #include "repo/lock.h"
+#include "repo/lock_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,32 +20,6 @@
 
 #include "repo/backend.h"
 #include "repo/repo.h"
-
-#define LOCK_MAGIC "godwit-lock 1"
-#define LOCK_MAGIC_V2 "godwit-lock 2"
-#define LOCK_TAG_HEX 32
-#define LOCK_NONCE_HEX 16
-#define LOCK_NAME_BYTES 96
-#define LOCK_HOST_MAX 256
-#define LOCK_BOOT_ID_MAX 64
-#define LOCK_DEFAULT_HEARTBEAT_S 60
-#define LOCK_DEFAULT_STALE_S 600
-
-/* What one lock object says, plus what its name says. */
-struct lock_info {
-	enum repo_lock_kind kind;
-	char tag[LOCK_TAG_HEX + 1]; /* "-" for prune */
-	char vm[256];               /* "-" unless a plaintext repository's backup */
-	char host[LOCK_HOST_MAX];
-	char boot_id[LOCK_BOOT_ID_MAX];
-	int64_t pid;
-	uint64_t pid_start;
-	uint64_t started_ns;
-	uint64_t heartbeat_ns;
-	char nonce[LOCK_NONCE_HEX + 1];
-	bool future; /* a later format version: never stale, always a conflict */
-	char display[256]; /* ours only: the VM name for messages, never written */
-};
 
 /*
  * The lock. The caller's thread acquires and releases; in between only the heartbeat
@@ -155,153 +130,6 @@ static void self_info(struct lock_info *me)
 	me->pid_start = pid_start_time(me->pid);
 }
 
-/* ---- Encoding -------------------------------------------------------------------------- */
-
-static const char *const kind_names[] = {
-	[REPO_LOCK_BACKUP] = "backup",
-	[REPO_LOCK_PRUNE] = "prune",
-	[REPO_LOCK_SNAPSHOT] = "snapshot",
-	[REPO_LOCK_RESTORE] = "restore",
-};
-
-static const char *kind_name(enum repo_lock_kind k)
-{
-	return kind_names[k];
-}
-
-/* The kinds version 1 knew are written as version 1, so older readers keep reading them. */
-static bool kind_v1(enum repo_lock_kind k)
-{
-	return k == REPO_LOCK_BACKUP || k == REPO_LOCK_PRUNE;
-}
-
-/* Kinds whose objects carry the VM tag. */
-static bool kind_tagged(enum repo_lock_kind k)
-{
-	return k == REPO_LOCK_BACKUP || k == REPO_LOCK_SNAPSHOT;
-}
-
-static int lock_encode(const struct lock_info *i, char *out, size_t len)
-{
-	int n = snprintf(out, len,
-			 "%s\nkind %s\nvm-tag %s\nvm %s\nhost %s\nboot-id %s\npid %" PRId64
-			 "\npid-start %" PRIu64 "\nstarted-ns %" PRIu64 "\nheartbeat-ns %" PRIu64 "\n",
-			 kind_v1(i->kind) ? LOCK_MAGIC : LOCK_MAGIC_V2, kind_name(i->kind), i->tag,
-			 i->vm, i->host, i->boot_id, i->pid, i->pid_start, i->started_ns,
-			 i->heartbeat_ns);
-
-	return n < 0 || (size_t)n >= len ? -EMSGSIZE : n;
-}
-
-/* The value of line "key value" at *p (p, key, out, len); advances *p past the line. */
-static bool take_line(const char **p, const char *end, const char *key, char *out, size_t len)
-{
-	size_t k = strlen(key), n;
-	const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-
-	if (!nl || (size_t)(nl - *p) <= k || memcmp(*p, key, k) != 0 || (*p)[k] != ' ')
-		return false;
-	n = (size_t)(nl - *p) - k - 1;
-	if (n == 0 || n >= len)
-		return false;
-	memcpy(out, *p + k + 1, n);
-	out[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)out[i] < ' ')
-			return false;
-	*p = nl + 1;
-	return true;
-}
-
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	if (!*s || *s == '-')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
-/*
- * Decode a lock object (buf, len, out). Returns 0; 1 for a later version (out->future);
- * -EBADMSG when it is not a lock object of ours.
- */
-static int lock_decode(const uint8_t *buf, size_t len, struct lock_info *out)
-{
-	const char *p = (const char *)buf, *end = p + len;
-	char kind[16], num[32];
-	uint64_t v;
-
-	bool v1, v2;
-
-	memset(out, 0, sizeof(*out));
-	if (len > LOCK_OBJECT_MAX || memchr(buf, '\0', len))
-		return -EBADMSG;
-	v1 = len >= sizeof(LOCK_MAGIC) && memcmp(p, LOCK_MAGIC "\n", sizeof(LOCK_MAGIC)) == 0;
-	v2 = len >= sizeof(LOCK_MAGIC_V2) &&
-	     memcmp(p, LOCK_MAGIC_V2 "\n", sizeof(LOCK_MAGIC_V2)) == 0;
-	if (len > 12 && memcmp(p, "godwit-lock ", 12) == 0 && !v1 && !v2) {
-		out->future = true;
-		return 1;
-	}
-	if (!v1 && !v2)
-		return -EBADMSG;
-	p += sizeof(LOCK_MAGIC); /* both magics are as long */
-	if (!take_line(&p, end, "kind", kind, sizeof(kind)))
-		return -EBADMSG;
-	for (unsigned k = REPO_LOCK_BACKUP; k <= REPO_LOCK_RESTORE && !out->kind; k++)
-		if (!strcmp(kind, kind_names[k]) && (v2 || kind_v1(k)))
-			out->kind = (enum repo_lock_kind)k;
-	if (!out->kind)
-		return -EBADMSG;
-	if (!take_line(&p, end, "vm-tag", out->tag, sizeof(out->tag)) ||
-	    !take_line(&p, end, "vm", out->vm, sizeof(out->vm)) ||
-	    !take_line(&p, end, "host", out->host, sizeof(out->host)) ||
-	    !take_line(&p, end, "boot-id", out->boot_id, sizeof(out->boot_id)) ||
-	    !take_line(&p, end, "pid", num, sizeof(num)) || !parse_u64(num, &v) || v > INT32_MAX)
-		return -EBADMSG;
-	out->pid = (int64_t)v;
-	if (!take_line(&p, end, "pid-start", num, sizeof(num)) || !parse_u64(num, &out->pid_start) ||
-	    !take_line(&p, end, "started-ns", num, sizeof(num)) ||
-	    !parse_u64(num, &out->started_ns) ||
-	    !take_line(&p, end, "heartbeat-ns", num, sizeof(num)) ||
-	    !parse_u64(num, &out->heartbeat_ns) || p != end)
-		return -EBADMSG;
-	return 0;
-}
-
-/* "locks/KIND-[TAG-]NONCE-SEQ" of info at seq (i, seq, out). */
-static void lock_object_name(const struct lock_info *i, uint32_t seq, char out[LOCK_NAME_BYTES])
-{
-	if (!kind_tagged(i->kind))
-		snprintf(out, LOCK_NAME_BYTES, LOCK_PREFIX "%s-%s-%08" PRIx32, kind_name(i->kind),
-			 i->nonce, seq);
-	else
-		snprintf(out, LOCK_NAME_BYTES, LOCK_PREFIX "%s-%s-%s-%08" PRIx32,
-			 kind_name(i->kind), i->tag, i->nonce, seq);
-}
-
-/* The nonce in a lock object's name (name, nonce); false for names that are not ours. */
-static bool name_nonce(const char *name, char nonce[LOCK_NONCE_HEX + 1])
-{
-	size_t n = strlen(name);
-	const char *p;
-
-	if (n < 1 + LOCK_NONCE_HEX + 1 + 8)
-		return false;
-	p = name + n - 8 - 1 - LOCK_NONCE_HEX - 1;
-	if (p[0] != '-' || p[1 + LOCK_NONCE_HEX] != '-')
-		return false;
-	for (size_t i = 1; i < n - (size_t)(p - name); i++)
-		if (i != 1 + LOCK_NONCE_HEX && !strchr("0123456789abcdef", p[i]))
-			return false;
-	memcpy(nonce, p + 1, LOCK_NONCE_HEX);
-	nonce[LOCK_NONCE_HEX] = '\0';
-	return true;
-}
-
 /* ---- Reading the locks of a repository ------------------------------------------------ */
 
 /* The locks found by one scan, one entry per nonce (its newest heartbeat). */
@@ -329,7 +157,7 @@ static int scan_one(void *arg, const char *name, uint64_t bytes)
 	size_t len;
 	int rc;
 
-	if (!name_nonce(name, nonce) || bytes > LOCK_OBJECT_MAX)
+	if (!lock_name_nonce(name, nonce) || bytes > LOCK_OBJECT_MAX)
 		return 0; /* not a lock object of ours */
 	rc = backend_get_all(s->be, name, LOCK_OBJECT_MAX, &buf, &len);
 	if (rc == -ENOENT)
@@ -441,13 +269,13 @@ static void lock_describe(const struct lock_info *me, const struct lock_seen *e,
 		snprintf(what, sizeof(what), "a prune");
 	else if (i->kind == REPO_LOCK_RESTORE)
 		snprintf(what, sizeof(what), "a restore still loading its VM's memory");
-	else if (i->kind == me->kind && kind_tagged(me->kind) && !strcmp(i->tag, me->tag))
-		snprintf(what, sizeof(what), "another %s of VM '%s'", kind_name(i->kind),
+	else if (i->kind == me->kind && lock_kind_tagged(me->kind) && !strcmp(i->tag, me->tag))
+		snprintf(what, sizeof(what), "another %s of VM '%s'", lock_kind_name(i->kind),
 			 me->display);
 	else if (strcmp(i->vm, "-"))
-		snprintf(what, sizeof(what), "a %s of VM '%s'", kind_name(i->kind), i->vm);
+		snprintf(what, sizeof(what), "a %s of VM '%s'", lock_kind_name(i->kind), i->vm);
 	else
-		snprintf(what, sizeof(what), "a %s", kind_name(i->kind));
+		snprintf(what, sizeof(what), "a %s", lock_kind_name(i->kind));
 	t = (time_t)(i->started_ns / 1000000000ull);
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
@@ -608,7 +436,7 @@ static int lock_new(struct repo_lock **out, struct repo *r, enum repo_lock_kind 
 	self_info(&l->me);
 	snprintf(l->me.tag, sizeof(l->me.tag), "-");
 	snprintf(l->me.vm, sizeof(l->me.vm), "-");
-	if (kind_tagged(kind)) {
+	if (lock_kind_tagged(kind)) {
 		rc = lock_tag(r, vm_name, l->me.tag);
 		if (rc < 0)
 			goto err_free;
@@ -673,7 +501,7 @@ int repo_lock_acquire(struct repo_lock **out, struct repo *r, enum repo_lock_kin
 	int rc;
 
 	if (kind < REPO_LOCK_BACKUP || kind > REPO_LOCK_RESTORE ||
-	    (kind_tagged(kind) && (!vm_name || !vm_name[0])))
+	    (lock_kind_tagged(kind) && (!vm_name || !vm_name[0])))
 		return -EINVAL;
 	rc = lock_new(&l, r, kind, vm_name, o, err, errlen);
 	if (rc < 0)
