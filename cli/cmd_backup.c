@@ -13,9 +13,9 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/prune_cli.h"
-#include "snapshot/backend.h"
-#include "snapshot/lock.h"
-#include "snapshot/repo.h"
+#include "repo/backend.h"
+#include "repo/lock.h"
+#include "repo/repo.h"
 
 static const char backup_usage[] =
 	"usage: godwit backup --api SOCKET --repo URL [--name NAME] [--key-file FILE]\n"

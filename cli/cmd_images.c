@@ -11,13 +11,13 @@
 
 #include "cli/cli.h"
 #include "cli/prune_cli.h"
-#include "snapshot/lock.h"
+#include "repo/lock.h"
 #include "cli/net_opts.h"
-#include "snapshot/manifest.h"
-#include "snapshot/repair.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_key.h"
-#include "snapshot/verify.h"
+#include "repo/manifest.h"
+#include "repo/repair.h"
+#include "repo/repo.h"
+#include "repo/repo_key.h"
+#include "repo/verify.h"
 #include "vmm/vm_state.h"
 
 static const char images_usage[] =

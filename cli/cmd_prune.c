@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_key.h"
+#include "repo/repo.h"
+#include "repo/repo_key.h"
 
 static const char prune_usage[] =
 	"usage: godwit images prune --repo URL [--keep-last N] [--keep-daily N] [--keep-weekly N]\n"

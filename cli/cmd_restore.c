@@ -14,8 +14,8 @@
 #include "cli/prune_cli.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
 #include "snapshot/restore.h"
 
 static const char restore_usage[] =

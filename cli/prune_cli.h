@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot/backend.h"
-#include "snapshot/lock.h"
-#include "snapshot/prune.h"
+#include "repo/backend.h"
+#include "repo/lock.h"
+#include "repo/prune.h"
 
 struct repo;
 

@@ -12,11 +12,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "snapshot/disk_sync.h"
-#include "snapshot/file_io.h"
-#include "snapshot/lock.h"
-#include "snapshot/repo.h"
-#include "snapshot/rsync_delta.h"
+#include "repo/disk_sync.h"
+#include "repo/file_io.h"
+#include "repo/lock.h"
+#include "repo/repo.h"
+#include "repo/rsync_delta.h"
 
 #define SNAP_DEFAULT_ROUNDS 8
 /* Stop the live rounds once what is left copies in about this long while paused. */

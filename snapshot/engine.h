@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot/manifest.h"
+#include "repo/manifest.h"
 #include "vmm/vm_state.h"
 
 /*

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/lock.h"
-#include "snapshot/repo.h"
+#include "repo/lock.h"
+#include "repo/repo.h"
 
 #define LAZY_EVENTS_PER_READ 16
 /* Chunks the walk fetches right after a faulting one, before going on: 512 KiB. */

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapshot/disk_sync.h"
-#include "snapshot/file_io.h"
+#include "repo/disk_sync.h"
+#include "repo/file_io.h"
 #include "snapshot/lazy_mem.h"
-#include "snapshot/lock.h"
-#include "snapshot/repo.h"
+#include "repo/lock.h"
+#include "repo/repo.h"
 
 #define STATE_MAX_BYTES (64u << 20)
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot/manifest.h"
+#include "repo/manifest.h"
 #include "vmm/vm_state.h"
 
 struct backend_s3_opts;

@@ -73,7 +73,7 @@ int frame_writer_open(struct stream **out, struct stream *lower);
 
 /*
  * frame_writer_open with stream header flags (out, lower, flags): 0 or FRAME_F_NO_CRC.
- * Pass FRAME_F_NO_CRC only over a layer that authenticates every byte (TLS, aead): the
+ * Pass FRAME_F_NO_CRC only over a layer that authenticates every byte (TLS): the
  * records then go down without the CRC32C pass, and the payload is read once, by the
  * layer below, so a caller may frame memory that changes under it (a torn copy is the
  * caller's problem, not a checksum failure). Returns as frame_writer_open, or -EINVAL

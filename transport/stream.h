@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 /*
- * A stream is a sink or a filter layer. Layers (frame, zstd, aead, tls-over-fd) wrap a
+ * A stream is a sink or a filter layer. Layers (frame, zstd, tls-over-fd) wrap a
  * lower stream and own it: closing a layer closes the stream below it with the same
- * commit decision. Callers compose layers themselves, e.g. for a backup:
+ * commit decision. Callers compose layers themselves, e.g. for a migration:
  *
- *     file_stream_create -> aead_writer_open -> zstd_writer_open -> frame_writer_open
+ *     tls_client -> zstd_writer_open -> frame_writer_open
  *
  * and then use only the top stream. A layer constructor takes ownership of the lower
  * stream only when it succeeds; on failure the caller still owns (and must close) it.
@@ -26,7 +26,7 @@
  *   -EPROTONOSUPPORT  the format version (or cipher, or header flag) is not supported
  *   -EBADMSG          checksum or authentication tag mismatch, or corrupt content
  *   -EMSGSIZE         a length field exceeds the format's limit
- *   -EKEYREJECTED     the aead key commitment does not match: wrong key
+ *   -EKEYREJECTED     the peer holds another key (TLS PSK mismatch)
  *   others            from the system (-EIO, -ECONNRESET, -ETIMEDOUT, -ENOSPC, ...)
  *
  * Threads: a stream and the layers under it are used by one thread at a time; nothing

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_key.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+#include "repo/repo_key.h"
 
 /*
  * usage: gw-ramdump [--key-file FILE] REPO SNAPSHOT_ID OUT

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapshot/manifest.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_key.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+#include "repo/repo_key.h"
 
 #define PAGE_BYTES 4096u
 

@@ -1,9 +1,9 @@
-/* Fuzz the index file decoder (snapshot/index_file.c), plaintext and sealed. */
+/* Fuzz the index file decoder (repo/index_file.c), plaintext and sealed. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapshot/index_file.h"
+#include "repo/index_file.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
 #include "transport/byteorder.h"

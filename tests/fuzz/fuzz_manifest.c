@@ -1,11 +1,11 @@
-/* Fuzz the snapshot manifest decoder (snapshot/manifest.c), plaintext and sealed. */
+/* Fuzz the snapshot manifest decoder (repo/manifest.c), plaintext and sealed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
-#include "snapshot/manifest.h"
+#include "repo/manifest.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
 #include "transport/byteorder.h"

@@ -1,11 +1,11 @@
-/* Fuzz the pack decoder (snapshot/pack.c), plaintext and sealed. */
+/* Fuzz the pack decoder (repo/pack.c), plaintext and sealed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
-#include "snapshot/pack.h"
+#include "repo/pack.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
 #include "transport/byteorder.h"

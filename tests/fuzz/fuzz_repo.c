@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapshot/blob.h"
+#include "repo/blob.h"
 
 void fuzz_repo_key(struct repo_key *key, uint8_t salt[REPO_KEY_SALT_BYTES])
 {

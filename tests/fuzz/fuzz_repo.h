@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot/repo_crypto.h"
-#include "snapshot/repo_key.h"
+#include "repo/repo_crypto.h"
+#include "repo/repo_key.h"
 
 /* The fuzz repositories' master key and config salt: fixed, so seeds stay valid. */
 void fuzz_repo_key(struct repo_key *key, uint8_t salt[REPO_KEY_SALT_BYTES]);

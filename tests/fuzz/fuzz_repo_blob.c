@@ -6,12 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapshot/backend.h"
-#include "snapshot/index_file.h"
-#include "snapshot/repo.h"
-#include "snapshot/repo_config.h"
-#include "snapshot/repo_priv.h"
-#include "snapshot/verify.h"
+#include "repo/backend.h"
+#include "repo/index_file.h"
+#include "repo/repo.h"
+#include "repo/repo_config.h"
+#include "repo/repo_priv.h"
+#include "repo/verify.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
 #include "transport/byteorder.h"

@@ -1,4 +1,4 @@
-/* Tests for whole stacks: frame -> zstd -> aead -> mem/file, and frame -> zstd -> tls -> tcp. */
+/* Tests for whole stacks: frame -> zstd -> mem, and frame -> zstd -> tls -> tcp. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "transport/aead_stream.h"
-#include "transport/file_stream.h"
 #include "transport/frame.h"
 #include "transport/mem_stream.h"
 #include "transport/tls_stream.h"
@@ -16,7 +14,6 @@
 #define REC_BYTES (256u * 1024)
 #define RECORDS 24
 
-static uint8_t key[AEAD_KEY_BYTES];
 static uint8_t *data;
 static struct tls_psk psk;
 
@@ -24,7 +21,6 @@ static void setup(void)
 {
 	uint8_t secret[32];
 
-	fill_random(key, sizeof(key), 1);
 	data = xmalloc(REC_BYTES * RECORDS);
 	fill_guestlike(data, REC_BYTES * RECORDS, 2);
 	fill_random(secret, sizeof(secret), 3);
@@ -38,30 +34,24 @@ static void teardown(void)
 
 TestSuite(stack, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Build frame -> zstd -> aead over the given bottom stream. */
+/* Build frame -> zstd over the given bottom stream. */
 static struct stream *backup_writer(struct stream *bottom)
 {
-	struct stream *a, *z, *f;
+	struct stream *z, *f;
 
-	cr_assert_eq(aead_writer_open(&a, bottom, key), 0);
-	cr_assert_eq(zstd_writer_open(&z, a, NULL), 0);
+	cr_assert_eq(zstd_writer_open(&z, bottom, NULL), 0);
 	cr_assert_eq(frame_writer_open(&f, z), 0);
 	return f;
 }
 
 static int backup_reader(struct stream **out, struct stream *bottom)
 {
-	struct stream *a, *z;
+	struct stream *z;
 	int rc;
 
-	rc = aead_reader_open(&a, bottom, key);
+	rc = zstd_reader_open(&z, bottom);
 	if (rc < 0)
 		return rc;
-	rc = zstd_reader_open(&z, a);
-	if (rc < 0) {
-		stream_close(a, false);
-		return rc;
-	}
 	rc = frame_reader_open(out, z);
 	if (rc < 0)
 		stream_close(z, false);
@@ -99,7 +89,7 @@ static int check_records(struct stream *f)
 	return rc;
 }
 
-Test(stack, frame_zstd_aead_mem_round_trips_and_compresses)
+Test(stack, frame_zstd_mem_round_trips_and_compresses)
 {
 	struct stream *mem, *f;
 	struct mem_buf out;
@@ -114,53 +104,6 @@ Test(stack, frame_zstd_aead_mem_round_trips_and_compresses)
 	cr_assert_eq(check_records(f), -ENODATA);
 	cr_assert_eq(stream_close(f, false), 0);
 	free(out.data);
-}
-
-Test(stack, frame_zstd_aead_file_backup_is_published_and_tamper_evident)
-{
-	char dir[64], path[128];
-	struct stream *file, *f;
-	FILE *fp;
-	long size;
-
-	tmpdir_make(dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/backup.gw", dir);
-	cr_assert_eq(file_stream_create(&file, path, 0600), 0);
-	f = backup_writer(file);
-	write_records(f);
-	cr_assert_eq(stream_close(f, true), 0);
-	cr_assert_eq(file_stream_open(&file, path), 0);
-	cr_assert_eq(backup_reader(&f, file), 0);
-	cr_assert_eq(check_records(f), -ENODATA);
-	cr_assert_eq(stream_close(f, false), 0);
-	/* Flip one byte in the middle of the file: the aead layer stops it. */
-	fp = fopen(path, "r+");
-	cr_assert_not_null(fp);
-	fseek(fp, 0, SEEK_END);
-	size = ftell(fp);
-	fseek(fp, size / 2, SEEK_SET);
-	fputc(0x5a ^ 0xff, fp);
-	fclose(fp);
-	cr_assert_eq(file_stream_open(&file, path), 0);
-	cr_assert_eq(backup_reader(&f, file), 0);
-	cr_assert_eq(check_records(f), -EBADMSG);
-	stream_close(f, false);
-	tmpdir_remove(dir);
-}
-
-Test(stack, abandoned_backup_leaves_nothing)
-{
-	char dir[64], path[128];
-	struct stream *file, *f;
-
-	tmpdir_make(dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/backup.gw", dir);
-	cr_assert_eq(file_stream_create(&file, path, 0600), 0);
-	f = backup_writer(file);
-	write_records(f);
-	cr_assert_eq(stream_close(f, false), 0);
-	cr_assert_neq(access(path, F_OK), 0);
-	tmpdir_remove(dir);
 }
 
 /* The receiving end of a migration-like session over frame -> zstd -> tls -> tcp. */

@@ -1,0 +1,156 @@
+/* Bounds-checked cursors for the repository's disk formats: every untrusted read goes through range_ok. */
+#ifndef REPO_CODEC_PRIV_H
+#define REPO_CODEC_PRIV_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "transport/byteorder.h"
+
+/*
+ * A decoder walks an untrusted buffer. dec_take() is the one place that turns a length
+ * read from an image into a pointer, and it goes through range_ok() (overflow-safe add
+ * plus bounds). A failed take leaves the cursor where it was and returns NULL.
+ */
+struct dec {
+	const uint8_t *p;
+	size_t len;
+	size_t off;
+};
+
+static inline struct dec dec_init(const void *p, size_t len)
+{
+	struct dec d = { .p = p, .len = len, .off = 0 };
+
+	return d;
+}
+
+static inline const uint8_t *dec_take(struct dec *d, uint64_t n)
+{
+	const uint8_t *q;
+
+	if (!range_ok(d->off, n, d->len))
+		return NULL;
+	q = d->p + d->off;
+	d->off += (size_t)n;
+	return q;
+}
+
+static inline size_t dec_left(const struct dec *d)
+{
+	return d->len - d->off;
+}
+
+static inline bool dec_u8(struct dec *d, uint8_t *v)
+{
+	const uint8_t *q = dec_take(d, 1);
+
+	if (q)
+		*v = q[0];
+	return q != NULL;
+}
+
+static inline bool dec_u16(struct dec *d, uint16_t *v)
+{
+	const uint8_t *q = dec_take(d, 2);
+
+	if (q)
+		*v = le16_decode(q);
+	return q != NULL;
+}
+
+static inline bool dec_u32(struct dec *d, uint32_t *v)
+{
+	const uint8_t *q = dec_take(d, 4);
+
+	if (q)
+		*v = le32_decode(q);
+	return q != NULL;
+}
+
+static inline bool dec_u64(struct dec *d, uint64_t *v)
+{
+	const uint8_t *q = dec_take(d, 8);
+
+	if (q)
+		*v = le64_decode(q);
+	return q != NULL;
+}
+
+static inline bool dec_bytes(struct dec *d, void *out, size_t n)
+{
+	const uint8_t *q = dec_take(d, n);
+
+	if (q)
+		memcpy(out, q, n);
+	return q != NULL;
+}
+
+/*
+ * The most a zstd frame of stored bytes can decode to: every block takes at least 4 bytes
+ * (a 3-byte header and one RLE byte) and yields at most 128 KiB. A decoder checks what a
+ * header claims against this before it allocates anything for it, so a small object
+ * cannot ask for a large buffer.
+ */
+static inline uint64_t zstd_raw_bound(uint64_t stored)
+{
+	return (stored / 4 + 1) * (128u << 10);
+}
+
+/*
+ * An encoder fills a buffer its caller sized exactly beforehand, so running out of room
+ * is a program bug (assert), never an input condition.
+ */
+struct enc {
+	uint8_t *p;
+	size_t len;
+	size_t off;
+};
+
+static inline struct enc enc_init(void *p, size_t len)
+{
+	struct enc e = { .p = p, .len = len, .off = 0 };
+
+	return e;
+}
+
+static inline uint8_t *enc_take(struct enc *e, size_t n)
+{
+	uint8_t *q;
+
+	assert(range_ok(e->off, n, e->len));
+	q = e->p + e->off;
+	e->off += n;
+	return q;
+}
+
+static inline void enc_u8(struct enc *e, uint8_t v)
+{
+	enc_take(e, 1)[0] = v;
+}
+
+static inline void enc_u16(struct enc *e, uint16_t v)
+{
+	le16_encode(enc_take(e, 2), v);
+}
+
+static inline void enc_u32(struct enc *e, uint32_t v)
+{
+	le32_encode(enc_take(e, 4), v);
+}
+
+static inline void enc_u64(struct enc *e, uint64_t v)
+{
+	le64_encode(enc_take(e, 8), v);
+}
+
+static inline void enc_bytes(struct enc *e, const void *src, size_t n)
+{
+	if (n)
+		memcpy(enc_take(e, n), src, n);
+}
+
+#endif
