@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/net_opts.h"
 #include "cli/prune_cli.h"
+#include "cli/repo_opts.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
 #include "snapshot/manifest.h"
@@ -93,10 +94,8 @@ static void restore_started(struct vm_host *h, void *arg)
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "repo", required_argument, NULL, 'r' },
-		{ "key-file", required_argument, NULL, 'k' },
-		{ "endpoint", required_argument, NULL, 'E' },
-		{ "s3-retry", required_argument, NULL, 'R' },
+		CLI_REPO_OPTIONS,
+		CLI_REPO_ENDPOINT_OPTION,
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "disk", required_argument, NULL, 'd' },
@@ -112,11 +111,10 @@ int cmd_restore(int argc, char **argv)
 		VM_HOST_ACCESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
-	const char *key_file = NULL, *endpoint = NULL;
+	const char *id = "latest", *disk = NULL, *base = NULL;
+	struct cli_repo_args ra;
 	struct snap_restore_opts ro = { 0 };
 	struct backend_s3_opts s3;
-	int s3_retry = -1;
 	struct repo *r;
 	const char *api_path = NULL, *console_path = NULL;
 	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
@@ -132,6 +130,7 @@ int cmd_restore(int argc, char **argv)
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
 
+	cli_repo_args_init(&ra);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -141,20 +140,12 @@ int cmd_restore(int argc, char **argv)
 			return CLI_EXIT_ERROR;
 		if (taken)
 			continue;
+		taken = cli_repo_opt(opt, optarg, &ra);
+		if (taken < 0)
+			return CLI_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (opt) {
-		case 'r':
-			repo = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'E':
-			endpoint = optarg;
-			break;
-		case 'R':
-			if (!cli_parse_s3_retry(optarg, &s3_retry))
-				return CLI_EXIT_USAGE;
-			break;
 		case 's':
 			id = optarg;
 			break;
@@ -203,7 +194,7 @@ int cmd_restore(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!repo) {
+	if (!ra.repo) {
 		cli_error("restore: pass --repo DIR");
 		return CLI_EXIT_USAGE;
 	}
@@ -217,9 +208,8 @@ int cmd_restore(int argc, char **argv)
 			  "--name", id);
 		return CLI_EXIT_USAGE;
 	}
-	cli_s3_opts(&s3, endpoint, s3_retry, verbose);
 	ro.s3 = &s3;
-	rc = cli_repo_open(&r, repo, &s3, key_file, err, sizeof(err));
+	rc = cli_repo_args_open(&r, &s3, &ra, verbose, err, sizeof(err));
 	if (rc == 0)
 		rc = snap_restore_open(&rs, r, id, &ro, err, sizeof(err));
 	if (rc < 0) {
