@@ -6,6 +6,7 @@
 
 #include "migrate/dest_priv.h"
 #include "migrate/proto.h"
+#include "tests/migrate/dest_fixture.h"
 #include "transport/byteorder.h"
 #include "transport/crc32c.h"
 #include "transport/frame.h"
@@ -385,33 +386,15 @@ static char err[320];
 
 static void rx_setup(void)
 {
-	struct stream *mem;
-
-	memset(&d, 0, sizeof(d));
-	memset(&rx, 0, sizeof(rx));
-	memset(&replies, 0, sizeof(replies));
 	memset(ram, 0xcc, sizeof(ram));
 	err[0] = '\0';
-	cr_assert_eq(mem_stream_writer(&mem, &rx, MEM_STREAM_UNLIMITED), 0);
-	cr_assert_eq(frame_writer_open(&rec, mem), 0);
-	cr_assert_eq(mem_stream_writer(&reply_sink, &replies, MEM_STREAM_UNLIMITED), 0);
-	d.conn = reply_sink;
-	d.disk_fd = -1;
-	d.buf = malloc(MIG_DEST_BUF_BYTES);
-	cr_assert_not_null(d.buf);
-	d.nreg = 1;
-	d.reg[0] = (struct vm_ram_region){ .gpa = 0, .bytes = RAM_BYTES, .hva = ram };
+	dest_fixture_open(&d, ram, RAM_BYTES, &rx, &rec, &replies);
+	reply_sink = d.conn;
 }
 
 static void rx_teardown(void)
 {
-	stream_close(rec, false);
-	stream_close(d.in, false);
-	stream_close(reply_sink, false);
-	free(d.state);
-	free(d.buf);
-	free(rx.data);
-	free(replies.data);
+	dest_fixture_close(&d, rec, &rx, &replies);
 }
 
 TestSuite(mig_receiver, .init = rx_setup, .fini = rx_teardown, .timeout = 30);
