@@ -341,3 +341,28 @@ Test(cli_opts, migrate_names_an_unknown_option)
 	cr_assert_eq(st, CLI_EXIT_USAGE);
 	assert_one_error_line("'--too'");
 }
+
+Test(cli_opts, receive_needs_an_address_to_listen_on)
+{
+	int st = RUN(cmd_receive, "receive", "--psk-file", "/k");
+
+	cr_assert_eq(st, CLI_EXIT_USAGE);
+	assert_one_error_line("receive: pass --listen HOST:PORT");
+}
+
+Test(cli_opts, receive_names_a_bad_address_block_and_gives_examples)
+{
+	int st = RUN(cmd_receive, "receive", "--listen", "127.0.0.1:1", "--allow-from", "10.0.0.0/33");
+
+	cr_assert_eq(st, CLI_EXIT_ERROR);
+	assert_one_error_line("receive: --allow-from '10.0.0.0/33' is not an address block: give "
+			      "e.g. 10.0.0.0/24");
+}
+
+Test(cli_opts, receive_names_a_bad_accept_timeout)
+{
+	int st = RUN(cmd_receive, "receive", "--listen", "127.0.0.1:1", "--accept-timeout", "0");
+
+	cr_assert_eq(st, CLI_EXIT_ERROR);
+	assert_one_error_line("--accept-timeout '0' is not a positive number of seconds");
+}
