@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/prune_cli.h"
+#include "cli/repo_opts.h"
 #include "repo/backend.h"
 #include "repo/lock.h"
 #include "repo/repo.h"
@@ -43,10 +44,10 @@ static const char backup_usage[] =
 	"retention failed.\n";
 
 struct backup_args {
-	const char *api, *repo, *key_file, *name, *endpoint;
+	const char *api, *name;
+	struct cli_repo_args ra;
 	struct prune_policy policy;
 	unsigned lock_wait_s;
-	int s3_retry_s;
 	bool no_live, verbose, json;
 };
 
@@ -67,15 +68,13 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 {
 	static const struct option opts[] = {
 		{ "api", required_argument, NULL, 'a' },
-		{ "repo", required_argument, NULL, 'r' },
-		{ "key-file", required_argument, NULL, 'k' },
+		CLI_REPO_OPTIONS,
+		CLI_REPO_ENDPOINT_OPTION,
 		{ "name", required_argument, NULL, 'n' },
-		{ "endpoint", required_argument, NULL, 'e' },
 		{ "keep-last", required_argument, NULL, 'L' },
 		{ "keep-daily", required_argument, NULL, 'D' },
 		{ "keep-weekly", required_argument, NULL, 'W' },
 		{ "lock-wait", required_argument, NULL, 'w' },
-		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "no-live", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
@@ -86,25 +85,22 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->name = "vm";
-	a->s3_retry_s = -1;
+	cli_repo_args_init(&a->ra);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+		int taken = cli_repo_opt(opt, optarg, &a->ra);
+
+		if (taken < 0)
+			return CLI_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (opt) {
 		case 'a':
 			a->api = optarg;
 			break;
-		case 'r':
-			a->repo = optarg;
-			break;
-		case 'k':
-			a->key_file = optarg;
-			break;
 		case 'n':
 			a->name = optarg;
-			break;
-		case 'e':
-			a->endpoint = optarg;
 			break;
 		case 'L':
 			if (!cli_parse_count("--keep-last", optarg, &a->policy.keep_last))
@@ -120,10 +116,6 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 			break;
 		case 'w':
 			if (!cli_parse_count("--lock-wait", optarg, &a->lock_wait_s))
-				return CLI_EXIT_USAGE;
-			break;
-		case 'R':
-			if (!cli_parse_s3_retry(optarg, &a->s3_retry_s))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'l':
@@ -144,7 +136,7 @@ static int backup_parse(int argc, char **argv, struct backup_args *a)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!a->api || !a->repo) {
+	if (!a->api || !a->ra.repo) {
 		cli_error("backup: pass --api SOCKET and --repo URL");
 		return CLI_EXIT_USAGE;
 	}
@@ -178,8 +170,8 @@ static int backup_snapshot(const struct backup_args *a, const char *repo, const 
 	json_quote(qname, sizeof(qname), a->name);
 	json_quote(qend, sizeof(qend), endpoint ? endpoint : "");
 	retry[0] = '\0';
-	if (a->s3_retry_s >= 0)
-		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", a->s3_retry_s);
+	if (a->ra.s3_retry_s >= 0)
+		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", a->ra.s3_retry_s);
 	if (asprintf(&req, "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,"
 		     "\"no_live\":%s,\"endpoint\":%s,\"min_bytes\":true,\"lock_wait\":%u,"
 		     "\"repo_locked\":true%s}",
@@ -232,7 +224,7 @@ static int backup_retain(const struct backup_args *a, const char *repo,
 	int rc;
 
 	/* Opened again: the snapshot just published must count for the policy. */
-	rc = cli_repo_open(&r, repo, s3, a->key_file, err, sizeof(err));
+	rc = cli_repo_open(&r, repo, s3, a->ra.key_file, err, sizeof(err));
 	if (rc == 0) {
 		rc = cli_prune_run(r, &o, res, err, sizeof(err));
 		repo_close(r);
@@ -303,9 +295,9 @@ int cmd_backup(int argc, char **argv)
 	status = backup_parse(argc, argv, &a);
 	if (status >= 0)
 		return status;
-	endpoint = cli_endpoint(a.endpoint);
-	cli_s3_opts(&s3, endpoint, a.s3_retry_s, a.verbose && !a.json);
-	repo = a.repo;
+	endpoint = cli_endpoint(a.ra.endpoint);
+	cli_s3_opts(&s3, endpoint, a.ra.s3_retry_s, a.verbose && !a.json);
+	repo = a.ra.repo;
 	/* The VM's process has its own working directory: send absolute paths. */
 	if (!backend_location_is_s3(repo)) {
 		if (!realpath(strncmp(repo, "file://", 7) ? repo : repo + 7, abs_repo)) {
@@ -318,8 +310,8 @@ int cmd_backup(int argc, char **argv)
 		}
 		repo = abs_repo;
 	}
-	if (a.key_file && !realpath(a.key_file, abs_key)) {
-		cli_error("backup: key file %s: %s", a.key_file, strerror(errno));
+	if (a.ra.key_file && !realpath(a.ra.key_file, abs_key)) {
+		cli_error("backup: key file %s: %s", a.ra.key_file, strerror(errno));
 		return CLI_EXIT_ERROR;
 	}
 	/*
@@ -341,7 +333,7 @@ int cmd_backup(int argc, char **argv)
 		cli_error("backup: %s", err);
 		return CLI_EXIT_ERROR;
 	}
-	rc = cli_repo_open(&r, repo, &s3, a.key_file ? abs_key : NULL, err, sizeof(err));
+	rc = cli_repo_open(&r, repo, &s3, a.ra.key_file ? abs_key : NULL, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("backup: %s", err);
 		close(lfd);
@@ -366,7 +358,7 @@ int cmd_backup(int argc, char **argv)
 		status = CLI_EXIT_ERROR;
 		goto out;
 	}
-	status = backup_snapshot(&a, repo, a.key_file ? abs_key : NULL, endpoint, reply,
+	status = backup_snapshot(&a, repo, a.ra.key_file ? abs_key : NULL, endpoint, reply,
 				 sizeof(reply), &o);
 	if (status != 0)
 		goto out;

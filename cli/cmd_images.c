@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/prune_cli.h"
+#include "cli/repo_opts.h"
 #include "repo/lock.h"
 #include "cli/net_opts.h"
 #include "repo/manifest.h"
@@ -363,25 +364,23 @@ static int repo_init_cmd(const char *repo_path, const char *key_file, bool insec
 static int repo_cmd(bool init, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "repo", required_argument, NULL, 'r' },
-		{ "key-file", required_argument, NULL, 'k' },
+		CLI_REPO_OPTIONS,
 		{ "insecure-no-encryption", no_argument, NULL, 'i' },
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "read-data", no_argument, NULL, 'd' },
 		{ "dry-run", no_argument, NULL, 'n' },
-		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "forget-damaged", no_argument, NULL, 'f' },
 		{ "lock-wait", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *repo_path = NULL, *key_file = NULL, *id = "latest";
+	const char *id = "latest";
 	const char *sub = argc > 1 ? argv[1] : "";
 	bool read_data = false, insecure = false;
 	struct repair_opts ro = { 0 };
+	struct cli_repo_args ra;
 	struct backend_s3_opts s3;
-	int s3_retry = -1;
 	bool verbose = false;
 	unsigned lock_wait = 0;
 	struct repo *r;
@@ -397,16 +396,17 @@ static int repo_cmd(bool init, int argc, char **argv)
 		fputs(images_usage, stderr);
 		return CLI_EXIT_USAGE;
 	}
+	cli_repo_args_init(&ra);
 	opterr = 0;
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int taken = cli_repo_opt(opt, optarg, &ra);
+
+		if (taken < 0)
+			return CLI_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (opt) {
-		case 'r':
-			repo_path = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
 		case 'i':
 			insecure = true;
 			break;
@@ -421,10 +421,6 @@ static int repo_cmd(bool init, int argc, char **argv)
 			break;
 		case 'f':
 			ro.forget_damaged = true;
-			break;
-		case 'R':
-			if (!cli_parse_s3_retry(optarg, &s3_retry))
-				return CLI_EXIT_USAGE;
 			break;
 		case 'v':
 			verbose = true;
@@ -442,18 +438,17 @@ static int repo_cmd(bool init, int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!repo_path) {
+	if (!ra.repo) {
 		cli_error("%s: pass --repo DIR", sub);
 		return CLI_EXIT_USAGE;
 	}
 	if (init)
-		return repo_init_cmd(repo_path, key_file, insecure);
+		return repo_init_cmd(ra.repo, ra.key_file, insecure);
 	if (insecure) {
 		cli_error("%s: --insecure-no-encryption is for 'repo init'", sub);
 		return CLI_EXIT_USAGE;
 	}
-	cli_s3_opts(&s3, NULL, s3_retry, verbose);
-	rc = cli_repo_open(&r, repo_path, &s3, key_file, err, sizeof(err));
+	rc = cli_repo_args_open(&r, &s3, &ra, verbose, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;

@@ -70,7 +70,16 @@ static void print_progress(const struct json_obj *o)
 		num(o, "predicted_downtime_ms"), num(o, "throttle_pct"));
 }
 
-int cmd_migrate(int argc, char **argv)
+/* What 'godwit migrate' was asked to do. */
+struct migrate_args {
+	struct mig_auth auth;
+	const char *api, *to, *compress;
+	uint64_t downtime, bandwidth, timeout_s;
+	bool with_disk, json, verify;
+};
+
+/* Read argv into a. Returns -1 to go on, or the exit status (usage, help, bad input). */
+static int migrate_parse(int argc, char **argv, struct migrate_args *a)
 {
 	static const struct option opts[] = {
 		{ "api", required_argument, NULL, 'a' },
@@ -86,51 +95,45 @@ int cmd_migrate(int argc, char **argv)
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mig_auth auth = { 0 };
-	const char *api = NULL, *to = NULL, *compress = "";
-	uint64_t downtime = 0, bandwidth = 0, timeout_s = 0;
-	bool with_disk = false, json = false, verify = false, tty = isatty(STDERR_FILENO);
-	struct api_client c;
-	char *req, *reply, err[512];
-	size_t off;
-	int opt, rc, status = CLI_EXIT_ERROR;
+	char err[512];
+	int opt;
 
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
 
-		if (mig_opt_auth(opt, optarg, &auth))
+		if (mig_opt_auth(opt, optarg, &a->auth))
 			continue;
 		switch (opt) {
 		case 'a':
-			api = optarg;
+			a->api = optarg;
 			break;
 		case 't':
-			to = optarg;
+			a->to = optarg;
 			break;
 		case 'd':
-			downtime = strtoull(optarg, &end, 10);
-			if (*end || !downtime) {
+			a->downtime = strtoull(optarg, &end, 10);
+			if (*end || !a->downtime) {
 				cli_error("--downtime-ms '%s' is not a positive number", optarg);
 				return CLI_EXIT_ERROR;
 			}
 			break;
 		case 'b':
-			if (vm_parse_size(optarg, &bandwidth) < 0 || !bandwidth) {
+			if (vm_parse_size(optarg, &a->bandwidth) < 0 || !a->bandwidth) {
 				cli_error("--max-bandwidth '%s' is not a rate: give e.g. 200M", optarg);
 				return CLI_EXIT_ERROR;
 			}
 			break;
 		case 'T':
-			timeout_s = strtoull(optarg, &end, 10);
-			if (*end || !timeout_s) {
+			a->timeout_s = strtoull(optarg, &end, 10);
+			if (*end || !a->timeout_s) {
 				cli_error("--timeout '%s' is not a positive number of seconds", optarg);
 				return CLI_EXIT_ERROR;
 			}
 			break;
 		case 'w':
-			with_disk = true;
+			a->with_disk = true;
 			break;
 		case 'c': {
 			int level;
@@ -140,14 +143,14 @@ int cmd_migrate(int argc, char **argv)
 					  optarg, MIG_COMPRESS_MAX);
 				return CLI_EXIT_ERROR;
 			}
-			compress = optarg;
+			a->compress = optarg;
 			break;
 		}
 		case 'j':
-			json = true;
+			a->json = true;
 			break;
 		case 'V':
-			verify = true;
+			a->verify = true;
 			break;
 		case 'h':
 			fputs(migrate_usage, stdout);
@@ -158,46 +161,97 @@ int cmd_migrate(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!api || !to) {
+	if (!a->api || !a->to) {
 		cli_error("migrate: pass --api SOCKET and --to HOST:PORT");
 		return CLI_EXIT_USAGE;
 	}
-	if (mig_auth_check(&auth, err, sizeof(err)) < 0) {
+	if (mig_auth_check(&a->auth, err, sizeof(err)) < 0) {
 		cli_error("migrate: %s", err);
 		return CLI_EXIT_ERROR;
 	}
-	req = malloc(4096);
-	reply = malloc(MIGRATE_REPLY_MAX);
-	if (!req || !reply) {
-		free(req);
-		free(reply);
-		return CLI_EXIT_ERROR;
-	}
-	off = (size_t)snprintf(req, 4096, "{\"cmd\":\"migrate\"");
-	json_field(req, 4096, &off, "to", to);
-	json_field(req, 4096, &off, "psk_file", auth.psk_file);
-	json_field(req, 4096, &off, "tls_cert", auth.cert_file);
-	json_field(req, 4096, &off, "tls_key", auth.key_file);
-	json_field(req, 4096, &off, "tls_ca", auth.ca_file);
-	json_field(req, 4096, &off, "tls_server_name", auth.server_name);
-	json_field(req, 4096, &off, "compress", compress);
-	off += (size_t)snprintf(req + off, 4096 - off,
-				",\"insecure_plaintext\":%s,\"with_disk\":%s,\"verify\":%s,"
-				"\"downtime_ms\":%" PRIu64
-				",\"max_bandwidth\":%" PRIu64 ",\"timeout_ms\":%" PRIu64 "}",
-				auth.insecure_plaintext ? "true" : "false",
-				with_disk ? "true" : "false", verify ? "true" : "false", downtime,
-				bandwidth, timeout_s * 1000);
+	return -1;
+}
 
-	rc = api_client_open(&c, api, err, sizeof(err));
-	if (rc < 0) {
-		cli_error("%s", err);
-		goto out;
+/* The API request that starts the migration a asks for, into req (cap bytes). */
+static void migrate_request(const struct migrate_args *a, char *req, size_t cap)
+{
+	size_t off = (size_t)snprintf(req, cap, "{\"cmd\":\"migrate\"");
+
+	json_field(req, cap, &off, "to", a->to);
+	json_field(req, cap, &off, "psk_file", a->auth.psk_file);
+	json_field(req, cap, &off, "tls_cert", a->auth.cert_file);
+	json_field(req, cap, &off, "tls_key", a->auth.key_file);
+	json_field(req, cap, &off, "tls_ca", a->auth.ca_file);
+	json_field(req, cap, &off, "tls_server_name", a->auth.server_name);
+	json_field(req, cap, &off, "compress", a->compress);
+	snprintf(req + off, cap - off,
+		 ",\"insecure_plaintext\":%s,\"with_disk\":%s,\"verify\":%s,"
+		 "\"downtime_ms\":%" PRIu64
+		 ",\"max_bandwidth\":%" PRIu64 ",\"timeout_ms\":%" PRIu64 "}",
+		 a->auth.insecure_plaintext ? "true" : "false",
+		 a->with_disk ? "true" : "false", a->verify ? "true" : "false", a->downtime,
+		 a->bandwidth, a->timeout_s * 1000);
+}
+
+/* Is state one the migration ends in? */
+static bool migrate_state_final(const char *state)
+{
+	return state && (!strcmp(state, "completed") || !strcmp(state, "failed") ||
+			 !strcmp(state, "cancelled") || !strcmp(state, "unconfirmed"));
+}
+
+/*
+ * Report the migration's end (a, o: the last status reply, parsed; reply: its text;
+ * state: final). Returns the exit status.
+ */
+static int migrate_report_end(const struct migrate_args *a, const struct json_obj *o,
+			      const char *reply, const char *state)
+{
+	const char *e = json_get_str(o, "error");
+	int status = CLI_EXIT_ERROR;
+
+	if (!strcmp(state, "unconfirmed")) {
+		/* One line: what happened, where the VM may be, the two ways out. */
+		cli_error("migration unconfirmed: %s; the VM is paused here: if it does "
+			  "not run at %s, resume it here ({\"cmd\":\"resume\"} on %s); "
+			  "once it runs there, quit it here ({\"cmd\":\"quit\"})",
+			  e && e[0] ? e : "no RUNNING from the destination", a->to, a->api);
+		status = CLI_EXIT_UNCONFIRMED;
+	} else if (strcmp(state, "completed") != 0) {
+		cli_error("migration %s: %s", state, e && e[0] ? e : "no reason");
+	} else {
+		status = CLI_EXIT_OK;
+		if (!a->json)
+			printf("migrated to %s in %.0f ms: downtime %.0f ms, %.0f rounds, "
+			       "%.1f MiB on the wire\n", a->to, num(o, "total_ms"),
+			       num(o, "downtime_ms"), num(o, "rounds_count"),
+			       num(o, "wire_bytes") / 1048576.0);
 	}
-	signal(SIGINT, on_interrupt);
-	signal(SIGTERM, on_interrupt);
-	signal(SIGPIPE, SIG_IGN);
-	rc = api_client_call(&c, req, reply, MIGRATE_REPLY_MAX, err, sizeof(err));
+	if (a->json) {
+		const char *ok_member = "\"ok\":true,";
+		const char *m = strstr(reply, ok_member);
+
+		/* The figures: the reply without its "ok" member. */
+		if (m)
+			printf("{%s\n", m + strlen(ok_member));
+	}
+	return status;
+}
+
+/*
+ * Start the migration on the VM's API (c, req) and follow it to its end: progress on a
+ * terminal, a cancel on SIGINT or SIGTERM. reply is MIGRATE_REPLY_MAX bytes. Returns the
+ * exit status.
+ */
+static int migrate_follow(const struct migrate_args *a, struct api_client *c, const char *req,
+			  char *reply)
+{
+	bool tty = isatty(STDERR_FILENO);
+	int status = CLI_EXIT_ERROR;
+	char err[512];
+	int rc;
+
+	rc = api_client_call(c, req, reply, MIGRATE_REPLY_MAX, err, sizeof(err));
 	for (bool cancel_sent = false; rc == 0;) {
 		struct json_obj o;
 		const char *state, *e;
@@ -214,36 +268,10 @@ int cmd_migrate(int argc, char **argv)
 			break;
 		}
 		state = json_get_str(&o, "state");
-		if (state && (!strcmp(state, "completed") || !strcmp(state, "failed") ||
-			      !strcmp(state, "cancelled") || !strcmp(state, "unconfirmed"))) {
+		if (migrate_state_final(state)) {
 			if (tty)
 				fputc('\n', stderr);
-			e = json_get_str(&o, "error");
-			if (!strcmp(state, "unconfirmed")) {
-				/* One line: what happened, where the VM may be, the two ways out. */
-				cli_error("migration unconfirmed: %s; the VM is paused here: if it does "
-					  "not run at %s, resume it here ({\"cmd\":\"resume\"} on %s); "
-					  "once it runs there, quit it here ({\"cmd\":\"quit\"})",
-					  e && e[0] ? e : "no RUNNING from the destination", to, api);
-				status = CLI_EXIT_UNCONFIRMED;
-			} else if (strcmp(state, "completed") != 0) {
-				cli_error("migration %s: %s", state, e && e[0] ? e : "no reason");
-			} else {
-				status = CLI_EXIT_OK;
-				if (!json)
-					printf("migrated to %s in %.0f ms: downtime %.0f ms, %.0f rounds, "
-					       "%.1f MiB on the wire\n", to, num(&o, "total_ms"),
-					       num(&o, "downtime_ms"), num(&o, "rounds_count"),
-					       num(&o, "wire_bytes") / 1048576.0);
-			}
-			if (json) {
-				const char *ok_member = "\"ok\":true,";
-				const char *m = strstr(reply, ok_member);
-
-				/* The figures: the reply without its "ok" member. */
-				if (m)
-					printf("{%s\n", m + strlen(ok_member));
-			}
+			status = migrate_report_end(a, &o, reply, state);
 			break;
 		}
 		if (tty && state)
@@ -251,16 +279,47 @@ int cmd_migrate(int argc, char **argv)
 		if (migrate_interrupted && !cancel_sent) {
 			char r2[256];
 
-			api_client_call(&c, "{\"cmd\":\"migrate-cancel\"}", r2, sizeof(r2), err,
+			api_client_call(c, "{\"cmd\":\"migrate-cancel\"}", r2, sizeof(r2), err,
 					sizeof(err));
 			cancel_sent = true;
 		}
 		usleep(MIGRATE_POLL_US);
-		rc = api_client_call(&c, "{\"cmd\":\"migrate-status\"}", reply, MIGRATE_REPLY_MAX,
+		rc = api_client_call(c, "{\"cmd\":\"migrate-status\"}", reply, MIGRATE_REPLY_MAX,
 				     err, sizeof(err));
 	}
 	if (rc < 0)
 		cli_error("migrate: %s", err);
+	return status;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	struct migrate_args a = { .compress = "" };
+	struct api_client c;
+	char *req, *reply, err[512];
+	int rc, status = CLI_EXIT_ERROR;
+
+	status = migrate_parse(argc, argv, &a);
+	if (status >= 0)
+		return status;
+	status = CLI_EXIT_ERROR;
+	req = malloc(4096);
+	reply = malloc(MIGRATE_REPLY_MAX);
+	if (!req || !reply) {
+		free(req);
+		free(reply);
+		return CLI_EXIT_ERROR;
+	}
+	migrate_request(&a, req, 4096);
+	rc = api_client_open(&c, a.api, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s", err);
+		goto out;
+	}
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	signal(SIGPIPE, SIG_IGN);
+	status = migrate_follow(&a, &c, req, reply);
 	api_client_close(&c);
 out:
 	free(req);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/repo_opts.h"
 #include "repo/repo.h"
 #include "repo/repo_key.h"
 
@@ -212,10 +213,8 @@ static void print_json(const struct cli_prune_result *res, bool dry_run)
 int cmd_images_prune(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "repo", required_argument, NULL, 'r' },
-		{ "key-file", required_argument, NULL, 'k' },
-		{ "endpoint", required_argument, NULL, 'e' },
-		{ "s3-retry", required_argument, NULL, 'R' },
+		CLI_REPO_OPTIONS,
+		CLI_REPO_ENDPOINT_OPTION,
 		{ "keep-last", required_argument, NULL, 'L' },
 		{ "keep-daily", required_argument, NULL, 'D' },
 		{ "keep-weekly", required_argument, NULL, 'W' },
@@ -230,31 +229,24 @@ int cmd_images_prune(int argc, char **argv)
 	};
 	struct cli_prune_opts o = { .grace_s = PRUNE_GRACE_DEFAULT_S };
 	struct cli_prune_result res;
-	const char *repo_path = NULL, *key_file = NULL, *endpoint = NULL;
+	struct cli_repo_args ra;
 	struct backend_s3_opts s3;
-	int s3_retry = -1;
 	bool json = false;
 	struct repo *r;
 	char err[1024] = "";
 	int opt, rc;
 
+	cli_repo_args_init(&ra);
 	opterr = 0;
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+		int taken = cli_repo_opt(opt, optarg, &ra);
+
+		if (taken < 0)
+			return CLI_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (opt) {
-		case 'r':
-			repo_path = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'e':
-			endpoint = optarg;
-			break;
-		case 'R':
-			if (!cli_parse_s3_retry(optarg, &s3_retry))
-				return CLI_EXIT_USAGE;
-			break;
 		case 'L':
 			if (!cli_parse_count("--keep-last", optarg, &o.policy.keep_last))
 				return CLI_EXIT_USAGE;
@@ -296,7 +288,7 @@ int cmd_images_prune(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!repo_path) {
+	if (!ra.repo) {
 		cli_error("prune: pass --repo URL");
 		return CLI_EXIT_USAGE;
 	}
@@ -305,10 +297,9 @@ int cmd_images_prune(int argc, char **argv)
 			  "(a policy that keeps nothing is refused)");
 		return CLI_EXIT_USAGE;
 	}
-	cli_s3_opts(&s3, endpoint, s3_retry, o.verbose);
 	o.s3 = &s3;
+	rc = cli_repo_args_open(&r, &s3, &ra, o.verbose, err, sizeof(err));
 	o.verbose |= o.dry_run && !json;
-	rc = cli_repo_open(&r, repo_path, &s3, key_file, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("%s", err);
 		return CLI_EXIT_ERROR;

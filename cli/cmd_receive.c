@@ -125,7 +125,14 @@ static void receive_rejected(void *arg, const char *line)
 	cli_error("receive: %s", line);
 }
 
-int cmd_receive(int argc, char **argv)
+/*
+ * Read argv into p, ctx and the rest (argc, argv, p, ctx, access, console_path), then check
+ * the auth and NIC options. Returns -1 to go on, or the exit status (usage, help, bad
+ * input; ctx's NICs freed).
+ */
+static int receive_parse(int argc, char **argv, struct mig_dest_params *p,
+			 struct receive_ctx *ctx, struct vm_host_access *access,
+			 const char **console_path)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -141,71 +148,62 @@ int cmd_receive(int argc, char **argv)
 		MIG_AUTH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mig_dest_params p = { .on_listen = receive_listening,
-				     .on_ready = receive_ready,
-				     .on_started = receive_started,
-				     .on_reject = receive_rejected };
-	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
-	const char *console_path = NULL;
-	struct vm_host_access access = { 0 };
-	struct vm *vm = NULL;
-	struct cli_console console = { .fd = -1 };
 	char err[512] = "";
-	int opt, rc, status;
+	int opt;
 
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end;
-		int taken = vm_host_opt(opt, optarg, &access);
+		int taken = vm_host_opt(opt, optarg, access);
 
 		if (taken < 0)
 			return CLI_EXIT_ERROR;
 		if (taken)
 			continue;
-		if (mig_opt_auth(opt, optarg, &p.auth))
+		if (mig_opt_auth(opt, optarg, &p->auth))
 			continue;
 		switch (opt) {
 		case 'l':
-			snprintf(p.listen, sizeof(p.listen), "%s", optarg);
+			snprintf(p->listen, sizeof(p->listen), "%s", optarg);
 			break;
 		case 'd':
-			ctx.disk_path = optarg;
+			ctx->disk_path = optarg;
 			break;
 		case 'a':
-			ctx.api_path = optarg;
+			ctx->api_path = optarg;
 			break;
 		case 'o':
-			console_path = optarg;
+			*console_path = optarg;
 			break;
 		case 'f':
-			ctx.cpu_features = optarg;
+			ctx->cpu_features = optarg;
 			break;
 		case 'N':
-			if (net_opt_parse(&ctx.nets, optarg, err, sizeof(err)) < 0) {
+			if (net_opt_parse(&ctx->nets, optarg, err, sizeof(err)) < 0) {
 				cli_error("receive: %s", err);
-				net_opts_free(&ctx.nets);
+				net_opts_free(&ctx->nets);
 				return CLI_EXIT_ERROR;
 			}
 			break;
 		case 't':
-			p.accept_timeout_ms = (int)strtol(optarg, &end, 10) * 1000;
-			if (*end || p.accept_timeout_ms <= 0) {
+			p->accept_timeout_ms = (int)strtol(optarg, &end, 10) * 1000;
+			if (*end || p->accept_timeout_ms <= 0) {
 				cli_error("--accept-timeout '%s' is not a positive number of seconds",
 					  optarg);
 				return CLI_EXIT_ERROR;
 			}
 			break;
 		case 'F':
-			if (p.n_allow_from == MIG_MAX_ALLOW_FROM ||
-			    mig_cidr_parse(optarg, &p.allow_from[p.n_allow_from]) < 0) {
+			if (p->n_allow_from == MIG_MAX_ALLOW_FROM ||
+			    mig_cidr_parse(optarg, &p->allow_from[p->n_allow_from]) < 0) {
 				cli_error("receive: --allow-from '%s' is not an address block: give e.g. "
 					  "10.0.0.0/24 or fd00::/64 (at most %d)", optarg,
 					  MIG_MAX_ALLOW_FROM);
-				net_opts_free(&ctx.nets);
+				net_opts_free(&ctx->nets);
 				return CLI_EXIT_ERROR;
 			}
-			p.n_allow_from++;
+			p->n_allow_from++;
 			break;
 		case 'h':
 			fputs(receive_usage, stdout);
@@ -216,23 +214,58 @@ int cmd_receive(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!p.listen[0]) {
+	if (!p->listen[0]) {
 		cli_error("receive: pass --listen HOST:PORT");
 		return CLI_EXIT_USAGE;
 	}
-	if (mig_auth_check(&p.auth, err, sizeof(err)) < 0 ||
-	    net_opts_check_restore(&ctx.nets, false, 0, "the incoming VM", err, sizeof(err)) < 0) {
+	if (mig_auth_check(&p->auth, err, sizeof(err)) < 0 ||
+	    net_opts_check_restore(&ctx->nets, false, 0, "the incoming VM", err, sizeof(err)) < 0) {
 		cli_error("receive: %s", err);
-		net_opts_free(&ctx.nets);
+		net_opts_free(&ctx->nets);
 		return CLI_EXIT_ERROR;
 	}
-	for (unsigned i = 0; i < ctx.nets.n; i++) {
-		if (vm_net_check(&ctx.nets.net[i], err, sizeof(err)) < 0) {
+	for (unsigned i = 0; i < ctx->nets.n; i++) {
+		if (vm_net_check(&ctx->nets.net[i], err, sizeof(err)) < 0) {
 			cli_error("receive: %s", err);
-			net_opts_free(&ctx.nets);
+			net_opts_free(&ctx->nets);
 			return CLI_EXIT_ERROR;
 		}
 	}
+	return -1;
+}
+
+/* A receive that failed: close the VM's host if it was opened, remove the disk we made. */
+static void receive_discard(struct receive_ctx *ctx)
+{
+	if (ctx->host_open)
+		vm_host_close(&ctx->host);
+	if (ctx->created_disk) {
+		char log[PATH_MAX];
+
+		/* The image we made, and the change log its VM shell kept beside it. */
+		unlink(ctx->disk_path);
+		if (snprintf(log, sizeof(log), "%s.gwlog", ctx->disk_path) < (int)sizeof(log))
+			unlink(log);
+	}
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	struct mig_dest_params p = { .on_listen = receive_listening,
+				     .on_ready = receive_ready,
+				     .on_started = receive_started,
+				     .on_reject = receive_rejected };
+	struct receive_ctx ctx = { .console_fd = STDOUT_FILENO };
+	const char *console_path = NULL;
+	struct vm_host_access access = { 0 };
+	struct vm *vm = NULL;
+	struct cli_console console = { .fd = -1 };
+	char err[512] = "";
+	int rc, status;
+
+	status = receive_parse(argc, argv, &p, &ctx, &access, &console_path);
+	if (status >= 0)
+		return status;
 	vm_host_signals();
 	if (cli_console_open(&console, console_path) < 0) {
 		net_opts_free(&ctx.nets);
@@ -249,16 +282,7 @@ int cmd_receive(int argc, char **argv)
 	rc = mig_receive(&p, receive_create_vm, &ctx, &vm, err, sizeof(err));
 	if (rc < 0) {
 		cli_error("receive: %s", err);
-		if (ctx.host_open)
-			vm_host_close(&ctx.host);
-		if (ctx.created_disk) {
-			char log[PATH_MAX];
-
-			/* The image we made, and the change log its VM shell kept beside it. */
-			unlink(ctx.disk_path);
-			if (snprintf(log, sizeof(log), "%s.gwlog", ctx.disk_path) < (int)sizeof(log))
-				unlink(log);
-		}
+		receive_discard(&ctx);
 		status = CLI_EXIT_ERROR;
 		goto out_console;
 	}

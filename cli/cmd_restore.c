@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/net_opts.h"
 #include "cli/prune_cli.h"
+#include "cli/repo_opts.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
 #include "repo/manifest.h"
@@ -90,13 +91,34 @@ static void restore_started(struct vm_host *h, void *arg)
 	}
 }
 
-int cmd_restore(int argc, char **argv)
+/* One restore: its options, then what it opened, in the order cmd_restore opens them. */
+struct restore_cmd {
+	/* From the command line. */
+	struct cli_repo_args ra;
+	const char *id, *disk, *base, *api_path, *console_path;
+	struct snap_restore_opts ro;
+	struct vm_host_access access;
+	enum snap_ram_mode ram_mode;
+	struct net_opts nets;
+	bool verbose, verify;
+	/* Opened by the steps. */
+	struct backend_s3_opts s3;
+	struct repo *r;
+	struct snap_restore rs;
+	struct vm_config cfg;
+	struct vm *vm;
+	struct lazy_mem *lazy;
+	struct cli_console console;
+	bool disk_created;
+	char err[512];
+};
+
+/* Read argv into c. Returns -1 to go on, or the exit status (usage, help, bad input). */
+static int restore_parse(int argc, char **argv, struct restore_cmd *c)
 {
 	static const struct option opts[] = {
-		{ "repo", required_argument, NULL, 'r' },
-		{ "key-file", required_argument, NULL, 'k' },
-		{ "endpoint", required_argument, NULL, 'E' },
-		{ "s3-retry", required_argument, NULL, 'R' },
+		CLI_REPO_OPTIONS,
+		CLI_REPO_ENDPOINT_OPTION,
 		{ "snapshot", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "disk", required_argument, NULL, 'd' },
@@ -112,85 +134,60 @@ int cmd_restore(int argc, char **argv)
 		VM_HOST_ACCESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *repo = NULL, *id = "latest", *disk = NULL, *base = NULL;
-	const char *key_file = NULL, *endpoint = NULL;
-	struct snap_restore_opts ro = { 0 };
-	struct backend_s3_opts s3;
-	int s3_retry = -1;
-	struct repo *r;
-	const char *api_path = NULL, *console_path = NULL;
-	struct vm_config cfg = { .console_fd = STDOUT_FILENO };
-	struct snap_restore rs;
-	struct vm_host host;
-	struct vm_host_access access = { 0 };
-	struct vm *vm = NULL;
-	struct lazy_mem *lazy = NULL;
-	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
-	struct cli_console console = { .fd = -1 };
-	struct net_opts nets = { 0 };
-	bool disk_created = false, verbose = false, verify = false;
-	char err[512] = "";
-	int opt, rc, status = CLI_EXIT_ERROR;
+	int opt;
 
+	cli_repo_args_init(&c->ra);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int taken = vm_host_opt(opt, optarg, &access);
+		int taken = vm_host_opt(opt, optarg, &c->access);
 
 		if (taken < 0)
 			return CLI_EXIT_ERROR;
 		if (taken)
 			continue;
+		taken = cli_repo_opt(opt, optarg, &c->ra);
+		if (taken < 0)
+			return CLI_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (opt) {
-		case 'r':
-			repo = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'E':
-			endpoint = optarg;
-			break;
-		case 'R':
-			if (!cli_parse_s3_retry(optarg, &s3_retry))
-				return CLI_EXIT_USAGE;
-			break;
 		case 's':
-			id = optarg;
+			c->id = optarg;
 			break;
 		case 'n':
-			ro.vm_name = optarg;
+			c->ro.vm_name = optarg;
 			break;
 		case 'd':
-			disk = optarg;
+			c->disk = optarg;
 			break;
 		case 'b':
-			base = optarg;
+			c->base = optarg;
 			break;
 		case 'a':
-			api_path = optarg;
+			c->api_path = optarg;
 			break;
 		case 'o':
-			console_path = optarg;
+			c->console_path = optarg;
 			break;
 		case 'e':
-			ram_mode = SNAP_RAM_EAGER;
+			c->ram_mode = SNAP_RAM_EAGER;
 			break;
 		case 'w':
-			if (!cli_parse_count("--lock-wait", optarg, &ro.lock_wait_s))
+			if (!cli_parse_count("--lock-wait", optarg, &c->ro.lock_wait_s))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'v':
-			verbose = true;
+			c->verbose = true;
 			break;
 		case 'V':
-			verify = true;
-			ram_mode = SNAP_RAM_EAGER; /* all of RAM must be there to compare */
+			c->verify = true;
+			c->ram_mode = SNAP_RAM_EAGER; /* all of RAM must be there to compare */
 			break;
 		case 'N':
-			if (net_opt_parse(&nets, optarg, err, sizeof(err)) < 0) {
-				cli_error("restore: %s", err);
-				net_opts_free(&nets);
+			if (net_opt_parse(&c->nets, optarg, c->err, sizeof(c->err)) < 0) {
+				cli_error("restore: %s", c->err);
+				net_opts_free(&c->nets);
 				return CLI_EXIT_ERROR;
 			}
 			break;
@@ -203,130 +200,200 @@ int cmd_restore(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!repo) {
+	if (!c->ra.repo) {
 		cli_error("restore: pass --repo DIR");
 		return CLI_EXIT_USAGE;
 	}
-	if (disk && base) {
+	if (c->disk && c->base) {
 		cli_error("restore: give --disk (a new image) or --disk-base (an old copy), not both");
 		return CLI_EXIT_USAGE;
 	}
-	vm_host_signals();
-	if (ro.vm_name && strcmp(id, "latest") != 0) {
+	return -1;
+}
+
+/*
+ * Open the repository and the snapshot, and say which one "latest" was. Returns -1 to go
+ * on (c->rs open), or the exit status.
+ */
+static int restore_open_snapshot(struct restore_cmd *c)
+{
+	int rc;
+
+	if (c->ro.vm_name && strcmp(c->id, "latest") != 0) {
 		cli_error("restore: --name picks the latest snapshot of a VM: drop --snapshot %s or "
-			  "--name", id);
+			  "--name", c->id);
 		return CLI_EXIT_USAGE;
 	}
-	cli_s3_opts(&s3, endpoint, s3_retry, verbose);
-	ro.s3 = &s3;
-	rc = cli_repo_open(&r, repo, &s3, key_file, err, sizeof(err));
+	c->ro.s3 = &c->s3;
+	rc = cli_repo_args_open(&c->r, &c->s3, &c->ra, c->verbose, c->err, sizeof(c->err));
 	if (rc == 0)
-		rc = snap_restore_open(&rs, r, id, &ro, err, sizeof(err));
+		rc = snap_restore_open(&c->rs, c->r, c->id, &c->ro, c->err, sizeof(c->err));
 	if (rc < 0) {
-		cli_error("restore: %s", err);
+		cli_error("restore: %s", c->err);
 		return rc == -EBUSY ? CLI_EXIT_LOCKED : CLI_EXIT_ERROR;
 	}
-	if (rs.lock_note[0])
-		fprintf(stderr, "godwit: note: restore: %s\n", rs.lock_note);
-	if (strcmp(id, "latest") == 0) {
+	if (c->rs.lock_note[0])
+		fprintf(stderr, "godwit: note: restore: %s\n", c->rs.lock_note);
+	if (strcmp(c->id, "latest") == 0) {
 		/* Say which one "latest" was: never restore an unexpected snapshot in silence. */
 		char when[40];
-		time_t t = (time_t)(rs.m.created_ns / 1000000000u);
+		time_t t = (time_t)(c->rs.m.created_ns / 1000000000u);
 		struct tm tm;
 
 		if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm))
 			snprintf(when, sizeof(when), "?");
-		fprintf(stderr, "godwit: restore: snapshot %s of VM %s, taken %s\n", rs.m.id,
-			rs.m.vm_name, when);
+		fprintf(stderr, "godwit: restore: snapshot %s of VM %s, taken %s\n", c->rs.m.id,
+			c->rs.m.vm_name, when);
 	}
-	if (rs.info.disk_bytes && !disk && !base) {
-		cli_error("restore: snapshot %s has a disk: pass --disk NEW.img, or --disk-base "
-			  "OLD.img to update an old copy", rs.m.id);
-		goto out_rs;
-	}
-	if (!rs.info.disk_bytes && (disk || base)) {
-		cli_error("restore: snapshot %s has no disk: drop --disk/--disk-base", rs.m.id);
-		goto out_rs;
-	}
-	{
-		char what[96];
+	return -1;
+}
 
-		snprintf(what, sizeof(what), "snapshot %s", rs.m.id);
-		if (net_opts_check_restore(&nets, true, rs.info.nnics, what, err, sizeof(err)) < 0) {
-			cli_error("restore: %s", err);
-			goto out_rs;
-		}
-		net_opts_apply(&nets, &cfg);
+/* The disk and NIC options against the snapshot's machine. Returns 0, or -1 (said). */
+static int restore_check_machine(struct restore_cmd *c)
+{
+	char what[96];
+
+	if (c->rs.info.disk_bytes && !c->disk && !c->base) {
+		cli_error("restore: snapshot %s has a disk: pass --disk NEW.img, or --disk-base "
+			  "OLD.img to update an old copy", c->rs.m.id);
+		return -1;
 	}
-	if (rs.info.disk_bytes) {
-		rc = snap_restore_disk(&rs, disk, base, err, sizeof(err));
-		if (rc < 0) {
-			cli_error("restore: %s", err);
-			goto out_rs;
-		}
-		disk_created = disk != NULL;
-		cfg.disk_path = disk ? disk : base;
+	if (!c->rs.info.disk_bytes && (c->disk || c->base)) {
+		cli_error("restore: snapshot %s has no disk: drop --disk/--disk-base", c->rs.m.id);
+		return -1;
 	}
-	if (cli_console_open(&console, console_path) < 0)
-		goto out_disk;
-	cfg.console_fd = console.fd;
-	cfg.ram_bytes = rs.info.ram_bytes;
-	cfg.ncpus = rs.info.ncpus;
-	rc = vm_create_for_restore(&vm, &cfg, err, sizeof(err));
+	snprintf(what, sizeof(what), "snapshot %s", c->rs.m.id);
+	if (net_opts_check_restore(&c->nets, true, c->rs.info.nnics, what, c->err,
+				   sizeof(c->err)) < 0) {
+		cli_error("restore: %s", c->err);
+		return -1;
+	}
+	net_opts_apply(&c->nets, &c->cfg);
+	return 0;
+}
+
+/* Write the snapshot's disk (a new image, or an old copy brought up to date). 0 or -1. */
+static int restore_disk(struct restore_cmd *c)
+{
+	int rc;
+
+	if (!c->rs.info.disk_bytes)
+		return 0;
+	rc = snap_restore_disk(&c->rs, c->disk, c->base, c->err, sizeof(c->err));
+	if (rc < 0) {
+		cli_error("restore: %s", c->err);
+		return -1;
+	}
+	c->disk_created = c->disk != NULL;
+	c->cfg.disk_path = c->disk ? c->disk : c->base;
+	return 0;
+}
+
+/*
+ * Make the VM and load the snapshot into it (RAM lazily or eagerly, vCPU and device
+ * state), then check it with --verify. Returns 0, or -1 (said) with c->vm to destroy.
+ */
+static int restore_load_vm(struct restore_cmd *c)
+{
+	int rc;
+
+	c->cfg.console_fd = c->console.fd;
+	c->cfg.ram_bytes = c->rs.info.ram_bytes;
+	c->cfg.ncpus = c->rs.info.ncpus;
+	rc = vm_create_for_restore(&c->vm, &c->cfg, c->err, sizeof(c->err));
 	if (rc == 0)
-		rc = snap_restore_vm(&rs, vm, ram_mode, &lazy, err, sizeof(err));
-	if (rc == 0 && verify) {
+		rc = snap_restore_vm(&c->rs, c->vm, c->ram_mode, &c->lazy, c->err, sizeof(c->err));
+	if (rc == 0 && c->verify) {
 		mig_test_hold("restore-filled");
-		rc = snap_restore_verify(&rs, vm, cfg.disk_path, err, sizeof(err));
-		if (rc == 0 && verbose)
+		rc = snap_restore_verify(&c->rs, c->vm, c->cfg.disk_path, c->err, sizeof(c->err));
+		if (rc == 0 && c->verbose)
 			fprintf(stderr, "godwit: restore: --verify: RAM%s match the snapshot\n",
-				cfg.disk_path ? " and disk" : "");
+				c->cfg.disk_path ? " and disk" : "");
 	}
 	if (rc < 0) {
-		cli_error("restore: %s", err);
-		goto out_vm;
+		cli_error("restore: %s", c->err);
+		return -1;
 	}
-	if (verbose && rs.ram_note[0])
+	if (c->verbose && c->rs.ram_note[0])
 		fprintf(stderr, "godwit: restore: %s: copied RAM before starting instead\n",
-			rs.ram_note);
-	if (verbose)
+			c->rs.ram_note);
+	if (c->verbose)
 		fprintf(stderr, "godwit: restore: RAM %s in %" PRIu64 " ms\n",
-			rs.ram_lazy ? "registered for lazy loading" : "copied", rs.ram_ms);
-	snap_restore_close(&rs);
-	/* Everything is open: the sandbox before the first vCPU runs. */
-	if (vm_host_open(&host, vm, api_path, &access) != CLI_EXIT_OK)
-		goto out_lazy;
-	host.on_started = restore_started;
-	host.on_started_arg = &verbose;
-	status = vm_host_serve(&host);
-	if (lazy) {
+			c->rs.ram_lazy ? "registered for lazy loading" : "copied", c->rs.ram_ms);
+	return 0;
+}
+
+/*
+ * Run the VM until it stops (host opened by vm_host_open), then stop lazy loading and
+ * free everything. Returns the exit status.
+ */
+static int restore_serve(struct restore_cmd *c, struct vm_host *host)
+{
+	int status, rc;
+
+	host->on_started = restore_started;
+	host->on_started_arg = &c->verbose;
+	status = vm_host_serve(host);
+	if (c->lazy) {
 		/* The VM has stopped: nothing touches its RAM any more. */
-		rc = lazy_mem_stop(lazy, err, sizeof(err));
+		rc = lazy_mem_stop(c->lazy, c->err, sizeof(c->err));
 		if (rc < 0) {
-			cli_error("restore: %s", err);
+			cli_error("restore: %s", c->err);
 			status = CLI_EXIT_ERROR;
 		}
-		if (verbose)
-			report_lazy(lazy);
-		lazy_mem_free(lazy);
+		if (c->verbose)
+			report_lazy(c->lazy);
+		lazy_mem_free(c->lazy);
 	}
-	vm_destroy(vm);
-	cli_console_close(&console, false);
-	net_opts_free(&nets);
+	vm_destroy(c->vm);
+	cli_console_close(&c->console, false);
+	net_opts_free(&c->nets);
 	return status;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct restore_cmd c = {
+		.id = "latest",
+		.ram_mode = SNAP_RAM_LAZY,
+		.cfg = { .console_fd = STDOUT_FILENO },
+		.console = { .fd = -1 },
+	};
+	struct vm_host host;
+	int status;
+
+	status = restore_parse(argc, argv, &c);
+	if (status >= 0)
+		return status;
+	vm_host_signals();
+	status = restore_open_snapshot(&c);
+	if (status >= 0)
+		return status;
+	status = CLI_EXIT_ERROR;
+	if (restore_check_machine(&c) < 0 || restore_disk(&c) < 0)
+		goto out_rs;
+	if (cli_console_open(&c.console, c.console_path) < 0)
+		goto out_disk;
+	if (restore_load_vm(&c) < 0)
+		goto out_vm;
+	snap_restore_close(&c.rs);
+	/* Everything is open: the sandbox before the first vCPU runs. */
+	if (vm_host_open(&host, c.vm, c.api_path, &c.access) != CLI_EXIT_OK)
+		goto out_lazy;
+	return restore_serve(&c, &host);
 out_lazy:
-	if (lazy) {
-		lazy_mem_stop(lazy, err, sizeof(err));
-		lazy_mem_free(lazy);
+	if (c.lazy) {
+		lazy_mem_stop(c.lazy, c.err, sizeof(c.err));
+		lazy_mem_free(c.lazy);
 	}
 out_vm:
-	vm_destroy(vm);
-	cli_console_close(&console, true);
+	vm_destroy(c.vm);
+	cli_console_close(&c.console, true);
 out_disk:
-	if (disk_created)
-		unlink(disk);
+	if (c.disk_created)
+		unlink(c.disk);
 out_rs:
-	snap_restore_close(&rs);
-	net_opts_free(&nets);
+	snap_restore_close(&c.rs);
+	net_opts_free(&c.nets);
 	return status;
 }

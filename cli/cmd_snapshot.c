@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/prune_cli.h"
+#include "cli/repo_opts.h"
 
 static const char snapshot_usage[] =
 	"usage: godwit snapshot --api SOCKET --repo DIR [--key-file FILE] [--name NAME]\n"
@@ -39,22 +40,20 @@ int cmd_snapshot(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "api", required_argument, NULL, 'a' },
-		{ "repo", required_argument, NULL, 'r' },
-		{ "key-file", required_argument, NULL, 'k' },
+		CLI_REPO_OPTIONS,
 		{ "name", required_argument, NULL, 'n' },
 		{ "no-live", no_argument, NULL, 'l' },
 		{ "verify", no_argument, NULL, 'V' },
 		{ "lock-wait", required_argument, NULL, 'w' },
-		{ "s3-retry", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *api = NULL, *repo = NULL, *key_file = NULL, *name = "vm";
+	const char *api = NULL, *name = "vm";
+	struct cli_repo_args ra;
 	bool json = false, no_live = false, verify = false, verbose = false;
 	unsigned lock_wait = 0;
-	int s3_retry = -1;
 	char retry[32] = "";
 	char abs_repo[PATH_MAX], abs_key[PATH_MAX], qrepo[PATH_MAX + 8], qkey[PATH_MAX + 8];
 	char qname[600], req[2 * PATH_MAX + 1024];
@@ -64,18 +63,19 @@ int cmd_snapshot(int argc, char **argv)
 	const struct json_member *ok;
 	int opt, rc;
 
+	cli_repo_args_init(&ra);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int taken = cli_repo_opt(opt, optarg, &ra);
+
+		if (taken < 0)
+			return CLI_EXIT_USAGE;
+		if (taken)
+			continue;
 		switch (opt) {
 		case 'a':
 			api = optarg;
-			break;
-		case 'r':
-			repo = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
 			break;
 		case 'n':
 			name = optarg;
@@ -88,10 +88,6 @@ int cmd_snapshot(int argc, char **argv)
 			break;
 		case 'w':
 			if (!cli_parse_count("--lock-wait", optarg, &lock_wait))
-				return CLI_EXIT_USAGE;
-			break;
-		case 'R':
-			if (!cli_parse_s3_retry(optarg, &s3_retry))
 				return CLI_EXIT_USAGE;
 			break;
 		case 'v':
@@ -109,25 +105,25 @@ int cmd_snapshot(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (!api || !repo) {
+	if (!api || !ra.repo) {
 		cli_error("snapshot: pass --api SOCKET and --repo DIR");
 		return CLI_EXIT_USAGE;
 	}
 	/* The VM's process has its own working directory: send an absolute path. */
-	if (!realpath(repo, abs_repo)) {
+	if (!realpath(ra.repo, abs_repo)) {
 		cli_error("snapshot: repository %s does not exist: create it with 'godwit repo init "
-			  "--repo %s'", repo, repo);
+			  "--repo %s'", ra.repo, ra.repo);
 		return CLI_EXIT_ERROR;
 	}
-	if (key_file && !realpath(key_file, abs_key)) {
-		cli_error("snapshot: key file %s: %s", key_file, strerror(errno));
+	if (ra.key_file && !realpath(ra.key_file, abs_key)) {
+		cli_error("snapshot: key file %s: %s", ra.key_file, strerror(errno));
 		return CLI_EXIT_ERROR;
 	}
 	json_quote(qrepo, sizeof(qrepo), abs_repo);
-	json_quote(qkey, sizeof(qkey), key_file ? abs_key : "");
+	json_quote(qkey, sizeof(qkey), ra.key_file ? abs_key : "");
 	json_quote(qname, sizeof(qname), name);
-	if (s3_retry >= 0)
-		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", s3_retry);
+	if (ra.s3_retry_s >= 0)
+		snprintf(retry, sizeof(retry), ",\"s3_retry\":%d", ra.s3_retry_s);
 	snprintf(req, sizeof(req),
 		 "{\"cmd\":\"snapshot\",\"repo\":%s,\"key_file\":%s,\"name\":%s,\"no_live\":%s,"
 		 "\"verify\":%s,\"lock_wait\":%u%s}", qrepo, qkey, qname, no_live ? "true" : "false",

@@ -1,21 +1,9 @@
 /* The godwit binary: dispatch to a subcommand. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-
-void cli_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("godwit: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void usage(FILE *f)
 {

@@ -673,81 +673,90 @@ static bool snap_cancelled(const struct snap_params *p)
 	return p->cancel && atomic_load(p->cancel);
 }
 
-int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
-	      struct snap_result *res, char *err, size_t errlen)
+/* The guest's pause during one snapshot: who holds it, and when each part of it began (us). */
+struct snap_pause {
+	bool paused;
+	uint64_t t_pause, t_stopped, t_copied;
+};
+
+/* Open p->repo with p's key file, if any, and the S3 options s3. Returns 0 or -errno. */
+static int snap_open_repo(struct repo **r, const struct snap_params *p,
+			  const struct backend_s3_opts *s3, char *err, size_t errlen)
 {
-	struct snap_job j = { .vm = vm, .disk_fd = -1 };
-	unsigned max_rounds = p->max_rounds ? p->max_rounds : SNAP_DEFAULT_ROUNDS;
-	uint64_t t0 = now_ms(), npending = 0;
-	uint64_t t_pause = 0, t_stopped = 0, t_copied = 0; /* us */
-	struct repo_stats before, after;
-	struct repo_lock *lock = NULL;
-	struct s3_notes notes = { .mu = PTHREAD_MUTEX_INITIALIZER, .res = res };
-	struct backend_s3_opts s3 = { .endpoint = p->endpoint, .retry_s = p->s3_retry_s,
-				      .note = s3_note, .note_arg = &notes, .cancel = p->cancel };
-	const char *disk_mode = "none";
-	bool paused = false;
-	uint8_t *state = NULL;
-	size_t state_len = 0;
+	struct repo_key key;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	if (p->key_file) {
-		struct repo_key key;
+	if (!p->key_file)
+		return repo_open_ex(r, p->repo, s3, NULL, err, errlen);
+	rc = repo_key_load(&key, p->key_file, err, errlen);
+	if (rc == 0)
+		rc = repo_open_ex(r, p->repo, s3, &key, err, errlen);
+	repo_key_wipe(&key);
+	return rc;
+}
 
-		rc = repo_key_load(&key, p->key_file, err, errlen);
-		if (rc == 0)
-			rc = repo_open_ex(&j.repo, p->repo, &s3, &key, err, errlen);
-		repo_key_wipe(&key);
-	} else {
-		rc = repo_open_ex(&j.repo, p->repo, &s3, NULL, err, errlen);
-	}
-	if (rc < 0)
-		return rc;
-	rc = snap_lock_and_check(&j, p, &s3, &lock, res, err, errlen);
-	if (rc < 0)
-		goto out;
-	repo_stats_get(j.repo, &before);
-	rc = job_setup(&j, t, p);
-	if (rc < 0) {
-		snprintf(err, errlen, "snapshot: setting up: %s", strerror(-rc));
-		goto out;
-	}
-	j.m.created_ns = wall_ns();
-	snap_id_make(j.m.created_ns, j.m.id);
-	snprintf(j.m.vm_name, sizeof(j.m.vm_name), "%s", p->vm_name ? p->vm_name : "vm");
-	snprintf(j.m.godwit_version, sizeof(j.m.godwit_version), "%s", GODWIT_VERSION);
-	if (j.have_parent)
-		snprintf(j.m.parent, sizeof(j.m.parent), "%s", j.parent.id);
-	j.m.ram_bytes = vm_ram_bytes(vm);
-	j.m.ncpus = vm_ncpus(vm);
+/* The new manifest's identity: id, time, names, parent, machine. */
+static void snap_manifest_init(struct snap_job *j, const struct snap_params *p)
+{
+	j->m.created_ns = wall_ns();
+	snap_id_make(j->m.created_ns, j->m.id);
+	snprintf(j->m.vm_name, sizeof(j->m.vm_name), "%s", p->vm_name ? p->vm_name : "vm");
+	snprintf(j->m.godwit_version, sizeof(j->m.godwit_version), "%s", GODWIT_VERSION);
+	if (j->have_parent)
+		snprintf(j->m.parent, sizeof(j->m.parent), "%s", j->parent.id);
+	j->m.ram_bytes = vm_ram_bytes(j->vm);
+	j->m.ncpus = vm_ncpus(j->vm);
+}
+
+/*
+ * Start from the dirty log: the pending set (every page for a full snapshot, else those
+ * dirtied since the parent), less what is hot right now. Returns 0 or -errno with err.
+ */
+static int snap_start_logging(struct snap_job *j, struct snap_tracker *t,
+			      const struct snap_params *p, uint64_t *npending, char *err,
+			      size_t errlen)
+{
+	int rc;
 
 	/*
 	 * Logging must run from before the first copy: every page after it is caught. The
 	 * tracker's consumer stays registered between snapshots (a first one reports every
 	 * page, which a full snapshot copies anyway).
 	 */
-	rc = t->dirty ? 0 : vm_dirty_register(vm, &t->dirty);
-	j.dirty = t->dirty;
+	rc = t->dirty ? 0 : vm_dirty_register(j->vm, &t->dirty);
+	j->dirty = t->dirty;
 	if (rc == 0)
-		rc = fetch_pending(&j, &npending); /* full: resets its view; else: since parent */
-	if (rc == 0 && j.have_parent && !p->no_live) {
+		rc = fetch_pending(j, npending); /* full: resets its view; else: since parent */
+	if (rc == 0 && j->have_parent && !p->no_live) {
 		/* What the guest dirties within a moment is hot: leave it for the pause. */
 		usleep(SNAP_HOT_SAMPLE_US);
-		rc = fetch_pending_hot(&j, true, &npending, NULL);
+		rc = fetch_pending_hot(j, true, npending, NULL);
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		snprintf(err, errlen, "snapshot: dirty logging: %s", strerror(-rc));
-		goto out;
-	}
+	return rc;
+}
+
+/*
+ * Copy while the guest runs (with --no-live: pause first, then copy it all): the disk,
+ * then rounds of cold RAM chunks until what is left fits the pause. Returns 0 or -errno
+ * with err (-ECANCELED when p's caller called it off).
+ */
+static int snap_copy_live(struct snap_job *j, const struct snap_params *p,
+			  struct snap_result *res, struct snap_pause *pz, uint64_t *npending,
+			  const char **disk_mode, char *err, size_t errlen)
+{
+	unsigned max_rounds = p->max_rounds ? p->max_rounds : SNAP_DEFAULT_ROUNDS;
+	int rc = 0;
+
 	if (p->no_live) {
-		t_pause = now_us();
-		rc = vm_pause_by(vm, VM_PAUSE_SNAPSHOT);
-		paused = rc == 0;
-		t_stopped = now_us();
+		pz->t_pause = now_us();
+		rc = vm_pause_by(j->vm, VM_PAUSE_SNAPSHOT);
+		pz->paused = rc == 0;
+		pz->t_stopped = now_us();
 	}
-	if (rc == 0 && j.disk_fd >= 0)
-		rc = capture_disk_live(&j, &disk_mode);
+	if (rc == 0 && j->disk_fd >= 0)
+		rc = capture_disk_live(j, disk_mode);
 	/*
 	 * Live rounds copy cold chunks (pending, not yet copied in this snapshot); a chunk
 	 * dirtied again after its copy turns hot and waits for the pause. Rounds end when
@@ -760,121 +769,194 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		 * min_bytes (godwit backup): a dirty set the pause can hold is not copied
 		 * live at all, so no chunk is stored twice; the pause copies it to memory.
 		 */
-		if (round == 0 && p->min_bytes && npending * j.chunk_bytes <= SNAP_HOT_BUDGET_BYTES)
+		if (round == 0 && p->min_bytes && *npending * j->chunk_bytes <= SNAP_HOT_BUDGET_BYTES)
 			break;
 		if (snap_cancelled(p)) {
 			rc = -ECANCELED;
 			break;
 		}
 		/* A hot set too big to copy in a short pause is copied live again. */
-		rc = copy_pending_live(&j, npending * j.chunk_bytes > SNAP_HOT_BUDGET_BYTES &&
+		rc = copy_pending_live(j, *npending * j->chunk_bytes > SNAP_HOT_BUDGET_BYTES &&
 					      round > 0);
 		if (rc < 0)
 			break;
 		res->rounds = round + 1;
-		if (paused) /* --no-live: one pass, all of it while paused */
+		if (pz->paused) /* --no-live: one pass, all of it while paused */
 			break;
-		rc = fetch_pending_hot(&j, false, &npending, &ncold);
+		rc = fetch_pending_hot(j, false, npending, &ncold);
 		if (rc < 0 || round + 1 >= max_rounds ||
-		    (ncold * j.chunk_bytes <= SNAP_FINAL_BYTES &&
-		     npending * j.chunk_bytes <= SNAP_HOT_BUDGET_BYTES))
+		    (ncold * j->chunk_bytes <= SNAP_FINAL_BYTES &&
+		     *npending * j->chunk_bytes <= SNAP_HOT_BUDGET_BYTES))
 			break;
 	}
 	if (rc == 0 && snap_cancelled(p))
 		rc = -ECANCELED;
-	if (rc < 0) {
+	if (rc < 0)
 		snprintf(err, errlen, "snapshot: copying RAM to %s: %s%s", p->repo, strerror(-rc),
 			 rc == -ECANCELED ? " (the VM is stopping): nothing is stored" : "");
-		goto out;
-	}
+	return rc;
+}
 
-	rc = hold_prepare(&j, npending);
-	/*
-	 * The final set to memory while the guest still runs: the pause then copies only
-	 * the chunks dirtied during this memcpy (the dirty log since the last fetch).
-	 */
-	if (rc == 0 && !paused)
-		rc = hold_pending(&j, npending);
-	if (rc < 0) {
+/*
+ * Memory for the final set, and that set copied to it while the guest still runs: the
+ * pause then copies only the chunks dirtied during this memcpy (the dirty log since the
+ * last fetch). Returns 0 or -errno with err.
+ */
+static int snap_hold_final(struct snap_job *j, const struct snap_pause *pz, uint64_t npending,
+			   char *err, size_t errlen)
+{
+	int rc = hold_prepare(j, npending);
+
+	if (rc == 0 && !pz->paused)
+		rc = hold_pending(j, npending);
+	if (rc < 0)
 		snprintf(err, errlen, "snapshot: no memory for the final copy: %s", strerror(-rc));
-		goto out;
-	}
-	/* The pause: the last dirty set, the disk blocks changed meanwhile, the state. */
-	if (!paused) {
-		t_pause = now_us();
-		rc = vm_pause_by(vm, VM_PAUSE_SNAPSHOT);
+	return rc;
+}
+
+/*
+ * The pause: the last dirty set, the disk blocks changed meanwhile, --verify, the state
+ * blob into *state; then the guest runs again and res has the pause's parts. Returns 0
+ * or -errno with err; on a --verify failure the guest is still paused (pz->paused).
+ */
+static int snap_pause_and_capture(struct snap_job *j, const struct snap_params *p,
+				  struct snap_result *res, struct snap_pause *pz, uint8_t **state,
+				  size_t *state_len, char *err, size_t errlen)
+{
+	uint64_t npending = 0;
+	int rc;
+
+	if (!pz->paused) {
+		pz->t_pause = now_us();
+		rc = vm_pause_by(j->vm, VM_PAUSE_SNAPSHOT);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot: cannot pause the VM: %s", strerror(-rc));
-			goto out;
+			return rc;
 		}
-		paused = true;
-		t_stopped = now_us();
+		pz->paused = true;
+		pz->t_stopped = now_us();
 	}
-	rc = fetch_pending(&j, &npending);
+	rc = fetch_pending(j, &npending);
 	if (rc == 0)
-		rc = hold_pending(&j, npending);
-	if (rc == 0 && j.disk_fd >= 0)
-		rc = hold_disk_changes(&j, j.m.id);
-	t_copied = now_us();
+		rc = hold_pending(j, npending);
+	if (rc == 0 && j->disk_fd >= 0)
+		rc = hold_disk_changes(j, j->m.id);
+	pz->t_copied = now_us();
 	if (rc == 0 && p->verify) {
 		char why[320];
 
-		rc = verify_in_pause(&j, why, sizeof(why));
-		res->pause_verify_us = now_us() - t_copied;
+		rc = verify_in_pause(j, why, sizeof(why));
+		res->pause_verify_us = now_us() - pz->t_copied;
 		if (rc < 0) {
 			snprintf(err, errlen, "%s", why);
-			res->pause_us = now_us() - t_pause;
-			goto out;
+			res->pause_us = now_us() - pz->t_pause;
+			return rc;
 		}
 	}
 	if (rc == 0)
-		rc = vm_state_save(vm, &state, &state_len);
+		rc = vm_state_save(j->vm, state, state_len);
 	/*
 	 * The pause: from asking the vCPUs to stop to asking them to run again, as QEMU
 	 * counts its downtime. Read before vm_resume: the woken vCPU thread may take the
 	 * CPU from this one, and the guest runs meanwhile.
 	 */
-	res->pause_us = now_us() - t_pause;
+	res->pause_us = now_us() - pz->t_pause;
 	res->pause_ms = (res->pause_us + 500) / 1000;
-	res->pause_stop_us = t_stopped - t_pause;
-	res->pause_copy_us = t_copied - t_stopped;
-	res->pause_state_us = t_pause + res->pause_us - t_copied;
-	vm_resume_by(vm, VM_PAUSE_SNAPSHOT);
-	paused = false;
-	if (rc < 0) {
+	res->pause_stop_us = pz->t_stopped - pz->t_pause;
+	res->pause_copy_us = pz->t_copied - pz->t_stopped;
+	res->pause_state_us = pz->t_pause + res->pause_us - pz->t_copied;
+	vm_resume_by(j->vm, VM_PAUSE_SNAPSHOT);
+	pz->paused = false;
+	if (rc < 0)
 		snprintf(err, errlen, "snapshot: capturing the paused VM: %s", strerror(-rc));
-		goto out;
-	}
+	return rc;
+}
 
-	/* After resume: store what was held, the state, then publish. */
-	rc = store_held(&j);
+/*
+ * After the resume: store what was held and the state, publish the manifest, fill res
+ * and make t the parent of the next snapshot (before: the repository's counts at the
+ * start; t0_ms: the start). Returns 0 or -errno with err.
+ */
+static int snap_store_and_publish(struct snap_job *j, struct snap_tracker *t,
+				  const struct snap_params *p, struct snap_result *res,
+				  const struct repo_stats *before, uint64_t t0_ms,
+				  const uint8_t *state, size_t state_len, const char *disk_mode,
+				  char *err, size_t errlen)
+{
+	struct repo_stats after;
+	int rc;
+
+	rc = store_held(j);
 	if (rc == 0)
-		rc = repo_blob_put(j.repo, BLOB_T_STATE, state, state_len, &j.m.state_id);
+		rc = repo_blob_put(j->repo, BLOB_T_STATE, state, state_len, &j->m.state_id);
 	if (rc < 0) {
 		snprintf(err, errlen, "snapshot: writing to %s: %s", p->repo, strerror(-rc));
-		goto out;
+		return rc;
 	}
-	repo_stats_get(j.repo, &after);
-	j.m.stats.bytes_new = after.bytes_new_raw - before.bytes_new_raw;
-	j.m.stats.pause_ms = res->pause_ms;
-	j.m.stats.duration_ms = now_ms() - t0;
-	rc = snap_publish(j.repo, &j.m, err, errlen);
+	repo_stats_get(j->repo, &after);
+	j->m.stats.bytes_new = after.bytes_new_raw - before->bytes_new_raw;
+	j->m.stats.pause_ms = res->pause_ms;
+	j->m.stats.duration_ms = now_ms() - t0_ms;
+	rc = snap_publish(j->repo, &j->m, err, errlen);
 	if (rc < 0)
-		goto out;
-	repo_stats_get(j.repo, &after);
-	snprintf(res->id, sizeof(res->id), "%s", j.m.id);
-	snprintf(res->parent, sizeof(res->parent), "%s", j.m.parent);
-	res->total_ms = now_ms() - t0;
-	res->bytes_new = after.bytes_new_raw - before.bytes_new_raw;
-	res->bytes_new_stored = after.bytes_new_stored - before.bytes_new_stored;
-	res->mem_chunks_copied = j.mem_copied;
-	res->disk_blocks_copied = j.disk_copied;
+		return rc;
+	repo_stats_get(j->repo, &after);
+	snprintf(res->id, sizeof(res->id), "%s", j->m.id);
+	snprintf(res->parent, sizeof(res->parent), "%s", j->m.parent);
+	res->total_ms = now_ms() - t0_ms;
+	res->bytes_new = after.bytes_new_raw - before->bytes_new_raw;
+	res->bytes_new_stored = after.bytes_new_stored - before->bytes_new_stored;
+	res->mem_chunks_copied = j->mem_copied;
+	res->disk_blocks_copied = j->disk_copied;
 	res->disk_mode = disk_mode;
 	snprintf(t->repo, sizeof(t->repo), "%s", p->repo);
-	snprintf(t->parent, sizeof(t->parent), "%s", j.m.id);
+	snprintf(t->parent, sizeof(t->parent), "%s", j->m.id);
 	t->valid = true;
+	return 0;
+}
+
+int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p,
+	      struct snap_result *res, char *err, size_t errlen)
+{
+	struct snap_job j = { .vm = vm, .disk_fd = -1 };
+	uint64_t t0 = now_ms(), npending = 0;
+	struct snap_pause pz = { 0 };
+	struct repo_stats before;
+	struct repo_lock *lock = NULL;
+	struct s3_notes notes = { .mu = PTHREAD_MUTEX_INITIALIZER, .res = res };
+	struct backend_s3_opts s3 = { .endpoint = p->endpoint, .retry_s = p->s3_retry_s,
+				      .note = s3_note, .note_arg = &notes, .cancel = p->cancel };
+	const char *disk_mode = "none";
+	uint8_t *state = NULL;
+	size_t state_len = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = snap_open_repo(&j.repo, p, &s3, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = snap_lock_and_check(&j, p, &s3, &lock, res, err, errlen);
+	if (rc < 0)
+		goto out;
+	repo_stats_get(j.repo, &before);
+	rc = job_setup(&j, t, p);
+	if (rc < 0) {
+		snprintf(err, errlen, "snapshot: setting up: %s", strerror(-rc));
+		goto out;
+	}
+	snap_manifest_init(&j, p);
+	rc = snap_start_logging(&j, t, p, &npending, err, errlen);
+	if (rc == 0)
+		rc = snap_copy_live(&j, p, res, &pz, &npending, &disk_mode, err, errlen);
+	if (rc == 0)
+		rc = snap_hold_final(&j, &pz, npending, err, errlen);
+	if (rc == 0)
+		rc = snap_pause_and_capture(&j, p, res, &pz, &state, &state_len, err, errlen);
+	if (rc == 0)
+		rc = snap_store_and_publish(&j, t, p, res, &before, t0, state, state_len,
+					    disk_mode, err, errlen);
 out:
-	if (paused)
+	if (pz.paused)
 		vm_resume_by(vm, VM_PAUSE_SNAPSHOT);
 	if (rc < 0) {
 		/* Its view now lacks what this attempt fetched: the next snapshot is full. */

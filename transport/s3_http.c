@@ -332,23 +332,24 @@ static struct curl_slist *slist_addf(struct curl_slist *l, bool *oom, const char
 	return n ? n : l;
 }
 
-/* Sign and send one attempt (c, h, r, p, x, errbuf); 0 on 2xx. *retry says if worth repeating. */
-static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const struct prepared *p,
-			struct xfer *x, char *errbuf, bool *retry)
+/*
+ * Sign r as of now and make its header list (c, r, p, x, list): the signed headers, the
+ * Authorization, and no "Expect". Returns 0 with *list, or what s3_fail returns (x->local
+ * set: the failure is this host's, not the server's).
+ */
+static int attempt_headers(struct s3_client *c, struct s3_req *r, const struct prepared *p,
+			   struct xfer *x, struct curl_slist **list)
 {
 	struct sigv4_header hdrs[8];
 	struct sigv4_request sreq;
 	struct sigv4_credentials cred = { c->cfg.access_key, c->cfg.secret_key, c->cfg.region, "s3" };
-	struct curl_slist *list = NULL;
 	char amz_date[SIGV4_AMZ_DATE_LEN + 1], *auth = NULL;
 	size_t nh = 0;
 	bool oom = false;
 	time_t now = c->cfg.clock ? c->cfg.clock(c->cfg.clock_arg) : time(NULL);
-	long os_errno = 0, connects = 0;
-	CURLcode cc;
 	int rc;
 
-	*retry = false;
+	*list = NULL;
 	sigv4_amz_date(now, amz_date);
 	hdrs[nh++] = (struct sigv4_header){ "Host", c->host_header };
 	hdrs[nh++] = (struct sigv4_header){ "x-amz-content-sha256", p->payload_hash };
@@ -370,17 +371,23 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 		return s3_fail(c, rc, "s3: %s: cannot sign the request: %s", r->op, strerror(-rc));
 	}
 	for (size_t i = 0; i < nh; i++)
-		list = slist_addf(list, &oom, hdrs[i].name, hdrs[i].value);
-	list = slist_addf(list, &oom, "Authorization", auth);
+		*list = slist_addf(*list, &oom, hdrs[i].name, hdrs[i].value);
+	*list = slist_addf(*list, &oom, "Authorization", auth);
 	/* No "Expect: 100-continue": one round trip less, and test servers mishandle it. */
-	list = slist_addf(list, &oom, "Expect", "");
+	*list = slist_addf(*list, &oom, "Expect", "");
 	free(auth);
 	if (oom) {
-		curl_slist_free_all(list);
+		curl_slist_free_all(*list);
+		*list = NULL;
 		x->local = true;
 		return s3_fail(c, -ENOMEM, "s3: %s: out of memory", r->op);
 	}
+	return 0;
+}
 
+/* Forget what an earlier attempt of r received (r, x, errbuf). */
+static void attempt_reset(struct s3_req *r, struct xfer *x, char *errbuf)
+{
 	reset_response(r);
 	r->fixed_got = 0;
 	r->fixed_full = false;
@@ -393,7 +400,13 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 	x->kept = 0;
 	x->sink_rc = 0;
 	errbuf[0] = '\0';
+}
 
+/* Set h up for one attempt of r (c, h, r, p, x, list, errbuf): URL, limits, callbacks. */
+static void attempt_setopt(struct s3_client *c, CURL *h, struct s3_req *r,
+			   const struct prepared *p, struct xfer *x, struct curl_slist *list,
+			   char *errbuf)
+{
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_URL, p->url);
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
@@ -446,14 +459,16 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 	} else if (strcmp(r->method, "GET") != 0) {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 	}
+}
 
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
-	if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
-		s3_stat_add(c, &c->stats.connects, (uint64_t)connects);
-	curl_slist_free_all(list);
-	s3_stat_add(c, &c->stats.bytes_sent, r->send_body ? x->body_pos : 0);
-	s3_stat_add(c, &c->stats.bytes_received, x->kept);
+/*
+ * What a performed attempt came to (h, r, x, cc, os_errno, retry): 0 on 2xx; else the
+ * error, with the server's error code and message in r and *retry set if worth repeating.
+ */
+static int attempt_outcome(CURL *h, struct s3_req *r, const struct xfer *x, CURLcode cc,
+			   long os_errno, bool *retry)
+{
+	int rc;
 
 	if (cc == CURLE_WRITE_ERROR && x->sink_rc)
 		return x->sink_rc; /* the answer broke a bound: final, the caller words it */
@@ -487,6 +502,31 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 		return 0;
 	*retry = s3_status_retryable(r->status, r->err_code);
 	return -EIO;
+}
+
+/* Sign and send one attempt (c, h, r, p, x, errbuf); 0 on 2xx. *retry says if worth repeating. */
+static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const struct prepared *p,
+			struct xfer *x, char *errbuf, bool *retry)
+{
+	struct curl_slist *list;
+	long os_errno = 0, connects = 0;
+	CURLcode cc;
+	int rc;
+
+	*retry = false;
+	rc = attempt_headers(c, r, p, x, &list);
+	if (rc < 0)
+		return rc;
+	attempt_reset(r, x, errbuf);
+	attempt_setopt(c, h, r, p, x, list, errbuf);
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+	if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+		s3_stat_add(c, &c->stats.connects, (uint64_t)connects);
+	curl_slist_free_all(list);
+	s3_stat_add(c, &c->stats.bytes_sent, r->send_body ? x->body_pos : 0);
+	s3_stat_add(c, &c->stats.bytes_received, x->kept);
+	return attempt_outcome(h, r, x, cc, os_errno, retry);
 }
 
 static uint64_t mono_ms(void)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "migrate/dest_priv.h"
+#include "tests/migrate/dest_fixture.h"
 #include "transport/frame.h"
 #include "transport/mem_stream.h"
 
@@ -38,31 +39,14 @@ static struct mig_hello hello(uint32_t flags, uint64_t disk_bytes)
 
 static void setup(void)
 {
-	struct stream *mem;
-
-	memset(&d, 0, sizeof(d));
-	memset(&wire, 0, sizeof(wire));
-	memset(&replies, 0, sizeof(replies));
-	cr_assert_eq(mem_stream_writer(&mem, &wire, MEM_STREAM_UNLIMITED), 0);
-	cr_assert_eq(frame_writer_open(&rec, mem), 0);
-	cr_assert_eq(mem_stream_writer(&reply_sink, &replies, MEM_STREAM_UNLIMITED), 0);
-	d.conn = reply_sink;
-	d.disk_fd = -1;
-	d.buf = malloc(MIG_DEST_BUF_BYTES);
-	cr_assert_not_null(d.buf);
-	d.nreg = 1;
-	d.reg[0] = (struct vm_ram_region){ .gpa = 0, .bytes = RAM_BYTES, .hva = ram };
+	dest_fixture_open(&d, ram, RAM_BYTES, &wire, &rec, &replies);
+	reply_sink = d.conn;
 }
 
 static void teardown(void)
 {
-	stream_close(d.in, false);
-	stream_close(reply_sink, false);
-	if (d.disk_fd >= 0)
-		close(d.disk_fd);
-	free(d.state);
-	free(d.buf);
-	free(wire.data);
+	/* rec: closed by start_reading, or abandoned with the test's process. */
+	dest_fixture_close(&d, NULL, &wire, &replies);
 }
 
 TestSuite(mig_dest, .init = setup, .fini = teardown, .timeout = 30);
