@@ -56,10 +56,10 @@
  *   CLOCK      kvmclock ns u64, flags u32 (as KVM_GET_CLOCK gave them)
  *   SERIAL     see serial_state_save (vmm/serial.c)
  *   PM         see pm_state_save (vmm/pm.c)
- *   PCI        see pci_state_save (vmm/pci.c)
- *   VIRTIO_BLK see virtio_blk_state_save (vmm/virtio_blk.c); only with a disk
+ *   PCI        see pci_state_save (vmm/virtio/pci.c)
+ *   VIRTIO_BLK see virtio_blk_state_save (vmm/virtio/virtio_blk.c); only with a disk
  *   VIRTIO_NET NIC count u32 (1..VS_MAX_NICS), then per NIC in PCI order: payload bytes
- *              u32 and the payload of virtio_net_state_save (vmm/virtio_net_state.c);
+ *              u32 and the payload of virtio_net_state_save (vmm/virtio/virtio_net_state.c);
  *              only with NICs, so a blob of a VM without one is as before
  *
  * Changing this layout, any record's payload, or what a field means requires a

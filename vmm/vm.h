@@ -11,7 +11,7 @@ struct vm;
 #define VM_MAX_NICS 7 /* PCI slots 1..8, one of them perhaps the disk's */
 #define VM_MAC_BYTES 6
 
-/* One virtio-net NIC on a tap (vmm/tap.h): attached by name, or an fd a manager opened. */
+/* One virtio-net NIC on a tap (vmm/virtio/tap.h): attached by name, or an fd a manager opened. */
 struct vm_net_config {
 	const char *tap; /* an existing tap's name; NULL to use tap_fd */
 	int tap_fd;      /* an open tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR); the caller keeps it */

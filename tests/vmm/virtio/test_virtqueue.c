@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "vmm/guest_mem.h"
-#include "vmm/virtio_priv.h"
-#include "vmm/virtqueue.h"
+#include "vmm/virtio/virtio_priv.h"
+#include "vmm/virtio/virtqueue.h"
 
 #define RAM_BYTES (1ULL << 20)
 #define QN 16

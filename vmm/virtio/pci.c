@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "vmm/layout.h"
-#include "vmm/pci_priv.h"
+#include "vmm/virtio/pci_priv.h"
 #include "vmm/state_codec.h"
 
 #define PCI_MMIO_BAR_ALIGN 4096u /* keep memory BARs on their own pages */

@@ -1,6 +1,6 @@
 /* Legacy virtio-pci registers, the split virtqueue in guest RAM, and virtio-blk requests. */
-#ifndef VMM_VIRTIO_PRIV_H
-#define VMM_VIRTIO_PRIV_H
+#ifndef VMM_VIRTIO_VIRTIO_PRIV_H
+#define VMM_VIRTIO_VIRTIO_PRIV_H
 
 #include <stdint.h>
 #include <string.h>

@@ -9,8 +9,8 @@
 
 #include "vmm/devices.h"
 #include "vmm/layout.h"
-#include "vmm/pci_priv.h"
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/pci_priv.h"
+#include "vmm/virtio/virtio_priv.h"
 
 #define RAM_BYTES    (4ULL << 20)
 #define DISK_SECTORS 64ULL

@@ -1,6 +1,6 @@
 /* PCI configuration space layout and configuration mechanism #1, shared by pci.c and tests. */
-#ifndef VMM_PCI_PRIV_H
-#define VMM_PCI_PRIV_H
+#ifndef VMM_VIRTIO_PCI_PRIV_H
+#define VMM_VIRTIO_PCI_PRIV_H
 
 #include <stdint.h>
 

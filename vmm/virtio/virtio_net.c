@@ -14,8 +14,8 @@
 
 #include <linux/if_tun.h>
 
-#include "vmm/tap.h"
-#include "vmm/virtio_net_priv.h"
+#include "vmm/virtio/tap.h"
+#include "vmm/virtio/virtio_net_priv.h"
 
 #define F(bit) (1u << (bit))
 

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "vmm/disk_log.h"
-#include "vmm/virtio_blk_priv.h"
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/virtio_blk_priv.h"
+#include "vmm/virtio/virtio_priv.h"
 
 /*
  * Map bytes [off, off + len) of the readable (write false) or writable part of the chain

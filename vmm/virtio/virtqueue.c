@@ -1,11 +1,11 @@
 /* A split virtqueue in guest RAM, as a device sees it: bounds-checked walks and used-ring writes. */
-#include "vmm/virtqueue.h"
+#include "vmm/virtio/virtqueue.h"
 
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/virtio_priv.h"
 
 int vq_map(struct vq *q, const struct guest_mem *mem, uint64_t ring_gpa, unsigned num)
 {

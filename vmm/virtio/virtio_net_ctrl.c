@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "vmm/virtio_net_priv.h"
+#include "vmm/virtio/virtio_net_priv.h"
 
 #define F(bit) (1u << (bit))
 

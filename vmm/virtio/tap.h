@@ -1,6 +1,6 @@
 /* Linux tap devices as a virtio-net backend: attach, check a passed fd, header size, offloads. */
-#ifndef VMM_TAP_H
-#define VMM_TAP_H
+#ifndef VMM_VIRTIO_TAP_H
+#define VMM_VIRTIO_TAP_H
 
 #include <stddef.h>
 #include <stdint.h>

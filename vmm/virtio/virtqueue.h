@@ -1,6 +1,6 @@
 /* A split virtqueue in guest RAM, as a device sees it: bounds-checked walks and used-ring writes. */
-#ifndef VMM_VIRTQUEUE_H
-#define VMM_VIRTQUEUE_H
+#ifndef VMM_VIRTIO_VIRTQUEUE_H
+#define VMM_VIRTIO_VIRTQUEUE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,7 +12,7 @@
 /*
  * Every virtio device reaches its rings through these functions, so that every index,
  * address and length the guest wrote passes the same checks (the layout is in
- * vmm/virtio_priv.h). They touch nothing but the guest_mem they are given: a fuzz
+ * vmm/virtio/virtio_priv.h). They touch nothing but the guest_mem they are given: a fuzz
  * harness lays a plain buffer out with guest_mem_layout and calls them directly.
  * Nothing here locks: the caller serialises all access to one queue.
  */

@@ -5,7 +5,7 @@
 
 #include "vmm/devices.h"
 #include "vmm/layout.h"
-#include "vmm/pci_priv.h"
+#include "vmm/virtio/pci_priv.h"
 
 struct fake_dev {
 	uint64_t last_off;

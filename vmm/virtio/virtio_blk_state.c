@@ -5,7 +5,7 @@
 #include <pthread.h>
 
 #include "vmm/state_codec.h"
-#include "vmm/virtio_blk_priv.h"
+#include "vmm/virtio/virtio_blk_priv.h"
 
 /*
  * VIRTIO_BLK record: host features u32, guest features u32, queue PFN u32, queue select

@@ -8,7 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "vmm/virtio_net_priv.h"
+#include "vmm/virtio/virtio_net_priv.h"
 
 #define F(bit) (1u << (bit))
 

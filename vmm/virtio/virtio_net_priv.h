@@ -1,6 +1,6 @@
 /* The virtio-net device object, shared by its registers, its I/O thread and its saved state. */
-#ifndef VMM_VIRTIO_NET_PRIV_H
-#define VMM_VIRTIO_NET_PRIV_H
+#ifndef VMM_VIRTIO_VIRTIO_NET_PRIV_H
+#define VMM_VIRTIO_VIRTIO_NET_PRIV_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -8,9 +8,9 @@
 #include <sys/uio.h>
 
 #include "vmm/devices.h"
-#include "vmm/tap.h"
-#include "vmm/virtio_priv.h"
-#include "vmm/virtqueue.h"
+#include "vmm/virtio/tap.h"
+#include "vmm/virtio/virtio_priv.h"
+#include "vmm/virtio/virtqueue.h"
 
 #define VNET_QUEUE_NUM VIRTIO_NET_QUEUE_NUM
 /* The largest frame a tap hands over: a 64 KiB GSO packet, its Ethernet and VLAN headers

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "vmm/state_codec.h"
-#include "vmm/virtio_net_priv.h"
+#include "vmm/virtio/virtio_net_priv.h"
 
 /*
  * One NIC's payload (inside the VIRTIO_NET record, see state_format.h):

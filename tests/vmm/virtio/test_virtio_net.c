@@ -19,10 +19,10 @@
 
 #include "vmm/devices.h"
 #include "vmm/layout.h"
-#include "vmm/pci_priv.h"
+#include "vmm/virtio/pci_priv.h"
 #include "vmm/state_codec.h"
-#include "vmm/tap.h"
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/tap.h"
+#include "vmm/virtio/virtio_priv.h"
 
 #define RAM_BYTES (4ULL << 20)
 #define QN VIRTIO_NET_QUEUE_NUM

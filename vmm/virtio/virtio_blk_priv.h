@@ -1,6 +1,6 @@
 /* The virtio-blk device object, shared by the request path and its state save/load. */
-#ifndef VMM_VIRTIO_BLK_PRIV_H
-#define VMM_VIRTIO_BLK_PRIV_H
+#ifndef VMM_VIRTIO_VIRTIO_BLK_PRIV_H
+#define VMM_VIRTIO_VIRTIO_BLK_PRIV_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -9,8 +9,8 @@
 
 #include "vmm/devices.h"
 #include "vmm/disk_log.h"
-#include "vmm/virtio_priv.h"
-#include "vmm/virtqueue.h"
+#include "vmm/virtio/virtio_priv.h"
+#include "vmm/virtio/virtqueue.h"
 
 #define VBLK_QUEUE_NUM VIRTIO_BLK_QUEUE_NUM
 #define VBLK_SEG_MAX   (VBLK_QUEUE_NUM - 2) /* data segments beside header and status */

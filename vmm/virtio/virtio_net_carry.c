@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vmm/virtio_net_priv.h"
+#include "vmm/virtio/virtio_net_priv.h"
 
 _Static_assert(VIRTIO_NET_TAKE_MAX == VNET_FRAME_MAX, "take bound");
 

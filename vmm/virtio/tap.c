@@ -1,5 +1,5 @@
 /* Linux tap devices as a virtio-net backend: attach, check a passed fd, header size, offloads. */
-#include "vmm/tap.h"
+#include "vmm/virtio/tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
