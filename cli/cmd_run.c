@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 #include "cli/net_opts.h"
 #include "cli/vm_host.h"
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 #include "vmm/vm.h"
 
 static const char run_usage[] =

@@ -55,7 +55,7 @@
  *              gate u8, count load time u64}
  *   CLOCK      kvmclock ns u64, flags u32 (as KVM_GET_CLOCK gave them)
  *   SERIAL     see serial_state_save (vmm/serial.c)
- *   PM         see pm_state_save (vmm/pm.c)
+ *   PM         see pm_state_save (vmm/x86/pm.c)
  *   PCI        see pci_state_save (vmm/virtio/pci.c)
  *   VIRTIO_BLK see virtio_blk_state_save (vmm/virtio/virtio_blk.c); only with a disk
  *   VIRTIO_NET NIC count u32 (1..VS_MAX_NICS), then per NIC in PCI order: payload bytes
@@ -63,7 +63,7 @@
  *              only with NICs, so a blob of a VM without one is as before
  *
  * Changing this layout, any record's payload, or what a field means requires a
- * VS_FORMAT_VERSION bump (and so does changing vmm/layout.h's fixed addresses, which
+ * VS_FORMAT_VERSION bump (and so does changing vmm/x86/layout.h's fixed addresses, which
  * VS_LAYOUT_VERSION stands for).
  */
 #define VS_MAGIC "GWVS"

@@ -8,7 +8,7 @@
 
 #include <linux/kvm.h>
 
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 #include "vmm/state_codec.h"
 #include "vmm/state_format.h"
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 #include "vmm/state_priv.h"
 #include "vmm/vm_priv.h"
 

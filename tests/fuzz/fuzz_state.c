@@ -10,7 +10,7 @@
 #include "tests/fuzz/fuzz.h"
 #include "transport/crc32c.h"
 #include "vmm/devices.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 #include "vmm/state_priv.h"
 #include "vmm/vm.h"
 #include "vmm/vm_priv.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
 #include "vmm/state_codec.h"
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "vmm/devices.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
 
 struct fake_dev {

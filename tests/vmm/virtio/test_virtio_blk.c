@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "vmm/devices.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
 #include "vmm/virtio/virtio_priv.h"
 

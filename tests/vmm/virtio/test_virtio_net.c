@@ -18,7 +18,7 @@
 #include <net/ethernet.h>
 
 #include "vmm/devices.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
 #include "vmm/state_codec.h"
 #include "vmm/virtio/tap.h"

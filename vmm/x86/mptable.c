@@ -1,12 +1,12 @@
 /* Intel MultiProcessor Spec 1.4 tables: how the guest finds its CPUs, IOAPIC and IRQ routes. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/boot_priv.h"
-#include "vmm/layout.h"
+#include "vmm/x86/boot_priv.h"
+#include "vmm/x86/layout.h"
 
 /*
  * What mptable_write() puts in the last KiB of base memory (MP spec 1.4, chapter 4):

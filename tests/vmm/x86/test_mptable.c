@@ -1,5 +1,5 @@
 /* Tests for the MP table: structure, checksums and routes checked against the MP spec 1.4. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "vmm/guest_mem.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #define RAM_BYTES (2ULL << 20)
 

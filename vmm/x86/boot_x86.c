@@ -1,13 +1,13 @@
 /* What both kernel loaders share: dispatch by content, memory map, placement, GDT, paging. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/boot_priv.h"
-#include "vmm/layout.h"
+#include "vmm/x86/boot_priv.h"
+#include "vmm/x86/layout.h"
 
 /* Control register and EFER bits (Intel SDM vol. 3, 2.5 and 2.2.1). */
 #define X86_CR0_PE    (1ULL << 0)

@@ -1,6 +1,6 @@
 /* Kernel loaders: put a bzImage or a PVH ELF, initrd, command line and tables in guest RAM. */
-#ifndef VMM_BOOT_H
-#define VMM_BOOT_H
+#ifndef VMM_X86_BOOT_H
+#define VMM_X86_BOOT_H
 
 #include <stddef.h>
 #include <stdint.h>

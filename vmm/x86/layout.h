@@ -1,6 +1,6 @@
 /* Guest physical address layout shared by the loaders, the tables and the devices. */
-#ifndef VMM_LAYOUT_H
-#define VMM_LAYOUT_H
+#ifndef VMM_X86_LAYOUT_H
+#define VMM_X86_LAYOUT_H
 
 /*
  * Guest physical memory map (x86_64):

@@ -1,5 +1,5 @@
 /* Tests for the kernel loaders: synthetic bzImage and PVH ELF files checked against protocols. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 
 #include "vmm/guest_mem.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)

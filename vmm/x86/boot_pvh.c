@@ -1,11 +1,11 @@
 /* PVH boot: load an ELF kernel at its physical addresses and enter its Xen PHYS32 entry point. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/boot_priv.h"
-#include "vmm/layout.h"
+#include "vmm/x86/boot_priv.h"
+#include "vmm/x86/layout.h"
 
 /* ELF (System V gABI): the identification bytes and the header fields this loader reads. */
 #define ELF_EI_CLASS        4

@@ -1,11 +1,11 @@
 /* Linux x86 boot protocol: load a bzImage and enter it at its 64-bit entry point. */
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/boot_priv.h"
-#include "vmm/layout.h"
+#include "vmm/x86/boot_priv.h"
+#include "vmm/x86/layout.h"
 
 /*
  * struct boot_params, the "zero page" (Documentation/arch/x86/zero-page.rst). Only the

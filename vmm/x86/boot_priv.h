@@ -1,6 +1,6 @@
 /* Private pieces shared by the kernel loaders: guest writes, e820, placement and CPU state. */
-#ifndef VMM_BOOT_PRIV_H
-#define VMM_BOOT_PRIV_H
+#ifndef VMM_X86_BOOT_PRIV_H
+#define VMM_X86_BOOT_PRIV_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <linux/kvm.h>
 
-#include "vmm/boot.h"
+#include "vmm/x86/boot.h"
 #include "vmm/guest_mem.h"
 
 #define BOOT_MIB (1ULL << 20)

@@ -1,6 +1,6 @@
 /* CPUID policy: start from what KVM supports and hide features by name or template. */
-#ifndef VMM_CPUID_H
-#define VMM_CPUID_H
+#ifndef VMM_X86_CPUID_H
+#define VMM_X86_CPUID_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* CPUID policy: start from what KVM supports and hide features by name or template. */
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 
 static struct cpuid_table T;
 static char E[256];
