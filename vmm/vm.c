@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "vmm/x86/boot.h"
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 #include "vmm/vm_priv.h"
 
 #define KVM_API_EXPECTED 12

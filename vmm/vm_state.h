@@ -190,7 +190,7 @@ int vm_disk_log_fetch(struct vm *vm, uint64_t *bitmap, const char *base);
  * requests are served synchronously, so none is in flight. The caller frees *blob.
  * Returns 0, -EBUSY if the VM is running or stopping (one that was created or restored
  * but not yet started counts as paused), or another -errno. The format is in
- * vmm/state_format.h; it is about 9 KB for one vCPU and 6.5 KB more per extra vCPU.
+ * vmm/state/state_format.h; it is about 9 KB for one vCPU and 6.5 KB more per extra vCPU.
  */
 int vm_state_save(struct vm *vm, uint8_t **blob, size_t *len);
 

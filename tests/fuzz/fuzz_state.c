@@ -11,7 +11,7 @@
 #include "transport/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/x86/layout.h"
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 #include "vmm/vm.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"

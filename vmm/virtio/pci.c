@@ -8,7 +8,7 @@
 
 #include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 
 #define PCI_MMIO_BAR_ALIGN 4096u /* keep memory BARs on their own pages */
 

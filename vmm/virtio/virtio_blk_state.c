@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 #include "vmm/virtio/virtio_blk_priv.h"
 
 /*

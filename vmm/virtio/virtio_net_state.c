@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 #include "vmm/virtio/virtio_net_priv.h"
 
 /*

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 
 /*
  * Ports: LAYOUT_PORT_PM_BASE .. +7 holds PM1a_EVT (status, enable) and PM1a_CNT at +4.

@@ -20,7 +20,7 @@
 #include "vmm/devices.h"
 #include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 #include "vmm/virtio/tap.h"
 #include "vmm/virtio/virtio_priv.h"
 

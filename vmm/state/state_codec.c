@@ -1,5 +1,5 @@
 /* Little-endian encoding and bounds-checked decoding for the VMM's state records. */
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 
 #include <errno.h>
 #include <stdlib.h>

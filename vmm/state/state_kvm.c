@@ -1,5 +1,5 @@
 /* Wire layouts of KVM's vCPU and VM state structures, one description for both directions. */
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Private to vmm/: the pieces vm_state.c assembles into a state blob, and takes apart. */
-#ifndef VMM_STATE_PRIV_H
-#define VMM_STATE_PRIV_H
+#ifndef VMM_STATE_STATE_PRIV_H
+#define VMM_STATE_STATE_PRIV_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -9,8 +9,8 @@
 #include <linux/kvm.h>
 
 #include "vmm/x86/cpuid.h"
-#include "vmm/state_codec.h"
-#include "vmm/state_format.h"
+#include "vmm/state/state_codec.h"
+#include "vmm/state/state_format.h"
 
 struct vm;
 struct vcpu;

@@ -1,12 +1,12 @@
 /* The VM state blob's wire format: header, typed records, CRC32C trailer. */
-#ifndef VMM_STATE_FORMAT_H
-#define VMM_STATE_FORMAT_H
+#ifndef VMM_STATE_STATE_FORMAT_H
+#define VMM_STATE_STATE_FORMAT_H
 
 #include <stdint.h>
 
 /*
  * A blob from vm_state_save. Every integer is little-endian, written and read by
- * vmm/state_codec.h; nothing is a struct image.
+ * vmm/state/state_codec.h; nothing is a struct image.
  *
  *   +0     magic "GWVS"                4 bytes
  *   +4     format version u32          VS_FORMAT_VERSION

@@ -1,6 +1,6 @@
 /* Little-endian encoding and bounds-checked decoding for the VMM's state records. */
-#ifndef VMM_STATE_CODEC_H
-#define VMM_STATE_CODEC_H
+#ifndef VMM_STATE_STATE_CODEC_H
+#define VMM_STATE_STATE_CODEC_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -12,7 +12,7 @@
 
 #include "transport/crc32c.h"
 #include "vmm/devices.h"
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 
 void vs_blob_begin(struct vs_enc *e)
 {
