@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/mig_opts.h"
-#include "vmm/vm.h"
+#include "cli/size.h"
 
 #define MIGRATE_POLL_US 100000
 #define MIGRATE_REPLY_MAX 65536
@@ -117,7 +117,7 @@ int cmd_migrate(int argc, char **argv)
 			}
 			break;
 		case 'b':
-			if (vm_parse_size(optarg, &bandwidth) < 0 || !bandwidth) {
+			if (cli_parse_size(optarg, &bandwidth) < 0 || !bandwidth) {
 				cli_error("--max-bandwidth '%s' is not a rate: give e.g. 200M", optarg);
 				return CLI_EXIT_ERROR;
 			}

@@ -153,7 +153,4 @@ void vm_announce_info_get(struct vm *vm, struct vm_announce_info *out);
 /* Feed host input (stdin) to the guest's serial port. */
 void vm_console_input(struct vm *vm, const void *buf, size_t len);
 
-/* Parse "512M", "1G", "1073741824" (bytes unless suffixed K/M/G/T, base 1024). */
-int vm_parse_size(const char *s, uint64_t *out);
-
 #endif
