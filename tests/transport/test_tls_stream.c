@@ -466,3 +466,31 @@ Test(tls_stream, bad_configs_are_refused_before_any_io)
 	close(a);
 	close(b);
 }
+
+Test(tls_stream, stats_count_the_records_tcp_sent)
+{
+	struct side cli = { .cfg = psk_cfg(&psk) };
+	struct side srv = { .cfg = psk_cfg(&psk), .act = ACT_ECHO, .echo_bytes = DATA_BYTES };
+	uint8_t *back = xmalloc(DATA_BYTES);
+	struct stream_stats st;
+	struct test_thread th;
+
+	cli.server = false;
+	srv.server = true;
+	tcp_pair(&cli.fd, &srv.fd);
+	thread_start(&th, run_side, &srv);
+	cli.rc = tls_client(&cli.s, cli.fd, &cli.cfg, cli.err, sizeof(cli.err));
+	cr_assert_eq(cli.rc, 0, "%s", cli.err);
+	cr_assert_eq(stream_write_all(cli.s, data, DATA_BYTES), 0);
+	cr_assert_eq(stream_flush(cli.s), 0);
+	/* The echo came back, so the server read all of it: TCP sent every record. */
+	cr_assert_eq(stream_read_all(cli.s, back, DATA_BYTES), 0, "%s", tls_stream_error(cli.s));
+	cr_assert_eq(stream_stats(cli.s, &st), 0);
+	cr_assert_gt(st.bytes_sent, DATA_BYTES, "records and handshake: %llu",
+		     (unsigned long long)st.bytes_sent);
+	cr_assert_gt(st.rtt_ns, 0, "round trips were made, so the kernel has an RTT");
+	cr_assert_eq(stream_close(cli.s, true), 0);
+	thread_join(&th);
+	cr_assert_eq(srv.rc, 0, "%s", srv.err);
+	free(back);
+}
