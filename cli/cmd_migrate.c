@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "cli/mig_opts.h"
-#include "vmm/vm.h"
+#include "cli/size.h"
 
 #define MIGRATE_POLL_US 100000
 #define MIGRATE_REPLY_MAX 65536
@@ -120,7 +120,7 @@ static int migrate_parse(int argc, char **argv, struct migrate_args *a)
 			}
 			break;
 		case 'b':
-			if (vm_parse_size(optarg, &a->bandwidth) < 0 || !a->bandwidth) {
+			if (cli_parse_size(optarg, &a->bandwidth) < 0 || !a->bandwidth) {
 				cli_error("--max-bandwidth '%s' is not a rate: give e.g. 200M", optarg);
 				return CLI_EXIT_ERROR;
 			}

@@ -9,8 +9,9 @@
 
 #include "cli/cli.h"
 #include "cli/net_opts.h"
+#include "cli/size.h"
 #include "cli/vm_host.h"
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 #include "vmm/vm.h"
 
 static const char run_usage[] =
@@ -93,7 +94,7 @@ int cmd_run(int argc, char **argv)
 			cfg.cmdline = optarg;
 			break;
 		case 'm':
-			if (vm_parse_size(optarg, &cfg.ram_bytes) < 0) {
+			if (cli_parse_size(optarg, &cfg.ram_bytes) < 0) {
 				cli_error("--mem '%s' is not a size: give e.g. 512M or 2G", optarg);
 				return CLI_EXIT_ERROR;
 			}

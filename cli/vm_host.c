@@ -15,6 +15,7 @@
 
 #include "cli/api.h"
 #include "cli/cli.h"
+#include "cli/mig_stats.h"
 #include "cli/net_opts.h"
 
 #define MIG_REPORT_GRACE_MS 5000

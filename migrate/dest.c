@@ -17,6 +17,7 @@
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
+#include "vmm/vm_lifecycle.h"
 
 static int refuse(struct mig_dest *d, enum mig_reply type, char *err, size_t errlen, int rc,
 		  const char *fmt, ...) __attribute__((format(printf, 6, 7)));

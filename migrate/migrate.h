@@ -122,8 +122,7 @@ struct mig_stats {
 	char error[320];
 };
 
-/* Format s as one JSON object (no newline) into buf. */
-void mig_stats_json(const struct mig_stats *s, char *buf, size_t len);
+/* cli/mig_stats.h formats a struct mig_stats as JSON. */
 
 struct mig_source;
 

@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_sent */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,25 +79,18 @@ int mig_take_commit_point(struct mig_source *m)
 	return rc;
 }
 
-static uint64_t tcp_bytes_sent(int fd)
+/*
+ * What the transport says of the connection (zeros when it cannot say): asked of the
+ * outgoing stream, whose layers pass the call down to the socket. Under m->lock, or on
+ * the engine thread, while m->wire is set (it is cleared before the stream closes).
+ */
+static struct stream_stats wire_stats(const struct mig_source *m)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
+	struct stream_stats ss = { 0 };
 
-	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-		return 0;
-	return ti.tcpi_bytes_sent;
-}
-
-/* The kernel's smoothed round-trip time of the connection, in ns (0 if unknown). */
-static uint64_t tcp_rtt_ns(int fd)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-		return 0;
-	return (uint64_t)ti.tcpi_rtt * 1000u;
+	if (m->wire && stream_stats(m->wire, &ss) < 0)
+		memset(&ss, 0, sizeof(ss));
+	return ss;
 }
 
 /*
@@ -142,7 +133,7 @@ static void measure_fixed_cost(struct mig_source *m)
 			s[k] = s[k - 1];
 			s[k - 1] = t;
 		}
-	m->fixed_ns = 2 * s[n / 2] + 2 * tcp_rtt_ns(m->fd);
+	m->fixed_ns = 2 * s[n / 2] + 2 * wire_stats(m).rtt_ns;
 }
 
 /* The downtime's fixed part in ms at the given drain rate (bytes/s). */
@@ -160,7 +151,7 @@ static void stats_update(struct mig_source *m, void (*fn)(struct mig_stats *, co
 	fn(&m->st, arg);
 	m->st.total_ms = mig_ms_since_start(m);
 	if (m->fd >= 0) /* once closed, the last count taken stands */
-		m->st.wire_bytes = tcp_bytes_sent(m->fd);
+		m->st.wire_bytes = wire_stats(m).bytes_sent;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -273,8 +264,9 @@ void mig_close_out(struct mig_source *m, bool commit_it)
 		zstd_writer_counts(m->zs, &zc);
 	pthread_mutex_lock(&m->lock);
 	m->st.raw_bytes = zc.raw_bytes;
-	m->st.wire_bytes = tcp_bytes_sent(m->fd);
+	m->st.wire_bytes = wire_stats(m).bytes_sent;
 	m->fd = -1;
+	m->wire = NULL;
 	pthread_mutex_unlock(&m->lock);
 	stream_close(m->out, commit_it);
 	m->out = NULL;
@@ -745,6 +737,9 @@ static void *mig_source_thread(void *arg)
 		snprintf(err, sizeof(err), "setting up the stream: %s", strerror(-rc));
 		goto fail;
 	}
+	pthread_mutex_lock(&m->lock);
+	m->wire = m->out; /* for the stats readers, until mig_close_out */
+	pthread_mutex_unlock(&m->lock);
 	rc = send_hello(m, err, sizeof(err));
 	if (rc < 0)
 		goto fail;
@@ -861,7 +856,7 @@ void mig_source_stats(struct mig_source *m, struct mig_stats *out)
 	pthread_mutex_lock(&m->lock);
 	if (!m->finished && m->fd >= 0) {
 		m->st.total_ms = mig_ms_since_start(m);
-		m->st.wire_bytes = tcp_bytes_sent(m->fd);
+		m->st.wire_bytes = wire_stats(m).bytes_sent;
 	}
 	*out = m->st;
 	pthread_mutex_unlock(&m->lock);

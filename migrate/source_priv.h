@@ -53,12 +53,15 @@ struct mig_source {
 	struct mig_stats st;
 	bool cancel;
 	bool finished;
+	/* The outgoing stream (out) while it is open, for stream_stats: set by the engine
+	 * once the stack is built, cleared by close_out before it closes. */
+	struct stream *wire;
 
 	/* Engine thread only. */
 	struct stream *conn;   /* borrowed: the frame writer owns it through zstd */
 	struct stream *out;    /* frame writer */
 	struct stream *zs;     /* borrowed: the zstd writer under out, for its counts */
-	int fd;                /* the socket, for TCP_INFO and a cancel's shutdown (above) */
+	int fd;                /* the socket, for a cancel's shutdown (above) */
 	struct vm_dirty_consumer *dirty_c; /* this migration's view of the dirty log */
 	unsigned nreg;
 	struct vm_ram_region reg[MIG_MAX_REGIONS];

@@ -21,6 +21,7 @@
 
 #include "repo/lock.h"
 #include "repo/repo.h"
+#include "vmm/vm_lifecycle.h"
 
 #define LAZY_EVENTS_PER_READ 16
 /* Chunks the walk fetches right after a faulting one, before going on: 512 KiB. */

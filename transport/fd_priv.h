@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+struct stream_stats;
+
 /*
  * Wait until fd is ready for events (fd, POLLIN or POLLOUT, timeout_ms; negative waits
  * forever). Returns 0 when ready (including error and hangup, which the next I/O call
@@ -26,5 +28,12 @@ int64_t fd_deadline_ms(int timeout_ms);
  * fail the peer's last writes; callers drain right before close().
  */
 void fd_discard_input(int fd);
+
+/*
+ * The TCP layer's figures for stream_stats (fd, out): bytes sent, smoothed RTT and
+ * retransmissions from the kernel's TCP_INFO on socket fd. Any thread. Returns 0, or
+ * -errno from getsockopt (-ENOTSOCK, -EOPNOTSUPP for a socket that is not TCP).
+ */
+int fd_tcp_stats(int fd, struct stream_stats *out);
 
 #endif

@@ -2,6 +2,8 @@
 #include "transport/fd_stream.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_sent */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,11 +225,33 @@ static int fd_stream_close(struct stream *s, bool commit)
 	return rc;
 }
 
+int fd_tcp_stats(int fd, struct stream_stats *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return -errno;
+	out->bytes_sent = ti.tcpi_bytes_sent;
+	out->rtt_ns = (uint64_t)ti.tcpi_rtt * 1000u;
+	out->retransmits = ti.tcpi_total_retrans;
+	return 0;
+}
+
+static int fd_stream_stats(struct stream *s, struct stream_stats *out)
+{
+	struct fd_stream *f = STREAM_CONTAINER(s, struct fd_stream, base);
+
+	return f->is_socket ? fd_tcp_stats(f->fd, out) : -ENOTSUP;
+}
+
 static const struct stream_ops fd_stream_ops = {
 	.write = fd_stream_write,
 	.read = fd_stream_read,
 	.flush = fd_stream_flush,
 	.close = fd_stream_close,
+	.stats = fd_stream_stats,
 };
 
 int fd_stream_open(struct stream **out, int fd, unsigned flags, int timeout_ms)

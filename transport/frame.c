@@ -133,11 +133,18 @@ static int frame_writer_close(struct stream *s, bool commit)
 	return rc < 0 ? rc : rc2;
 }
 
+/* Framing changes the bytes, not the connection: ask the stream below (both directions). */
+static int frame_stats(struct stream *s, struct stream_stats *out)
+{
+	return stream_stats(frame_of(s)->lower, out);
+}
+
 static const struct stream_ops frame_writer_ops = {
 	.write = frame_no_bytes_write,
 	.read = frame_no_bytes_read,
 	.flush = frame_writer_flush,
 	.close = frame_writer_close,
+	.stats = frame_stats,
 };
 
 int frame_writer_open(struct stream **out, struct stream *lower)
@@ -402,6 +409,7 @@ static const struct stream_ops frame_reader_ops = {
 	.write = frame_no_bytes_write,
 	.read = frame_no_bytes_read,
 	.close = frame_reader_close,
+	.stats = frame_stats,
 };
 
 int frame_reader_open(struct stream **out, struct stream *lower)

@@ -2,6 +2,7 @@
 #include "transport/stream.h"
 
 #include <errno.h>
+#include <string.h>
 
 void stream_init(struct stream *s, const struct stream_ops *ops)
 {
@@ -64,6 +65,14 @@ int stream_expect_end(struct stream *s)
 		return -EBADMSG;
 	}
 	return rc;
+}
+
+int stream_stats(struct stream *s, struct stream_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!s->ops->stats)
+		return -ENOTSUP;
+	return s->ops->stats(s, out);
 }
 
 int stream_flush(struct stream *s)

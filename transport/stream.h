@@ -39,6 +39,17 @@ struct stream;
  * loop over short I/O. The generic wrappers below handle the sticky error, the EOF flag,
  * zero-length requests and the byte counters; hooks only move bytes.
  */
+/*
+ * What the connection under a stream says of itself, for progress reports and models:
+ * the TCP layer fills it from the kernel (TCP_INFO), and layers above pass it through.
+ * Counts are of the socket since it was opened, so they include TLS and framing.
+ */
+struct stream_stats {
+	uint64_t bytes_sent;  /* bytes TCP sent (tcpi_bytes_sent), retransmitted ones included */
+	uint64_t rtt_ns;      /* the kernel's smoothed round-trip time; 0 while unknown */
+	uint64_t retransmits; /* segments sent again (tcpi_total_retrans) */
+};
+
 struct stream_ops {
 	/* Write all len > 0 bytes or fail with -errno. NULL for read-only streams. */
 	int (*write)(struct stream *s, const void *buf, size_t len);
@@ -48,6 +59,11 @@ struct stream_ops {
 	int (*flush)(struct stream *s);
 	/* Finish (commit) or abandon (!commit), close the owned lower stream, free s. */
 	int (*close)(struct stream *s, bool commit);
+	/*
+	 * Optional: the connection's figures (stream_stats). A socket sink fills them; a
+	 * layer that wraps a lower stream passes the call down; others leave it NULL.
+	 */
+	int (*stats)(struct stream *s, struct stream_stats *out);
 };
 
 /*
@@ -98,6 +114,15 @@ int stream_flush(struct stream *s);
  * Returns the sticky error if one was set, otherwise the result of finishing.
  */
 int stream_close(struct stream *s, bool commit);
+
+/*
+ * The figures of the connection under s (s, out): asked of the bottom layer through
+ * every wrapping one. Does not touch the sticky error and may be called while another
+ * thread writes on s, but not once s is closed. Returns 0 with *out filled; -ENOTSUP
+ * when no layer down to the bottom is a socket (memory, files, S3), with *out zeroed;
+ * or -errno from the kernel.
+ */
+int stream_stats(struct stream *s, struct stream_stats *out);
 
 /*
  * For readers of formats with an end marker (s): after the marker, check that the

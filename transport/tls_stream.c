@@ -259,11 +259,18 @@ static int tls_stream_close(struct stream *s, bool commit)
 	return rc;
 }
 
+/* The socket under the TLS session: its TCP figures count the records, not the plaintext. */
+static int tls_stream_stats(struct stream *s, struct stream_stats *out)
+{
+	return fd_tcp_stats(STREAM_CONTAINER(s, struct tls_stream, base)->fd, out);
+}
+
 static const struct stream_ops tls_stream_ops = {
 	.write = tls_stream_write,
 	.read = tls_stream_read,
 	.flush = tls_stream_flush,
 	.close = tls_stream_close,
+	.stats = tls_stream_stats,
 };
 
 const char *tls_stream_error(struct stream *s)

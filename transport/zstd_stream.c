@@ -227,10 +227,17 @@ static int zstd_writer_close(struct stream *s, bool commit)
 	return rc < 0 ? rc : rc2;
 }
 
+/* Compression changes the bytes, not the connection: ask the stream below. */
+static int zstd_writer_stats(struct stream *s, struct stream_stats *out)
+{
+	return stream_stats(STREAM_CONTAINER(s, struct zstd_writer, base)->lower, out);
+}
+
 static const struct stream_ops zstd_writer_ops = {
 	.write = zstd_writer_write,
 	.flush = zstd_writer_flush,
 	.close = zstd_writer_close,
+	.stats = zstd_writer_stats,
 };
 
 static int zstd_writer_setup(ZSTD_CCtx *cctx, const struct zstd_stream_opts *opts)
@@ -403,9 +410,15 @@ static int zstd_reader_close(struct stream *s, bool commit)
 	return rc;
 }
 
+static int zstd_reader_stats(struct stream *s, struct stream_stats *out)
+{
+	return stream_stats(STREAM_CONTAINER(s, struct zstd_reader, base)->lower, out);
+}
+
 static const struct stream_ops zstd_reader_ops = {
 	.read = zstd_reader_read,
 	.close = zstd_reader_close,
+	.stats = zstd_reader_stats,
 };
 
 int zstd_reader_open(struct stream **out, struct stream *lower)

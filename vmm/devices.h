@@ -10,10 +10,10 @@
 #include "vmm/guest_mem.h"
 #include "vmm/irq.h"
 
-struct vs_enc; /* vmm/state_codec.h */
+struct vs_enc; /* vmm/state/state_codec.h */
 
 /*
- * Device state for vm_state_save / vm_state_load (format in vmm/state_format.h). Each
+ * Device state for vm_state_save / vm_state_load (format in vmm/state/state_format.h). Each
  * device appends its record's payload to e with *_state_save, and applies one with
  * *_state_load, which decodes and checks the whole payload before it changes anything
  * (returns -EBADMSG for a malformed payload, -EINVAL for one that does not fit this

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "transport/crc32c.h"
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 #include "vmm/vm_priv.h"
 
 /* The image as the sidecar identifies it. */

@@ -3,7 +3,7 @@
 
 #include <stdatomic.h>
 
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 static const struct guest_region *region_find(const struct guest_mem *m, uint64_t gpa)
 {

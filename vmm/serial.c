@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 
 /* Register offsets from the base port; DLL and DLM replace RBR/THR and IER while LCR.DLAB. */
 #define UART_RBR 0 /* read: receive buffer; write: THR */

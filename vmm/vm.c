@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm/boot.h"
-#include "vmm/state_priv.h"
+#include "vmm/x86/boot.h"
+#include "vmm/state/state_priv.h"
 #include "vmm/vm_priv.h"
 
 #define KVM_API_EXPECTED 12
@@ -23,45 +23,6 @@
 /* Where KVM (on VMX) keeps its real-mode TSS and identity page: the top of the PCI hole. */
 #define VM_KVM_TSS_GPA 0xfffbd000ULL
 #define VM_KVM_IDENTITY_GPA 0xfffbc000ULL
-
-int vm_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k': case 'K':
-		shift = 10;
-		break;
-	case 'm': case 'M':
-		shift = 20;
-		break;
-	case 'g': case 'G':
-		shift = 30;
-		break;
-	case 't': case 'T':
-		shift = 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	/* Accept "512M", "512MiB" and "512MB" alike: sizes are always powers of 1024. */
-	if (*end && end[1] != '\0' && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 /* Physical RAM plus swap of this host, from /proc/meminfo; 0 if unknown. */
 static uint64_t host_memory_bytes(void)

@@ -6,12 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
+/* What migrate/ and snapshot/ see (vm_state.h) and the start, stop and destroy a receive
+ * or restore needs (vm_lifecycle.h) are declared there; the rest of a VM's life is here. */
+#include "vmm/vm_lifecycle.h"
+#include "vmm/vm_state.h"
 
-#define VM_MAX_NICS 7 /* PCI slots 1..8, one of them perhaps the disk's */
-#define VM_MAC_BYTES 6
-
-/* One virtio-net NIC on a tap (vmm/tap.h): attached by name, or an fd a manager opened. */
+/* One virtio-net NIC on a tap (vmm/virtio/tap.h): attached by name, or an fd a manager opened. */
 struct vm_net_config {
 	const char *tap; /* an existing tap's name; NULL to use tap_fd */
 	int tap_fd;      /* an open tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR); the caller keeps it */
@@ -81,13 +81,6 @@ int vm_create_for_restore(struct vm **out, const struct vm_config *cfg, char *er
 			  size_t errlen);
 
 /*
- * Start the vCPU threads. Call once, after vm_create. With a pause held already
- * (vm_pause_by before the start) they park before running an instruction and the VM is
- * paused on return. Returns 0 or -errno.
- */
-int vm_start(struct vm *vm);
-
-/*
  * Wait until the VM stops (guest poweroff, reset, fault, or vm_request_stop), join the
  * vCPU threads and fill info. Returns 0 or -errno.
  */
@@ -101,47 +94,8 @@ int vm_wait(struct vm *vm, struct vm_exit_info *info);
  */
 void vm_set_vcpu_thread_init(struct vm *vm, void (*fn)(void *ctx, unsigned vcpu), void *ctx);
 
-/* Ask a running VM to stop with VM_EXIT_QUIT; vm_wait returns soon after. Any thread. */
-void vm_request_stop(struct vm *vm);
-
-/*
- * Who holds a VM paused. A pause is held by its owners, not counted: the vCPUs run again
- * only when the last holder lets go, so the engine never resumes a guest the user paused
- * (the throttle's "pause, sleep, resume" while the user pauses through the API leaves it
- * paused), and the user cannot resume a guest a snapshot or a switch-over is copying.
- */
-enum vm_pause_owner {
-	VM_PAUSE_USER = 1u << 0,     /* the control API's pause and resume (vm_pause, vm_resume) */
-	VM_PAUSE_SNAPSHOT = 1u << 1, /* a snapshot's final copy */
-	VM_PAUSE_MIGRATE = 1u << 2,  /* stop-and-copy and the fixed-cost probe */
-	VM_PAUSE_THROTTLE = 1u << 3, /* auto-converge's share of every period */
-};
-
-/*
- * Hold vm paused on behalf of owner (vm, owner: one VM_PAUSE_* bit): the first holder
- * stops every vCPU outside KVM_RUN and returns once all are parked; a later one only adds
- * its hold. Taking a hold one already has is a no-op. On a VM not started yet the hold is
- * recorded and vm_start parks the vCPUs at once. Returns 0, or -EINVAL if the VM is
- * stopped or stopping.
- */
-int vm_pause_by(struct vm *vm, unsigned owner);
-/*
- * Let go of owner's hold (vm, owner); the vCPUs run again when no hold is left. Returns
- * 0, or -EINVAL if owner holds no pause (a resume by someone who did not pause).
- */
-int vm_resume_by(struct vm *vm, unsigned owner);
-/* The VM_PAUSE_* bits holding vm paused now (0 when it runs or never was paused). */
-unsigned vm_pause_holders(struct vm *vm);
-/* vm_pause_by and vm_resume_by for VM_PAUSE_USER. */
-int vm_pause(struct vm *vm);
-int vm_resume(struct vm *vm);
-
 enum vm_run_state vm_state(struct vm *vm);
 const char *vm_state_name(enum vm_run_state s);
-
-/* Facts for status reports. */
-uint64_t vm_ram_bytes(const struct vm *vm);
-unsigned vm_ncpus(const struct vm *vm);
 
 /* A NIC as status reports show it: its MAC, tap and counters (virtio_net_stats). */
 struct vm_nic_info {
@@ -159,8 +113,6 @@ struct vm_nic_info {
  */
 int vm_net_check(const struct vm_net_config *nc, char *err, size_t errlen);
 
-/* How many NICs the VM has (vm_config.nnets). */
-unsigned vm_nic_count(const struct vm *vm);
 /* NIC i (< vm_nic_count) into *out. Returns 0, or -EINVAL for no NIC i. Any thread. */
 int vm_nic_info(struct vm *vm, unsigned i, struct vm_nic_info *out);
 /*
@@ -198,31 +150,7 @@ int vm_announce(struct vm *vm, struct vm_announce_info *out);
 /* The latest announcement's figures (all zero if none). Any thread. */
 void vm_announce_info_get(struct vm *vm, struct vm_announce_info *out);
 
-/*
- * Frames that move with a migration (vmm/devices.h has the details). The largest frame
- * vm_nic_take_frame hands out, with the tap's header.
- */
-#define VM_NIC_FRAME_MAX (12 + 18 + 65535)
-/*
- * While the VM is paused: the next frame that arrived for NIC i's guest and was not
- * placed, into buf (cap > VM_NIC_FRAME_MAX). Returns 1 with *len, 0 for none, -EBUSY
- * if the VM runs, -EINVAL for no NIC i.
- */
-int vm_nic_take_frame(struct vm *vm, unsigned i, void *buf, size_t cap, size_t *len);
-/*
- * Queue a frame from vm_nic_take_frame (of this or another host) for NIC i's guest,
- * placed before what its tap holds once the VM runs. Returns 0, -EINVAL (no NIC i, bad
- * length), or -ENOBUFS (the bounded queue is full: dropped and counted).
- */
-int vm_nic_carry_in(struct vm *vm, unsigned i, const void *frame, size_t len);
-
 /* Feed host input (stdin) to the guest's serial port. */
 void vm_console_input(struct vm *vm, const void *buf, size_t len);
-
-/* Free everything. The VM must be stopped (vm_wait returned) or never started. */
-void vm_destroy(struct vm *vm);
-
-/* Parse "512M", "1G", "1073741824" (bytes unless suffixed K/M/G/T, base 1024). */
-int vm_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -7,7 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "vmm/tap.h"
+#include "vmm/virtio/tap.h"
 
 /* virtio_net_host.ioeventfd: KVM signals fd for a guest write of datamatch to port. */
 static int vm_ioeventfd(void *opaque, uint16_t port, unsigned len, uint32_t datamatch, int fd,

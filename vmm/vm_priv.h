@@ -9,11 +9,11 @@
 #include <linux/kvm.h>
 
 #include "vmm/bus.h"
-#include "vmm/cpuid.h"
+#include "vmm/x86/cpuid.h"
 #include "vmm/devices.h"
 #include "vmm/guest_mem.h"
 #include "vmm/irq.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 #include "vmm/vm.h"
 #include "vmm/vm_state.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 #include "vmm/vm_priv.h"
 
 #define MIB ((uint64_t)1 << 20)

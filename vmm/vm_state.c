@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 #include "vmm/vm_priv.h"
 
 static int vm_ioctl(struct vm *vm, unsigned long req, void *arg, const char *what, char *err,

@@ -6,17 +6,58 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/vm.h"
+struct vm;
+
+#define VM_MAX_NICS 7 /* PCI slots 1..8, one of them perhaps the disk's */
+#define VM_MAC_BYTES 6
 
 /*
  * Everything here is the whole contract between the VMM and its users: no ioctl, no
- * struct vm internals. Threads: the state calls are made by one controller thread at a
- * time (the API thread running a snapshot, or a migration's thread); the dirty log
- * serves several consumers at once (below).
+ * struct vm internals. Making, starting and freeing a VM are not here: cli/ has vm.h,
+ * and a receive or a restore the few calls of vm_lifecycle.h. Threads: the state calls
+ * are made by one controller thread at a time (the API thread running a snapshot, or a
+ * migration's thread); the dirty log serves several consumers at once (below).
  */
 
 #define VM_PAGE_BYTES 4096ULL
 #define VM_DISK_BLOCK_BYTES (64ULL << 10) /* granularity of the disk change log */
+
+/* ---- Pause: held by owners ----------------------------------------------------------- */
+/*
+ * Who holds a VM paused. A pause is held by its owners, not counted: the vCPUs run again
+ * only when the last holder lets go, so the engine never resumes a guest the user paused
+ * (the throttle's "pause, sleep, resume" while the user pauses through the API leaves it
+ * paused), and the user cannot resume a guest a snapshot or a switch-over is copying.
+ */
+enum vm_pause_owner {
+	VM_PAUSE_USER = 1u << 0,     /* the control API's pause and resume (vm_pause, vm_resume) */
+	VM_PAUSE_SNAPSHOT = 1u << 1, /* a snapshot's final copy */
+	VM_PAUSE_MIGRATE = 1u << 2,  /* stop-and-copy and the fixed-cost probe */
+	VM_PAUSE_THROTTLE = 1u << 3, /* auto-converge's share of every period */
+};
+
+/*
+ * Hold vm paused on behalf of owner (vm, owner: one VM_PAUSE_* bit): the first holder
+ * stops every vCPU outside KVM_RUN and returns once all are parked; a later one only adds
+ * its hold. Taking a hold one already has is a no-op. On a VM not started yet the hold is
+ * recorded and vm_start parks the vCPUs at once. Returns 0, or -EINVAL if the VM is
+ * stopped or stopping.
+ */
+int vm_pause_by(struct vm *vm, unsigned owner);
+/*
+ * Let go of owner's hold (vm, owner); the vCPUs run again when no hold is left. Returns
+ * 0, or -EINVAL if owner holds no pause (a resume by someone who did not pause).
+ */
+int vm_resume_by(struct vm *vm, unsigned owner);
+/* The VM_PAUSE_* bits holding vm paused now (0 when it runs or never was paused). */
+unsigned vm_pause_holders(struct vm *vm);
+/* vm_pause_by and vm_resume_by for VM_PAUSE_USER. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+
+/* Facts for status reports and for sizing a copy. */
+uint64_t vm_ram_bytes(const struct vm *vm);
+unsigned vm_ncpus(const struct vm *vm);
 
 /* ---- RAM ------------------------------------------------------------------------------ */
 struct vm_ram_region {
@@ -157,6 +198,27 @@ void vm_dirty_unregister(struct vm_dirty_consumer *c);
 
 enum vm_dirty_backend vm_dirty_backend(const struct vm *vm);
 
+/* ---- NICs: frames that move with a migration ---------------------------------------- */
+/* How many NICs the VM has (vm_config.nnets). */
+unsigned vm_nic_count(const struct vm *vm);
+/*
+ * Frames that move with a migration (vmm/devices.h has the details). The largest frame
+ * vm_nic_take_frame hands out, with the tap's header.
+ */
+#define VM_NIC_FRAME_MAX (12 + 18 + 65535)
+/*
+ * While the VM is paused: the next frame that arrived for NIC i's guest and was not
+ * placed, into buf (cap > VM_NIC_FRAME_MAX). Returns 1 with *len, 0 for none, -EBUSY
+ * if the VM runs, -EINVAL for no NIC i.
+ */
+int vm_nic_take_frame(struct vm *vm, unsigned i, void *buf, size_t cap, size_t *len);
+/*
+ * Queue a frame from vm_nic_take_frame (of this or another host) for NIC i's guest,
+ * placed before what its tap holds once the VM runs. Returns 0, -EINVAL (no NIC i, bad
+ * length), or -ENOBUFS (the bounded queue is full: dropped and counted).
+ */
+int vm_nic_carry_in(struct vm *vm, unsigned i, const void *frame, size_t len);
+
 /* ---- Disk: the image and the change log's own view ---------------------------------- */
 /*
  * The virtio-blk path records which VM_DISK_BLOCK_BYTES blocks the guest wrote, since the
@@ -190,7 +252,7 @@ int vm_disk_log_fetch(struct vm *vm, uint64_t *bitmap, const char *base);
  * requests are served synchronously, so none is in flight. The caller frees *blob.
  * Returns 0, -EBUSY if the VM is running or stopping (one that was created or restored
  * but not yet started counts as paused), or another -errno. The format is in
- * vmm/state_format.h; it is about 9 KB for one vCPU and 6.5 KB more per extra vCPU.
+ * vmm/state/state_format.h; it is about 9 KB for one vCPU and 6.5 KB more per extra vCPU.
  */
 int vm_state_save(struct vm *vm, uint8_t **blob, size_t *len);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/json.h"
+#include "cli/mig_stats.h"
 #include "migrate/migrate.h"
 #include "tests/fuzz/fuzz.h"
 

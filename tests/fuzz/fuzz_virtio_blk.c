@@ -1,4 +1,4 @@
-/* Fuzz virtio-blk's virtqueue walker and request handling (vmm/virtio_blk.c) as a guest driver would. */
+/* Fuzz virtio-blk's virtqueue walker and request handling (vmm/virtio/virtio_blk.c) as a guest driver would. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -6,7 +6,7 @@
 
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_virtq.h"
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/virtio_priv.h"
 
 /* The device under test, on a 32 KiB disk in a memfd (fresh for every input). */
 #define DISK_BYTES (64u * VIRTIO_BLK_SECTOR_BYTES)

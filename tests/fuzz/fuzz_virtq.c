@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "tests/fuzz/fuzz.h"
-#include "vmm/pci_priv.h"
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/pci_priv.h"
+#include "vmm/virtio/virtio_priv.h"
 
 static void no_irq(void *opaque, unsigned gsi, int level)
 {

@@ -9,6 +9,9 @@
 
 #include "helpers.h"
 #include "transport/fd_stream.h"
+#include "transport/frame.h"
+#include "transport/mem_stream.h"
+#include "transport/zstd_stream.h"
 
 static int sv[2] = { -1, -1 };
 
@@ -202,4 +205,89 @@ Test(fd_stream, pipes_work_as_well_as_sockets)
 	cr_assert_eq(memcmp(buf, "pipe!", 5), 0);
 	cr_assert_eq(stream_read_all(r, buf, 1), -ENODATA);
 	cr_assert_eq(stream_close(r, false), 0);
+}
+
+/* Read exactly len bytes from fd (fd, buf, len), as the peer of a stream under test. */
+static void read_fd_all(int fd, void *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+
+		cr_assert_gt(n, 0, "the peer read %zd after %zu of %zu bytes", n, got, len);
+		got += (size_t)n;
+	}
+}
+
+Test(fd_stream, stats_report_what_tcp_sent)
+{
+	static uint8_t data[64 << 10], back[sizeof(data)];
+	struct stream_stats st;
+	struct stream *s;
+	int a, b;
+
+	tcp_pair(&a, &b);
+	fill_random(data, sizeof(data), 21);
+	cr_assert_eq(fd_stream_open(&s, a, FD_STREAM_OWN, 5000), 0);
+	cr_assert_eq(stream_write_all(s, data, sizeof(data)), 0);
+	cr_assert_eq(stream_flush(s), 0);
+	/* Once the peer holds every byte, TCP has sent them all at least once. */
+	read_fd_all(b, back, sizeof(back));
+	cr_assert_eq(stream_stats(s, &st), 0);
+	cr_assert_geq(st.bytes_sent, sizeof(data), "bytes_sent %llu",
+		      (unsigned long long)st.bytes_sent);
+	cr_assert_eq(stream_close(s, true), 0);
+	close(b);
+}
+
+Test(fd_stream, stats_pass_through_zstd_and_frame_to_the_socket)
+{
+	static uint8_t data[64 << 10], back[sizeof(data)];
+	struct zstd_stream_opts zo = { .level = 1, .raw_only = true, .no_checksum = true };
+	struct stream_stats top, bottom;
+	struct stream *fd_s, *z, *f;
+	int a, b, flags;
+	ssize_t n;
+
+	tcp_pair(&a, &b);
+	fill_random(data, sizeof(data), 22);
+	cr_assert_eq(fd_stream_open(&fd_s, a, FD_STREAM_OWN, 5000), 0);
+	cr_assert_eq(zstd_writer_open(&z, fd_s, &zo), 0);
+	cr_assert_eq(frame_writer_open(&f, z), 0);
+	cr_assert_eq(frame_write(f, FRAME_T_USER_MIN, 0, data, sizeof(data)), 0);
+	cr_assert_eq(stream_flush(f), 0);
+	/* Drain what the layers put on the socket: more than the payload, framed. */
+	read_fd_all(b, back, sizeof(data));
+	flags = fcntl(b, F_GETFL);
+	cr_assert_eq(fcntl(b, F_SETFL, flags | O_NONBLOCK), 0);
+	while ((n = read(b, back, sizeof(back))) > 0)
+		;
+	cr_assert_eq(stream_stats(f, &top), 0);
+	cr_assert_eq(stream_stats(fd_s, &bottom), 0);
+	cr_assert_eq(top.bytes_sent, bottom.bytes_sent, "the top sees the socket's count");
+	cr_assert_geq(top.bytes_sent, sizeof(data));
+	cr_assert_eq(stream_close(f, false), 0);
+	close(b);
+}
+
+Test(fd_stream, stats_are_enotsup_without_a_tcp_socket)
+{
+	struct stream_stats st = { .bytes_sent = 1, .rtt_ns = 2, .retransmits = 3 };
+	struct mem_buf mb = { 0 };
+	struct stream *s;
+	int p[2];
+
+	/* A Unix socket is a socket, but TCP_INFO is TCP's. */
+	cr_assert_eq(fd_stream_open(&s, sv[0], 0, 0), 0);
+	cr_assert_lt(stream_stats(s, &st), 0);
+	stream_close(s, false);
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(fd_stream_open(&s, p[1], FD_STREAM_OWN, 0), 0);
+	cr_assert_eq(stream_stats(s, &st), -ENOTSUP);
+	cr_assert_eq(st.bytes_sent + st.rtt_ns + st.retransmits, 0, "zeroed on failure");
+	stream_close(s, false);
+	close(p[0]);
+	cr_assert_eq(mem_stream_writer(&s, &mb, 0), 0);
+	cr_assert_eq(stream_stats(s, &st), -ENOTSUP, "memory has no connection");
+	stream_close(s, false);
+	free(mb.data);
 }

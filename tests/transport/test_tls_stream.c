@@ -149,22 +149,32 @@ static void handshake(struct side *cli, struct side *srv)
 	cr_log_info("server %d: %s", srv->rc, srv->err);
 }
 
+/*
+ * A PSK client here, an echoing server on th (cli, srv, th, back): send data, read the
+ * echo into back. The caller closes cli->s and joins th.
+ */
+static void psk_echo(struct side *cli, struct side *srv, struct test_thread *th, uint8_t *back)
+{
+	*cli = (struct side){ .cfg = psk_cfg(&psk) };
+	*srv = (struct side){ .cfg = psk_cfg(&psk), .act = ACT_ECHO, .echo_bytes = DATA_BYTES,
+			      .server = true };
+	tcp_pair(&cli->fd, &srv->fd);
+	thread_start(th, run_side, srv);
+	cli->rc = tls_client(&cli->s, cli->fd, &cli->cfg, cli->err, sizeof(cli->err));
+	cr_assert_eq(cli->rc, 0, "%s", cli->err);
+	cr_assert_eq(stream_write_all(cli->s, data, DATA_BYTES), 0);
+	cr_assert_eq(stream_flush(cli->s), 0);
+	cr_assert_eq(stream_read_all(cli->s, back, DATA_BYTES), 0, "%s",
+		     tls_stream_error(cli->s));
+}
+
 Test(tls_stream, psk_handshake_then_data_flows_both_ways)
 {
-	struct side cli = { .cfg = psk_cfg(&psk) };
-	struct side srv = { .cfg = psk_cfg(&psk), .act = ACT_ECHO, .echo_bytes = DATA_BYTES };
+	struct side cli, srv;
 	uint8_t *back = xmalloc(DATA_BYTES);
 	struct test_thread th;
 
-	cli.server = false;
-	srv.server = true;
-	tcp_pair(&cli.fd, &srv.fd);
-	thread_start(&th, run_side, &srv);
-	cli.rc = tls_client(&cli.s, cli.fd, &cli.cfg, cli.err, sizeof(cli.err));
-	cr_assert_eq(cli.rc, 0, "%s", cli.err);
-	cr_assert_eq(stream_write_all(cli.s, data, DATA_BYTES), 0);
-	cr_assert_eq(stream_flush(cli.s), 0);
-	cr_assert_eq(stream_read_all(cli.s, back, DATA_BYTES), 0, "%s", tls_stream_error(cli.s));
+	psk_echo(&cli, &srv, &th, back);
 	cr_assert_eq(memcmp(back, data, DATA_BYTES), 0);
 	cr_assert_eq(stream_read_all(cli.s, back, 1), -ENODATA, "the server sent close_notify");
 	cr_assert_eq(stream_close(cli.s, true), 0);
@@ -465,4 +475,23 @@ Test(tls_stream, bad_configs_are_refused_before_any_io)
 	cr_assert_not_null(strstr(err, "does not match"), "%s", err);
 	close(a);
 	close(b);
+}
+
+Test(tls_stream, stats_count_the_records_tcp_sent)
+{
+	struct side cli, srv;
+	uint8_t *back = xmalloc(DATA_BYTES);
+	struct stream_stats st;
+	struct test_thread th;
+
+	/* The echo came back, so the server read all of it: TCP sent every record. */
+	psk_echo(&cli, &srv, &th, back);
+	cr_assert_eq(stream_stats(cli.s, &st), 0);
+	cr_assert_gt(st.bytes_sent, DATA_BYTES, "records and handshake: %llu",
+		     (unsigned long long)st.bytes_sent);
+	cr_assert_gt(st.rtt_ns, 0, "round trips were made, so the kernel has an RTT");
+	cr_assert_eq(stream_close(cli.s, true), 0);
+	thread_join(&th);
+	cr_assert_eq(srv.rc, 0, "%s", srv.err);
+	free(back);
 }

@@ -9,8 +9,8 @@
 
 #include "tests/common/gw_test.h"
 #include "tests/vmm/vm_helpers.h"
-#include "vmm/pci_priv.h"
-#include "vmm/virtio_priv.h"
+#include "vmm/virtio/pci_priv.h"
+#include "vmm/virtio/virtio_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
 

@@ -12,7 +12,7 @@
 
 #include "transport/crc32c.h"
 #include "vmm/devices.h"
-#include "vmm/state_codec.h"
+#include "vmm/state/state_codec.h"
 #include "vmm/vm_state.h"
 
 #define BLOCK VM_DISK_BLOCK_BYTES

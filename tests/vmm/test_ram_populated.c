@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/common/gw_test.h"
+#include "vmm/vm.h"
 #include "vmm/vm_state.h"
 
 #define MIB (1ULL << 20)

@@ -20,7 +20,7 @@
 #include "vmm/vm.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
-#include "vmm/virtio_net_priv.h"
+#include "vmm/virtio/virtio_net_priv.h"
 
 #define RAM_BYTES (128ULL << 20)
 #define BOOT_MS 60000

@@ -13,7 +13,7 @@
 
 #include "tests/common/gw_test.h"
 #include "tests/vmm/vm_helpers.h"
-#include "vmm/state_priv.h"
+#include "vmm/state/state_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
 

@@ -1,0 +1,284 @@
+/* The state blob's container: header, records and CRC32C trailer, and reads that need no VM. */
+#include "vmm/vm_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "transport/crc32c.h"
+#include "vmm/devices.h"
+#include "vmm/state/state_priv.h"
+
+void vs_blob_begin(struct vs_enc *e)
+{
+	vs_enc_bytes(e, VS_MAGIC, 4);
+	vs_enc_u32(e, VS_FORMAT_VERSION);
+	vs_enc_u32(e, 0); /* flags */
+	vs_enc_u32(e, 0); /* reserved */
+	vs_enc_u64(e, 0); /* total, patched by vs_blob_finish */
+}
+
+void vs_blob_finish(struct vs_enc *e)
+{
+	uint64_t total = (uint64_t)e->len + VS_TRAILER_BYTES;
+
+	if (e->err)
+		return;
+	vs_enc_patch_u32(e, 16, (uint32_t)total);
+	vs_enc_patch_u32(e, 20, (uint32_t)(total >> 32));
+	vs_enc_u32(e, crc32c(0, e->buf, e->len));
+}
+
+int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *err,
+		 size_t errlen)
+{
+	uint32_t version, flags, crc;
+	uint64_t total;
+
+	if (!blob || len < VS_HEADER_BYTES + VS_TRAILER_BYTES) {
+		snprintf(err, errlen, "state blob truncated: %zu bytes, a header and trailer "
+			 "alone take %u", len, VS_HEADER_BYTES + VS_TRAILER_BYTES);
+		return -EBADMSG;
+	}
+	if (memcmp(blob, VS_MAGIC, 4) != 0) {
+		snprintf(err, errlen, "not a godwit VM state blob (bad magic)");
+		return -EBADMSG;
+	}
+	version = vs_get32(blob + 4);
+	flags = vs_get32(blob + 8);
+	total = vs_get64(blob + 16);
+	if (version != VS_FORMAT_VERSION) {
+		snprintf(err, errlen, "VM state format version %" PRIu32 " is not supported "
+			 "(this godwit reads version %u)", version, VS_FORMAT_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (flags != 0 || vs_get32(blob + 12) != 0) {
+		snprintf(err, errlen, "VM state blob has unknown header flags 0x%" PRIx32, flags);
+		return -EPROTONOSUPPORT;
+	}
+	if (total != len) {
+		snprintf(err, errlen, "VM state blob %s: header says %" PRIu64 " bytes, have %zu",
+			 total > len ? "truncated" : "has trailing bytes", total, len);
+		return -EBADMSG;
+	}
+	crc = crc32c(0, blob, len - VS_TRAILER_BYTES);
+	if (crc != vs_get32(blob + len - VS_TRAILER_BYTES)) {
+		snprintf(err, errlen, "VM state blob is corrupt (checksum mismatch)");
+		return -EBADMSG;
+	}
+	vs_dec_init(records, blob + VS_HEADER_BYTES, len - VS_HEADER_BYTES - VS_TRAILER_BYTES);
+	return 0;
+}
+
+int vs_blob_next(struct vs_dec *records, struct vs_record *rec, char *err, size_t errlen)
+{
+	uint16_t type, reserved;
+	uint32_t len;
+
+	if (vs_dec_left(records) == 0 && !records->err)
+		return 0;
+	type = vs_dec_u16(records);
+	reserved = vs_dec_u16(records);
+	len = vs_dec_u32(records);
+	if (records->err) {
+		snprintf(err, errlen, "VM state blob: record header cut short");
+		return -EBADMSG;
+	}
+	if (type == VS_REC_INVALID || reserved != 0) {
+		snprintf(err, errlen, "VM state blob: invalid record header (type %u, reserved %u)",
+			 type, reserved);
+		return -EBADMSG;
+	}
+	rec->payload = vs_dec_ptr(records, len);
+	if (!rec->payload) {
+		snprintf(err, errlen, "VM state blob: record type %u claims %" PRIu32
+			 " bytes, past the end", type, len);
+		return -EBADMSG;
+	}
+	rec->type = type;
+	rec->len = len;
+	return 1;
+}
+
+int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_record *rec,
+		 char *err, size_t errlen)
+{
+	struct vs_dec records;
+	int rc;
+
+	rc = vs_blob_open(blob, len, &records, err, errlen);
+	if (rc < 0)
+		return rc;
+	while ((rc = vs_blob_next(&records, rec, err, errlen)) > 0) {
+		if (rec->type == type)
+			return 0;
+	}
+	if (rc == 0) {
+		snprintf(err, errlen, "VM state blob has no record of type %u", type);
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+int vs_nics_split(const uint8_t *payload, size_t len, struct vs_record nic[VS_MAX_NICS],
+		  unsigned *count)
+{
+	struct vs_dec d;
+	uint32_t n;
+
+	vs_dec_init(&d, payload, len);
+	n = vs_dec_u32(&d);
+	if (d.err || n == 0 || n > VS_MAX_NICS)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t bytes = vs_dec_u32(&d);
+
+		nic[i].type = VS_REC_VIRTIO_NET;
+		nic[i].len = bytes;
+		nic[i].payload = bytes <= VS_NIC_MAX_BYTES ? vs_dec_ptr(&d, bytes) : NULL;
+		if (!nic[i].payload)
+			return -EBADMSG;
+	}
+	if (!vs_dec_done(&d))
+		return -EBADMSG;
+	*count = n;
+	return 0;
+}
+
+/* The NICs' MACs, from the VIRTIO_NET record if there is one. */
+static int vm_state_peek_nics(const uint8_t *blob, size_t len, struct vm_state_info *out,
+			      char *err, size_t errlen)
+{
+	struct vs_record rec, nic[VS_MAX_NICS];
+	unsigned count;
+	int rc;
+
+	rc = vs_blob_find(blob, len, VS_REC_VIRTIO_NET, &rec, err, errlen);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0)
+		rc = vs_nics_split(rec.payload, rec.len, nic, &count);
+	for (unsigned i = 0; rc == 0 && i < count; i++)
+		rc = virtio_net_state_mac(nic[i].payload, nic[i].len, out->nic_mac[i]);
+	if (rc < 0) {
+		snprintf(err, errlen, "VM state blob: malformed NIC record");
+		return -EBADMSG;
+	}
+	out->nnics = count;
+	return 0;
+}
+
+int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, char *err,
+		  size_t errlen)
+{
+	struct vs_record rec;
+	struct vs_machine m = { 0 };
+	struct vs_dec d;
+	struct vs_io io = { .d = &d };
+	int rc;
+
+	rc = vs_blob_find(blob, len, VS_REC_MACHINE, &rec, err, errlen);
+	if (rc < 0)
+		return rc;
+	vs_dec_init(&d, rec.payload, rec.len);
+	vs_io_machine(&io, &m);
+	if (!vs_dec_done(&d)) {
+		snprintf(err, errlen, "VM state blob: machine record of %" PRIu32 " bytes, "
+			 "expected %u", rec.len, VS_MACHINE_BYTES);
+		return -EBADMSG;
+	}
+	out->ram_bytes = m.ram_bytes;
+	out->ncpus = m.ncpus;
+	out->disk_bytes = m.disk_bytes;
+	out->nnics = 0;
+	return vm_state_peek_nics(blob, len, out, err, errlen);
+}
+
+int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct cpuid_table *want, *host;
+	struct vs_record rec;
+	struct vs_dec d;
+	char missing[512];
+	int rc, kvm_fd;
+
+	rc = vs_blob_find(blob, len, VS_REC_CPUID, &rec, err, errlen);
+	if (rc < 0)
+		return rc;
+	want = malloc(sizeof(*want));
+	host = calloc(1, sizeof(*host));
+	if (!want || !host) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "checking CPU features: out of memory");
+		goto out;
+	}
+	vs_dec_init(&d, rec.payload, rec.len);
+	rc = vs_dec_cpuid(&d, want);
+	if (rc < 0) {
+		snprintf(err, errlen, "VM state blob: malformed CPUID record");
+		goto out;
+	}
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(-rc));
+		goto out;
+	}
+	host->hdr.nent = CPUID_MAX_ENTRIES;
+	rc = ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, &host->hdr) < 0 ? -errno : 0;
+	close(kvm_fd);
+	if (rc < 0) {
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
+		goto out;
+	}
+	if (cpuid_missing_features(want, host, missing, sizeof(missing)) > 0) {
+		snprintf(err, errlen, "CPU features missing on this host: %s", missing);
+		rc = -ENOTSUP;
+	}
+out:
+	free(host);
+	free(want);
+	return rc;
+}
+
+int vs_blob_msr(const uint8_t *blob, size_t len, unsigned vcpu, uint32_t index,
+		uint64_t *value)
+{
+	struct vcpu_state *s = calloc(1, sizeof(*s));
+	struct vs_dec records, d;
+	struct vs_io io = { .d = &d };
+	struct vs_record rec;
+	char err[160];
+	int rc, found = -ENOENT;
+
+	if (!s)
+		return -ENOMEM;
+	rc = vs_blob_open(blob, len, &records, err, sizeof(err));
+	while (rc >= 0 && (rc = vs_blob_next(&records, &rec, err, sizeof(err))) > 0) {
+		if (rec.type != VS_REC_VCPU)
+			continue;
+		vs_dec_init(&d, rec.payload, rec.len);
+		vs_io_vcpu(&io, s);
+		vcpu_state_free(s);
+		if (!vs_dec_done(&d)) {
+			rc = -EBADMSG;
+			break;
+		}
+		if (s->id != vcpu)
+			continue;
+		for (uint32_t i = 0; i < s->nmsrs; i++) {
+			if (s->msrs[i].index == index) {
+				*value = s->msrs[i].data;
+				found = 0;
+			}
+		}
+		break;
+	}
+	free(s);
+	return rc < 0 ? rc : found;
+}
