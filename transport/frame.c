@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 
 struct frame_stream {
 	struct stream base;

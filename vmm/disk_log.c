@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/state_codec.h"
 #include "vmm/vm_priv.h"
 

@@ -10,7 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/state_priv.h"
 

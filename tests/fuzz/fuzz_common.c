@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "transport/frame.h"
 
 unsigned long fuzz_accepted;

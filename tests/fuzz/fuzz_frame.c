@@ -5,7 +5,7 @@
 
 #include "tests/fuzz/fuzz.h"
 #include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "transport/frame.h"
 #include "transport/mem_stream.h"
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "tests/fuzz/fuzz.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
 #include "vmm/state_priv.h"

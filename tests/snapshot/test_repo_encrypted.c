@@ -15,7 +15,7 @@
 #include "snapshot/repo.h"
 #include "snapshot/repo_crypto.h"
 #include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 
 #define RAM_BYTES (2u << 20)
 #define DISK_BYTES (1u << 20)

@@ -10,7 +10,7 @@
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
 #include "snapshot/verify.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 
 #define RAM_BYTES (2u << 20)
 #define DISK_BYTES (1u << 20)

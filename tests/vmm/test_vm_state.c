@@ -11,7 +11,7 @@
 
 #include "tests/common/gw_test.h"
 #include "tests/vmm/vm_helpers.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/state_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
