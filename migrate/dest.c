@@ -13,7 +13,7 @@
 #include "migrate/conn.h"
 #include "migrate/dest_priv.h"
 #include "migrate/verify.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"

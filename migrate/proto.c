@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 #include "transport/stream.h"
 

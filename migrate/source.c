@@ -15,7 +15,7 @@
 
 #include "migrate/conn.h"
 #include "migrate/verify.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"

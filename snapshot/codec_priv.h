@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 /*
  * A decoder walks an untrusted buffer. dec_take() is the one place that turns a length

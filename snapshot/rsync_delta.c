@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "snapshot/rsync_dl.h"
+#include "util/byteorder.h"
 
 #define RSD_IO_BYTES (256u << 10)
 
@@ -53,20 +54,15 @@ static int rsd_errno(rs_result r)
 	}
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int rsd_sig_parse(const uint8_t *sig, size_t len, struct rsd_sig_info *out)
 {
 	struct rsd_sig_info i;
 
 	if (len < RSD_SIG_HEADER_BYTES)
 		return -EPROTO;
-	i.magic = be32(sig);
-	i.block_bytes = be32(sig + 4);
-	i.strong_bytes = be32(sig + 8);
+	i.magic = be32_decode(sig);
+	i.block_bytes = be32_decode(sig + 4);
+	i.strong_bytes = be32_decode(sig + 8);
 	if (i.magic == RS_MD4_SIG_MAGIC || i.magic == RS_RK_MD4_SIG_MAGIC)
 		return -EPROTONOSUPPORT;
 	if (i.magic != RS_BLAKE2_SIG_MAGIC && i.magic != RS_RK_BLAKE2_SIG_MAGIC)

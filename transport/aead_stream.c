@@ -8,7 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/kdf.h"
 #include "transport/mem_stream.h"
 

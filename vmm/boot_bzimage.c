@@ -88,17 +88,17 @@ static uint64_t bz_field(const struct bzimage *bz, uint32_t off, unsigned bytes)
 	case 1:
 		return bz->file[off];
 	case 2:
-		return boot_le16_get(bz->file + off);
+		return le16_decode(bz->file + off);
 	case 4:
-		return boot_le32_get(bz->file + off);
+		return le32_decode(bz->file + off);
 	default:
-		return boot_le64_get(bz->file + off);
+		return le64_decode(bz->file + off);
 	}
 }
 
 bool boot_bzimage_probe(const uint8_t *kernel, size_t len)
 {
-	return len >= HDR_HEADER + 4 && boot_le16_get(kernel + HDR_BOOT_FLAG) == HDR_BOOT_FLAG_MAGIC &&
+	return len >= HDR_HEADER + 4 && le16_decode(kernel + HDR_BOOT_FLAG) == HDR_BOOT_FLAG_MAGIC &&
 	       memcmp(kernel + HDR_HEADER, "HdrS", 4) == 0;
 }
 
@@ -113,7 +113,7 @@ static int bzimage_parse(struct bzimage *bz, const uint8_t *file, size_t len, ch
 		boot_err(err, errlen, "bzImage of %zu bytes is too short for a setup header", len);
 		return -ENOEXEC;
 	}
-	if (boot_le16_get(file + HDR_BOOT_FLAG) != HDR_BOOT_FLAG_MAGIC) {
+	if (le16_decode(file + HDR_BOOT_FLAG) != HDR_BOOT_FLAG_MAGIC) {
 		boot_err(err, errlen, "bzImage has no boot flag 0xaa55 at offset 0x1fe");
 		return -ENOEXEC;
 	}
@@ -121,7 +121,7 @@ static int bzimage_parse(struct bzimage *bz, const uint8_t *file, size_t len, ch
 		boot_err(err, errlen, "bzImage has no \"HdrS\" setup header at offset 0x202");
 		return -ENOEXEC;
 	}
-	bz->version = boot_le16_get(file + HDR_VERSION);
+	bz->version = le16_decode(file + HDR_VERSION);
 	if (bz->version < HDR_MIN_VERSION) {
 		boot_err(err, errlen, "bzImage boot protocol %u.%02u is too old: need 2.06 or newer",
 			 bz->version >> 8, bz->version & 0xff);
@@ -192,24 +192,24 @@ static void zero_page_build(uint8_t *zp, const struct bzimage *bz, const struct 
 
 	zp[HDR_TYPE_OF_LOADER] = HDR_LOADER_UNDEFINED;
 	zp[HDR_LOADFLAGS] |= HDR_CAN_USE_HEAP;
-	boot_le16_put(zp + HDR_HEAP_END_PTR, HDR_HEAP_END);
-	boot_le32_put(zp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_GPA);
-	boot_le32_put(zp + BP_EXT_CMD_LINE_PTR, (uint32_t)(LAYOUT_CMDLINE_GPA >> 32));
-	boot_le32_put(zp + HDR_RAMDISK_IMAGE, (uint32_t)plan->initrd_gpa);
-	boot_le32_put(zp + HDR_RAMDISK_SIZE, (uint32_t)plan->initrd_bytes);
-	boot_le32_put(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(plan->initrd_gpa >> 32));
-	boot_le32_put(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(plan->initrd_bytes >> 32));
+	le16_encode(zp + HDR_HEAP_END_PTR, HDR_HEAP_END);
+	le32_encode(zp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_GPA);
+	le32_encode(zp + BP_EXT_CMD_LINE_PTR, (uint32_t)(LAYOUT_CMDLINE_GPA >> 32));
+	le32_encode(zp + HDR_RAMDISK_IMAGE, (uint32_t)plan->initrd_gpa);
+	le32_encode(zp + HDR_RAMDISK_SIZE, (uint32_t)plan->initrd_bytes);
+	le32_encode(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(plan->initrd_gpa >> 32));
+	le32_encode(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(plan->initrd_bytes >> 32));
 	/* No setup_data chain: whatever the file carries there means nothing to us. */
 	if (bz->hdr_end >= HDR_SETUP_DATA + 8)
-		boot_le64_put(zp + HDR_SETUP_DATA, 0);
+		le64_encode(zp + HDR_SETUP_DATA, 0);
 
 	zp[BP_E820_ENTRIES] = (uint8_t)nmap;
 	for (unsigned i = 0; i < nmap; i++) {
 		uint8_t *e = zp + BP_E820_TABLE + i * BP_E820_ENTRY_BYTES;
 
-		boot_le64_put(e, map[i].gpa);
-		boot_le64_put(e + 8, map[i].bytes);
-		boot_le32_put(e + 16, map[i].type);
+		le64_encode(e, map[i].gpa);
+		le64_encode(e + 8, map[i].bytes);
+		le32_encode(e + 16, map[i].type);
 	}
 }
 

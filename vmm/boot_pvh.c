@@ -131,25 +131,25 @@ static int elf_parse(struct elf_file *ef, const uint8_t *file, size_t len, char 
 		boot_err(err, errlen, "ELF header is truncated: the file has %zu bytes", len);
 		return -ENOEXEC;
 	}
-	machine = boot_le16_get(h + 18);
+	machine = le16_decode(h + 18);
 	if (machine != ELF_EM_386 && machine != ELF_EM_X86_64) {
 		boot_err(err, errlen, "ELF kernel is for machine %u, not x86", machine);
 		return -ENOEXEC;
 	}
 	if (ef->is64) {
-		ef->phoff = boot_le64_get(h + 32);
-		ef->shoff = boot_le64_get(h + 40);
-		ef->phentsize = boot_le16_get(h + 54);
-		ef->phnum = boot_le16_get(h + 56);
-		ef->shentsize = boot_le16_get(h + 58);
-		ef->shnum = boot_le16_get(h + 60);
+		ef->phoff = le64_decode(h + 32);
+		ef->shoff = le64_decode(h + 40);
+		ef->phentsize = le16_decode(h + 54);
+		ef->phnum = le16_decode(h + 56);
+		ef->shentsize = le16_decode(h + 58);
+		ef->shnum = le16_decode(h + 60);
 	} else {
-		ef->phoff = boot_le32_get(h + 28);
-		ef->shoff = boot_le32_get(h + 32);
-		ef->phentsize = boot_le16_get(h + 42);
-		ef->phnum = boot_le16_get(h + 44);
-		ef->shentsize = boot_le16_get(h + 46);
-		ef->shnum = boot_le16_get(h + 48);
+		ef->phoff = le32_decode(h + 28);
+		ef->shoff = le32_decode(h + 32);
+		ef->phentsize = le16_decode(h + 42);
+		ef->phnum = le16_decode(h + 44);
+		ef->shentsize = le16_decode(h + 46);
+		ef->shnum = le16_decode(h + 48);
 	}
 	if (ef->phnum == 0) {
 		boot_err(err, errlen, "ELF kernel has no program headers");
@@ -180,20 +180,20 @@ static struct elf_phdr elf_phdr_read(const struct elf_file *ef, uint32_t i)
 
 	if (ef->is64)
 		return (struct elf_phdr){
-			.type = boot_le32_get(p),
-			.offset = boot_le64_get(p + 8),
-			.paddr = boot_le64_get(p + 24),
-			.filesz = boot_le64_get(p + 32),
-			.memsz = boot_le64_get(p + 40),
-			.align = boot_le64_get(p + 48),
+			.type = le32_decode(p),
+			.offset = le64_decode(p + 8),
+			.paddr = le64_decode(p + 24),
+			.filesz = le64_decode(p + 32),
+			.memsz = le64_decode(p + 40),
+			.align = le64_decode(p + 48),
 		};
 	return (struct elf_phdr){
-		.type = boot_le32_get(p),
-		.offset = boot_le32_get(p + 4),
-		.paddr = boot_le32_get(p + 12),
-		.filesz = boot_le32_get(p + 16),
-		.memsz = boot_le32_get(p + 20),
-		.align = boot_le32_get(p + 28),
+		.type = le32_decode(p),
+		.offset = le32_decode(p + 4),
+		.paddr = le32_decode(p + 12),
+		.filesz = le32_decode(p + 16),
+		.memsz = le32_decode(p + 20),
+		.align = le32_decode(p + 28),
 	};
 }
 
@@ -204,16 +204,16 @@ static struct elf_phdr elf_shdr_read(const struct elf_file *ef, uint32_t i)
 
 	if (ef->is64)
 		return (struct elf_phdr){
-			.type = boot_le32_get(p + 4),
-			.offset = boot_le64_get(p + 24),
-			.filesz = boot_le64_get(p + 32),
-			.align = boot_le64_get(p + 48),
+			.type = le32_decode(p + 4),
+			.offset = le64_decode(p + 24),
+			.filesz = le64_decode(p + 32),
+			.align = le64_decode(p + 48),
 		};
 	return (struct elf_phdr){
-		.type = boot_le32_get(p + 4),
-		.offset = boot_le32_get(p + 16),
-		.filesz = boot_le32_get(p + 20),
-		.align = boot_le32_get(p + 32),
+		.type = le32_decode(p + 4),
+		.offset = le32_decode(p + 16),
+		.filesz = le32_decode(p + 20),
+		.align = le32_decode(p + 32),
 	};
 }
 
@@ -227,9 +227,9 @@ static bool note_find(const uint8_t *buf, uint64_t size, uint64_t align, uint32_
 	uint64_t pos = 0;
 
 	while (size - pos >= ELF_NHDR_BYTES) {
-		uint64_t namesz = boot_le32_get(buf + pos);
-		uint64_t descsz = boot_le32_get(buf + pos + 4);
-		uint32_t type = boot_le32_get(buf + pos + 8);
+		uint64_t namesz = le32_decode(buf + pos);
+		uint64_t descsz = le32_decode(buf + pos + 4);
+		uint32_t type = le32_decode(buf + pos + 8);
 		uint64_t name = pos + ELF_NHDR_BYTES, desc;
 
 		/* namesz and descsz are u32 and size is a file length: no u64 overflow. */
@@ -240,7 +240,7 @@ static bool note_find(const uint8_t *buf, uint64_t size, uint64_t align, uint32_
 			return false;
 		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
 		    memcmp(buf + name, "Xen", 4) == 0 && (descsz == 4 || descsz == 8)) {
-			*entry = boot_le32_get(buf + desc);
+			*entry = le32_decode(buf + desc);
 			return true;
 		}
 		pos = desc + ((descsz + align - 1) & ~(align - 1));
@@ -384,26 +384,26 @@ static void start_info_build(uint8_t *page, const struct boot_plan *plan,
 	uint8_t *si = page, *mod = page + PVH_MODLIST_OFF;
 
 	memset(page, 0, PVH_PAGE_BYTES);
-	boot_le32_put(si + SI_MAGIC, SI_MAGIC_VALUE);
-	boot_le32_put(si + SI_VERSION, SI_VERSION_VALUE);
-	boot_le32_put(si + SI_FLAGS, 0);
-	boot_le64_put(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE_GPA);
-	boot_le64_put(si + SI_RSDP_PADDR, 0); /* 0: the guest scans 0xe0000..0xfffff */
+	le32_encode(si + SI_MAGIC, SI_MAGIC_VALUE);
+	le32_encode(si + SI_VERSION, SI_VERSION_VALUE);
+	le32_encode(si + SI_FLAGS, 0);
+	le64_encode(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE_GPA);
+	le64_encode(si + SI_RSDP_PADDR, 0); /* 0: the guest scans 0xe0000..0xfffff */
 	if (plan->initrd_bytes) {
-		boot_le32_put(si + SI_NR_MODULES, 1);
-		boot_le64_put(si + SI_MODLIST_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MODLIST_OFF);
-		boot_le64_put(mod + MOD_PADDR, plan->initrd_gpa);
-		boot_le64_put(mod + MOD_SIZE, plan->initrd_bytes);
-		boot_le64_put(mod + MOD_CMDLINE_PADDR, 0);
+		le32_encode(si + SI_NR_MODULES, 1);
+		le64_encode(si + SI_MODLIST_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MODLIST_OFF);
+		le64_encode(mod + MOD_PADDR, plan->initrd_gpa);
+		le64_encode(mod + MOD_SIZE, plan->initrd_bytes);
+		le64_encode(mod + MOD_CMDLINE_PADDR, 0);
 	}
-	boot_le64_put(si + SI_MEMMAP_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MEMMAP_OFF);
-	boot_le32_put(si + SI_MEMMAP_ENTRIES, nmap);
+	le64_encode(si + SI_MEMMAP_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MEMMAP_OFF);
+	le32_encode(si + SI_MEMMAP_ENTRIES, nmap);
 	for (unsigned i = 0; i < nmap; i++) {
 		uint8_t *e = page + PVH_MEMMAP_OFF + i * MM_BYTES;
 
-		boot_le64_put(e + MM_ADDR, map[i].gpa);
-		boot_le64_put(e + MM_SIZE, map[i].bytes);
-		boot_le32_put(e + MM_TYPE, map[i].type);
+		le64_encode(e + MM_ADDR, map[i].gpa);
+		le64_encode(e + MM_SIZE, map[i].bytes);
+		le32_encode(e + MM_TYPE, map[i].type);
 	}
 }
 

@@ -255,7 +255,7 @@ int boot_gdt_write(const struct guest_mem *m, enum boot_cpu_mode mode)
 	uint8_t gdt[BOOT_GDT_ENTRIES * 8];
 
 	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
-		boot_le64_put(gdt + i * 8, gdt_desc(mode, i));
+		le64_encode(gdt + i * 8, gdt_desc(mode, i));
 	return boot_mem_write(m, LAYOUT_GDT_GPA, gdt, sizeof(gdt));
 }
 
@@ -265,14 +265,14 @@ int boot_pagetables_write(const struct guest_mem *m)
 	int rc;
 
 	memset(page, 0, sizeof(page));
-	boot_le64_put(page, LAYOUT_PDPT_GPA | X86_PTE_P | X86_PTE_RW);
+	le64_encode(page, LAYOUT_PDPT_GPA | X86_PTE_P | X86_PTE_RW);
 	rc = boot_mem_write(m, LAYOUT_PML4_GPA, page, sizeof(page));
 	if (rc < 0)
 		return rc;
 
 	memset(page, 0, sizeof(page));
 	for (unsigned i = 0; i < BOOT_PD_PAGES; i++)
-		boot_le64_put(page + i * 8,
+		le64_encode(page + i * 8,
 			      (LAYOUT_PD_GPA + i * BOOT_PAGE_BYTES) | X86_PTE_P | X86_PTE_RW);
 	rc = boot_mem_write(m, LAYOUT_PDPT_GPA, page, sizeof(page));
 	if (rc < 0)
@@ -282,7 +282,7 @@ int boot_pagetables_write(const struct guest_mem *m)
 		for (unsigned i = 0; i < BOOT_PTES_PER_PAGE; i++) {
 			uint64_t gpa = ((uint64_t)pd * BOOT_PTES_PER_PAGE + i) << 21;
 
-			boot_le64_put(page + i * 8, gpa | X86_PTE_P | X86_PTE_RW | X86_PTE_PS);
+			le64_encode(page + i * 8, gpa | X86_PTE_P | X86_PTE_RW | X86_PTE_PS);
 		}
 		rc = boot_mem_write(m, LAYOUT_PD_GPA + pd * BOOT_PAGE_BYTES, page, sizeof(page));
 		if (rc < 0)
@@ -357,7 +357,7 @@ int boot_load(const struct guest_mem *m, const struct boot_params_in *in, struct
 		/* Let the loader that nearly matched explain what is wrong. */
 		if (boot_elf_probe(in->kernel, in->kernel_len)) {
 			rc = boot_pvh_load(m, in, out, sregs, err, errlen);
-		} else if (in->kernel_len >= 0x200 && boot_le16_get(in->kernel + 0x1fe) == 0xaa55) {
+		} else if (in->kernel_len >= 0x200 && le16_decode(in->kernel + 0x1fe) == 0xaa55) {
 			rc = boot_bzimage_load(m, in, out, sregs, err, errlen);
 		} else {
 			boot_err(err, errlen,

@@ -47,7 +47,7 @@ static bool sidecar_parse(struct disk_log *l, const uint8_t *buf, size_t len,
 	uint32_t flags, base_len;
 	char base[DISK_LOG_BASE_MAX];
 
-	if (len != sidecar_bytes(l) || crc32c(0, buf, len - 4) != vs_get32(buf + len - 4))
+	if (len != sidecar_bytes(l) || crc32c(0, buf, len - 4) != le32_decode(buf + len - 4))
 		return false;
 	vs_dec_init(&d, buf, len - 4);
 	if (memcmp(vs_dec_ptr(&d, 4), DISK_LOG_MAGIC, 4) != 0 ||

@@ -49,15 +49,15 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *
 		snprintf(err, errlen, "not a godwit VM state blob (bad magic)");
 		return -EBADMSG;
 	}
-	version = vs_get32(blob + 4);
-	flags = vs_get32(blob + 8);
-	total = vs_get64(blob + 16);
+	version = le32_decode(blob + 4);
+	flags = le32_decode(blob + 8);
+	total = le64_decode(blob + 16);
 	if (version != VS_FORMAT_VERSION) {
 		snprintf(err, errlen, "VM state format version %" PRIu32 " is not supported "
 			 "(this godwit reads version %u)", version, VS_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
-	if (flags != 0 || vs_get32(blob + 12) != 0) {
+	if (flags != 0 || le32_decode(blob + 12) != 0) {
 		snprintf(err, errlen, "VM state blob has unknown header flags 0x%" PRIx32, flags);
 		return -EPROTONOSUPPORT;
 	}
@@ -67,7 +67,7 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *
 		return -EBADMSG;
 	}
 	crc = crc32c(0, blob, len - VS_TRAILER_BYTES);
-	if (crc != vs_get32(blob + len - VS_TRAILER_BYTES)) {
+	if (crc != le32_decode(blob + len - VS_TRAILER_BYTES)) {
 		snprintf(err, errlen, "VM state blob is corrupt (checksum mismatch)");
 		return -EBADMSG;
 	}

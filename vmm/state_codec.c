@@ -69,7 +69,7 @@ void vs_enc_u32(struct vs_enc *e, uint32_t v)
 {
 	uint8_t b[4];
 
-	vs_put32(b, v);
+	le32_encode(b, v);
 	vs_enc_bytes(e, b, sizeof(b));
 }
 
@@ -77,14 +77,14 @@ void vs_enc_u64(struct vs_enc *e, uint64_t v)
 {
 	uint8_t b[8];
 
-	vs_put64(b, v);
+	le64_encode(b, v);
 	vs_enc_bytes(e, b, sizeof(b));
 }
 
 void vs_enc_patch_u32(struct vs_enc *e, size_t at, uint32_t v)
 {
 	if (!e->err && at <= e->len && e->len - at >= 4)
-		vs_put32(e->buf + at, v);
+		le32_encode(e->buf + at, v);
 }
 
 size_t vs_enc_record_begin(struct vs_enc *e, uint16_t type)
@@ -150,21 +150,21 @@ uint16_t vs_dec_u16(struct vs_dec *d)
 {
 	const uint8_t *p = vs_dec_ptr(d, 2);
 
-	return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+	return p ? le16_decode(p) : 0;
 }
 
 uint32_t vs_dec_u32(struct vs_dec *d)
 {
 	const uint8_t *p = vs_dec_ptr(d, 4);
 
-	return p ? vs_get32(p) : 0;
+	return p ? le32_decode(p) : 0;
 }
 
 uint64_t vs_dec_u64(struct vs_dec *d)
 {
 	const uint8_t *p = vs_dec_ptr(d, 8);
 
-	return p ? vs_get64(p) : 0;
+	return p ? le64_decode(p) : 0;
 }
 
 size_t vs_dec_left(const struct vs_dec *d)

@@ -8,6 +8,8 @@
 
 #include <linux/types.h>
 
+#include "util/byteorder.h"
+
 /*
  * Every integer in a state blob goes through these functions: written least significant
  * byte first, read back the same way, never by casting a struct onto the buffer. Both
@@ -60,31 +62,6 @@ const uint8_t *vs_dec_ptr(struct vs_dec *d, size_t n);
 size_t vs_dec_left(const struct vs_dec *d);
 /* True when every byte was read without error: records must be consumed exactly. */
 bool vs_dec_done(const struct vs_dec *d);
-
-/* Little-endian helpers on raw buffers, for fixed headers. */
-static inline uint32_t vs_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t vs_get64(const uint8_t *p)
-{
-	return (uint64_t)vs_get32(p) | (uint64_t)vs_get32(p + 4) << 32;
-}
-
-static inline void vs_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline void vs_put64(uint8_t *p, uint64_t v)
-{
-	vs_put32(p, (uint32_t)v);
-	vs_put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /*
  * One description of a structure's wire layout serves both directions: with e set, the

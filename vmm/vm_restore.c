@@ -53,7 +53,7 @@ static int restore_index(struct vs_restore *r, const uint8_t *blob, size_t len, 
 			return -EPROTONOSUPPORT;
 		}
 		if (rec.type == VS_REC_VCPU) {
-			uint32_t id = rec.len >= 4 ? vs_get32(rec.payload) : UINT32_MAX;
+			uint32_t id = rec.len >= 4 ? le32_decode(rec.payload) : UINT32_MAX;
 
 			if (id >= LAYOUT_MAX_VCPUS || r->have_vcpu[id]) {
 				snprintf(err, errlen, "VM state blob: bad or repeated vCPU id %" PRIu32,

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 #include "transport/frame.h"
 

@@ -8,7 +8,7 @@
 #include "snapshot/pack.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 
 /*

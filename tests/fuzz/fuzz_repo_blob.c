@@ -14,7 +14,7 @@
 #include "snapshot/verify.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 
 /*

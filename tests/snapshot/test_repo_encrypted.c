@@ -14,7 +14,7 @@
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
 #include "snapshot/repo_crypto.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 
 #define RAM_BYTES (2u << 20)

@@ -5,7 +5,7 @@
 
 #include "helpers.h"
 #include "transport/aead_stream.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/kdf.h"
 #include "transport/mem_stream.h"
 

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/mem_stream.h"
 #include "transport/stream.h"
 #include "transport/stream_fault.h"

@@ -527,10 +527,10 @@ static void desc_set(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, ui
 {
 	uint8_t *d = fx.ram + RING_GPA + VRING_DESC_BYTES * i;
 
-	vring_put64(d, addr);
-	vring_put32(d + 8, len);
-	vring_put16(d + 12, flags);
-	vring_put16(d + 14, next);
+	le64_encode(d, addr);
+	le32_encode(d + 8, len);
+	le16_encode(d + 12, flags);
+	le16_encode(d + 14, next);
 }
 
 /*
@@ -564,13 +564,13 @@ Test(dirty_log, pages_virtio_blk_reads_into_are_reported)
 	fetch();
 	fetch();
 	cr_assert_eq(fx.bitmap[DATA_GPA / VM_PAGE_BYTES / 64], 0);
-	vring_put32(fx.ram + HDR_GPA, VIRTIO_BLK_T_IN);
-	vring_put64(fx.ram + HDR_GPA + 8, 0);
+	le32_encode(fx.ram + HDR_GPA, VIRTIO_BLK_T_IN);
+	le64_encode(fx.ram + HDR_GPA + 8, 0);
 	desc_set(0, HDR_GPA, VIRTIO_BLK_HDR_BYTES, VRING_DESC_F_NEXT, 1);
 	desc_set(1, DATA_GPA, 3 * 4096, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
 	desc_set(2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	vring_put16(avail + VRING_AVAIL_RING_OFF, 0);
-	vring_put16(avail + VRING_AVAIL_IDX_OFF, 1);
+	le16_encode(avail + VRING_AVAIL_RING_OFF, 0);
+	le16_encode(avail + VRING_AVAIL_IDX_OFF, 1);
 	reg_out(io, VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);
 	cr_assert_eq(fx.ram[STATUS_GPA], VIRTIO_BLK_S_OK);
 	cr_assert_eq(fx.ram[DATA_GPA + 3 * 4096 - 1], 0x5a);

@@ -13,15 +13,11 @@
 
 #include "tests/common/gw_test.h"
 #include "vmm/vm.h"
+#include "util/byteorder.h"
 
 #define ELF_ENTRY 0x100000ULL
 #define ELF_CODE_OFF 0x200
 #define ELF_NOTE_OFF 0x180
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
 
 void tvm_write_pvh_elf(const char *path, const void *code, size_t len)
 {
@@ -34,23 +30,23 @@ void tvm_write_pvh_elf(const char *path, const void *code, size_t len)
 	memcpy(f, "\177ELF", 4);
 	f[4] = 2; f[5] = 1; f[6] = 1;                 /* 64-bit, little-endian, version */
 	f[16] = 2; f[18] = 62; f[20] = 1;             /* ET_EXEC, x86-64, EV_CURRENT */
-	put64(f + 24, ELF_ENTRY);                     /* e_entry */
+	le64_encode(f + 24, ELF_ENTRY);                     /* e_entry */
 	f[32] = 64;                                   /* e_phoff */
 	f[52] = 64; f[54] = 56; f[56] = 2;            /* e_ehsize, e_phentsize, e_phnum */
 	ph = f + 64;                                  /* PT_LOAD, R+X: the code at 1 MiB */
 	ph[0] = 1; ph[4] = 5;
-	put64(ph + 8, ELF_CODE_OFF);
-	put64(ph + 16, ELF_ENTRY);
-	put64(ph + 24, ELF_ENTRY);
-	put64(ph + 32, len);
-	put64(ph + 40, len);
-	put64(ph + 48, 0x1000);
+	le64_encode(ph + 8, ELF_CODE_OFF);
+	le64_encode(ph + 16, ELF_ENTRY);
+	le64_encode(ph + 24, ELF_ENTRY);
+	le64_encode(ph + 32, len);
+	le64_encode(ph + 40, len);
+	le64_encode(ph + 48, 0x1000);
 	ph = f + 64 + 56;                             /* PT_NOTE: "Xen", XEN_ELFNOTE_PHYS32_ENTRY */
 	ph[0] = 4;
-	put64(ph + 8, ELF_NOTE_OFF);
-	put64(ph + 32, sizeof(note));
-	put64(ph + 40, sizeof(note));
-	put64(ph + 48, 4);
+	le64_encode(ph + 8, ELF_NOTE_OFF);
+	le64_encode(ph + 32, sizeof(note));
+	le64_encode(ph + 40, sizeof(note));
+	le64_encode(ph + 48, 4);
 	memcpy(note + 3, "Xen", 4);
 	memcpy(f + ELF_NOTE_OFF, note, sizeof(note));
 	memcpy(f + ELF_CODE_OFF, code, len);

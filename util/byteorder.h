@@ -1,6 +1,6 @@
 /* Little-endian integer encode and decode for wire formats, so no struct is ever cast onto a buffer. */
-#ifndef TRANSPORT_BYTEORDER_H
-#define TRANSPORT_BYTEORDER_H
+#ifndef UTIL_BYTEORDER_H
+#define UTIL_BYTEORDER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +43,12 @@ static inline uint32_t le32_decode(const uint8_t *p)
 static inline uint64_t le64_decode(const uint8_t *p)
 {
 	return (uint64_t)le32_decode(p) | (uint64_t)le32_decode(p + 4) << 32;
+}
+
+/* Big-endian, for the few foreign formats that use it (librsync's signature header). */
+static inline uint32_t be32_decode(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /*
