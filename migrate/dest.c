@@ -14,6 +14,7 @@
 #include "migrate/dest_priv.h"
 #include "migrate/verify.h"
 #include "util/byteorder.h"
+#include "util/range.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"

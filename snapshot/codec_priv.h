@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/byteorder.h"
+#include "util/range.h"
 
 /*
  * A decoder walks an untrusted buffer. dec_take() is the one place that turns a length

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/byteorder.h"
+#include "util/range.h"
 
 struct mem_writer {
 	struct stream base;

@@ -2,7 +2,6 @@
 #ifndef UTIL_BYTEORDER_H
 #define UTIL_BYTEORDER_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,15 +48,6 @@ static inline uint64_t le64_decode(const uint8_t *p)
 static inline uint32_t be32_decode(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/*
- * The one checked range test for untrusted lengths and offsets: true when [off, off + len)
- * lies inside [0, size), computed without overflow.
- */
-static inline bool range_ok(uint64_t off, uint64_t len, uint64_t size)
-{
-	return off <= size && len <= size - off;
 }
 
 #endif

@@ -11,6 +11,7 @@
 #include "vmm/boot.h"
 #include "vmm/guest_mem.h"
 #include "util/byteorder.h"
+#include "util/range.h"
 
 #define BOOT_MIB (1ULL << 20)
 
@@ -49,12 +50,6 @@ struct boot_plan {
 	uint64_t initrd_bytes;
 	size_t cmdline_bytes; /* including the NUL */
 };
-
-/* Is [off, off + len) inside a buffer of total bytes? Overflow-safe. */
-static inline bool boot_range_ok(uint64_t off, uint64_t len, uint64_t total)
-{
-	return off <= total && len <= total - off;
-}
 
 /* Format a one-line reason into err (err may be NULL or errlen 0: then nothing is written). */
 void boot_err(char *err, size_t errlen, const char *fmt, ...)

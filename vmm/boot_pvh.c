@@ -160,7 +160,7 @@ static int elf_parse(struct elf_file *ef, const uint8_t *file, size_t len, char 
 		return -ENOEXEC;
 	}
 	/* phnum and phentsize are u16: their product cannot overflow. */
-	if (!boot_range_ok(ef->phoff, (uint64_t)ef->phnum * ef->phentsize, len)) {
+	if (!range_ok(ef->phoff, (uint64_t)ef->phnum * ef->phentsize, len)) {
 		boot_err(err, errlen,
 			 "ELF program headers (%u at offset 0x%llx) run past the %zu-byte file",
 			 ef->phnum, (unsigned long long)ef->phoff, len);
@@ -169,7 +169,7 @@ static int elf_parse(struct elf_file *ef, const uint8_t *file, size_t len, char 
 	/* Sections only matter as a second place to look for the note: drop a bad table. */
 	shmin = ef->is64 ? ELF64_SHDR_BYTES : ELF32_SHDR_BYTES;
 	if (ef->shoff == 0 || ef->shentsize < shmin ||
-	    !boot_range_ok(ef->shoff, (uint64_t)ef->shnum * ef->shentsize, len))
+	    !range_ok(ef->shoff, (uint64_t)ef->shnum * ef->shentsize, len))
 		ef->shnum = 0;
 	return 0;
 }
@@ -258,7 +258,7 @@ static bool note_find_in(const struct elf_file *ef, const struct elf_phdr *ph, u
 {
 	const uint8_t *buf;
 
-	if (!boot_range_ok(ph->offset, ph->filesz, ef->len))
+	if (!range_ok(ph->offset, ph->filesz, ef->len))
 		return false;
 	buf = ef->file + ph->offset;
 	if (ph->align == 8 && note_find(buf, ph->filesz, 8, entry))
@@ -315,7 +315,7 @@ static int pvh_segments_check(const struct elf_file *ef, uint32_t entry, struct 
 				 (unsigned long long)ph.filesz, (unsigned long long)ph.memsz);
 			return -ENOEXEC;
 		}
-		if (!boot_range_ok(ph.offset, ph.filesz, ef->len)) {
+		if (!range_ok(ph.offset, ph.filesz, ef->len)) {
 			boot_err(err, errlen,
 				 "ELF segment %u (0x%llx bytes at offset 0x%llx) runs past the "
 				 "%zu-byte file",
@@ -336,7 +336,7 @@ static int pvh_segments_check(const struct elf_file *ef, uint32_t entry, struct 
 				 i, (unsigned long long)ph.paddr);
 			return -ENOEXEC;
 		}
-		if (!boot_range_ok(ph.paddr, ph.memsz, plan->lowmem_top)) {
+		if (!range_ok(ph.paddr, ph.memsz, plan->lowmem_top)) {
 			boot_err(err, errlen,
 				 "ELF segment %u (0x%llx bytes at 0x%llx) does not fit in guest RAM "
 				 "below %llu MiB: give --mem more",
