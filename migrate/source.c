@@ -19,6 +19,7 @@
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
+#include "util/clock.h"
 
 #define MIG_CONNECT_MS 10000
 #define MIG_REPLY_WAIT_MS 30000
@@ -47,7 +48,7 @@ static const bool mig_allowed[MIG_STATE_COUNT][MIG_STATE_COUNT] = {
 
 uint64_t mig_ms_since_start(const struct mig_source *m)
 {
-	return (mig_now_ns() - m->t0_ns) / 1000000ULL;
+	return (clock_now_ns() - m->t0_ns) / 1000000ULL;
 }
 
 /* mig_set_state with m->lock held. */
@@ -121,7 +122,7 @@ static void measure_fixed_cost(struct mig_source *m)
 	for (n = 0; n < MIG_FIXED_SAMPLES; n++) {
 		uint8_t *blob = NULL;
 		size_t blob_len = 0;
-		uint64_t t0 = mig_now_ns();
+		uint64_t t0 = clock_now_ns();
 
 		if (vm_pause_by(m->vm, VM_PAUSE_MIGRATE) < 0)
 			break;
@@ -129,7 +130,7 @@ static void measure_fixed_cost(struct mig_source *m)
 			blob_len = 0;
 		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
 		free(blob);
-		s[n] = mig_now_ns() - t0;
+		s[n] = clock_now_ns() - t0;
 		m->state_bytes = blob_len;
 	}
 	if (n == 0)
@@ -414,7 +415,7 @@ static int end_round(struct mig_source *m, uint32_t round, char *err, size_t err
 static int run_round(struct mig_source *m, uint32_t round, bool live, struct mig_round_stat *rs,
 		     char *err, size_t errlen)
 {
-	uint64_t t = mig_now_ns(), dt;
+	uint64_t t = clock_now_ns(), dt;
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
@@ -428,7 +429,7 @@ static int run_round(struct mig_source *m, uint32_t round, bool live, struct mig
 		snprintf(err, errlen, "sending round %u: %s", round, strerror(-rc));
 	if (rc == 0 && live)
 		rc = end_round(m, round, err, errlen);
-	dt = mig_now_ns() - t;
+	dt = clock_now_ns() - t;
 	rs->ms = dt / 1000000ULL;
 	rs->rate_bytes_s = (double)m->round_bytes * 1e9 / (double)(dt + 1);
 	return rc;
@@ -458,7 +459,7 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 {
 	uint64_t target = m->p.downtime_ms ? m->p.downtime_ms : MIG_DEFAULT_DOWNTIME_MS;
 	uint64_t timeout = m->p.timeout_ms ? m->p.timeout_ms : MIG_DEFAULT_TIMEOUT_MS;
-	uint64_t prev_dirty = UINT64_MAX, last_fetch = mig_now_ns();
+	uint64_t prev_dirty = UINT64_MAX, last_fetch = clock_now_ns();
 	double rate = 0;
 	unsigned not_shrinking = 0, throttle = 0, extra = 0;
 	int rc;
@@ -473,7 +474,7 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 			snprintf(err, errlen, "fetching the dirty log: %s", strerror(-rc));
 			return rc;
 		}
-		now = mig_now_ns();
+		now = clock_now_ns();
 		dirty_bytes = mig_dirty_pages(m) * MIG_PAGE_BYTES +
 			      mig_dirty_blocks(m) * VM_DISK_BLOCK_BYTES;
 		pg.remaining = dirty_bytes;
@@ -608,7 +609,7 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	int rc;
 
 	mig_throttle_stop(&m->throttle);
-	*t_pause = mig_now_ns();
+	*t_pause = clock_now_ns();
 	rc = vm_pause_by(m->vm, VM_PAUSE_MIGRATE);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot pause the guest: %s", strerror(-rc));
@@ -827,7 +828,7 @@ int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_pa
 	m->p = *p;
 	m->fd = -1;
 	m->disk_fd = -1;
-	m->t0_ns = mig_now_ns();
+	m->t0_ns = clock_now_ns();
 	if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = -errno;
 		free(m);

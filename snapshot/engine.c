@@ -17,6 +17,7 @@
 #include "snapshot/lock.h"
 #include "snapshot/repo.h"
 #include "snapshot/rsync_delta.h"
+#include "util/clock.h"
 
 #define SNAP_DEFAULT_ROUNDS 8
 /* Stop the live rounds once what is left copies in about this long while paused. */
@@ -71,19 +72,6 @@ struct snap_job {
 	uint64_t mem_copied, disk_copied;
 	uint64_t chunks_lost;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000;
-}
 
 static uint64_t wall_ns(void)
 {
@@ -678,7 +666,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 {
 	struct snap_job j = { .vm = vm, .disk_fd = -1 };
 	unsigned max_rounds = p->max_rounds ? p->max_rounds : SNAP_DEFAULT_ROUNDS;
-	uint64_t t0 = now_ms(), npending = 0;
+	uint64_t t0 = clock_now_ms(), npending = 0;
 	uint64_t t_pause = 0, t_stopped = 0, t_copied = 0; /* us */
 	struct repo_stats before, after;
 	struct repo_lock *lock = NULL;
@@ -741,10 +729,10 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 		goto out;
 	}
 	if (p->no_live) {
-		t_pause = now_us();
+		t_pause = clock_now_us();
 		rc = vm_pause_by(vm, VM_PAUSE_SNAPSHOT);
 		paused = rc == 0;
-		t_stopped = now_us();
+		t_stopped = clock_now_us();
 	}
 	if (rc == 0 && j.disk_fd >= 0)
 		rc = capture_disk_live(&j, &disk_mode);
@@ -801,29 +789,29 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	}
 	/* The pause: the last dirty set, the disk blocks changed meanwhile, the state. */
 	if (!paused) {
-		t_pause = now_us();
+		t_pause = clock_now_us();
 		rc = vm_pause_by(vm, VM_PAUSE_SNAPSHOT);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot: cannot pause the VM: %s", strerror(-rc));
 			goto out;
 		}
 		paused = true;
-		t_stopped = now_us();
+		t_stopped = clock_now_us();
 	}
 	rc = fetch_pending(&j, &npending);
 	if (rc == 0)
 		rc = hold_pending(&j, npending);
 	if (rc == 0 && j.disk_fd >= 0)
 		rc = hold_disk_changes(&j, j.m.id);
-	t_copied = now_us();
+	t_copied = clock_now_us();
 	if (rc == 0 && p->verify) {
 		char why[320];
 
 		rc = verify_in_pause(&j, why, sizeof(why));
-		res->pause_verify_us = now_us() - t_copied;
+		res->pause_verify_us = clock_now_us() - t_copied;
 		if (rc < 0) {
 			snprintf(err, errlen, "%s", why);
-			res->pause_us = now_us() - t_pause;
+			res->pause_us = clock_now_us() - t_pause;
 			goto out;
 		}
 	}
@@ -834,7 +822,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	 * counts its downtime. Read before vm_resume: the woken vCPU thread may take the
 	 * CPU from this one, and the guest runs meanwhile.
 	 */
-	res->pause_us = now_us() - t_pause;
+	res->pause_us = clock_now_us() - t_pause;
 	res->pause_ms = (res->pause_us + 500) / 1000;
 	res->pause_stop_us = t_stopped - t_pause;
 	res->pause_copy_us = t_copied - t_stopped;
@@ -857,14 +845,14 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	repo_stats_get(j.repo, &after);
 	j.m.stats.bytes_new = after.bytes_new_raw - before.bytes_new_raw;
 	j.m.stats.pause_ms = res->pause_ms;
-	j.m.stats.duration_ms = now_ms() - t0;
+	j.m.stats.duration_ms = clock_now_ms() - t0;
 	rc = snap_publish(j.repo, &j.m, err, errlen);
 	if (rc < 0)
 		goto out;
 	repo_stats_get(j.repo, &after);
 	snprintf(res->id, sizeof(res->id), "%s", j.m.id);
 	snprintf(res->parent, sizeof(res->parent), "%s", j.m.parent);
-	res->total_ms = now_ms() - t0;
+	res->total_ms = clock_now_ms() - t0;
 	res->bytes_new = after.bytes_new_raw - before.bytes_new_raw;
 	res->bytes_new_stored = after.bytes_new_stored - before.bytes_new_stored;
 	res->mem_chunks_copied = j.mem_copied;

@@ -13,6 +13,7 @@
 #include "vmm/virtio_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
+#include "util/clock.h"
 
 #define RAM_BYTES (64ULL << 20)
 #define PAGES (RAM_BYTES / VM_PAGE_BYTES)
@@ -200,11 +201,11 @@ static void check_round(uint32_t r)
 /* Ask the guest for round r and wait until it has stamped it. */
 static void guest_round(uint32_t r)
 {
-	uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
+	uint64_t end = clock_now_ms() + ROUND_TIMEOUT_MS;
 
 	mb_store(0, r);
 	while (mb_load(1) != r) {
-		cr_assert_lt(tvm_now_ms(), end, "round %u did not finish", r);
+		cr_assert_lt(clock_now_ms(), end, "round %u did not finish", r);
 		cr_assert_eq(vm_state(fx.vm), VM_STATE_RUNNING, "the guest stopped");
 		usleep(1000);
 	}
@@ -257,10 +258,10 @@ Test(dirty_log, ring_rounds_keep_the_stamp_invariant)
 static void guest_runs_on(uint32_t n)
 {
 	uint32_t from = mb_load(1);
-	uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
+	uint64_t end = clock_now_ms() + ROUND_TIMEOUT_MS;
 
 	while (mb_load(1) - from < n) {
-		cr_assert_lt(tvm_now_ms(), end, "the guest made no progress");
+		cr_assert_lt(clock_now_ms(), end, "the guest made no progress");
 		usleep(1000);
 	}
 }

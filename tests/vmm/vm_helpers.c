@@ -14,6 +14,7 @@
 #include "tests/common/gw_test.h"
 #include "vmm/vm.h"
 #include "util/byteorder.h"
+#include "util/clock.h"
 
 #define ELF_ENTRY 0x100000ULL
 #define ELF_CODE_OFF 0x200
@@ -75,14 +76,6 @@ void tvm_dir_remove(const char *dir)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
-uint64_t tvm_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 bool tvm_last_line(const char *file, const char *prefix, char *line, size_t len)
 {
 	char *text = gw_read_file(file);
@@ -109,12 +102,12 @@ bool tvm_last_line(const char *file, const char *prefix, char *line, size_t len)
 
 bool tvm_wait_lines(const char *file, const char *prefix, unsigned n, int timeout_ms)
 {
-	uint64_t end = tvm_now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = clock_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
 		if (gw_count_lines(file, prefix) >= n)
 			return true;
-		if (tvm_now_ms() >= end)
+		if (clock_now_ms() >= end)
 			return false;
 		usleep(20000);
 	}
