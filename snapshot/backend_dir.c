@@ -12,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/file_io.h"
+#include "util/io.h"
+
 
 #define DIR_PARTIAL_SUFFIX ".partial"
 #define DIR_PATH_MAX (BACKEND_NAME_MAX + 32)
@@ -74,22 +75,6 @@ static int dir_make_parents(struct backend_dir *d, const char *name)
 	return 0;
 }
 
-static int dir_write_full(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Publish partial as name without replacing an existing name. */
 static int dir_link_noreplace(struct backend_dir *d, const char *partial, const char *name)
 {
@@ -129,7 +114,7 @@ static int dir_put(struct backend *b, const char *name, const void *data, size_t
 	}
 	if (fd < 0)
 		return -errno;
-	rc = dir_write_full(fd, data, len);
+	rc = io_write_all(fd, data, len);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
@@ -153,7 +138,7 @@ static int dir_get(struct backend *b, const char *name, uint64_t off, void *buf,
 	fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = file_pread_full(fd, buf, len, off);
+	rc = io_pread_all(fd, buf, len, off);
 	close(fd);
 	return rc;
 }
@@ -186,7 +171,7 @@ static int dir_get_all(struct backend *b, const char *name, size_t max_bytes, ui
 		rc = -ENOMEM;
 		goto err_close;
 	}
-	rc = file_pread_full(fd, buf, (size_t)st.st_size, 0);
+	rc = io_pread_all(fd, buf, (size_t)st.st_size, 0);
 	if (rc < 0) {
 		free(buf);
 		goto err_close;

@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include "snapshot/disk_sync.h"
-#include "snapshot/file_io.h"
 #include "snapshot/lock.h"
 #include "snapshot/repo.h"
 #include "snapshot/rsync_delta.h"
 #include "util/clock.h"
+#include "util/io.h"
 
 #define SNAP_DEFAULT_ROUNDS 8
 /* Stop the live rounds once what is left copies in about this long while paused. */
@@ -308,7 +308,7 @@ static int hold_disk_changes(struct snap_job *j, const char *id)
 			continue;
 		len = (size_t)(j->m.disk_bytes - off < j->m.disk_block_bytes
 				       ? j->m.disk_bytes - off : j->m.disk_block_bytes);
-		rc = file_pread_full(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
+		rc = io_pread_all(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
 			       len, off);
 		if (rc < 0)
 			return rc;
@@ -357,7 +357,7 @@ static int verify_in_pause(struct snap_job *j, char *err, size_t errlen)
 
 			if (held_at[b])
 				continue;
-			rc = file_pread_full(j->disk_fd, blk, len, off);
+			rc = io_pread_all(j->disk_fd, blk, len, off);
 			if (rc == 0)
 				rc = blob_id_matches(j->repo, &j->m.disk_ids[b], blk, len, &same);
 			if (rc == 0 && !same)

@@ -15,6 +15,7 @@
 
 #include "transport/kdf.h"
 #include "transport/key_file.h"
+#include "util/io.h"
 
 /* The largest file worth reading: 64 hex digits and "\r\n", with room to spot excess. */
 #define REPO_KEY_FILE_MAX 128
@@ -98,7 +99,6 @@ int repo_key_write(const struct repo_key *k, const char *path, char *err, size_t
 {
 	static const char digits[] = "0123456789abcdef";
 	char text[2 * REPO_KEY_BYTES + 1];
-	size_t off = 0;
 	int fd, rc = 0;
 
 	for (size_t i = 0; i < REPO_KEY_BYTES; i++) {
@@ -119,16 +119,8 @@ int repo_key_write(const struct repo_key *k, const char *path, char *err, size_t
 	/* The umask may only have narrowed 0600; make sure nothing else widened it. */
 	if (fchmod(fd, 0600) < 0)
 		rc = -errno;
-	while (rc == 0 && off < sizeof(text)) {
-		ssize_t w = write(fd, text + off, sizeof(text) - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			rc = -errno;
-		else
-			off += (size_t)w;
-	}
+	if (rc == 0)
+		rc = io_write_all(fd, text, sizeof(text));
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)

@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "snapshot/disk_sync.h"
-#include "snapshot/file_io.h"
 #include "snapshot/lazy_mem.h"
 #include "snapshot/lock.h"
 #include "snapshot/repo.h"
 #include "util/clock.h"
+#include "util/io.h"
 
 #define STATE_MAX_BYTES (64u << 20)
 
@@ -347,7 +347,7 @@ static int verify_disk(struct snap_restore *rs, const char *path, char *err, siz
 		size_t len = (size_t)(rs->m.disk_bytes - off < bb ? rs->m.disk_bytes - off : bb);
 		bool same;
 
-		rc = file_pread_full(fd, buf, len, off);
+		rc = io_pread_all(fd, buf, len, off);
 		if (rc == 0)
 			rc = blob_id_matches(rs->repo, &rs->m.disk_ids[b], buf, len, &same);
 		if (rc == 0 && !same && !bad++)

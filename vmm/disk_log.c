@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#include "util/io.h"
 #include "vmm/state_codec.h"
 #include "vmm/vm_priv.h"
 
@@ -101,21 +102,6 @@ static int sidecar_load(struct disk_log *l, const struct image_id *id)
 	return 1;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Durably replace the sidecar: temporary file, fsync, rename, fsync the directory. */
 static int sidecar_write(const struct disk_log *l, bool clean, const struct image_id *id)
 {
@@ -156,7 +142,7 @@ static int sidecar_write(const struct disk_log *l, bool clean, const struct imag
 		rc = -errno;
 		goto out;
 	}
-	rc = write_all(fd, e.buf, e.len);
+	rc = io_write_all(fd, e.buf, e.len);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)

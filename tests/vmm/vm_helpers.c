@@ -15,6 +15,7 @@
 #include "vmm/vm.h"
 #include "util/byteorder.h"
 #include "util/clock.h"
+#include "util/io.h"
 
 #define ELF_ENTRY 0x100000ULL
 #define ELF_CODE_OFF 0x200
@@ -116,16 +117,11 @@ bool tvm_wait_lines(const char *file, const char *prefix, unsigned n, int timeou
 void tvm_file_put(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	const uint8_t *p = buf;
+	int rc;
 
 	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		cr_assert_gt(n, 0, "write %s: %s", path, strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	rc = io_write_all(fd, buf, len);
+	cr_assert_eq(rc, 0, "write %s: %s", path, strerror(-rc));
 	close(fd);
 }
 
