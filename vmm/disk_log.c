@@ -44,31 +44,39 @@ static size_t sidecar_bytes(const struct disk_log *l)
 static bool sidecar_parse(struct disk_log *l, const uint8_t *buf, size_t len,
 			  const struct image_id *id)
 {
-	struct vs_dec d;
-	uint32_t flags, base_len;
+	struct dec d;
+	uint32_t version, flags, pad, base_len, pad2;
+	uint64_t block, disk, dev, ino, size, mtime;
 	char base[DISK_LOG_BASE_MAX];
 
 	if (len != sidecar_bytes(l) || crc32c(0, buf, len - 4) != le32_decode(buf + len - 4))
 		return false;
-	vs_dec_init(&d, buf, len - 4);
-	if (memcmp(vs_dec_ptr(&d, 4), DISK_LOG_MAGIC, 4) != 0 ||
-	    vs_dec_u32(&d) != DISK_LOG_VERSION)
+	d = dec_init(buf, len - 4);
+	if (memcmp(dec_take(&d, 4), DISK_LOG_MAGIC, 4) != 0 || !dec_u32(&d, &version) ||
+	    version != DISK_LOG_VERSION)
 		return false;
-	flags = vs_dec_u32(&d);
-	if (flags != DISK_LOG_F_CLEAN || vs_dec_u32(&d) != 0 ||
-	    vs_dec_u64(&d) != VM_DISK_BLOCK_BYTES || vs_dec_u64(&d) != l->disk_bytes ||
-	    vs_dec_u64(&d) != id->dev || vs_dec_u64(&d) != id->ino ||
-	    vs_dec_u64(&d) != id->size || vs_dec_u64(&d) != id->mtime_ns)
+	dec_u32(&d, &flags);
+	dec_u32(&d, &pad);
+	dec_u64(&d, &block);
+	dec_u64(&d, &disk);
+	dec_u64(&d, &dev);
+	dec_u64(&d, &ino);
+	dec_u64(&d, &size);
+	dec_u64(&d, &mtime);
+	if (flags != DISK_LOG_F_CLEAN || pad != 0 || block != VM_DISK_BLOCK_BYTES ||
+	    disk != l->disk_bytes || dev != id->dev || ino != id->ino || size != id->size ||
+	    mtime != id->mtime_ns)
 		return false;
-	base_len = vs_dec_u32(&d);
-	if (base_len > DISK_LOG_BASE_MAX || vs_dec_u32(&d) != 0)
+	dec_u32(&d, &base_len);
+	dec_u32(&d, &pad2);
+	if (base_len > DISK_LOG_BASE_MAX || pad2 != 0)
 		return false;
-	vs_dec_bytes(&d, base, sizeof(base));
+	dec_bytes(&d, base, sizeof(base));
 	if (memchr(base, '\0', base_len))
 		return false;
 	for (size_t k = 0; k < l->nwords; k++)
-		l->bits[k] = vs_dec_u64(&d);
-	if (!vs_dec_done(&d))
+		dec_u64(&d, &l->bits[k]);
+	if (!dec_done(&d))
 		return false;
 	memcpy(l->base, base, base_len);
 	l->base[base_len] = '\0';

@@ -445,15 +445,15 @@ int pci_state_load(struct pci_bus *b, const uint8_t *payload, size_t len)
 	bool seen[PCI_MAX_SLOTS] = { false };
 	uint32_t config_addr, next_io, n;
 	uint64_t next_mmio;
-	struct vs_dec d;
+	struct dec d;
 	int rc = 0;
 
-	vs_dec_init(&d, payload, len);
-	config_addr = vs_dec_u32(&d);
-	next_io = vs_dec_u32(&d);
-	next_mmio = vs_dec_u64(&d);
-	n = vs_dec_u32(&d);
-	if (d.err || n > PCI_MAX_SLOTS || vs_dec_left(&d) != (size_t)n * (1 + PCI_CFG_BYTES))
+	d = dec_init(payload, len);
+	dec_u32(&d, &config_addr);
+	dec_u32(&d, &next_io);
+	dec_u64(&d, &next_mmio);
+	dec_u32(&d, &n);
+	if (d.err || n > PCI_MAX_SLOTS || dec_left(&d) != (size_t)n * (1 + PCI_CFG_BYTES))
 		return -EBADMSG;
 	if (next_io < LAYOUT_PCI_IO_BASE || next_io > PCI_IO_SPACE_END ||
 	    next_mmio < LAYOUT_PCI_MMIO_GPA || next_mmio > LAYOUT_PCI_MMIO_GPA + LAYOUT_PCI_MMIO_BYTES)
@@ -463,8 +463,8 @@ int pci_state_load(struct pci_bus *b, const uint8_t *payload, size_t len)
 		return -ENOMEM;
 	pthread_mutex_lock(&b->lock);
 	for (uint32_t k = 0; k < n && rc == 0; k++) {
-		uint8_t slot = vs_dec_u8(&d);
-		const uint8_t *cfg = vs_dec_ptr(&d, PCI_CFG_BYTES);
+		uint8_t slot;
+		const uint8_t *cfg = dec_u8(&d, &slot) ? dec_take(&d, PCI_CFG_BYTES) : NULL;
 
 		if (!cfg || slot >= PCI_MAX_SLOTS || seen[slot] || !b->dev[slot].present)
 			rc = -EINVAL;

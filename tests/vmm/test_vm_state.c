@@ -178,7 +178,7 @@ Test(vm_state, records_reencode_byte_for_byte)
 	struct vcpu_state *s = calloc(1, sizeof(*s));
 	struct vm_kvm_state *k = calloc(1, sizeof(*k));
 	struct cpuid_table *t = calloc(1, sizeof(*t));
-	struct vs_dec records, d;
+	struct dec records, d;
 	struct vs_record rec;
 	unsigned seen = 0;
 
@@ -190,7 +190,7 @@ Test(vm_state, records_reencode_byte_for_byte)
 		struct vs_machine m;
 
 		vs_enc_init(&e);
-		vs_dec_init(&d, rec.payload, rec.len);
+		d = dec_init(rec.payload, rec.len);
 		switch (rec.type) {
 		case VS_REC_MACHINE:
 			vs_io_machine(&in, &m);
@@ -221,7 +221,7 @@ Test(vm_state, records_reencode_byte_for_byte)
 			vs_enc_free(&e);
 			continue; /* device records: see devices_survive_a_load_and_save */
 		}
-		cr_assert(vs_dec_done(&d), "record type %u not consumed exactly", rec.type);
+		cr_assert(dec_done(&d), "record type %u not consumed exactly", rec.type);
 		cr_assert_eq(e.err, 0);
 		cr_assert_eq(e.len, rec.len, "record type %u", rec.type);
 		cr_assert_arr_eq(e.buf, rec.payload, rec.len, "record type %u", rec.type);
