@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#include "util/durable.h"
 #include "util/io.h"
 #include "vmm/state_codec.h"
 #include "vmm/vm_priv.h"
@@ -113,16 +113,11 @@ static int sidecar_load(struct disk_log *l, const struct image_id *id)
 /* Durably replace the sidecar: temporary file, fsync, rename, fsync the directory. */
 static int sidecar_write(const struct disk_log *l, bool clean, const struct image_id *id)
 {
-	size_t plen = strlen(l->sidecar), blen = strlen(l->base);
-	char *tmp = malloc(plen + 8), *dir = strdup(l->sidecar);
+	size_t blen = strlen(l->base);
 	struct vs_enc e;
-	int fd = -1, dfd, rc;
+	int rc;
 
 	vs_enc_init(&e);
-	if (!tmp || !dir) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	vs_enc_bytes(&e, DISK_LOG_MAGIC, 4);
 	vs_enc_u32(&e, DISK_LOG_VERSION);
 	vs_enc_u32(&e, clean ? DISK_LOG_F_CLEAN : 0);
@@ -142,34 +137,9 @@ static int sidecar_write(const struct disk_log *l, bool clean, const struct imag
 		vs_enc_u64(&e, l->bits[k]);
 	vs_enc_u32(&e, e.err ? 0 : crc32c(0, e.buf, e.len));
 	rc = e.err;
-	if (rc < 0)
-		goto out;
-	snprintf(tmp, plen + 8, "%s.XXXXXX", l->sidecar);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = io_write_all(fd, e.buf, e.len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, l->sidecar) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		goto out;
-	}
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		rc = -errno;
-	if (dfd >= 0)
-		close(dfd);
-out:
+	if (rc == 0)
+		rc = durable_publish(AT_FDCWD, l->sidecar, e.buf, e.len, 0600, 0);
 	vs_enc_free(&e);
-	free(dir);
-	free(tmp);
 	return rc;
 }
 
