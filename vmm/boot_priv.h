@@ -12,6 +12,7 @@
 #include "vmm/guest_mem.h"
 #include "util/byteorder.h"
 #include "util/range.h"
+#include "util/err.h"
 
 #define BOOT_MIB (1ULL << 20)
 
@@ -50,10 +51,6 @@ struct boot_plan {
 	uint64_t initrd_bytes;
 	size_t cmdline_bytes; /* including the NUL */
 };
-
-/* Format a one-line reason into err (err may be NULL or errlen 0: then nothing is written). */
-void boot_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* Copy len bytes to guest [gpa, gpa + len) through guest_mem_ptr. Returns 0 or -EFAULT. */
 int boot_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);

@@ -114,26 +114,26 @@ static int elf_parse(struct elf_file *ef, const uint8_t *file, size_t len, char 
 
 	*ef = (struct elf_file){ .file = file, .len = len };
 	if (len < ELF_EI_DATA + 1 || !boot_elf_probe(file, len)) {
-		boot_err(err, errlen, "not an ELF file");
+		err_set(err, errlen, "not an ELF file");
 		return -ENOEXEC;
 	}
 	if (h[ELF_EI_CLASS] != ELF_CLASS32 && h[ELF_EI_CLASS] != ELF_CLASS64) {
-		boot_err(err, errlen, "ELF kernel has class %u: neither 32- nor 64-bit",
-			 h[ELF_EI_CLASS]);
+		err_set(err, errlen, "ELF kernel has class %u: neither 32- nor 64-bit",
+			h[ELF_EI_CLASS]);
 		return -ENOEXEC;
 	}
 	if (h[ELF_EI_DATA] != ELF_DATA2LSB) {
-		boot_err(err, errlen, "ELF kernel is not little-endian");
+		err_set(err, errlen, "ELF kernel is not little-endian");
 		return -ENOEXEC;
 	}
 	ef->is64 = h[ELF_EI_CLASS] == ELF_CLASS64;
 	if (len < (ef->is64 ? ELF64_EHDR_BYTES : ELF32_EHDR_BYTES)) {
-		boot_err(err, errlen, "ELF header is truncated: the file has %zu bytes", len);
+		err_set(err, errlen, "ELF header is truncated: the file has %zu bytes", len);
 		return -ENOEXEC;
 	}
 	machine = le16_decode(h + 18);
 	if (machine != ELF_EM_386 && machine != ELF_EM_X86_64) {
-		boot_err(err, errlen, "ELF kernel is for machine %u, not x86", machine);
+		err_set(err, errlen, "ELF kernel is for machine %u, not x86", machine);
 		return -ENOEXEC;
 	}
 	if (ef->is64) {
@@ -152,18 +152,18 @@ static int elf_parse(struct elf_file *ef, const uint8_t *file, size_t len, char 
 		ef->shnum = le16_decode(h + 48);
 	}
 	if (ef->phnum == 0) {
-		boot_err(err, errlen, "ELF kernel has no program headers");
+		err_set(err, errlen, "ELF kernel has no program headers");
 		return -ENOEXEC;
 	}
 	if (ef->phentsize < (ef->is64 ? ELF64_PHDR_BYTES : ELF32_PHDR_BYTES)) {
-		boot_err(err, errlen, "ELF program header size %u is too small", ef->phentsize);
+		err_set(err, errlen, "ELF program header size %u is too small", ef->phentsize);
 		return -ENOEXEC;
 	}
 	/* phnum and phentsize are u16: their product cannot overflow. */
 	if (!range_ok(ef->phoff, (uint64_t)ef->phnum * ef->phentsize, len)) {
-		boot_err(err, errlen,
-			 "ELF program headers (%u at offset 0x%llx) run past the %zu-byte file",
-			 ef->phnum, (unsigned long long)ef->phoff, len);
+		err_set(err, errlen,
+			"ELF program headers (%u at offset 0x%llx) run past the %zu-byte file",
+			ef->phnum, (unsigned long long)ef->phoff, len);
 		return -ENOEXEC;
 	}
 	/* Sections only matter as a second place to look for the note: drop a bad table. */
@@ -310,38 +310,38 @@ static int pvh_segments_check(const struct elf_file *ef, uint32_t entry, struct 
 		if (ph.type != ELF_PT_LOAD)
 			continue;
 		if (ph.filesz > ph.memsz) {
-			boot_err(err, errlen,
-				 "ELF segment %u has p_filesz 0x%llx larger than p_memsz 0x%llx", i,
-				 (unsigned long long)ph.filesz, (unsigned long long)ph.memsz);
+			err_set(err, errlen,
+				"ELF segment %u has p_filesz 0x%llx larger than p_memsz 0x%llx", i,
+				(unsigned long long)ph.filesz, (unsigned long long)ph.memsz);
 			return -ENOEXEC;
 		}
 		if (!range_ok(ph.offset, ph.filesz, ef->len)) {
-			boot_err(err, errlen,
-				 "ELF segment %u (0x%llx bytes at offset 0x%llx) runs past the "
-				 "%zu-byte file",
-				 i, (unsigned long long)ph.filesz, (unsigned long long)ph.offset,
-				 ef->len);
+			err_set(err, errlen,
+				"ELF segment %u (0x%llx bytes at offset 0x%llx) runs past the "
+				"%zu-byte file",
+				i, (unsigned long long)ph.filesz, (unsigned long long)ph.offset,
+				ef->len);
 			return -ENOEXEC;
 		}
 		if (ph.align > 1 && (ph.align & (ph.align - 1))) {
-			boot_err(err, errlen, "ELF segment %u has p_align 0x%llx: not a power of two",
-				 i, (unsigned long long)ph.align);
+			err_set(err, errlen, "ELF segment %u has p_align 0x%llx: not a power of two",
+				i, (unsigned long long)ph.align);
 			return -ENOEXEC;
 		}
 		if (ph.memsz == 0)
 			continue;
 		if (ph.paddr < LAYOUT_KERNEL_GPA) {
-			boot_err(err, errlen,
-				 "ELF segment %u at 0x%llx is below 1 MiB, where the boot tables live",
-				 i, (unsigned long long)ph.paddr);
+			err_set(err, errlen,
+				"ELF segment %u at 0x%llx is below 1 MiB, where the boot tables live",
+				i, (unsigned long long)ph.paddr);
 			return -ENOEXEC;
 		}
 		if (!range_ok(ph.paddr, ph.memsz, plan->lowmem_top)) {
-			boot_err(err, errlen,
-				 "ELF segment %u (0x%llx bytes at 0x%llx) does not fit in guest RAM "
-				 "below %llu MiB: give --mem more",
-				 i, (unsigned long long)ph.memsz, (unsigned long long)ph.paddr,
-				 (unsigned long long)(plan->lowmem_top / BOOT_MIB));
+			err_set(err, errlen,
+				"ELF segment %u (0x%llx bytes at 0x%llx) does not fit in guest RAM "
+				"below %llu MiB: give --mem more",
+				i, (unsigned long long)ph.memsz, (unsigned long long)ph.paddr,
+				(unsigned long long)(plan->lowmem_top / BOOT_MIB));
 			return -ENOMEM;
 		}
 		if (ph.paddr + ph.memsz > plan->kernel_end)
@@ -351,12 +351,12 @@ static int pvh_segments_check(const struct elf_file *ef, uint32_t entry, struct 
 		nload++;
 	}
 	if (nload == 0) {
-		boot_err(err, errlen, "ELF kernel has no loadable segments");
+		err_set(err, errlen, "ELF kernel has no loadable segments");
 		return -ENOEXEC;
 	}
 	if (!entry_loaded) {
-		boot_err(err, errlen, "PVH entry point 0x%x is not inside any loaded ELF segment",
-			 entry);
+		err_set(err, errlen, "PVH entry point 0x%x is not inside any loaded ELF segment",
+			entry);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -422,7 +422,7 @@ int boot_pvh_load(const struct guest_mem *m, const struct boot_params_in *in,
 	if (rc < 0)
 		return rc;
 	if (!elf_pvh_entry(&ef, &entry)) {
-		boot_err(err, errlen, "ELF kernel has no PVH entry note: build it with CONFIG_PVH=y");
+		err_set(err, errlen, "ELF kernel has no PVH entry note: build it with CONFIG_PVH=y");
 		return -ENOEXEC;
 	}
 	rc = boot_lowmem_check(m, &plan.lowmem_top, err, errlen);
@@ -446,7 +446,7 @@ int boot_pvh_load(const struct guest_mem *m, const struct boot_params_in *in,
 	if (rc == 0)
 		rc = boot_gdt_write(m, BOOT_CPU_PROTECTED);
 	if (rc < 0) {
-		boot_err(err, errlen, "PVH: writing guest memory failed");
+		err_set(err, errlen, "PVH: writing guest memory failed");
 		return rc;
 	}
 
