@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "util/clock.h"
 
 /*
  * Slots for connections. When all are taken, a newcomer replaces the connection that has
@@ -65,14 +66,6 @@ struct api_server {
 	unsigned refs; /* the API itself, plus one per slow command thread */
 	struct api_client client[API_MAX_CLIENTS];
 };
-
-static uint64_t api_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 int api_access_group(struct api_access *acc, const char *name, char *err, size_t errlen)
 {
@@ -285,7 +278,7 @@ static void client_work(struct api_server *s, unsigned slot)
 	       (nl = memchr(c->buf, '\n', c->used)) != NULL) {
 		size_t line_len = (size_t)(nl - c->buf);
 
-		c->last_ms = api_now_ms();
+		c->last_ms = clock_now_ms();
 		client_request(s, slot, c->buf, line_len);
 		memmove(c->buf, nl + 1, c->used - line_len - 1);
 		c->used -= line_len + 1;
@@ -390,13 +383,13 @@ static void api_accept(struct api_server *s)
 	s->client[slot].fd = fd;
 	s->client[slot].used = 0;
 	s->client[slot].out_len = s->client[slot].out_off = 0;
-	s->client[slot].last_ms = api_now_ms();
+	s->client[slot].last_ms = clock_now_ms();
 }
 
 /* Take the replies slow commands finished, and close connections quiet too long. */
 static void api_housekeeping(struct api_server *s)
 {
-	uint64_t now = api_now_ms();
+	uint64_t now = clock_now_ms();
 
 	for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
 		struct api_client *c = &s->client[i];

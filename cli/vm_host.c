@@ -17,18 +17,11 @@
 #include "cli/cli.h"
 #include "cli/mig_stats.h"
 #include "cli/net_opts.h"
+#include "util/clock.h"
 
 #define MIG_REPORT_GRACE_MS 5000
 /* How long a stopping VM waits for a slow API command (a snapshot) to end. */
 #define VM_HOST_STOP_WAIT_MS 5000
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 void vm_host_signals(void)
 {
@@ -143,7 +136,7 @@ static void api_status(void *arg, const struct json_obj *req, char *reply, size_
 		 "{\"ok\":true,\"state\":\"%s\",\"vcpus\":%u,\"mem_mib\":%" PRIu64
 		 ",\"uptime_ms\":%" PRIu64 ",\"version\":\"%s\"%s",
 		 vm_state_name(vm_state(h->vm)), vm_ncpus(h->vm), vm_ram_bytes(h->vm) >> 20,
-		 now_ms() - h->started_ms, GODWIT_VERSION, mig);
+		 clock_now_ms() - h->started_ms, GODWIT_VERSION, mig);
 	if (holders[0] && off < len)
 		off += (size_t)snprintf(reply + off, len - off, ",\"paused_by\":\"%s\"", holders);
 	if (off < len)
@@ -284,8 +277,8 @@ static void *mig_watch_thread(void *arg)
 		if (st.state != MIG_STATE_COMPLETED)
 			continue;
 		if (!done_at)
-			done_at = now_ms();
-		if (reported || now_ms() - done_at > MIG_REPORT_GRACE_MS) {
+			done_at = clock_now_ms();
+		if (reported || clock_now_ms() - done_at > MIG_REPORT_GRACE_MS) {
 			vm_request_stop(h->vm);
 			return NULL;
 		}
@@ -597,7 +590,7 @@ int vm_host_open(struct vm_host *h, struct vm *vm, const char *api_path,
 	h->api_path = api_path;
 	if (access)
 		h->access = *access;
-	h->started_ms = now_ms();
+	h->started_ms = clock_now_ms();
 	atomic_init(&h->snap_cancel, false);
 	pthread_mutex_init(&h->lock, NULL);
 	if (api_path) {

@@ -17,6 +17,7 @@
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
+#include "util/clock.h"
 
 /*
  * One connection on its way in. Its thread authenticates and reads the HELLO; everything
@@ -45,14 +46,6 @@ struct gate {
 	void *ctx; /* for p's callbacks */
 	struct gate_slot slot[MIG_GATE_MAX];
 };
-
-static uint64_t gate_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 int mig_cidr_parse(const char *s, struct mig_cidr *out)
 {
@@ -218,7 +211,7 @@ static bool gate_start(struct gate *g, int fd)
 	s->g = g;
 	s->fd = fd;
 	s->d.disk_fd = -1;
-	s->start_ms = gate_now_ms();
+	s->start_ms = clock_now_ms();
 	if (!gate_peer(g, s)) {
 		gate_reject(g, s->peer, "not in --allow-from");
 		close(fd);
@@ -272,7 +265,7 @@ int mig_gate_accept(struct mig_dest *d, const struct mig_dest_params *p, void *c
 		    char *err, size_t errlen)
 {
 	struct gate *g = calloc(1, sizeof(*g));
-	uint64_t until = p->accept_timeout_ms > 0 ? gate_now_ms() + (uint64_t)p->accept_timeout_ms
+	uint64_t until = p->accept_timeout_ms > 0 ? clock_now_ms() + (uint64_t)p->accept_timeout_ms
 						  : UINT64_MAX;
 	int lfd = -1, won = -1, rc;
 
@@ -295,7 +288,7 @@ int mig_gate_accept(struct mig_dest *d, const struct mig_dest_params *p, void *c
 			{ .fd = lfd, .events = POLLIN },
 		};
 		unsigned busy = 0;
-		uint64_t now = gate_now_ms();
+		uint64_t now = clock_now_ms();
 		int wait_ms = 500; /* the deadlines' resolution */
 		char drain[64];
 
@@ -326,7 +319,7 @@ int mig_gate_accept(struct mig_dest *d, const struct mig_dest_params *p, void *c
 			if (fd >= 0)
 				gate_start(g, fd);
 		}
-		won = gate_sweep(g, gate_now_ms());
+		won = gate_sweep(g, clock_now_ms());
 	}
 	/* Stop listening: once a source is in, nobody else gets through. */
 	close(lfd);

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 

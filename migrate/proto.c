@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 #include "transport/stream.h"
 
 int mig_hello_encode(const struct mig_hello *h, uint8_t *buf, size_t cap)

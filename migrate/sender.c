@@ -9,14 +9,7 @@
 
 #include "transport/frame.h"
 #include "transport/stream.h"
-
-uint64_t mig_now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
+#include "util/clock.h"
 
 bool mig_cancelled(struct mig_source *m)
 {
@@ -89,7 +82,7 @@ static void rate_limit(struct mig_source *m)
 	if (!m->p.max_bandwidth)
 		return;
 	allowed_ns = (uint64_t)((double)m->round_bytes * 1e9 / (double)m->p.max_bandwidth);
-	elapsed = mig_now_ns() - m->round_start_ns;
+	elapsed = clock_now_ns() - m->round_start_ns;
 	if (allowed_ns > elapsed) {
 		uint64_t ns = allowed_ns - elapsed;
 		struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL),

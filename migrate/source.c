@@ -13,10 +13,11 @@
 
 #include "migrate/conn.h"
 #include "migrate/verify.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
+#include "util/clock.h"
 
 #define MIG_CONNECT_MS 10000
 #define MIG_REPLY_WAIT_MS 30000
@@ -45,7 +46,7 @@ static const bool mig_allowed[MIG_STATE_COUNT][MIG_STATE_COUNT] = {
 
 uint64_t mig_ms_since_start(const struct mig_source *m)
 {
-	return (mig_now_ns() - m->t0_ns) / 1000000ULL;
+	return (clock_now_ns() - m->t0_ns) / 1000000ULL;
 }
 
 /* mig_set_state with m->lock held. */
@@ -112,7 +113,7 @@ static void measure_fixed_cost(struct mig_source *m)
 	for (n = 0; n < MIG_FIXED_SAMPLES; n++) {
 		uint8_t *blob = NULL;
 		size_t blob_len = 0;
-		uint64_t t0 = mig_now_ns();
+		uint64_t t0 = clock_now_ns();
 
 		if (vm_pause_by(m->vm, VM_PAUSE_MIGRATE) < 0)
 			break;
@@ -120,7 +121,7 @@ static void measure_fixed_cost(struct mig_source *m)
 			blob_len = 0;
 		vm_resume_by(m->vm, VM_PAUSE_MIGRATE);
 		free(blob);
-		s[n] = mig_now_ns() - t0;
+		s[n] = clock_now_ns() - t0;
 		m->state_bytes = blob_len;
 	}
 	if (n == 0)
@@ -406,7 +407,7 @@ static int end_round(struct mig_source *m, uint32_t round, char *err, size_t err
 static int run_round(struct mig_source *m, uint32_t round, bool live, struct mig_round_stat *rs,
 		     char *err, size_t errlen)
 {
-	uint64_t t = mig_now_ns(), dt;
+	uint64_t t = clock_now_ns(), dt;
 	int rc;
 
 	memset(rs, 0, sizeof(*rs));
@@ -420,7 +421,7 @@ static int run_round(struct mig_source *m, uint32_t round, bool live, struct mig
 		snprintf(err, errlen, "sending round %u: %s", round, strerror(-rc));
 	if (rc == 0 && live)
 		rc = end_round(m, round, err, errlen);
-	dt = mig_now_ns() - t;
+	dt = clock_now_ns() - t;
 	rs->ms = dt / 1000000ULL;
 	rs->rate_bytes_s = (double)m->round_bytes * 1e9 / (double)(dt + 1);
 	return rc;
@@ -450,7 +451,7 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 {
 	uint64_t target = m->p.downtime_ms ? m->p.downtime_ms : MIG_DEFAULT_DOWNTIME_MS;
 	uint64_t timeout = m->p.timeout_ms ? m->p.timeout_ms : MIG_DEFAULT_TIMEOUT_MS;
-	uint64_t prev_dirty = UINT64_MAX, last_fetch = mig_now_ns();
+	uint64_t prev_dirty = UINT64_MAX, last_fetch = clock_now_ns();
 	double rate = 0;
 	unsigned not_shrinking = 0, throttle = 0, extra = 0;
 	int rc;
@@ -465,7 +466,7 @@ static int iterate(struct mig_source *m, char *err, size_t errlen)
 			snprintf(err, errlen, "fetching the dirty log: %s", strerror(-rc));
 			return rc;
 		}
-		now = mig_now_ns();
+		now = clock_now_ns();
 		dirty_bytes = mig_dirty_pages(m) * MIG_PAGE_BYTES +
 			      mig_dirty_blocks(m) * VM_DISK_BLOCK_BYTES;
 		pg.remaining = dirty_bytes;
@@ -600,7 +601,7 @@ static int stop_and_copy(struct mig_source *m, uint64_t *t_pause, char *err, siz
 	int rc;
 
 	mig_throttle_stop(&m->throttle);
-	*t_pause = mig_now_ns();
+	*t_pause = clock_now_ns();
 	rc = vm_pause_by(m->vm, VM_PAUSE_MIGRATE);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot pause the guest: %s", strerror(-rc));
@@ -822,7 +823,7 @@ int mig_source_start(struct mig_source **out, struct vm *vm, const struct mig_pa
 	m->p = *p;
 	m->fd = -1;
 	m->disk_fd = -1;
-	m->t0_ns = mig_now_ns();
+	m->t0_ns = clock_now_ns();
 	if (pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = -errno;
 		free(m);

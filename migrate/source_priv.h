@@ -81,7 +81,6 @@ struct mig_source {
 	struct mig_carry carry;
 };
 
-uint64_t mig_now_ns(void);
 uint64_t mig_ms_since_start(const struct mig_source *m);
 
 /* source.c: the only place the state changes (mig_allowed); -EPROTO for an illegal move. */

@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "migrate/conn.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
+#include "util/clock.h"
 
 int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 {
@@ -31,7 +32,7 @@ int mig_switch_over(struct mig_source *m, uint64_t t_pause)
 	if (rc == 0)
 		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
 	if (rc == 0 && reply == MIG_REPLY_RUNNING) {
-		mig_set_downtime(m, (mig_now_ns() - t_pause) / 1000000ULL);
+		mig_set_downtime(m, (clock_now_ns() - t_pause) / 1000000ULL);
 		mig_set_announce(m, msg);
 		mig_test_hold("source-running");
 		/* The tail: frames still on their way here go after the guest. Losing them

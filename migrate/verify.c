@@ -9,7 +9,7 @@
 
 #include <openssl/evp.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 struct digest_job {
 	const uint8_t *base;

@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "repo/file_io.h"
+#include "util/durable.h"
+#include "util/io.h"
 
-#define DIR_PARTIAL_SUFFIX ".partial"
+
+#define DIR_PARTIAL_SUFFIX DURABLE_PARTIAL_SUFFIX
 #define DIR_PATH_MAX (BACKEND_NAME_MAX + 32)
 
 struct backend_dir {
@@ -26,28 +28,6 @@ struct backend_dir {
 static struct backend_dir *dir_of(struct backend *b)
 {
 	return (struct backend_dir *)(void *)b;
-}
-
-/* fsync the directory that holds name ("" for the root). */
-static int dir_fsync_parent(struct backend_dir *d, const char *name)
-{
-	const char *slash = strrchr(name, '/');
-	char parent[DIR_PATH_MAX];
-	int fd, rc = 0;
-
-	if (!slash) {
-		strcpy(parent, ".");
-	} else {
-		memcpy(parent, name, (size_t)(slash - name));
-		parent[slash - name] = '\0';
-	}
-	fd = openat(d->dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 /* Make every missing directory on the way to name, fsyncing each new one's parent. */
@@ -62,7 +42,7 @@ static int dir_make_parents(struct backend_dir *d, const char *name)
 			continue;
 		path[i] = '\0';
 		if (mkdirat(d->dirfd, path, 0755) == 0) {
-			int rc = dir_fsync_parent(d, path);
+			int rc = durable_fsync_dir_of(d->dirfd, path);
 
 			if (rc < 0)
 				return rc;
@@ -74,73 +54,24 @@ static int dir_make_parents(struct backend_dir *d, const char *name)
 	return 0;
 }
 
-static int dir_write_full(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Publish partial as name without replacing an existing name. */
-static int dir_link_noreplace(struct backend_dir *d, const char *partial, const char *name)
-{
-	if (renameat2(d->dirfd, partial, d->dirfd, name, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	/* File systems without RENAME_NOREPLACE: link() refuses an existing target too. */
-	if (linkat(d->dirfd, partial, d->dirfd, name, 0) < 0)
-		return -errno;
-	unlinkat(d->dirfd, partial, 0);
-	return 0;
-}
-
 static int dir_put(struct backend *b, const char *name, const void *data, size_t len)
 {
 	struct backend_dir *d = dir_of(b);
-	char partial[DIR_PATH_MAX];
 	struct stat st;
-	uint32_t tag;
-	int fd, rc;
+	int rc;
 
 	if (fstatat(d->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return -EEXIST;
 	if (errno != ENOENT)
 		return -errno;
-	/* A random tag keeps two writers (or a crashed one's leftovers) apart. */
-	if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
-		return -EIO;
-	snprintf(partial, sizeof(partial), "%s.%08x%s", name, tag, DIR_PARTIAL_SUFFIX);
-	fd = openat(d->dirfd, partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0 && errno == ENOENT) {
+	rc = durable_publish(d->dirfd, name, data, len, 0644, DURABLE_NOREPLACE);
+	if (rc == -ENOENT) {
+		/* The first object under a new prefix: make its directories, then try again. */
 		rc = dir_make_parents(d, name);
-		if (rc < 0)
-			return rc;
-		fd = openat(d->dirfd, partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (rc == 0)
+			rc = durable_publish(d->dirfd, name, data, len, 0644, DURABLE_NOREPLACE);
 	}
-	if (fd < 0)
-		return -errno;
-	rc = dir_write_full(fd, data, len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = dir_link_noreplace(d, partial, name);
-	if (rc < 0) {
-		unlinkat(d->dirfd, partial, 0);
-		return rc;
-	}
-	return dir_fsync_parent(d, name);
+	return rc;
 }
 
 static int dir_get(struct backend *b, const char *name, uint64_t off, void *buf, size_t len)
@@ -153,7 +84,7 @@ static int dir_get(struct backend *b, const char *name, uint64_t off, void *buf,
 	fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = file_pread_full(fd, buf, len, off);
+	rc = io_pread_all(fd, buf, len, off);
 	close(fd);
 	return rc;
 }
@@ -186,7 +117,7 @@ static int dir_get_all(struct backend *b, const char *name, size_t max_bytes, ui
 		rc = -ENOMEM;
 		goto err_close;
 	}
-	rc = file_pread_full(fd, buf, (size_t)st.st_size, 0);
+	rc = io_pread_all(fd, buf, (size_t)st.st_size, 0);
 	if (rc < 0) {
 		free(buf);
 		goto err_close;
@@ -364,7 +295,7 @@ static int dir_remove(struct backend *b, const char *name)
 
 	if (unlinkat(d->dirfd, name, 0) < 0)
 		return -errno;
-	return dir_fsync_parent(d, name);
+	return durable_fsync_dir_of(d->dirfd, name);
 }
 
 static void dir_close(struct backend *b)

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 int blob_table_init(struct blob_table *t)
 {

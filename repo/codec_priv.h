@@ -1,4 +1,4 @@
-/* Bounds-checked cursors for the repository's disk formats: every untrusted read goes through range_ok. */
+/* Encoding cursors and zstd bounds for the repository's disk formats; decoding is util/dec.h. */
 #ifndef REPO_CODEC_PRIV_H
 #define REPO_CODEC_PRIV_H
 
@@ -8,86 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
-
-/*
- * A decoder walks an untrusted buffer. dec_take() is the one place that turns a length
- * read from an image into a pointer, and it goes through range_ok() (overflow-safe add
- * plus bounds). A failed take leaves the cursor where it was and returns NULL.
- */
-struct dec {
-	const uint8_t *p;
-	size_t len;
-	size_t off;
-};
-
-static inline struct dec dec_init(const void *p, size_t len)
-{
-	struct dec d = { .p = p, .len = len, .off = 0 };
-
-	return d;
-}
-
-static inline const uint8_t *dec_take(struct dec *d, uint64_t n)
-{
-	const uint8_t *q;
-
-	if (!range_ok(d->off, n, d->len))
-		return NULL;
-	q = d->p + d->off;
-	d->off += (size_t)n;
-	return q;
-}
-
-static inline size_t dec_left(const struct dec *d)
-{
-	return d->len - d->off;
-}
-
-static inline bool dec_u8(struct dec *d, uint8_t *v)
-{
-	const uint8_t *q = dec_take(d, 1);
-
-	if (q)
-		*v = q[0];
-	return q != NULL;
-}
-
-static inline bool dec_u16(struct dec *d, uint16_t *v)
-{
-	const uint8_t *q = dec_take(d, 2);
-
-	if (q)
-		*v = le16_decode(q);
-	return q != NULL;
-}
-
-static inline bool dec_u32(struct dec *d, uint32_t *v)
-{
-	const uint8_t *q = dec_take(d, 4);
-
-	if (q)
-		*v = le32_decode(q);
-	return q != NULL;
-}
-
-static inline bool dec_u64(struct dec *d, uint64_t *v)
-{
-	const uint8_t *q = dec_take(d, 8);
-
-	if (q)
-		*v = le64_decode(q);
-	return q != NULL;
-}
-
-static inline bool dec_bytes(struct dec *d, void *out, size_t n)
-{
-	const uint8_t *q = dec_take(d, n);
-
-	if (q)
-		memcpy(out, q, n);
-	return q != NULL;
-}
+#include "util/byteorder.h"
+#include "util/dec.h"
+#include "util/range.h"
 
 /*
  * The most a zstd frame of stored bytes can decode to: every block takes at least 4 bytes

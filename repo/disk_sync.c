@@ -7,9 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "repo/file_io.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "util/io.h"
 
 static uint64_t block_len(uint64_t disk_bytes, uint32_t block, uint64_t i)
 {
@@ -43,7 +43,7 @@ int disk_capture(struct repo *r, int fd, const struct snap_manifest *parent,
 			s.reused++;
 			continue;
 		}
-		rc = file_pread_full(fd, buf, (size_t)len, i * m->disk_block_bytes);
+		rc = io_pread_all(fd, buf, (size_t)len, i * m->disk_block_bytes);
 		if (rc < 0)
 			break;
 		s.bytes_read += len;
@@ -93,7 +93,7 @@ int disk_restore(struct repo *r, const struct snap_manifest *m, int fd,
 		if (!have_zero) {
 			struct blob_id got;
 
-			rc = file_pread_full(fd, buf, len, off);
+			rc = io_pread_all(fd, buf, len, off);
 			if (rc < 0)
 				goto out;
 			s.bytes_read += len;
@@ -115,13 +115,13 @@ int disk_restore(struct repo *r, const struct snap_manifest *m, int fd,
 				s.reused++;
 				continue;
 			}
-			rc = file_pwrite_full(fd, zeros, len, off);
+			rc = io_pwrite_all(fd, zeros, len, off);
 		} else {
 			rc = repo_blob_read(r, want, buf, len);
 			if (rc < 0)
 				goto out;
 			s.fetched++;
-			rc = file_pwrite_full(fd, buf, len, off);
+			rc = io_pwrite_all(fd, buf, len, off);
 		}
 		if (rc < 0)
 			goto out;

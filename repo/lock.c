@@ -20,6 +20,7 @@
 
 #include "repo/backend.h"
 #include "repo/repo.h"
+#include "util/clock.h"
 
 /*
  * The lock. The caller's thread acquires and releases; in between only the heartbeat
@@ -48,14 +49,6 @@ static uint64_t wall_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static void sleep_ms(uint64_t ms)
 {
 	struct timespec t = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
@@ -69,7 +62,7 @@ static uint32_t rand_u32(void)
 	uint32_t v = 0;
 
 	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
-		v = (uint32_t)mono_ms() * 2654435761u;
+		v = (uint32_t)clock_now_ms() * 2654435761u;
 	return v;
 }
 
@@ -378,7 +371,7 @@ static void heartbeat_once(struct repo_lock *l)
 	backend_remove(l->be, l->name);
 	l->seq++;
 	memcpy(l->name, next, sizeof(next));
-	l->refreshed_ms = mono_ms();
+	l->refreshed_ms = clock_now_ms();
 }
 
 static void *heartbeat_thread(void *arg)
@@ -492,7 +485,7 @@ int repo_lock_acquire(struct repo_lock **out, struct repo *r, enum repo_lock_kin
 		      const char *vm_name, const struct repo_lock_opts *o, char *err,
 		      size_t errlen)
 {
-	uint64_t start = mono_ms(), deadline = start + (uint64_t)o->wait_s * 1000;
+	uint64_t start = clock_now_ms(), deadline = start + (uint64_t)o->wait_s * 1000;
 	uint64_t race_deadline = start + (uint64_t)(o->wait_s > LOCK_RACE_S ? o->wait_s
 									   : LOCK_RACE_S) * 1000;
 	char holder[1024] = "";
@@ -513,7 +506,7 @@ int repo_lock_acquire(struct repo_lock **out, struct repo *r, enum repo_lock_kin
 			goto err_free;
 		}
 		if (found) {
-			if (mono_ms() >= deadline)
+			if (clock_now_ms() >= deadline)
 				goto busy;
 			sleep_ms(500 + rand_u32() % 500);
 			continue;
@@ -534,11 +527,11 @@ int repo_lock_acquire(struct repo_lock **out, struct repo *r, enum repo_lock_kin
 			break;
 		/* A contender raced us (see lock.h): step back and try again. */
 		backend_remove(l->be, l->name);
-		if (mono_ms() >= race_deadline)
+		if (clock_now_ms() >= race_deadline)
 			goto busy;
 		sleep_ms(100 + rand_u32() % 700);
 	}
-	l->refreshed_ms = mono_ms();
+	l->refreshed_ms = clock_now_ms();
 	if (pthread_create(&l->thread, NULL, heartbeat_thread, l) == 0)
 		l->thread_running = true;
 	*out = l;
@@ -557,7 +550,7 @@ int repo_lock_check(struct repo_lock *l)
 	int rc;
 
 	pthread_mutex_lock(&l->mu);
-	if (l->lost || mono_ms() - l->refreshed_ms > (uint64_t)l->stale_s * 500) {
+	if (l->lost || clock_now_ms() - l->refreshed_ms > (uint64_t)l->stale_s * 500) {
 		rc = -ENOLCK;
 	} else {
 		rc = backend_stat(l->be, l->name, &size);
@@ -606,7 +599,7 @@ static const char *local_lock_dir(void)
 
 int lock_local_acquire(int *fd, const char *key, unsigned wait_s, char *err, size_t errlen)
 {
-	uint64_t deadline = mono_ms() + (uint64_t)wait_s * 1000;
+	uint64_t deadline = clock_now_ms() + (uint64_t)wait_s * 1000;
 	unsigned char h[SHA256_DIGEST_LENGTH];
 	char path[PATH_MAX], pid[32];
 	int f, rc, n;
@@ -631,7 +624,7 @@ int lock_local_acquire(int *fd, const char *key, unsigned wait_s, char *err, siz
 			close(f);
 			return rc;
 		}
-		if (mono_ms() >= deadline) {
+		if (clock_now_ms() >= deadline) {
 			ssize_t got = pread(f, pid, sizeof(pid) - 1, 0);
 
 			pid[got > 0 ? got : 0] = '\0';

@@ -36,7 +36,7 @@ static int ref_check_one(void *arg, const struct snap_ref *ref)
 	blob_id_hex(ref->id, hex);
 	snap_ref_describe(ref, what, sizeof(what));
 	if (!loc) {
-		repo_errf(c->err, c->errlen, "blob %s (%s) is not in the repository", hex, what);
+		err_set(c->err, c->errlen, "blob %s (%s) is not in the repository", hex, what);
 		return -ENOENT;
 	}
 	if (!repo_blob_known(c->r, ref->id)) {
@@ -44,13 +44,13 @@ static int ref_check_one(void *arg, const struct snap_ref *ref)
 
 		/* Never publish a snapshot built on lost data (repo_packs_check, damaged/). */
 		blob_id_hex(&c->r->packs[loc->pack].id, pack);
-		repo_errf(c->err, c->errlen, "blob %s (%s) is %s pack %.16s: the snapshot would "
-			  "not restore", hex, what, loc->damaged ? "damaged in" : "in the missing",
-			  pack);
+		err_set(c->err, c->errlen, "blob %s (%s) is %s pack %.16s: the snapshot would "
+			"not restore", hex, what, loc->damaged ? "damaged in" : "in the missing",
+			pack);
 		return -ENOENT;
 	}
-	repo_errf(c->err, c->errlen, "blob %s (%s) holds %u bytes, the chunk %llu", hex, what,
-		  loc->raw_bytes, (unsigned long long)ref->bytes);
+	err_set(c->err, c->errlen, "blob %s (%s) holds %u bytes, the chunk %llu", hex, what,
+		loc->raw_bytes, (unsigned long long)ref->bytes);
 	return -EINVAL;
 }
 
@@ -72,19 +72,19 @@ int snap_publish(struct repo *r, struct snap_manifest *m, char *err, size_t errl
 	if (m->id[0] == '\0') {
 		rc = snap_id_make(m->created_ns, m->id);
 		if (rc < 0) {
-			repo_errf(err, errlen, "make a snapshot id: %s", strerror(-rc));
+			err_set(err, errlen, "make a snapshot id: %s", strerror(-rc));
 			return rc;
 		}
 	}
 	rc = manifest_check(m, &why);
 	if (rc < 0) {
-		repo_errf(err, errlen, "snapshot %s: %s", m->id, why);
+		err_set(err, errlen, "snapshot %s: %s", m->id, why);
 		return rc;
 	}
 	/* 1. Packs and index durable, so the manifest can only name stored blobs. */
 	rc = repo_flush(r);
 	if (rc < 0) {
-		repo_errf(err, errlen, "write packs and index to %s: %s", r->location, strerror(-rc));
+		err_set(err, errlen, "write packs and index to %s: %s", r->location, strerror(-rc));
 		return rc;
 	}
 	/* 2. Every reference resolves, with the length the map says. */
@@ -95,16 +95,16 @@ int snap_publish(struct repo *r, struct snap_manifest *m, char *err, size_t errl
 	/* 3. The manifest, atomically: from here on the snapshot exists. */
 	rc = manifest_encode(m, r->crypto, &buf, &len);
 	if (rc < 0) {
-		repo_errf(err, errlen, "encode snapshot %s: %s", m->id, strerror(-rc));
+		err_set(err, errlen, "encode snapshot %s: %s", m->id, strerror(-rc));
 		return rc;
 	}
 	snprintf(name, sizeof(name), SNAP_PREFIX "%s", m->id);
 	rc = backend_put(r->be, name, buf, len);
 	free(buf);
 	if (rc == -EEXIST)
-		repo_errf(err, errlen, "snapshot %s exists already in %s", m->id, r->location);
+		err_set(err, errlen, "snapshot %s exists already in %s", m->id, r->location);
 	else if (rc < 0)
-		repo_errf(err, errlen, "write %s/%s: %s", r->location, name, strerror(-rc));
+		err_set(err, errlen, "write %s/%s: %s", r->location, name, strerror(-rc));
 	return rc;
 }
 
@@ -147,23 +147,23 @@ int snap_load(struct repo *r, const char *id, struct snap_manifest *out, char *e
 		id = latest;
 	}
 	if (!snap_id_valid(id)) {
-		repo_errf(err, errlen,
-			  "'%.64s' is not a snapshot id: ids look like 20250101T120000Z-1a2b3c4d, or use 'latest'",
-			  id);
+		err_set(err, errlen,
+			"'%.64s' is not a snapshot id: ids look like 20250101T120000Z-1a2b3c4d, or use 'latest'",
+			id);
 		return -EINVAL;
 	}
 	rc = snap_read(r, id, out, &why);
 	if (rc == -ENOENT)
-		repo_errf(err, errlen,
-			  "no snapshot %s in %s: 'godwit snapshot list' shows the ids", id,
-			  r->location);
+		err_set(err, errlen,
+			"no snapshot %s in %s: 'godwit snapshot list' shows the ids", id,
+			r->location);
 	else if (rc == -ENOMEM)
-		repo_errf(err, errlen, "snapshot %s: out of memory", id);
+		err_set(err, errlen, "snapshot %s: out of memory", id);
 	else if (rc < 0 && (rc == -EPROTO || rc == -ENOMSG || rc == -EPROTONOSUPPORT ||
 			    rc == -EBADMSG || rc == -EMSGSIZE || rc == -ENOKEY))
-		repo_errf(err, errlen, "snapshot %s: %s", id, why);
+		err_set(err, errlen, "snapshot %s: %s", id, why);
 	else if (rc < 0)
-		repo_errf(err, errlen, "read snapshot %s: %s", id, strerror(-rc));
+		err_set(err, errlen, "read snapshot %s: %s", id, strerror(-rc));
 	return rc;
 }
 
@@ -275,7 +275,7 @@ int snap_resolve_latest(struct repo *r, const char *vm_name, char out[SNAP_ID_BY
 
 	rc = backend_list(r->be, SNAP_PREFIX, summary_add, &l);
 	if (rc < 0) {
-		repo_errf(err, errlen, "list the snapshots in %s: %s", r->location, strerror(-rc));
+		err_set(err, errlen, "list the snapshots in %s: %s", r->location, strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < l.n; i++) {
@@ -296,23 +296,23 @@ int snap_resolve_latest(struct repo *r, const char *vm_name, char out[SNAP_ID_BY
 	if (l.bad_id[0] && (!newest || strncmp(l.bad_id, newest->id, SNAP_ID_TIME_LEN) >= 0)) {
 		if (newest) {
 			utc_text(newest->created_ns, when, sizeof(when));
-			repo_errf(err, errlen, "the newest snapshot in %s, %s, is damaged (%s)%s: "
-				  "nothing is restored in its place without asking; the newest intact "
-				  "one%s is %s (VM %s, taken %s): pass --snapshot %s", r->location,
-				  l.bad_id, l.bad_why, vm_name ? " and may be that VM's" : "", of,
-				  newest->id, newest->vm_name, when, newest->id);
+			err_set(err, errlen, "the newest snapshot in %s, %s, is damaged (%s)%s: "
+				"nothing is restored in its place without asking; the newest intact "
+				"one%s is %s (VM %s, taken %s): pass --snapshot %s", r->location,
+				l.bad_id, l.bad_why, vm_name ? " and may be that VM's" : "", of,
+				newest->id, newest->vm_name, when, newest->id);
 		} else {
-			repo_errf(err, errlen, "the newest snapshot in %s, %s, is damaged (%s), and no "
-				  "intact one%s is left: run 'godwit images verify'", r->location,
-				  l.bad_id, l.bad_why, of);
+			err_set(err, errlen, "the newest snapshot in %s, %s, is damaged (%s), and no "
+				"intact one%s is left: run 'godwit images verify'", r->location,
+				l.bad_id, l.bad_why, of);
 		}
 		rc = -EBADMSG;
 		goto out;
 	}
 	if (!newest) {
-		repo_errf(err, errlen, vm_name ? "no snapshot of VM '%s' in %s: 'godwit images list' "
-			  "shows the names" : "no snapshots in %s%s", vm_name ? vm_name : r->location,
-			  vm_name ? r->location : "");
+		err_set(err, errlen, vm_name ? "no snapshot of VM '%s' in %s: 'godwit images list' "
+			"shows the names" : "no snapshots in %s%s", vm_name ? vm_name : r->location,
+			vm_name ? r->location : "");
 		rc = -ENOENT;
 		goto out;
 	}

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "repo/codec_priv.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 
 static int fail(const char **why, const char *reason, int rc)
 {

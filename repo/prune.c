@@ -141,8 +141,8 @@ static void backend_fail(struct backend *be, int rc, char *err, size_t errlen, c
 	char msg[512];
 
 	backend_error(be, msg, sizeof(msg));
-	repo_errf(err, errlen, "prune: %s %s/%s: %s", what, be->location, name,
-		  msg[0] ? msg : strerror(-rc));
+	err_set(err, errlen, "prune: %s %s/%s: %s", what, be->location, name,
+		msg[0] ? msg : strerror(-rc));
 }
 
 int prune_forget(struct repo *r, const struct prune_policy *p, const char *vm_name,
@@ -162,14 +162,14 @@ int prune_forget(struct repo *r, const struct prune_policy *p, const char *vm_na
 	why = calloc(n ? n : 1, 1);
 	if (!why) {
 		rc = -ENOMEM;
-		repo_errf(err, errlen, "prune: out of memory");
+		err_set(err, errlen, "prune: out of memory");
 		goto out;
 	}
 	rc = prune_decide(p, s, n, vm_name, why);
 	if (rc < 0) {
-		repo_errf(err, errlen, "prune: %s", rc == -EINVAL
-			  ? "the policy keeps nothing: pass --keep-last, --keep-daily or --keep-weekly"
-			  : strerror(-rc));
+		err_set(err, errlen, "prune: %s", rc == -EINVAL
+			? "the policy keeps nothing: pass --keep-last, --keep-daily or --keep-weekly"
+			: strerror(-rc));
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -278,14 +278,14 @@ static int mark_one(void *arg, const char *name, uint64_t bytes)
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {
-		repo_errf(w->err, w->errlen, "prune: %s: nothing was deleted, since what it "
-			  "references is unknown: run 'godwit images verify'", err);
+		err_set(w->err, w->errlen, "prune: %s: nothing was deleted, since what it "
+			"references is unknown: run 'godwit images verify'", err);
 		return rc == -ENOMEM ? rc : -EBADMSG;
 	}
 	rc = manifest_foreach_ref(&m, mark_ref, w);
 	manifest_free(&m);
 	if (rc < 0)
-		repo_errf(w->err, w->errlen, "prune: out of memory marking %s", id);
+		err_set(w->err, w->errlen, "prune: out of memory marking %s", id);
 	return rc;
 }
 
@@ -449,7 +449,7 @@ static int rewrite_index(struct sweep *w, struct sweep_index *e)
 	rc = index_file_encode(&keep, w->r->crypto, &buf, &len);
 	free(keep.packs);
 	if (rc < 0) {
-		repo_errf(w->err, w->errlen, "prune: encode a new index: %s", strerror(-rc));
+		err_set(w->err, w->errlen, "prune: encode a new index: %s", strerror(-rc));
 		return rc;
 	}
 	index_file_name(buf, len, name);
@@ -737,7 +737,7 @@ int prune_sweep(struct repo *r, bool dry_run, uint64_t grace_s, prune_report_fn 
 	if (rc == 0)
 		rc = blob_table_init(&w.covered);
 	if (rc < 0) {
-		repo_errf(err, errlen, "prune: %s", strerror(-rc));
+		err_set(err, errlen, "prune: %s", strerror(-rc));
 		goto out;
 	}
 	/* 1. Mark. */

@@ -63,8 +63,8 @@ static int fail(struct repair *w, int rc, const char *what, const char *name)
 	char msg[512];
 
 	backend_error(w->r->be, msg, sizeof(msg));
-	repo_errf(w->err, w->errlen, "repair: %s %s/%s: %s", what, w->r->location, name,
-		  msg[0] ? msg : strerror(-rc));
+	err_set(w->err, w->errlen, "repair: %s %s/%s: %s", what, w->r->location, name,
+		msg[0] ? msg : strerror(-rc));
 	return rc;
 }
 
@@ -232,7 +232,7 @@ static int write_index(struct repair *w, struct index_pack *packs, uint32_t n, c
 
 	rc = index_file_encode(&ix, w->r->crypto, &buf, &len);
 	if (rc < 0) {
-		repo_errf(w->err, w->errlen, "repair: encode an index: %s", strerror(-rc));
+		err_set(w->err, w->errlen, "repair: encode an index: %s", strerror(-rc));
 		return rc;
 	}
 	index_file_name(buf, len, name);
@@ -462,7 +462,7 @@ int repo_repair(struct repo *r, const struct repair_opts *o, prune_report_fn fn,
 	if (rc == 0)
 		rc = backend_list(r->be, "snapshots/", snap_one, &w);
 	if (rc < 0 && errlen && !err[0])
-		repo_errf(err, errlen, "repair %s: %s", r->location, strerror(-rc));
+		err_set(err, errlen, "repair %s: %s", r->location, strerror(-rc));
 	repair_free(&w);
 	return rc;
 }

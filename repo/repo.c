@@ -11,17 +11,6 @@
 #include "repo/repo_priv.h"
 #include "repo/pack.h"
 
-void repo_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * The directory a location names: "DIR" or "file://DIR"; an "s3://BUCKET/PREFIX" URL is
  * kept whole, for messages and for backend_s3_open (backend.h).
@@ -35,7 +24,7 @@ static int location_dir(const char *location, const char **dir, char *err, size_
 	if (strncmp(location, "file://", 7) == 0)
 		location += 7;
 	if (location[0] == '\0') {
-		repo_errf(err, errlen, "empty repository location");
+		err_set(err, errlen, "empty repository location");
 		return -EINVAL;
 	}
 	*dir = location;
@@ -60,9 +49,9 @@ int repo_init_keyed(const char *location, uint32_t chunk_bytes, uint32_t pack_ta
 	if (rc == 0)
 		rc = repo_config_encode(&cfg, key, buf);
 	if (rc < 0) {
-		repo_errf(err, errlen, rc == -EINVAL
-			  ? "chunk size must be a power of two in [4 KiB, 16 MiB] and pack size in [1 MiB, 256 MiB]"
-			  : "no randomness or key derivation for the repository");
+		err_set(err, errlen, rc == -EINVAL
+			? "chunk size must be a power of two in [4 KiB, 16 MiB] and pack size in [1 MiB, 256 MiB]"
+			: "no randomness or key derivation for the repository");
 		return rc;
 	}
 	if (backend_location_is_s3(dir)) {
@@ -74,17 +63,17 @@ int repo_init_keyed(const char *location, uint32_t chunk_bytes, uint32_t pack_ta
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
-		repo_errf(err, errlen, "create %s: %s", dir, strerror(-rc));
+		err_set(err, errlen, "create %s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	rc = backend_dir_open(&be, dir);
 	if (rc < 0) {
-		repo_errf(err, errlen, "open %s: %s", dir, strerror(-rc));
+		err_set(err, errlen, "open %s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	rc = backend_stat(be, "config", &size);
 	if (rc == 0) {
-		repo_errf(err, errlen, "%s is already a godwit repository", dir);
+		err_set(err, errlen, "%s is already a godwit repository", dir);
 		rc = -EEXIST;
 		goto out;
 	}
@@ -94,16 +83,16 @@ int repo_init_keyed(const char *location, uint32_t chunk_bytes, uint32_t pack_ta
 		snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
 		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 			rc = -errno;
-			repo_errf(err, errlen, "create %s: %s", path, strerror(-rc));
+			err_set(err, errlen, "create %s: %s", path, strerror(-rc));
 			goto out;
 		}
 	}
 put_config:
 	rc = backend_put(be, "config", buf, sizeof(buf));
 	if (rc == -EEXIST)
-		repo_errf(err, errlen, "%s is already a godwit repository", dir);
+		err_set(err, errlen, "%s is already a godwit repository", dir);
 	else if (rc < 0)
-		repo_errf(err, errlen, "write %s/config: %s", dir, strerror(-rc));
+		err_set(err, errlen, "write %s/config: %s", dir, strerror(-rc));
 out:
 	backend_close(be);
 	return rc;
@@ -438,30 +427,30 @@ static int repo_load_keys(struct repo *r, const char *dir, const uint8_t *buf, s
 	if (r->cfg.encryption == REPO_ENC_NONE) {
 		if (!key)
 			return 0;
-		repo_errf(err, errlen,
-			  "repository %s is not encrypted (made with --insecure-no-encryption): drop --key-file",
-			  dir);
+		err_set(err, errlen,
+			"repository %s is not encrypted (made with --insecure-no-encryption): drop --key-file",
+			dir);
 		return -EINVAL;
 	}
 	if (!key) {
-		repo_errf(err, errlen,
-			  "repository %s is encrypted: pass --key-file FILE, the key file 'godwit repo init' wrote",
-			  dir);
+		err_set(err, errlen,
+			"repository %s is encrypted: pass --key-file FILE, the key file 'godwit repo init' wrote",
+			dir);
 		return -ENOKEY;
 	}
 	rc = repo_config_authenticate(buf, len, &r->cfg, key, &why);
 	if (rc == -EKEYREJECTED)
-		repo_errf(err, errlen,
-			  "wrong key for repository %s: --key-file names another repository's key", dir);
+		err_set(err, errlen,
+			"wrong key for repository %s: --key-file names another repository's key", dir);
 	else if (rc == -EBADMSG)
-		repo_errf(err, errlen, "%s/config: %s", dir, why);
+		err_set(err, errlen, "%s/config: %s", dir, why);
 	else if (rc < 0)
-		repo_errf(err, errlen, "%s/config: %s: %s", dir, why, strerror(-rc));
+		err_set(err, errlen, "%s/config: %s: %s", dir, why, strerror(-rc));
 	if (rc < 0)
 		return rc;
 	rc = repo_crypto_new(&r->crypto, key, r->cfg.key_salt);
 	if (rc < 0)
-		repo_errf(err, errlen, "derive the keys of %s: %s", dir, strerror(-rc));
+		err_set(err, errlen, "derive the keys of %s: %s", dir, strerror(-rc));
 	return rc;
 }
 
@@ -475,22 +464,22 @@ static int repo_load_config(struct repo *r, const char *dir, const struct repo_k
 
 	rc = backend_get_all(r->be, "config", 4096, &buf, &len);
 	if (rc == -ENOENT) {
-		repo_errf(err, errlen,
-			  "not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
-			  dir);
+		err_set(err, errlen,
+			"not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
+			dir);
 		return rc;
 	}
 	if (rc == -EMSGSIZE) {
-		repo_errf(err, errlen, "not a godwit repository: %s/config is too large", dir);
+		err_set(err, errlen, "not a godwit repository: %s/config is too large", dir);
 		return -EBADMSG;
 	}
 	if (rc < 0) {
-		repo_errf(err, errlen, "read %s/config: %s", dir, strerror(-rc));
+		err_set(err, errlen, "read %s/config: %s", dir, strerror(-rc));
 		return rc;
 	}
 	rc = repo_config_decode(buf, len, &r->cfg, &why);
 	if (rc < 0)
-		repo_errf(err, errlen, "%s/config: %s", dir, why);
+		err_set(err, errlen, "%s/config: %s", dir, why);
 	else
 		rc = repo_load_keys(r, dir, buf, len, key, err, errlen);
 	free(buf);
@@ -541,13 +530,13 @@ int repo_open_ex(struct repo **out, const char *location, const struct backend_s
 		rc = backend_dir_open(&r->be, dir);
 	}
 	if (rc == -ENOENT || rc == -ENOTDIR) {
-		repo_errf(err, errlen,
-			  "not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
-			  dir);
+		err_set(err, errlen,
+			"not a godwit repository: no config in %s: create one with 'godwit repo init' or name another --repo",
+			dir);
 		goto err_free;
 	}
 	if (rc < 0) {
-		repo_errf(err, errlen, "open %s: %s", dir, strerror(-rc));
+		err_set(err, errlen, "open %s: %s", dir, strerror(-rc));
 		goto err_free;
 	}
 	rc = repo_load_config(r, dir, key, err, errlen);
@@ -560,7 +549,7 @@ int repo_open_ex(struct repo **out, const char *location, const struct backend_s
 	if (rc == 0)
 		rc = repo_load_damaged(r);
 	if (rc < 0) {
-		repo_errf(err, errlen, "read the index of %s: %s", dir, strerror(-rc));
+		err_set(err, errlen, "read the index of %s: %s", dir, strerror(-rc));
 		goto err_free;
 	}
 	*out = r;

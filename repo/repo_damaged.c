@@ -68,7 +68,7 @@ int repo_mark_damaged(struct repo *r, const struct blob_id *ids, size_t n, uint6
 	if (rc == 0 && count) {
 		rc = index_file_encode(&ix, r->crypto, &buf, &len);
 		if (rc < 0)
-			repo_errf(err, errlen, "encode a list of damaged blobs: %s", strerror(-rc));
+			err_set(err, errlen, "encode a list of damaged blobs: %s", strerror(-rc));
 	}
 	if (rc == 0 && count) {
 		repo_damaged_name(buf, len, name);
@@ -79,8 +79,8 @@ int repo_mark_damaged(struct repo *r, const struct blob_id *ids, size_t n, uint6
 			char msg[256];
 
 			backend_error(r->be, msg, sizeof(msg));
-			repo_errf(err, errlen, "write %s/%s: %s", r->location, name,
-				  msg[0] ? msg : strerror(-rc));
+			err_set(err, errlen, "write %s/%s: %s", r->location, name,
+				msg[0] ? msg : strerror(-rc));
 		}
 	}
 	/* Only a durable list counts: then this repo leaves the copies out too. */
@@ -190,8 +190,8 @@ out:
 	free(keep.packs);
 	index_file_free(&ix);
 	if (rc < 0)
-		repo_errf(u->err, u->errlen, "rewrite %s/%s: %s", u->r->location, name,
-			  strerror(-rc));
+		err_set(u->err, u->errlen, "rewrite %s/%s: %s", u->r->location, name,
+			strerror(-rc));
 	return rc;
 }
 
@@ -202,8 +202,8 @@ int repo_unmark_damaged(struct repo *r, const struct repo_copy *copies, size_t n
 	int rc = n ? backend_list(r->be, REPO_DAMAGED_PREFIX, unmark_list, &u) : 0;
 
 	if (rc < 0 && err && errlen && !err[0])
-		repo_errf(err, errlen, "list %s/%s: %s", r->location, REPO_DAMAGED_PREFIX,
-			  strerror(-rc));
+		err_set(err, errlen, "list %s/%s: %s", r->location, REPO_DAMAGED_PREFIX,
+			strerror(-rc));
 	if (unmarked)
 		*unmarked = u.unmarked;
 	return rc;

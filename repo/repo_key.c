@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "transport/kdf.h"
 #include "transport/key_file.h"
+#include "util/durable.h"
 
 /* The largest file worth reading: 64 hex digits and "\r\n", with room to spot excess. */
 #define REPO_KEY_FILE_MAX 128
@@ -77,69 +77,24 @@ out_wipe:
 	return rc;
 }
 
-/* fsync the directory holding path, so the new file's name is durable too (path). */
-static int fsync_parent(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd, rc = 0;
-
-	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy))
-		return -ENAMETOOLONG;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 int repo_key_write(const struct repo_key *k, const char *path, char *err, size_t errlen)
 {
 	static const char digits[] = "0123456789abcdef";
 	char text[2 * REPO_KEY_BYTES + 1];
-	size_t off = 0;
-	int fd, rc = 0;
+	int rc;
 
 	for (size_t i = 0; i < REPO_KEY_BYTES; i++) {
 		text[2 * i] = digits[k->b[i] >> 4];
 		text[2 * i + 1] = digits[k->b[i] & 15];
 	}
 	text[2 * REPO_KEY_BYTES] = '\n';
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		if (rc == -EEXIST)
-			snprintf(err, errlen, "key file %s exists already: refusing to overwrite it",
-				 path);
-		else
-			snprintf(err, errlen, "create key file %s: %s", path, strerror(-rc));
-		goto out_wipe;
-	}
-	/* The umask may only have narrowed 0600; make sure nothing else widened it. */
-	if (fchmod(fd, 0600) < 0)
-		rc = -errno;
-	while (rc == 0 && off < sizeof(text)) {
-		ssize_t w = write(fd, text + off, sizeof(text) - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			rc = -errno;
-		else
-			off += (size_t)w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsync_parent(path);
-	if (rc < 0) {
+	/* The umask may only have narrowed 0600; DURABLE_EXACT_MODE makes sure nothing widened it. */
+	rc = durable_publish(AT_FDCWD, path, text, sizeof(text), 0600,
+			     DURABLE_NOREPLACE | DURABLE_EXACT_MODE);
+	if (rc == -EEXIST)
+		snprintf(err, errlen, "key file %s exists already: refusing to overwrite it", path);
+	else if (rc < 0)
 		snprintf(err, errlen, "write key file %s: %s", path, strerror(-rc));
-		unlink(path);
-	}
-out_wipe:
 	OPENSSL_cleanse(text, sizeof(text));
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include "repo/pack.h"
 #include "repo/repo_crypto.h"
 #include "repo/repo.h"
+#include "util/err.h"
 
 /* Packs every index file lists, and the one being built; slot numbers are blob_loc.pack. */
 struct repo_pack {
@@ -141,9 +142,5 @@ void repo_found_add(struct repo *r, const struct blob_id *id);
 
 /* Put the other copy of primary's blob first when that one is usable (r, primary). */
 void repo_prefer_dup(struct repo *r, struct blob_loc *primary);
-
-/* printf into err (may be NULL) when errlen > 0. */
-void repo_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 #endif

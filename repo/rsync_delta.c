@@ -10,22 +10,10 @@
 #include <unistd.h>
 
 #include "repo/rsync_dl.h"
+#include "util/byteorder.h"
+#include "util/err.h"
 
 #define RSD_IO_BYTES (256u << 10)
-
-static void rsd_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void rsd_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int rsd_errno(rs_result r)
 {
@@ -53,20 +41,15 @@ static int rsd_errno(rs_result r)
 	}
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int rsd_sig_parse(const uint8_t *sig, size_t len, struct rsd_sig_info *out)
 {
 	struct rsd_sig_info i;
 
 	if (len < RSD_SIG_HEADER_BYTES)
 		return -EPROTO;
-	i.magic = be32(sig);
-	i.block_bytes = be32(sig + 4);
-	i.strong_bytes = be32(sig + 8);
+	i.magic = be32_decode(sig);
+	i.block_bytes = be32_decode(sig + 4);
+	i.strong_bytes = be32_decode(sig + 8);
 	if (i.magic == RS_MD4_SIG_MAGIC || i.magic == RS_RK_MD4_SIG_MAGIC)
 		return -EPROTONOSUPPORT;
 	if (i.magic != RS_BLAKE2_SIG_MAGIC && i.magic != RS_RK_BLAKE2_SIG_MAGIC)
@@ -208,7 +191,7 @@ static int rsd_run(rs_job_t *job, struct rsd_source *src, struct rsd_sink *sink,
 			b.next_in = (char *)in;
 			rc = source_read(src, in + b.avail_in, RSD_IO_BYTES - b.avail_in, &got);
 			if (rc < 0) {
-				rsd_errf(err, errlen, "librsync %s: read input: %s", what, strerror(-rc));
+				err_set(err, errlen, "librsync %s: read input: %s", what, strerror(-rc));
 				goto out;
 			}
 			b.avail_in += got;
@@ -223,7 +206,7 @@ static int rsd_run(rs_job_t *job, struct rsd_source *src, struct rsd_sink *sink,
 		if (produced) {
 			rc = sink->write(sink, out, produced);
 			if (rc < 0) {
-				rsd_errf(err, errlen, "librsync %s: write output: %s", what, strerror(-rc));
+				err_set(err, errlen, "librsync %s: write output: %s", what, strerror(-rc));
 				goto out;
 			}
 		}
@@ -233,15 +216,15 @@ static int rsd_run(rs_job_t *job, struct rsd_source *src, struct rsd_sink *sink,
 			rc = rsd_errno(r);
 			if (r == RS_IO_ERROR && io_err && *io_err)
 				rc = *io_err;
-			rsd_errf(err, errlen, "librsync %s: %s%s", what, rs_strerror(r),
-				 r == RS_INPUT_ENDED ? " (truncated input)" : "");
+			err_set(err, errlen, "librsync %s: %s%s", what, rs_strerror(r),
+				r == RS_INPUT_ENDED ? " (truncated input)" : "");
 			goto out;
 		}
 		/* Blocked with all input given and nothing moving: the job cannot finish. */
 		idle = (eof && produced == 0 && b.avail_in == before_in) ? idle + 1 : 0;
 		if (idle > 2) {
 			rc = -EPROTO;
-			rsd_errf(err, errlen, "librsync %s: input ended before the job finished", what);
+			err_set(err, errlen, "librsync %s: input ended before the job finished", what);
 			goto out;
 		}
 	}
@@ -266,7 +249,7 @@ int rsd_signature(int fd, uint64_t bytes, uint32_t block_bytes, uint8_t **sig,
 		block_bytes = RSD_BLOCK_BYTES;
 	if (block_bytes < RSD_SIG_BLOCK_BYTES_MIN || block_bytes > RSD_SIG_BLOCK_BYTES_MAX ||
 	    bytes == UINT64_MAX) {
-		rsd_errf(err, errlen, "librsync signature: block size or length out of range");
+		err_set(err, errlen, "librsync signature: block size or length out of range");
 		return -EINVAL;
 	}
 	/* The exact size is known: allocate it once. */
@@ -278,7 +261,7 @@ int rsd_signature(int fd, uint64_t bytes, uint32_t block_bytes, uint8_t **sig,
 	job = rs_sig_begin(block_bytes, RSD_STRONG_BYTES, RS_RK_BLAKE2_SIG_MAGIC);
 	if (!job) {
 		free(sink.buf);
-		rsd_errf(err, errlen, "librsync signature: cannot start a job");
+		err_set(err, errlen, "librsync signature: cannot start a job");
 		return -ENOMEM;
 	}
 	rc = rsd_run(job, &src, &sink, "signature", NULL, err, errlen);
@@ -305,7 +288,7 @@ int rsd_signature_update(uint8_t *sig, size_t sig_len, int fd, uint64_t bytes,
 		return rc;
 	if (i.magic != RS_RK_BLAKE2_SIG_MAGIC || i.strong_bytes != RSD_STRONG_BYTES ||
 	    i.nblocks != bytes / i.block_bytes + (bytes % i.block_bytes != 0)) {
-		rsd_errf(err, errlen, "librsync signature: the old one does not fit the image");
+		err_set(err, errlen, "librsync signature: the old one does not fit the image");
 		return -EINVAL;
 	}
 	for (uint64_t b = 0; b < i.nblocks; b++) {
@@ -319,14 +302,14 @@ int rsd_signature_update(uint8_t *sig, size_t sig_len, int fd, uint64_t bytes,
 			continue;
 		job = rs_sig_begin(i.block_bytes, RSD_STRONG_BYTES, RS_RK_BLAKE2_SIG_MAGIC);
 		if (!job) {
-			rsd_errf(err, errlen, "librsync signature: cannot start a job");
+			err_set(err, errlen, "librsync signature: cannot start a job");
 			return -ENOMEM;
 		}
 		rc = rsd_run(job, &src, &sink, "signature", NULL, err, errlen);
 		rs_job_free(job);
 		if (rc == 0 && sink.len != RSD_SIG_HEADER_BYTES + entry) {
 			/* One block gives one entry: anything else is a librsync surprise. */
-			rsd_errf(err, errlen, "librsync signature: unexpected length for one block");
+			err_set(err, errlen, "librsync signature: unexpected length for one block");
 			rc = -EIO;
 		}
 		if (rc == 0)
@@ -353,8 +336,8 @@ static int rsd_sig_load(const uint8_t *sig, size_t len, rs_signature_t **out, ch
 
 	rc = rsd_sig_parse(sig, len, &info);
 	if (rc < 0) {
-		rsd_errf(err, errlen, "librsync delta: %s",
-			 rc == -EPROTONOSUPPORT ? "MD4 signatures are not accepted"
+		err_set(err, errlen, "librsync delta: %s",
+			rc == -EPROTONOSUPPORT ? "MD4 signatures are not accepted"
 						: "not a valid BLAKE2 signature");
 		return rc;
 	}
@@ -372,7 +355,7 @@ static int rsd_sig_load(const uint8_t *sig, size_t len, rs_signature_t **out, ch
 	r = rs_build_hash_table(sums);
 	if (r != RS_DONE) {
 		rs_free_sumset(sums);
-		rsd_errf(err, errlen, "librsync delta: index the signature: %s", rs_strerror(r));
+		err_set(err, errlen, "librsync delta: index the signature: %s", rs_strerror(r));
 		return rsd_errno(r);
 	}
 	*out = sums;
@@ -452,7 +435,7 @@ int rsd_patch(int basis_fd, int delta_fd, int out_fd, uint64_t *out_bytes, char 
 		return rc;
 	if (ftruncate(out_fd, (off_t)sink.off) < 0) {
 		rc = -errno;
-		rsd_errf(err, errlen, "librsync patch: truncate the output: %s", strerror(-rc));
+		err_set(err, errlen, "librsync patch: truncate the output: %s", strerror(-rc));
 		return rc;
 	}
 	if (out_bytes)
@@ -502,7 +485,7 @@ int rsd_changed_blocks(const uint8_t *old_sig, size_t old_len, int fd, uint64_t 
 
 	rc = rsd_sig_parse(old_sig, old_len, &info);
 	if (rc < 0) {
-		rsd_errf(err, errlen, "librsync: the previous disk signature is not valid");
+		err_set(err, errlen, "librsync: the previous disk signature is not valid");
 		return rc;
 	}
 	rc = rsd_signature(fd, bytes, info.block_bytes, &sig, &len, err, errlen);
@@ -510,7 +493,7 @@ int rsd_changed_blocks(const uint8_t *old_sig, size_t old_len, int fd, uint64_t 
 		return rc;
 	rc = rsd_sig_compare(old_sig, old_len, sig, len, bitmap, nchanged);
 	if (rc < 0) {
-		rsd_errf(err, errlen, "librsync: the previous disk signature uses other parameters");
+		err_set(err, errlen, "librsync: the previous disk signature uses other parameters");
 		free(sig);
 		return rc;
 	}

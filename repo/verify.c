@@ -10,6 +10,7 @@
 #include "repo/manifest.h"
 #include "repo/prune.h"
 #include "repo/repo_priv.h"
+#include "util/range.h"
 
 #define VERIFY_LINES_PER_SNAPSHOT 10
 
@@ -198,7 +199,7 @@ static int verify_pack_entries(struct verify *v, uint32_t s, const char *hex, co
 		const char *why = "the pack is shorter than its index entry";
 		int rc = -EPROTO;
 
-		if (loc->offset <= len && rec_len <= len - loc->offset)
+		if (range_ok(loc->offset, rec_len, len))
 			rc = pack_record_check(buf + loc->offset, (size_t)rec_len, &e, &payload, &why);
 		if (rc == 0)
 			rc = repo_blob_decode(v->r, loc, payload, v->dst, &why);

@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 #include "repo/disk_sync.h"
-#include "repo/file_io.h"
+#include "util/clock.h"
+#include "util/io.h"
 #include "repo/lock.h"
 #include "repo/repo.h"
 #include "repo/rsync_delta.h"
@@ -71,19 +72,6 @@ struct snap_job {
 	uint64_t mem_copied, disk_copied;
 	uint64_t chunks_lost;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000;
-}
 
 static uint64_t wall_ns(void)
 {
@@ -320,7 +308,7 @@ static int hold_disk_changes(struct snap_job *j, const char *id)
 			continue;
 		len = (size_t)(j->m.disk_bytes - off < j->m.disk_block_bytes
 				       ? j->m.disk_bytes - off : j->m.disk_block_bytes);
-		rc = file_pread_full(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
+		rc = io_pread_all(j->disk_fd, j->held_disk + j->held_disk_n * j->m.disk_block_bytes,
 			       len, off);
 		if (rc < 0)
 			return rc;
@@ -369,7 +357,7 @@ static int verify_in_pause(struct snap_job *j, char *err, size_t errlen)
 
 			if (held_at[b])
 				continue;
-			rc = file_pread_full(j->disk_fd, blk, len, off);
+			rc = io_pread_all(j->disk_fd, blk, len, off);
 			if (rc == 0)
 				rc = blob_id_matches(j->repo, &j->m.disk_ids[b], blk, len, &same);
 			if (rc == 0 && !same)
@@ -750,10 +738,10 @@ static int snap_copy_live(struct snap_job *j, const struct snap_params *p,
 	int rc = 0;
 
 	if (p->no_live) {
-		pz->t_pause = now_us();
+		pz->t_pause = clock_now_us();
 		rc = vm_pause_by(j->vm, VM_PAUSE_SNAPSHOT);
 		pz->paused = rc == 0;
-		pz->t_stopped = now_us();
+		pz->t_stopped = clock_now_us();
 	}
 	if (rc == 0 && j->disk_fd >= 0)
 		rc = capture_disk_live(j, disk_mode);
@@ -827,29 +815,29 @@ static int snap_pause_and_capture(struct snap_job *j, const struct snap_params *
 	int rc;
 
 	if (!pz->paused) {
-		pz->t_pause = now_us();
+		pz->t_pause = clock_now_us();
 		rc = vm_pause_by(j->vm, VM_PAUSE_SNAPSHOT);
 		if (rc < 0) {
 			snprintf(err, errlen, "snapshot: cannot pause the VM: %s", strerror(-rc));
 			return rc;
 		}
 		pz->paused = true;
-		pz->t_stopped = now_us();
+		pz->t_stopped = clock_now_us();
 	}
 	rc = fetch_pending(j, &npending);
 	if (rc == 0)
 		rc = hold_pending(j, npending);
 	if (rc == 0 && j->disk_fd >= 0)
 		rc = hold_disk_changes(j, j->m.id);
-	pz->t_copied = now_us();
+	pz->t_copied = clock_now_us();
 	if (rc == 0 && p->verify) {
 		char why[320];
 
 		rc = verify_in_pause(j, why, sizeof(why));
-		res->pause_verify_us = now_us() - pz->t_copied;
+		res->pause_verify_us = clock_now_us() - pz->t_copied;
 		if (rc < 0) {
 			snprintf(err, errlen, "%s", why);
-			res->pause_us = now_us() - pz->t_pause;
+			res->pause_us = clock_now_us() - pz->t_pause;
 			return rc;
 		}
 	}
@@ -860,7 +848,7 @@ static int snap_pause_and_capture(struct snap_job *j, const struct snap_params *
 	 * counts its downtime. Read before vm_resume: the woken vCPU thread may take the
 	 * CPU from this one, and the guest runs meanwhile.
 	 */
-	res->pause_us = now_us() - pz->t_pause;
+	res->pause_us = clock_now_us() - pz->t_pause;
 	res->pause_ms = (res->pause_us + 500) / 1000;
 	res->pause_stop_us = pz->t_stopped - pz->t_pause;
 	res->pause_copy_us = pz->t_copied - pz->t_stopped;
@@ -896,14 +884,14 @@ static int snap_store_and_publish(struct snap_job *j, struct snap_tracker *t,
 	repo_stats_get(j->repo, &after);
 	j->m.stats.bytes_new = after.bytes_new_raw - before->bytes_new_raw;
 	j->m.stats.pause_ms = res->pause_ms;
-	j->m.stats.duration_ms = now_ms() - t0_ms;
+	j->m.stats.duration_ms = clock_now_ms() - t0_ms;
 	rc = snap_publish(j->repo, &j->m, err, errlen);
 	if (rc < 0)
 		return rc;
 	repo_stats_get(j->repo, &after);
 	snprintf(res->id, sizeof(res->id), "%s", j->m.id);
 	snprintf(res->parent, sizeof(res->parent), "%s", j->m.parent);
-	res->total_ms = now_ms() - t0_ms;
+	res->total_ms = clock_now_ms() - t0_ms;
 	res->bytes_new = after.bytes_new_raw - before->bytes_new_raw;
 	res->bytes_new_stored = after.bytes_new_stored - before->bytes_new_stored;
 	res->mem_chunks_copied = j->mem_copied;
@@ -919,7 +907,7 @@ int snap_take(struct vm *vm, struct snap_tracker *t, const struct snap_params *p
 	      struct snap_result *res, char *err, size_t errlen)
 {
 	struct snap_job j = { .vm = vm, .disk_fd = -1 };
-	uint64_t t0 = now_ms(), npending = 0;
+	uint64_t t0 = clock_now_ms(), npending = 0;
 	struct snap_pause pz = { 0 };
 	struct repo_stats before;
 	struct repo_lock *lock = NULL;

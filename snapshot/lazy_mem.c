@@ -21,6 +21,7 @@
 
 #include "repo/lock.h"
 #include "repo/repo.h"
+#include "util/clock.h"
 #include "vmm/vm_lifecycle.h"
 
 #define LAZY_EVENTS_PER_READ 16
@@ -80,14 +81,6 @@ struct lazy_mem {
 	int rc;
 	char err[400];
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
 
 static void wake_fault_thread(struct lazy_mem *lm)
 {
@@ -452,7 +445,7 @@ static void *loader_fault_thread(void *arg)
 	pthread_mutex_lock(&lm->lock);
 	if (lm->rc == 0 && atomic_load(&lm->pending) == 0) {
 		lm->st.complete = true;
-		lm->st.resident_ms = (now_ns() - lm->t0_ns) / 1000000;
+		lm->st.resident_ms = (clock_now_ns() - lm->t0_ns) / 1000000;
 	}
 	pthread_mutex_unlock(&lm->lock);
 	/* Every chunk is in (or the VM is stopping): the packs are not needed any more. */
@@ -599,7 +592,7 @@ int lazy_mem_start(struct lazy_mem **out, struct vm *vm, struct repo *repo,
 	pthread_mutex_init(&lm->repo_lock, NULL);
 	lm->vm = vm;
 	lm->uffd = -1;
-	lm->t0_ns = now_ns();
+	lm->t0_ns = clock_now_ns();
 	atomic_init(&lm->stop, false);
 	atomic_init(&lm->hint, 0);
 	snprintf(lm->snap_id, sizeof(lm->snap_id), "%s", m->id);

@@ -12,20 +12,13 @@
 #include <unistd.h>
 
 #include "repo/disk_sync.h"
-#include "repo/file_io.h"
 #include "snapshot/lazy_mem.h"
 #include "repo/lock.h"
 #include "repo/repo.h"
+#include "util/clock.h"
+#include "util/io.h"
 
 #define STATE_MAX_BYTES (64u << 20)
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
 
 /* Mark what reads found damaged; " (marked ...)" for the message when any was (rs). */
 static const char *mark_found(struct snap_restore *rs)
@@ -117,7 +110,7 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 		      size_t errlen)
 {
 	char partial[4096];
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_now_ms();
 	int fd, rc;
 
 	if (!rs->m.disk_bytes) {
@@ -146,7 +139,7 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 		if (rc < 0)
 			snprintf(err, errlen, "updating %s from snapshot %s: %s%s", base, rs->m.id,
 				 strerror(-rc), mark_found(rs));
-		rs->disk_ms = now_ms() - t0;
+		rs->disk_ms = clock_now_ms() - t0;
 		return rc;
 	}
 	if (access(path, F_OK) == 0) {
@@ -170,7 +163,7 @@ int snap_restore_disk(struct snap_restore *rs, const char *path, const char *bas
 		snprintf(err, errlen, "restoring the disk of snapshot %s to %s: %s%s", rs->m.id,
 			 path, strerror(-rc), mark_found(rs));
 	}
-	rs->disk_ms = now_ms() - t0;
+	rs->disk_ms = clock_now_ms() - t0;
 	return rc;
 }
 
@@ -243,7 +236,7 @@ static bool lazy_unavailable(int rc)
 int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode mode,
 		    struct lazy_mem **lazy, char *err, size_t errlen)
 {
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_now_ms();
 	int rc;
 
 	*lazy = NULL;
@@ -272,7 +265,7 @@ int snap_restore_vm(struct snap_restore *rs, struct vm *vm, enum snap_ram_mode m
 		repo_lock_release(rs->lock);
 		rs->lock = NULL;
 	}
-	rs->ram_ms = now_ms() - t0;
+	rs->ram_ms = clock_now_ms() - t0;
 	rc = vm_state_load(vm, rs->state, rs->state_len, err, errlen);
 	if (rc < 0 && *lazy) {
 		char why[8];
@@ -354,7 +347,7 @@ static int verify_disk(struct snap_restore *rs, const char *path, char *err, siz
 		size_t len = (size_t)(rs->m.disk_bytes - off < bb ? rs->m.disk_bytes - off : bb);
 		bool same;
 
-		rc = file_pread_full(fd, buf, len, off);
+		rc = io_pread_all(fd, buf, len, off);
 		if (rc == 0)
 			rc = blob_id_matches(rs->repo, &rs->m.disk_ids[b], buf, len, &same);
 		if (rc == 0 && !same && !bad++)

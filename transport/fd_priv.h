@@ -13,8 +13,6 @@ struct stream_stats;
  */
 int fd_poll(int fd, short events, int timeout_ms);
 
-/* Monotonic milliseconds, for deadlines. */
-int64_t fd_now_ms(void);
 
 /* Milliseconds left until deadline_ms, at least 0; -1 (forever) when deadline_ms < 0. */
 int fd_remaining_ms(int64_t deadline_ms);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "transport/fd_priv.h"
+#include "util/clock.h"
 
 #define FD_STREAM_BUF_BYTES (64u * 1024)
 
@@ -28,17 +29,9 @@ struct fd_stream {
 	uint8_t wbuf[FD_STREAM_BUF_BYTES];
 };
 
-int64_t fd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t fd_deadline_ms(int timeout_ms)
 {
-	return timeout_ms > 0 ? fd_now_ms() + timeout_ms : -1;
+	return timeout_ms > 0 ? (int64_t)clock_now_ms() + timeout_ms : -1;
 }
 
 int fd_remaining_ms(int64_t deadline_ms)
@@ -47,13 +40,13 @@ int fd_remaining_ms(int64_t deadline_ms)
 
 	if (deadline_ms < 0)
 		return -1;
-	left = deadline_ms - fd_now_ms();
+	left = deadline_ms - (int64_t)clock_now_ms();
 	return left > 0 ? (int)left : 0;
 }
 
 int fd_poll(int fd, short events, int timeout_ms)
 {
-	int64_t deadline = timeout_ms >= 0 ? fd_now_ms() + timeout_ms : -1;
+	int64_t deadline = timeout_ms >= 0 ? (int64_t)clock_now_ms() + timeout_ms : -1;
 	struct pollfd p = { .fd = fd, .events = events };
 	int n;
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 
 struct frame_stream {
 	struct stream base;

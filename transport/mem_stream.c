@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
+#include "util/range.h"
 
 struct mem_writer {
 	struct stream base;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "util/err.h"
+
 /* Credentials and config files are small; a bigger one is not what we think it is. */
 #define S3_INI_FILE_MAX ((size_t)1 << 20)
 
@@ -34,26 +36,12 @@ void s3_config_init(struct s3_config *cfg)
 	cfg->list_page_keys = 1000;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Copy src into a fixed field; -EINVAL naming what (dst, len, src, what, err, errlen). */
 static int copy_field(char *dst, size_t len, const char *src, const char *what, char *err,
 		      size_t errlen)
 {
 	if (strlen(src) >= len) {
-		set_err(err, errlen, "s3: %s is longer than %zu bytes", what, len - 1);
+		err_set(err, errlen, "s3: %s is longer than %zu bytes", what, len - 1);
 		return -EINVAL;
 	}
 	memcpy(dst, src, strlen(src) + 1);
@@ -201,13 +189,13 @@ static int creds_from_file(struct s3_config *cfg, const char *profile, bool expl
 	if (rc == 0)
 		rc = read_small_file(path, &text);
 	if (rc == -ENOENT && !explicit_profile) {
-		set_err(err, errlen,
+		err_set(err, errlen,
 			"s3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add "
 			"a [%s] profile to %s", profile, path);
 		return -ENOKEY;
 	}
 	if (rc < 0) {
-		set_err(err, errlen, "s3: read credentials file %s: %s", path, strerror(-rc));
+		err_set(err, errlen, "s3: read credentials file %s: %s", path, strerror(-rc));
 		return rc;
 	}
 	rk = s3_ini_get(text, profile, "aws_access_key_id", cfg->access_key,
@@ -221,22 +209,22 @@ static int creds_from_file(struct s3_config *cfg, const char *profile, bool expl
 				sizeof(cfg->session_token), &f2);
 	free(text);
 	if (!found && !explicit_profile) {
-		set_err(err, errlen,
+		err_set(err, errlen,
 			"s3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add "
 			"a [%s] profile to %s", profile, path);
 		return -ENOKEY;
 	}
 	if (!found) {
-		set_err(err, errlen, "s3: profile [%s] not found in %s: add it or pick another "
+		err_set(err, errlen, "s3: profile [%s] not found in %s: add it or pick another "
 			"with AWS_PROFILE", profile, path);
 		return -ENOENT;
 	}
 	if (rk == -ENAMETOOLONG || rs == -ENAMETOOLONG || rt == -ENAMETOOLONG) {
-		set_err(err, errlen, "s3: profile [%s] in %s: a value is too long", profile, path);
+		err_set(err, errlen, "s3: profile [%s] in %s: a value is too long", profile, path);
 		return -EINVAL;
 	}
 	if (rk < 0 || rs < 0) {
-		set_err(err, errlen, "s3: profile [%s] in %s needs both aws_access_key_id and "
+		err_set(err, errlen, "s3: profile [%s] in %s needs both aws_access_key_id and "
 			"aws_secret_access_key", profile, path);
 		return -EINVAL;
 	}
@@ -286,7 +274,7 @@ int s3_config_from_env(struct s3_config *cfg, const char *profile, char *err, si
 		if (rc < 0)
 			return rc;
 	} else if (!profile && ((ak && *ak) != (sk && *sk)) && !getenv("AWS_PROFILE")) {
-		set_err(err, errlen, "s3: %s is set but %s is not: set both, or neither to use a "
+		err_set(err, errlen, "s3: %s is set but %s is not: set both, or neither to use a "
 			"profile", (ak && *ak) ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
 			(ak && *ak) ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 		return -EINVAL;

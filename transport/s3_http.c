@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/clock.h"
+
 /* A body S3 does not send for writes; more than this in a dropped body is not S3. */
 #define S3_DISCARD_MAX ((size_t)1 << 20)
 
@@ -529,14 +531,6 @@ static int attempt_once(struct s3_client *c, CURL *h, struct s3_req *r, const st
 	return attempt_outcome(h, r, x, cc, os_errno, retry);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The wait before retry number attempt (c, attempt): "equal jitter" over a doubling step. */
 static uint64_t backoff_ms(struct s3_client *c, unsigned attempt)
 {
@@ -559,7 +553,7 @@ static uint64_t backoff_ms(struct s3_client *c, unsigned attempt)
 /* Sleep until the monotonic time until_ms, or a cancel of x (until_ms, x). */
 static void sleep_until(uint64_t until_ms, const struct xfer *x)
 {
-	for (uint64_t now = mono_ms(); now < until_ms && !xfer_cancelled(x); now = mono_ms()) {
+	for (uint64_t now = clock_now_ms(); now < until_ms && !xfer_cancelled(x); now = clock_now_ms()) {
 		uint64_t step = until_ms - now < 50 ? until_ms - now : 50;
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(step * 1000000) };
 
@@ -592,7 +586,7 @@ static bool retry_plan(struct s3_client *c, struct s3_req *r, int rc, const char
 		       unsigned retries, uint64_t t0, uint64_t *wait)
 {
 	char what[S3_KEY_MAX / 2], why[CURL_ERROR_SIZE + 64], line[S3_KEY_MAX + 400];
-	uint64_t now = mono_ms(), budget;
+	uint64_t now = clock_now_ms(), budget;
 
 	*wait = backoff_ms(c, retries + 1);
 	if (r->retry_after_ms > 0 && (uint64_t)r->retry_after_ms > *wait)
@@ -643,13 +637,13 @@ int s3_request(struct s3_client *c, struct s3_req *r)
 	s3_buf_init(&x.errbody, S3_ERROR_BODY_MAX);
 	x.late = stop && atomic_load(stop);
 	x.stop = x.late ? NULL : stop;
-	t0 = mono_ms();
+	t0 = clock_now_ms();
 	for (attempt = 0;; attempt++) {
 		uint64_t until;
 
 		if (attempt) {
 			s3_stat_add(c, &c->stats.retries, 1);
-			sleep_until(mono_ms() + wait, &x);
+			sleep_until(clock_now_ms() + wait, &x);
 		}
 		/* S3 asked this client to slow down: every request waits, not just the one told. */
 		pthread_mutex_lock(&c->lock);
@@ -672,7 +666,7 @@ int s3_request(struct s3_client *c, struct s3_req *r)
 			break;
 	}
 	r->attempts = attempt + 1;
-	r->elapsed_ms = mono_ms() - t0;
+	r->elapsed_ms = clock_now_ms() - t0;
 	s3_describe(c, r->key, what, sizeof(what));
 	if (rc == -ECANCELED && x.stop && atomic_load(x.stop)) {
 		s3_fail(c, rc, "s3: %s %s: cancelled after %.1f s (its caller is stopping)", r->op,

@@ -13,7 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/fd_priv.h"
 #include "transport/tls_priv.h"
 

@@ -7,7 +7,7 @@
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameProgression: exported by every 1.4+ */
 #include <zstd.h>
 
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 #define ZSTD_STREAM_OUT_BYTES (256u * 1024)
 

@@ -3,14 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
+#include "util/durable.h"
+#include "util/io.h"
 #include "vmm/state/state_codec.h"
 #include "vmm/vm_priv.h"
 
@@ -43,31 +44,39 @@ static size_t sidecar_bytes(const struct disk_log *l)
 static bool sidecar_parse(struct disk_log *l, const uint8_t *buf, size_t len,
 			  const struct image_id *id)
 {
-	struct vs_dec d;
-	uint32_t flags, base_len;
+	struct dec d;
+	uint32_t version, flags, pad, base_len, pad2;
+	uint64_t block, disk, dev, ino, size, mtime;
 	char base[DISK_LOG_BASE_MAX];
 
-	if (len != sidecar_bytes(l) || crc32c(0, buf, len - 4) != vs_get32(buf + len - 4))
+	if (len != sidecar_bytes(l) || crc32c(0, buf, len - 4) != le32_decode(buf + len - 4))
 		return false;
-	vs_dec_init(&d, buf, len - 4);
-	if (memcmp(vs_dec_ptr(&d, 4), DISK_LOG_MAGIC, 4) != 0 ||
-	    vs_dec_u32(&d) != DISK_LOG_VERSION)
+	d = dec_init(buf, len - 4);
+	if (memcmp(dec_take(&d, 4), DISK_LOG_MAGIC, 4) != 0 || !dec_u32(&d, &version) ||
+	    version != DISK_LOG_VERSION)
 		return false;
-	flags = vs_dec_u32(&d);
-	if (flags != DISK_LOG_F_CLEAN || vs_dec_u32(&d) != 0 ||
-	    vs_dec_u64(&d) != VM_DISK_BLOCK_BYTES || vs_dec_u64(&d) != l->disk_bytes ||
-	    vs_dec_u64(&d) != id->dev || vs_dec_u64(&d) != id->ino ||
-	    vs_dec_u64(&d) != id->size || vs_dec_u64(&d) != id->mtime_ns)
+	dec_u32(&d, &flags);
+	dec_u32(&d, &pad);
+	dec_u64(&d, &block);
+	dec_u64(&d, &disk);
+	dec_u64(&d, &dev);
+	dec_u64(&d, &ino);
+	dec_u64(&d, &size);
+	dec_u64(&d, &mtime);
+	if (flags != DISK_LOG_F_CLEAN || pad != 0 || block != VM_DISK_BLOCK_BYTES ||
+	    disk != l->disk_bytes || dev != id->dev || ino != id->ino || size != id->size ||
+	    mtime != id->mtime_ns)
 		return false;
-	base_len = vs_dec_u32(&d);
-	if (base_len > DISK_LOG_BASE_MAX || vs_dec_u32(&d) != 0)
+	dec_u32(&d, &base_len);
+	dec_u32(&d, &pad2);
+	if (base_len > DISK_LOG_BASE_MAX || pad2 != 0)
 		return false;
-	vs_dec_bytes(&d, base, sizeof(base));
+	dec_bytes(&d, base, sizeof(base));
 	if (memchr(base, '\0', base_len))
 		return false;
 	for (size_t k = 0; k < l->nwords; k++)
-		l->bits[k] = vs_dec_u64(&d);
-	if (!vs_dec_done(&d))
+		dec_u64(&d, &l->bits[k]);
+	if (!dec_done(&d))
 		return false;
 	memcpy(l->base, base, base_len);
 	l->base[base_len] = '\0';
@@ -101,34 +110,14 @@ static int sidecar_load(struct disk_log *l, const struct image_id *id)
 	return 1;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Durably replace the sidecar: temporary file, fsync, rename, fsync the directory. */
 static int sidecar_write(const struct disk_log *l, bool clean, const struct image_id *id)
 {
-	size_t plen = strlen(l->sidecar), blen = strlen(l->base);
-	char *tmp = malloc(plen + 8), *dir = strdup(l->sidecar);
+	size_t blen = strlen(l->base);
 	struct vs_enc e;
-	int fd = -1, dfd, rc;
+	int rc;
 
 	vs_enc_init(&e);
-	if (!tmp || !dir) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	vs_enc_bytes(&e, DISK_LOG_MAGIC, 4);
 	vs_enc_u32(&e, DISK_LOG_VERSION);
 	vs_enc_u32(&e, clean ? DISK_LOG_F_CLEAN : 0);
@@ -148,34 +137,9 @@ static int sidecar_write(const struct disk_log *l, bool clean, const struct imag
 		vs_enc_u64(&e, l->bits[k]);
 	vs_enc_u32(&e, e.err ? 0 : crc32c(0, e.buf, e.len));
 	rc = e.err;
-	if (rc < 0)
-		goto out;
-	snprintf(tmp, plen + 8, "%s.XXXXXX", l->sidecar);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = write_all(fd, e.buf, e.len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, l->sidecar) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		goto out;
-	}
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		rc = -errno;
-	if (dfd >= 0)
-		close(dfd);
-out:
+	if (rc == 0)
+		rc = durable_publish(AT_FDCWD, l->sidecar, e.buf, e.len, 0600, 0);
 	vs_enc_free(&e);
-	free(dir);
-	free(tmp);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vmm/vm_priv.h"
+#include "util/io.h"
 
 /* A pagemap entry (Documentation/admin-guide/mm/pagemap.rst): 8 bytes per 4 KiB page. */
 #define PAGEMAP_PRESENT (1ULL << 63)
@@ -132,25 +133,6 @@ static int ram_vmas_check(uintptr_t lo, uintptr_t hi)
 	return rc;
 }
 
-/* pread all of len bytes at off; a short file is -EIO. */
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Set in bitmap (zeroed) the pages of [hva, hva + npages pages) present or swapped. */
 static int ram_pagemap_read(uintptr_t hva, uint64_t npages, uint64_t *bitmap)
 {
@@ -170,8 +152,8 @@ static int ram_pagemap_read(uintptr_t hva, uint64_t npages, uint64_t *bitmap)
 
 		if (n > PAGEMAP_CHUNK_ENTRIES)
 			n = PAGEMAP_CHUNK_ENTRIES;
-		rc = pread_all(fd, e, (size_t)n * sizeof(*e),
-			       (off_t)((hva / GUEST_PAGE_BYTES + done) * sizeof(*e)));
+		rc = io_pread_all(fd, e, (size_t)n * sizeof(*e),
+				  (hva / GUEST_PAGE_BYTES + done) * sizeof(*e));
 		for (uint64_t k = 0; k < n && rc == 0; k++) {
 			uint64_t pg = done + k;
 

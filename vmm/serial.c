@@ -495,16 +495,16 @@ void serial_state_save(struct serial *s, struct vs_enc *e)
 
 int serial_state_load(struct serial *s, const uint8_t *payload, size_t len)
 {
-	struct vs_dec d;
+	struct dec d;
 	uint8_t r[10], rx[SERIAL_FIFO_BYTES], n;
 
-	vs_dec_init(&d, payload, len);
-	vs_dec_bytes(&d, r, sizeof(r));
-	n = vs_dec_u8(&d);
+	d = dec_init(payload, len);
+	dec_bytes(&d, r, sizeof(r));
+	dec_u8(&d, &n);
 	if (n > SERIAL_FIFO_BYTES)
 		return -EBADMSG;
-	vs_dec_bytes(&d, rx, n);
-	if (!vs_dec_done(&d))
+	dec_bytes(&d, rx, n);
+	if (!dec_done(&d))
 		return -EBADMSG;
 	/* Only values a guest could have produced: IER, MCR, FCR keep their masks. */
 	if ((r[0] & ~UART_IER_MASK) || (r[2] & ~UART_MCR_MASK) || (r[3] & ~UART_LSR_ERRORS) ||

@@ -32,7 +32,7 @@ struct vs_restore {
 static int restore_index(struct vs_restore *r, const uint8_t *blob, size_t len, char *err,
 			 size_t errlen)
 {
-	struct vs_dec records;
+	struct dec records;
 	struct vs_record rec;
 	bool first = true;
 	int rc;
@@ -53,7 +53,7 @@ static int restore_index(struct vs_restore *r, const uint8_t *blob, size_t len, 
 			return -EPROTONOSUPPORT;
 		}
 		if (rec.type == VS_REC_VCPU) {
-			uint32_t id = rec.len >= 4 ? vs_get32(rec.payload) : UINT32_MAX;
+			uint32_t id = rec.len >= 4 ? le32_decode(rec.payload) : UINT32_MAX;
 
 			if (id >= LAYOUT_MAX_VCPUS || r->have_vcpu[id]) {
 				snprintf(err, errlen, "VM state blob: bad or repeated vCPU id %" PRIu32,
@@ -83,12 +83,12 @@ static int restore_check_machine(struct vs_restore *r, const struct vs_shape *sh
 				 size_t errlen)
 {
 	const struct vs_machine *m = &r->machine;
-	struct vs_dec d;
+	struct dec d;
 	struct vs_io io = { .d = &d };
 
-	vs_dec_init(&d, r->rec[VS_REC_MACHINE].payload, r->rec[VS_REC_MACHINE].len);
+	d = dec_init(r->rec[VS_REC_MACHINE].payload, r->rec[VS_REC_MACHINE].len);
 	vs_io_machine(&io, &r->machine);
-	if (!vs_dec_done(&d)) {
+	if (!dec_done(&d)) {
 		snprintf(err, errlen, "VM state blob: malformed machine record");
 		return -EBADMSG;
 	}
@@ -154,28 +154,28 @@ static int restore_check_machine(struct vs_restore *r, const struct vs_shape *sh
 /* Decode the IRQCHIP, PIT and CLOCK records, each consumed exactly. */
 static bool restore_decode_kvm(struct vs_restore *r)
 {
-	struct vs_dec d;
+	struct dec d;
 	struct vs_io io = { .d = &d };
 	bool ok;
 
-	vs_dec_init(&d, r->rec[VS_REC_IRQCHIP].payload, r->rec[VS_REC_IRQCHIP].len);
+	d = dec_init(r->rec[VS_REC_IRQCHIP].payload, r->rec[VS_REC_IRQCHIP].len);
 	vs_io_irqchip(&io, r->kvm.chip);
-	ok = vs_dec_done(&d);
-	vs_dec_init(&d, r->rec[VS_REC_PIT].payload, r->rec[VS_REC_PIT].len);
+	ok = dec_done(&d);
+	d = dec_init(r->rec[VS_REC_PIT].payload, r->rec[VS_REC_PIT].len);
 	vs_io_pit(&io, &r->kvm.pit);
-	ok &= vs_dec_done(&d);
-	vs_dec_init(&d, r->rec[VS_REC_CLOCK].payload, r->rec[VS_REC_CLOCK].len);
+	ok &= dec_done(&d);
+	d = dec_init(r->rec[VS_REC_CLOCK].payload, r->rec[VS_REC_CLOCK].len);
 	vs_io_clock(&io, &r->kvm.clock);
-	return ok && vs_dec_done(&d);
+	return ok && dec_done(&d);
 }
 
 static int restore_decode(struct vs_restore *r, const struct vs_shape *shape,
 			  const struct cpuid_table *host, char *err, size_t errlen)
 {
 	char missing[512];
-	struct vs_dec d;
+	struct dec d;
 
-	vs_dec_init(&d, r->rec[VS_REC_CPUID].payload, r->rec[VS_REC_CPUID].len);
+	d = dec_init(r->rec[VS_REC_CPUID].payload, r->rec[VS_REC_CPUID].len);
 	if (vs_dec_cpuid(&d, &r->cpuid) < 0) {
 		snprintf(err, errlen, "VM state blob: malformed CPUID record");
 		return -EBADMSG;
@@ -191,9 +191,9 @@ static int restore_decode(struct vs_restore *r, const struct vs_shape *shape,
 	for (unsigned i = 0; i < shape->ncpus; i++) {
 		struct vs_io io = { .d = &d };
 
-		vs_dec_init(&d, r->vcpu_rec[i].payload, r->vcpu_rec[i].len);
+		d = dec_init(r->vcpu_rec[i].payload, r->vcpu_rec[i].len);
 		vs_io_vcpu(&io, &r->vcpu[i]);
-		if (!vs_dec_done(&d)) {
+		if (!dec_done(&d)) {
 			snprintf(err, errlen, "VM state blob: malformed record of vCPU %u", i);
 			return -EBADMSG;
 		}

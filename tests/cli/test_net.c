@@ -20,6 +20,7 @@
 
 #include "tests/common/gw_net.h"
 #include "tests/common/gw_test.h"
+#include "util/clock.h"
 
 #define BOOT_MS 60000
 #define ECHO_MS 5000
@@ -326,14 +327,6 @@ Test(net, frames_sent_while_paused_wait_in_the_tap_and_arrive_after_resume)
 	gw_quit(&VM);
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
-}
-
 /*
  * Send a numbered datagram to ip:7 every period_us, whatever comes back (at most window
  * unanswered), until pid exits; then wait for the rest. Every one must come back once,
@@ -346,14 +339,14 @@ static unsigned udp_stream_while(int fd, const char *ip, pid_t pid, int *pid_sta
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7) };
 	static uint8_t seen[1u << 20];
 	unsigned sent = 0, back = 0, during = 0;
-	uint64_t next = mono_us(), last_back = next;
+	uint64_t next = clock_now_us(), last_back = next;
 	bool running = true;
 
 	cr_assert_eq(inet_pton(AF_INET, ip, &to.sin_addr), 1);
 	memset(seen, 0, sizeof(seen));
 	while (running || back < sent) {
 		uint32_t msg[64], in[65];
-		uint64_t now = mono_us();
+		uint64_t now = clock_now_us();
 		ssize_t len;
 
 		if (running && waitpid(pid, pid_status, WNOHANG) == pid) {

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 #include "tests/common/gw_test.h"
 
 #define BOOT_MS 60000
@@ -83,14 +85,6 @@ static void make_disk(const char *path, unsigned mib)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, (off_t)mib << 20), 0);
 	close(fd);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
 static uint64_t tree_total;
@@ -523,11 +517,11 @@ Test(snapshot, a_snapshot_killed_mid_write_leaves_earlier_ones_valid_and_lists_n
 		 * Killed once it has written 8 MiB of its 200 and at least one whole pack:
 		 * mid-write, else this proves nothing.
 		 */
-		end = now_ms() + 60000;
+		end = clock_now_ms() + 60000;
 		while (tree_bytes(REPO) < before + (8u << 20) || count_files(REPO, "data") == packs) {
 			cr_assert(!gw_wait_exit(&CMD, 0), "the snapshot ended before it was killed: "
 				  "the test proves nothing: %s", gw_read_file(CMD.err));
-			cr_assert_lt(now_ms(), end, "the snapshot wrote no pack in 60 s");
+			cr_assert_lt(clock_now_ms(), end, "the snapshot wrote no pack in 60 s");
 			usleep(10000);
 		}
 		kill(VM.pid, SIGKILL);

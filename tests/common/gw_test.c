@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 void require_kvm(void)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -78,14 +80,6 @@ void gw_spawn_in(struct gw_proc *p, const char *ns, const char *const *argv)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static bool gw_reap(struct gw_proc *p, int flags)
 {
 	if (p->reaped)
@@ -101,13 +95,13 @@ static bool gw_reap(struct gw_proc *p, int flags)
 
 bool gw_wait_exit(struct gw_proc *p, int timeout_ms)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = clock_now_ms() + (uint64_t)timeout_ms;
 
 	do {
 		if (gw_reap(p, WNOHANG))
 			return true;
 		usleep(10000);
-	} while (now_ms() < end);
+	} while (clock_now_ms() < end);
 	return gw_reap(p, WNOHANG);
 }
 
@@ -195,7 +189,7 @@ unsigned gw_count_lines(const char *file, const char *prefix)
 bool gw_wait_line(struct gw_proc *p, const char *file, const char *prefix, unsigned n,
 		  char *line, size_t len, int timeout_ms)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = clock_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
 		char *text = gw_read_file(file);
@@ -204,7 +198,7 @@ bool gw_wait_line(struct gw_proc *p, const char *file, const char *prefix, unsig
 		free(text);
 		if (ok)
 			return true;
-		if (now_ms() >= end || (p && gw_reap(p, WNOHANG)))
+		if (clock_now_ms() >= end || (p && gw_reap(p, WNOHANG)))
 			return false;
 		usleep(20000);
 	}

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 #include "transport/frame.h"
 
 unsigned long fuzz_accepted;

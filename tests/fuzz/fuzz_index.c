@@ -6,7 +6,7 @@
 #include "repo/index_file.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 /*
  * Input: a mode byte, then

@@ -8,7 +8,7 @@
 #include "repo/manifest.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 /*
  * Input: a mode byte, then

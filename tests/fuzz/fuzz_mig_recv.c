@@ -7,8 +7,8 @@
 
 #include "migrate/dest_priv.h"
 #include "tests/fuzz/fuzz.h"
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 #include "transport/frame.h"
 #include "transport/mem_stream.h"
 

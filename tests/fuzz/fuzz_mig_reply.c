@@ -4,8 +4,8 @@
 
 #include "migrate/proto.h"
 #include "tests/fuzz/fuzz.h"
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 #include "transport/mem_stream.h"
 
 /*

@@ -14,8 +14,8 @@
 #include "repo/verify.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_repo.h"
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 
 /*
  * Input: flags (u8), then three parts, each but the last with a u32 length in front:

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "tests/fuzz/fuzz.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/x86/layout.h"
 #include "vmm/state/state_priv.h"
@@ -160,8 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	blob = fuzz_dup(data + 1, len);
 	if (len >= VS_HEADER_BYTES + VS_TRAILER_BYTES) {
 		if (!(flags & 1))
-			vs_put64(blob + 16, len);
-		vs_put32(blob + len - VS_TRAILER_BYTES, crc32c(0, blob, len - VS_TRAILER_BYTES));
+			le64_encode(blob + 16, len);
+		le32_encode(blob + len - VS_TRAILER_BYTES, crc32c(0, blob, len - VS_TRAILER_BYTES));
 	}
 	/* A machine no VM shell could be made for is refused before the blob is loaded. */
 	if (vm_state_peek(blob, len, &info, err, sizeof(err)) < 0 || info.ncpus == 0 ||

@@ -67,9 +67,9 @@ static void header(struct fuzz_virtq_seed *s, uint32_t at, uint32_t type, uint64
 {
 	uint8_t h[VIRTIO_BLK_HDR_BYTES];
 
-	vring_put32(h, type);
-	vring_put32(h + 4, 0);
-	vring_put64(h + 8, sector);
+	le32_encode(h, type);
+	le32_encode(h + 4, 0);
+	le64_encode(h + 8, sector);
 	fuzz_virtq_seed_poke(s, at, h, sizeof(h));
 }
 

@@ -129,7 +129,7 @@ int fuzz_virtq_run(const struct fuzz_virtq_dev *d, const uint8_t *data, size_t s
 		}
 	}
 	/* Accepted: the device served at least one request on the queue the driver set up. */
-	if (used_gpa < FUZZ_VIRTQ_RAM_BYTES - 4 && vring_get16(ram + used_gpa + VRING_USED_IDX_OFF))
+	if (used_gpa < FUZZ_VIRTQ_RAM_BYTES - 4 && le16_decode(ram + used_gpa + VRING_USED_IDX_OFF))
 		fuzz_accepted++;
 	d->destroy(dev);
 	pci_bus_destroy(pci);
@@ -163,7 +163,7 @@ static void seed_u16(struct fuzz_virtq_seed *s, uint16_t v)
 {
 	uint8_t b[2];
 
-	vring_put16(b, v);
+	le16_encode(b, v);
 	fuzz_virtq_seed_raw(s, b, 2);
 }
 
@@ -171,7 +171,7 @@ static void seed_u32(struct fuzz_virtq_seed *s, uint32_t v)
 {
 	uint8_t b[4];
 
-	vring_put32(b, v);
+	le32_encode(b, v);
 	fuzz_virtq_seed_raw(s, b, 4);
 }
 
@@ -209,10 +209,10 @@ void fuzz_virtq_seed_desc(struct fuzz_virtq_seed *s, uint32_t table_gpa, unsigne
 {
 	uint8_t d[VRING_DESC_BYTES];
 
-	vring_put64(d, addr);
-	vring_put32(d + 8, len);
-	vring_put16(d + 12, flags);
-	vring_put16(d + 14, next);
+	le64_encode(d, addr);
+	le32_encode(d + 8, len);
+	le16_encode(d + 12, flags);
+	le16_encode(d + 14, next);
 	fuzz_virtq_seed_poke(s, table_gpa + VRING_DESC_BYTES * i, d, sizeof(d));
 }
 
@@ -221,11 +221,11 @@ void fuzz_virtq_seed_kick(struct fuzz_virtq_seed *s, uint16_t queue, uint16_t he
 	uint32_t avail = s->ring_gpa + (uint32_t)vring_avail_off(s->queue_num);
 	uint8_t b[2];
 
-	vring_put16(b, head);
+	le16_encode(b, head);
 	fuzz_virtq_seed_poke(s, avail + VRING_AVAIL_RING_OFF + 2 * (s->avail_idx % s->queue_num),
 			     b, 2);
 	s->avail_idx++;
-	vring_put16(b, s->avail_idx);
+	le16_encode(b, s->avail_idx);
 	fuzz_virtq_seed_poke(s, avail + VRING_AVAIL_IDX_OFF, b, 2);
 	seed_u8(s, FUZZ_VIRTQ_NOTIFY);
 	seed_u16(s, queue);

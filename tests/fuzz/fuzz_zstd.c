@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "tests/fuzz/fuzz.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/mem_stream.h"
 #include "transport/zstd_stream.h"
 

@@ -21,6 +21,7 @@
 
 #include "tests/common/gw_net.h"
 #include "tests/common/gw_test.h"
+#include "util/clock.h"
 
 /* This host emulates guest CPL 0: a Linux boot takes 20-200 s depending on load. */
 #define LINUX_BOOT_MS (400 * 1000)
@@ -405,18 +406,10 @@ struct tcp_client {
 	uint64_t longest_gap_ms;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void *tcp_client_run(void *arg)
 {
 	struct tcp_client *c = arg;
-	uint64_t last = mono_ms();
+	uint64_t last = clock_now_ms();
 	unsigned i = 0;
 
 	while (!atomic_load(&c->stop)) {
@@ -447,16 +440,16 @@ static void *tcp_client_run(void *arg)
 				 want);
 			break;
 		}
-		if (mono_ms() - last > c->longest_gap_ms)
-			c->longest_gap_ms = mono_ms() - last;
-		last = mono_ms();
+		if (clock_now_ms() - last > c->longest_gap_ms)
+			c->longest_gap_ms = clock_now_ms() - last;
+		last = clock_now_ms();
 		atomic_fetch_add(&c->answered, 1);
 		i++;
 		usleep(100 * 1000);
 		if (atomic_load(&c->quiet)) {
 			while (atomic_load(&c->quiet) && !atomic_load(&c->stop))
 				usleep(10 * 1000);
-			last = mono_ms(); /* a gap the client chose is not a stall */
+			last = clock_now_ms(); /* a gap the client chose is not a stall */
 		}
 	}
 	return NULL;

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 struct gw_netns N;
 struct gw_proc SRC, DST, MIG;
 char PSK[256], PORT[16] = "7070";
@@ -127,14 +129,6 @@ void expect_source_running(void)
 	cr_assert(strstr(reply, "\"state\":\"running\""), "%s", reply);
 }
 
-uint64_t test_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* The source's migrate-status into json; false while no migration has started. */
 bool mig_status(char *json, size_t len)
 {
@@ -158,7 +152,7 @@ bool state_is(const char *json, const char *state)
  */
 void wait_mid_stream(const char *state, uint64_t min_wire, char *json, size_t len)
 {
-	uint64_t end = test_now_ms() + MIG_MS;
+	uint64_t end = clock_now_ms() + MIG_MS;
 	bool seen = false;
 
 	for (;;) {
@@ -173,7 +167,7 @@ void wait_mid_stream(const char *state, uint64_t min_wire, char *json, size_t le
 				  "the migration ended before the test acted: it proves nothing: %s",
 				  json);
 		}
-		cr_assert_lt(test_now_ms(), end, "no %s state: %s", state, json);
+		cr_assert_lt(clock_now_ms(), end, "no %s state: %s", state, json);
 		usleep(20000);
 	}
 }

@@ -24,7 +24,6 @@ extern bool SRC_RING; /* start_source tracks dirty pages with KVM's dirty ring *
 void mig_setup(void);
 void mig_teardown(void);
 void write_psk(const char *path, const char *hex);
-uint64_t test_now_ms(void);
 
 /* Boot the test guest as the source in namespace ns (NULL: this one); wait for 3 HB. */
 void start_source(const char *ns, const char *disk, const char *cmdline);

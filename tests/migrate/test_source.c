@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "migrate/source_priv.h"
+#include "util/clock.h"
 
 /* The moves migrate.h's states describe, written out here independently of source.c. */
 static const struct {
@@ -32,7 +33,7 @@ static void setup(void)
 {
 	memset(&m, 0, sizeof(m));
 	cr_assert_eq(pthread_mutex_init(&m.lock, NULL), 0);
-	m.t0_ns = mig_now_ns();
+	m.t0_ns = clock_now_ns();
 }
 
 static void teardown(void)

@@ -20,6 +20,7 @@
 
 #include "tests/common/gw_test.h"
 #include "tests/migrate/mig_helpers.h"
+#include "util/clock.h"
 
 /* Time enough for the 30 s idle limit on a cut link, and the exit after it. */
 #define CUT_MS 90000
@@ -311,10 +312,10 @@ Test(switchover, a_guest_paused_during_a_throttled_migration_stays_paused_and_ar
 	 * a loaded host): rounds stop shrinking, and the throttle starts its pause cycles.
 	 */
 	spawn_slow_migrate(N.addr_b, "4M", PSK_AUTH);
-	end = test_now_ms() + MIG_MS;
+	end = clock_now_ms() + MIG_MS;
 	do {
 		wait_mid_stream("iterate", 0, json, sizeof(json));
-		cr_assert_lt(test_now_ms(), end, "the migration never throttled: %s", json);
+		cr_assert_lt(clock_now_ms(), end, "the migration never throttled: %s", json);
 		usleep(20000);
 	} while (gw_json_u64(json, "throttle_pct") == 0);
 	api_ok(SRC.api, "{\"cmd\":\"pause\"}", reply, sizeof(reply));
@@ -356,10 +357,10 @@ static void expect_cancelled(void)
 static void wait_started(void)
 {
 	char json[65536];
-	uint64_t end = test_now_ms() + MIG_MS;
+	uint64_t end = clock_now_ms() + MIG_MS;
 
 	while (!mig_status(json, sizeof(json))) {
-		cr_assert_lt(test_now_ms(), end, "the migration never started");
+		cr_assert_lt(clock_now_ms(), end, "the migration never started");
 		usleep(10000);
 	}
 	cr_assert(state_is(json, "setup"), "%s", json);

@@ -7,7 +7,7 @@
 #include "helpers.h"
 #include "repo/index_file.h"
 #include "repo/repo_crypto.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 static struct pack_entry entries[3][4];
 static struct index_pack packs[3];

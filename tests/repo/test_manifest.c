@@ -9,7 +9,7 @@
 
 #include "helpers.h"
 #include "repo/manifest.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 static struct snap_manifest m;
 static uint8_t *obj;

@@ -6,7 +6,7 @@
 
 #include "helpers.h"
 #include "repo/pack.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 #define NBLOBS 5
 

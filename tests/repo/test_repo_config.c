@@ -7,7 +7,7 @@
 #include "helpers.h"
 #include "repo/blob.h"
 #include "repo/repo_config.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 
 static struct repo_config cfg;
 static uint8_t buf[REPO_CONFIG_BYTES];

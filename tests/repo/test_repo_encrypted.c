@@ -14,8 +14,8 @@
 #include "repo/manifest.h"
 #include "repo/repo.h"
 #include "repo/repo_crypto.h"
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 
 #define RAM_BYTES (2u << 20)
 #define DISK_BYTES (1u << 20)

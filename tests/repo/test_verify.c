@@ -10,7 +10,8 @@
 #include "repo/manifest.h"
 #include "repo/repo.h"
 #include "repo/verify.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 
 #define RAM_BYTES (2u << 20)
 #define DISK_BYTES (1u << 20)
@@ -229,11 +230,10 @@ Test(verify, a_blob_whose_bytes_do_not_match_its_id_is_named)
 	buf[info.offset + 16] ^= 1;
 	{
 		uint32_t crc = crc32c(0, buf + info.offset + 16, info.stored_bytes);
-		size_t trailer = len - 40 - (buf[len - 40] | buf[len - 39] << 8);
-		uint32_t count = buf[trailer] | buf[trailer + 1] << 8;
+		size_t trailer = len - 40 - le16_decode(buf + len - 40);
+		uint32_t count = le16_decode(buf + trailer);
 
-		buf[info.offset + 12] = (uint8_t)crc, buf[info.offset + 13] = (uint8_t)(crc >> 8);
-		buf[info.offset + 14] = (uint8_t)(crc >> 16), buf[info.offset + 15] = (uint8_t)(crc >> 24);
+		le32_encode(buf + info.offset + 12, crc);
 		for (uint32_t i = 0; i < count; i++) {
 			uint8_t *e = buf + trailer + 8 + i * 56;
 

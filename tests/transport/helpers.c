@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "transport/tcp.h"
+#include "util/io.h"
 
 void fill_random(uint8_t *buf, size_t len, uint64_t seed)
 {
@@ -86,15 +87,9 @@ void tcp_pair(int *a, int *b)
 
 void write_fd_all(int fd, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
+	int rc = io_write_all(fd, buf, len);
 
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		cr_assert(n > 0, "write: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	cr_assert_eq(rc, 0, "write: %s", strerror(-rc));
 }
 
 static EVP_PKEY *test_key(void)

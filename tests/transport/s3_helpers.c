@@ -13,15 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 extern char **environ;
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Spawn argv with stdout into a pipe (argv, out_fd). Returns the pid or -1. */
 static pid_t spawn_piped(char *const argv[], int *out_fd)
@@ -59,7 +53,7 @@ static int reap(pid_t pid, long deadline)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (now_ms() > deadline) {
+		if ((long)clock_now_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			return -1;
@@ -70,7 +64,7 @@ static int reap(pid_t pid, long deadline)
 
 int run_capture(char *const argv[], char *out, size_t out_len, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = (long)clock_now_ms() + timeout_ms;
 	size_t got = 0;
 	int fd;
 	pid_t pid = spawn_piped(argv, &fd);
@@ -79,7 +73,7 @@ int run_capture(char *const argv[], char *out, size_t out_len, int timeout_ms)
 		return -1;
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long left = deadline - now_ms();
+		long left = deadline - (long)clock_now_ms();
 		char sink[512];
 		ssize_t n;
 
@@ -117,7 +111,7 @@ const char *python_with(const char *module)
 
 bool server_start(struct test_server *s, char *const argv[], int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = (long)clock_now_ms() + timeout_ms;
 	char line[512];
 	size_t got = 0;
 
@@ -129,7 +123,7 @@ bool server_start(struct test_server *s, char *const argv[], int timeout_ms)
 	}
 	while (got + 1 < sizeof(line)) {
 		struct pollfd pfd = { .fd = s->out_fd, .events = POLLIN };
-		long left = deadline - now_ms();
+		long left = deadline - (long)clock_now_ms();
 		ssize_t n;
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
@@ -158,7 +152,7 @@ void server_stop(struct test_server *s)
 {
 	if (s->pid > 0) {
 		kill(s->pid, SIGTERM);
-		reap(s->pid, now_ms() + 1000);
+		reap(s->pid, (long)clock_now_ms() + 1000);
 		s->pid = 0;
 	}
 	if (s->out_fd > 0) {
@@ -171,7 +165,7 @@ void server_kill(struct test_server *s)
 {
 	if (s->pid > 0) {
 		kill(s->pid, SIGKILL);
-		reap(s->pid, now_ms() + 5000);
+		reap(s->pid, (long)clock_now_ms() + 5000);
 		s->pid = 0;
 	}
 	if (s->out_fd > 0) {

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "transport/byteorder.h"
-#include "transport/crc32c.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
 #include "transport/frame.h"
 #include "transport/mem_stream.h"
 

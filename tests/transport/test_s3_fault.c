@@ -13,6 +13,7 @@
 #include "s3_helpers.h"
 #include "transport/s3.h"
 #include "transport/tcp.h"
+#include "util/clock.h"
 
 /*
  * tests/s3/fault_server.py is a small in-memory S3 (path-style, no signature checks, but
@@ -82,14 +83,6 @@ static struct s3_stats stats(void)
 
 	s3_client_stats(cli, &st);
 	return st;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void small_multipart(struct s3_config *cfg)
@@ -194,9 +187,9 @@ Test(s3_fault, gives_up_after_max_retries_with_jittered_exponential_backoff)
 
 	start(rules, NULL);
 	/* s3_test_config: base 20 ms, max 200 ms, 3 retries: waits in [10,20]+[20,40]+[40,80]. */
-	t0 = now_ms();
+	t0 = (long)clock_now_ms();
 	cr_assert_eq(s3_put(cli, "k", "v", 1), -EAGAIN);
-	ms = now_ms() - t0;
+	ms = (long)clock_now_ms() - t0;
 	cr_assert(strstr(errmsg(), "throttling"), "%s", errmsg());
 	cr_assert(strstr(errmsg(), "s3://bkt/k"), "%s", errmsg());
 	cr_assert_eq(file_count_lines(log_path, "PUT /bkt/k 503"), 4);
@@ -223,9 +216,9 @@ Test(s3_fault, connection_reset_and_stall_are_retried)
 		cfg.stall_timeout_ms = 1000;
 		cr_assert_eq(s3_client_create(&cli, &cfg, err, sizeof(err)), 0, "%s", err);
 	}
-	t0 = now_ms();
+	t0 = (long)clock_now_ms();
 	cr_assert_eq(s3_get(cli, "k", 10, &back, &len), 0, "%s", errmsg());
-	cr_assert_geq(now_ms() - t0, 900);
+	cr_assert_geq((long)clock_now_ms() - t0, 900);
 	cr_assert_eq(stats().retries, 1);
 	free(back);
 }
@@ -569,18 +562,18 @@ Test(s3_fault, slowdown_with_retry_after_holds_back_the_whole_client, .timeout =
 
 	start(rules, patient);
 	cr_assert_eq(s3_put(cli, "other", "v", 1), 0, "%s", errmsg());
-	t0 = now_ms();
+	t0 = (long)clock_now_ms();
 	cr_assert_eq(pthread_create(&t, NULL, put_thread, &sp), 0);
 	while (stats().throttled == 0)
 		usleep(10000);
 	/* Another request of the same client, on another thread, waits out the same slowdown. */
-	ms = now_ms();
+	ms = (long)clock_now_ms();
 	cr_assert_eq(s3_head(cli, "other", &size), 0, "%s", errmsg());
-	ms = now_ms() - ms;
+	ms = (long)clock_now_ms() - ms;
 	pthread_join(t, NULL);
 	cr_assert_eq(sp.rc, 0, "%s", errmsg());
 	cr_assert_geq(ms, 2000, "the HEAD did not wait for the slowdown: %ld ms", ms);
-	cr_assert_geq(now_ms() - t0, 3000, "Retry-After 3 was not honoured");
+	cr_assert_geq((long)clock_now_ms() - t0, 3000, "Retry-After 3 was not honoured");
 	cr_assert_eq(stats().throttled, 1);
 	cr_assert(strstr(retry_log, "HTTP 503 SlowDown; retry 1 in 3.0 s") &&
 		  strstr(retry_log, "as Retry-After asks"), "%s", retry_log);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "transport/byteorder.h"
 #include "transport/mem_stream.h"
 #include "transport/stream.h"
 #include "transport/stream_fault.h"
@@ -99,29 +98,4 @@ Test(stream, writing_a_reader_fails_with_ebadf)
 Test(stream, close_of_null_is_a_noop)
 {
 	cr_assert_eq(stream_close(NULL, true), 0);
-}
-
-Test(stream, integers_encode_little_endian_and_round_trip)
-{
-	uint8_t b[8];
-
-	le16_encode(b, 0x1234);
-	cr_assert(b[0] == 0x34 && b[1] == 0x12);
-	cr_assert_eq(le16_decode(b), 0x1234);
-	le32_encode(b, 0x89abcdefu);
-	cr_assert(b[0] == 0xef && b[3] == 0x89);
-	cr_assert_eq(le32_decode(b), 0x89abcdefu);
-	le64_encode(b, 0x0123456789abcdefull);
-	cr_assert(b[0] == 0xef && b[7] == 0x01);
-	cr_assert_eq(le64_decode(b), 0x0123456789abcdefull);
-}
-
-Test(stream, range_ok_rejects_overflow_and_out_of_bounds)
-{
-	cr_assert(range_ok(0, 10, 10));
-	cr_assert(range_ok(10, 0, 10));
-	cr_assert_not(range_ok(11, 0, 10));
-	cr_assert_not(range_ok(5, 6, 10));
-	cr_assert_not(range_ok(8, UINT64_MAX, 10), "off + len wraps");
-	cr_assert_not(range_ok(UINT64_MAX, 2, UINT64_MAX));
 }

@@ -6,7 +6,7 @@
 #include <zstd.h>
 
 #include "helpers.h"
-#include "transport/byteorder.h"
+#include "util/byteorder.h"
 #include "transport/mem_stream.h"
 #include "transport/zstd_stream.h"
 

@@ -13,6 +13,7 @@
 #include "vmm/virtio/virtio_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
+#include "util/clock.h"
 
 #define RAM_BYTES (64ULL << 20)
 #define PAGES (RAM_BYTES / VM_PAGE_BYTES)
@@ -200,11 +201,11 @@ static void check_round(uint32_t r)
 /* Ask the guest for round r and wait until it has stamped it. */
 static void guest_round(uint32_t r)
 {
-	uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
+	uint64_t end = clock_now_ms() + ROUND_TIMEOUT_MS;
 
 	mb_store(0, r);
 	while (mb_load(1) != r) {
-		cr_assert_lt(tvm_now_ms(), end, "round %u did not finish", r);
+		cr_assert_lt(clock_now_ms(), end, "round %u did not finish", r);
 		cr_assert_eq(vm_state(fx.vm), VM_STATE_RUNNING, "the guest stopped");
 		usleep(1000);
 	}
@@ -257,10 +258,10 @@ Test(dirty_log, ring_rounds_keep_the_stamp_invariant)
 static void guest_runs_on(uint32_t n)
 {
 	uint32_t from = mb_load(1);
-	uint64_t end = tvm_now_ms() + ROUND_TIMEOUT_MS;
+	uint64_t end = clock_now_ms() + ROUND_TIMEOUT_MS;
 
 	while (mb_load(1) - from < n) {
-		cr_assert_lt(tvm_now_ms(), end, "the guest made no progress");
+		cr_assert_lt(clock_now_ms(), end, "the guest made no progress");
 		usleep(1000);
 	}
 }
@@ -527,10 +528,10 @@ static void desc_set(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, ui
 {
 	uint8_t *d = fx.ram + RING_GPA + VRING_DESC_BYTES * i;
 
-	vring_put64(d, addr);
-	vring_put32(d + 8, len);
-	vring_put16(d + 12, flags);
-	vring_put16(d + 14, next);
+	le64_encode(d, addr);
+	le32_encode(d + 8, len);
+	le16_encode(d + 12, flags);
+	le16_encode(d + 14, next);
 }
 
 /*
@@ -564,13 +565,13 @@ Test(dirty_log, pages_virtio_blk_reads_into_are_reported)
 	fetch();
 	fetch();
 	cr_assert_eq(fx.bitmap[DATA_GPA / VM_PAGE_BYTES / 64], 0);
-	vring_put32(fx.ram + HDR_GPA, VIRTIO_BLK_T_IN);
-	vring_put64(fx.ram + HDR_GPA + 8, 0);
+	le32_encode(fx.ram + HDR_GPA, VIRTIO_BLK_T_IN);
+	le64_encode(fx.ram + HDR_GPA + 8, 0);
 	desc_set(0, HDR_GPA, VIRTIO_BLK_HDR_BYTES, VRING_DESC_F_NEXT, 1);
 	desc_set(1, DATA_GPA, 3 * 4096, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
 	desc_set(2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	vring_put16(avail + VRING_AVAIL_RING_OFF, 0);
-	vring_put16(avail + VRING_AVAIL_IDX_OFF, 1);
+	le16_encode(avail + VRING_AVAIL_RING_OFF, 0);
+	le16_encode(avail + VRING_AVAIL_IDX_OFF, 1);
 	reg_out(io, VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);
 	cr_assert_eq(fx.ram[STATUS_GPA], VIRTIO_BLK_S_OK);
 	cr_assert_eq(fx.ram[DATA_GPA + 3 * 4096 - 1], 0x5a);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/state/state_codec.h"
 #include "vmm/vm_state.h"
@@ -112,7 +112,7 @@ static void sidecar_write(const uint8_t *buf, size_t len, bool fix_crc)
 
 	memcpy(copy, buf, len);
 	if (fix_crc && len >= 4)
-		vs_put32(copy + len - 4, crc32c(0, copy, len - 4));
+		le32_encode(copy + len - 4, crc32c(0, copy, len - 4));
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, copy, len), (ssize_t)len);
 	close(fd);
@@ -248,7 +248,7 @@ Test(disk_log, an_open_log_leaves_an_unclean_sidecar_behind)
 	buf = sidecar_read(&len);
 	cr_assert_eq(len, SIDECAR_BYTES);
 	cr_assert_eq(memcmp(buf, "GWDL", 4), 0);
-	cr_assert_eq(vs_get32(buf + 8) & DISK_LOG_F_CLEAN, 0, "still CLEAN while in use");
+	cr_assert_eq(le32_decode(buf + 8) & DISK_LOG_F_CLEAN, 0, "still CLEAN while in use");
 	free(buf);
 	/* A crash now: the process dies without a clean close. */
 	disk_log_free(&fx.log);
@@ -290,13 +290,13 @@ Test(disk_log, every_damaged_sidecar_is_rejected)
 	bad[0] = 'X';
 	expect_rejected(bad, len, true, "a bad magic");
 	memcpy(bad, good, len);
-	vs_put32(bad + 4, DISK_LOG_VERSION + 1);
+	le32_encode(bad + 4, DISK_LOG_VERSION + 1);
 	expect_rejected(bad, len, true, "another version");
 	memcpy(bad, good, len);
-	vs_put32(bad + 8, DISK_LOG_F_CLEAN | 2);
+	le32_encode(bad + 8, DISK_LOG_F_CLEAN | 2);
 	expect_rejected(bad, len, true, "an unknown flag");
 	memcpy(bad, good, len);
-	vs_put32(bad + 8, 0);
+	le32_encode(bad + 8, 0);
 	expect_rejected(bad, len, true, "no CLEAN flag");
 	memcpy(bad, good, len);
 	bad[DISK_LOG_HEADER_BYTES] ^= 1;
@@ -307,16 +307,16 @@ Test(disk_log, every_damaged_sidecar_is_rejected)
 	memset(bad + len, 0, 8);
 	expect_rejected(bad, len + 8, true, "trailing bytes");
 	memcpy(bad, good, len);
-	vs_put64(bad + 16, BLOCK * 2);
+	le64_encode(bad + 16, BLOCK * 2);
 	expect_rejected(bad, len, true, "another block size");
 	memcpy(bad, good, len);
-	vs_put64(bad + 40, vs_get64(good + 40) + 1);
+	le64_encode(bad + 40, le64_decode(good + 40) + 1);
 	expect_rejected(bad, len, true, "another inode");
 	memcpy(bad, good, len);
-	vs_put64(bad + 56, vs_get64(good + 56) - 1);
+	le64_encode(bad + 56, le64_decode(good + 56) - 1);
 	expect_rejected(bad, len, true, "another mtime");
 	memcpy(bad, good, len);
-	vs_put32(bad + 64, DISK_LOG_BASE_MAX + 1);
+	le32_encode(bad + 64, DISK_LOG_BASE_MAX + 1);
 	expect_rejected(bad, len, true, "an oversized base length");
 	free(bad);
 	free(good);

@@ -11,6 +11,7 @@
 #include "tests/vmm/vm_helpers.h"
 #include "vmm/vm.h"
 #include "vmm/vm_state.h"
+#include "util/clock.h"
 
 #define RAM_BYTES (64ULL << 20)
 #define COUNTER_GPA 0x1ff000ULL
@@ -60,10 +61,10 @@ static void vm_make(unsigned ncpus)
 static void expect_counting(const char *why)
 {
 	uint32_t from = *fx.counter;
-	uint64_t end = tvm_now_ms() + WAIT_MS;
+	uint64_t end = clock_now_ms() + WAIT_MS;
 
 	while (*fx.counter == from) {
-		cr_assert_lt(tvm_now_ms(), end, "the guest does not run: %s", why);
+		cr_assert_lt(clock_now_ms(), end, "the guest does not run: %s", why);
 		usleep(1000);
 	}
 }

@@ -197,7 +197,7 @@ static uint64_t blob_clock(const uint8_t *blob, size_t len)
 	struct vs_record rec;
 
 	cr_assert_eq(vs_blob_find(blob, len, VS_REC_CLOCK, &rec, fx.err, sizeof(fx.err)), 0);
-	return vs_get64(rec.payload);
+	return le64_decode(rec.payload);
 }
 
 /*

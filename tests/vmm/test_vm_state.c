@@ -11,7 +11,7 @@
 
 #include "tests/common/gw_test.h"
 #include "tests/vmm/vm_helpers.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/state/state_priv.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_state.h"
@@ -118,8 +118,8 @@ static int load_into_shell(const uint8_t *blob, size_t len)
 
 static void blob_fix(uint8_t *b, size_t len)
 {
-	vs_put64(b + 16, len);
-	vs_put32(b + len - 4, crc32c(0, b, len - 4));
+	le64_encode(b + 16, len);
+	le32_encode(b + len - 4, crc32c(0, b, len - 4));
 }
 
 /* Offset of record n (0-based) and the number of records. */
@@ -131,7 +131,7 @@ static size_t record_at(const uint8_t *b, size_t len, unsigned n, unsigned *coun
 	while (off + VS_RECORD_HEADER_BYTES <= len - VS_TRAILER_BYTES) {
 		if (i == n)
 			want = off;
-		off += VS_RECORD_HEADER_BYTES + vs_get32(b + off + 4);
+		off += VS_RECORD_HEADER_BYTES + le32_decode(b + off + 4);
 		i++;
 	}
 	if (count)
@@ -178,7 +178,7 @@ Test(vm_state, records_reencode_byte_for_byte)
 	struct vcpu_state *s = calloc(1, sizeof(*s));
 	struct vm_kvm_state *k = calloc(1, sizeof(*k));
 	struct cpuid_table *t = calloc(1, sizeof(*t));
-	struct vs_dec records, d;
+	struct dec records, d;
 	struct vs_record rec;
 	unsigned seen = 0;
 
@@ -190,7 +190,7 @@ Test(vm_state, records_reencode_byte_for_byte)
 		struct vs_machine m;
 
 		vs_enc_init(&e);
-		vs_dec_init(&d, rec.payload, rec.len);
+		d = dec_init(rec.payload, rec.len);
 		switch (rec.type) {
 		case VS_REC_MACHINE:
 			vs_io_machine(&in, &m);
@@ -221,7 +221,7 @@ Test(vm_state, records_reencode_byte_for_byte)
 			vs_enc_free(&e);
 			continue; /* device records: see devices_survive_a_load_and_save */
 		}
-		cr_assert(vs_dec_done(&d), "record type %u not consumed exactly", rec.type);
+		cr_assert(dec_done(&d), "record type %u not consumed exactly", rec.type);
 		cr_assert_eq(e.err, 0);
 		cr_assert_eq(e.len, rec.len, "record type %u", rec.type);
 		cr_assert_arr_eq(e.buf, rec.payload, rec.len, "record type %u", rec.type);
@@ -274,7 +274,7 @@ Test(vm_state, rejects_bad_magic)
 Test(vm_state, rejects_another_version)
 {
 	save_created_vm();
-	vs_put32(fx.blob + 4, VS_FORMAT_VERSION + 1);
+	le32_encode(fx.blob + 4, VS_FORMAT_VERSION + 1);
 	blob_fix(fx.blob, fx.len);
 	cr_assert_eq(load_into_shell(fx.blob, fx.len), -EPROTONOSUPPORT);
 	cr_assert(strstr(fx.err, "version"), "%s", fx.err);
@@ -283,7 +283,7 @@ Test(vm_state, rejects_another_version)
 Test(vm_state, rejects_unknown_header_flags)
 {
 	save_created_vm();
-	vs_put32(fx.blob + 8, 1);
+	le32_encode(fx.blob + 8, 1);
 	blob_fix(fx.blob, fx.len);
 	cr_assert_eq(load_into_shell(fx.blob, fx.len), -EPROTONOSUPPORT);
 }
@@ -354,7 +354,7 @@ static size_t blob_add_record(uint8_t *b, uint16_t type, uint32_t len)
 	b[at] = (uint8_t)type;
 	b[at + 1] = (uint8_t)(type >> 8);
 	b[at + 2] = b[at + 3] = 0;
-	vs_put32(b + at + 4, len);
+	le32_encode(b + at + 4, len);
 	memset(b + at + 8, 0xab, len);
 	blob_fix(b, fx.len + 8 + len);
 	return fx.len + 8 + len;
@@ -416,10 +416,10 @@ Test(vm_state, rejects_a_record_length_past_the_end)
 		uint8_t *b = blob_copy(0);
 		size_t at = record_at(b, fx.len, i, NULL);
 
-		vs_put32(b + at + 4, vs_get32(b + at + 4) + (uint32_t)fx.len);
+		le32_encode(b + at + 4, le32_decode(b + at + 4) + (uint32_t)fx.len);
 		blob_fix(b, fx.len);
 		cr_assert_eq(load_into_shell(b, fx.len), -EBADMSG, "record %u", i);
-		vs_put32(b + at + 4, 0xffffffffu);
+		le32_encode(b + at + 4, 0xffffffffu);
 		blob_fix(b, fx.len);
 		cr_assert_eq(load_into_shell(b, fx.len), -EBADMSG, "record %u", i);
 		free(b);
@@ -436,7 +436,7 @@ Test(vm_state, rejects_counts_past_their_limits)
 	b = blob_copy(0);
 	at = record_at(b, fx.len, 1, NULL); /* CPUID: count first */
 	cr_assert_eq(b[at], VS_REC_CPUID);
-	vs_put32(b + at + 8, CPUID_MAX_ENTRIES + 1);
+	le32_encode(b + at + 8, CPUID_MAX_ENTRIES + 1);
 	blob_fix(b, fx.len);
 	cr_assert_eq(load_into_shell(b, fx.len), -EBADMSG);
 	cr_assert(strstr(fx.err, "CPUID"), "%s", fx.err);
@@ -495,7 +495,7 @@ static uint64_t clock_of(const uint8_t *blob, size_t len)
 	struct vs_record rec;
 
 	cr_assert_eq(vs_blob_find(blob, len, VS_REC_CLOCK, &rec, fx.err, sizeof(fx.err)), 0);
-	return vs_get64(rec.payload);
+	return le64_decode(rec.payload);
 }
 
 /* struct kvm_msrs with room for one entry. */
@@ -579,13 +579,13 @@ Test(vm_state, tsc_and_kvmclock_resume_where_they_stopped)
 static bool blob_claim_leaf7_ebx(uint8_t *b, size_t len, unsigned bitno)
 {
 	size_t at = record_at(b, len, 1, NULL) + VS_RECORD_HEADER_BYTES;
-	uint32_t n = vs_get32(b + at);
+	uint32_t n = le32_decode(b + at);
 
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *e = b + at + 4 + 28 * i;
 
-		if (vs_get32(e) == 7 && vs_get32(e + 4) == 0) {
-			vs_put32(e + 16, vs_get32(e + 16) | 1u << bitno);
+		if (le32_decode(e) == 7 && le32_decode(e + 4) == 0) {
+			le32_encode(e + 16, le32_decode(e + 16) | 1u << bitno);
 			blob_fix(b, len);
 			return true;
 		}

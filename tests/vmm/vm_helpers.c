@@ -13,15 +13,13 @@
 
 #include "tests/common/gw_test.h"
 #include "vmm/vm.h"
+#include "util/byteorder.h"
+#include "util/clock.h"
+#include "util/io.h"
 
 #define ELF_ENTRY 0x100000ULL
 #define ELF_CODE_OFF 0x200
 #define ELF_NOTE_OFF 0x180
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
 
 void tvm_write_pvh_elf(const char *path, const void *code, size_t len)
 {
@@ -34,23 +32,23 @@ void tvm_write_pvh_elf(const char *path, const void *code, size_t len)
 	memcpy(f, "\177ELF", 4);
 	f[4] = 2; f[5] = 1; f[6] = 1;                 /* 64-bit, little-endian, version */
 	f[16] = 2; f[18] = 62; f[20] = 1;             /* ET_EXEC, x86-64, EV_CURRENT */
-	put64(f + 24, ELF_ENTRY);                     /* e_entry */
+	le64_encode(f + 24, ELF_ENTRY);                     /* e_entry */
 	f[32] = 64;                                   /* e_phoff */
 	f[52] = 64; f[54] = 56; f[56] = 2;            /* e_ehsize, e_phentsize, e_phnum */
 	ph = f + 64;                                  /* PT_LOAD, R+X: the code at 1 MiB */
 	ph[0] = 1; ph[4] = 5;
-	put64(ph + 8, ELF_CODE_OFF);
-	put64(ph + 16, ELF_ENTRY);
-	put64(ph + 24, ELF_ENTRY);
-	put64(ph + 32, len);
-	put64(ph + 40, len);
-	put64(ph + 48, 0x1000);
+	le64_encode(ph + 8, ELF_CODE_OFF);
+	le64_encode(ph + 16, ELF_ENTRY);
+	le64_encode(ph + 24, ELF_ENTRY);
+	le64_encode(ph + 32, len);
+	le64_encode(ph + 40, len);
+	le64_encode(ph + 48, 0x1000);
 	ph = f + 64 + 56;                             /* PT_NOTE: "Xen", XEN_ELFNOTE_PHYS32_ENTRY */
 	ph[0] = 4;
-	put64(ph + 8, ELF_NOTE_OFF);
-	put64(ph + 32, sizeof(note));
-	put64(ph + 40, sizeof(note));
-	put64(ph + 48, 4);
+	le64_encode(ph + 8, ELF_NOTE_OFF);
+	le64_encode(ph + 32, sizeof(note));
+	le64_encode(ph + 40, sizeof(note));
+	le64_encode(ph + 48, 4);
 	memcpy(note + 3, "Xen", 4);
 	memcpy(f + ELF_NOTE_OFF, note, sizeof(note));
 	memcpy(f + ELF_CODE_OFF, code, len);
@@ -79,14 +77,6 @@ void tvm_dir_remove(const char *dir)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
-uint64_t tvm_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 bool tvm_last_line(const char *file, const char *prefix, char *line, size_t len)
 {
 	char *text = gw_read_file(file);
@@ -113,12 +103,12 @@ bool tvm_last_line(const char *file, const char *prefix, char *line, size_t len)
 
 bool tvm_wait_lines(const char *file, const char *prefix, unsigned n, int timeout_ms)
 {
-	uint64_t end = tvm_now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = clock_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
 		if (gw_count_lines(file, prefix) >= n)
 			return true;
-		if (tvm_now_ms() >= end)
+		if (clock_now_ms() >= end)
 			return false;
 		usleep(20000);
 	}
@@ -127,16 +117,11 @@ bool tvm_wait_lines(const char *file, const char *prefix, unsigned n, int timeou
 void tvm_file_put(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	const uint8_t *p = buf;
+	int rc;
 
 	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		cr_assert_gt(n, 0, "write %s: %s", path, strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	rc = io_write_all(fd, buf, len);
+	cr_assert_eq(rc, 0, "write %s: %s", path, strerror(-rc));
 	close(fd);
 }
 

@@ -15,8 +15,6 @@ void tvm_write_pvh_elf(const char *path, const void *code, size_t len);
 void tvm_dir_make(char *dir, size_t len);
 void tvm_dir_remove(const char *dir);
 
-/* Milliseconds of CLOCK_MONOTONIC. */
-uint64_t tvm_now_ms(void);
 
 /* The last complete line of file starting with prefix, into line; false if none. */
 bool tvm_last_line(const char *file, const char *prefix, char *line, size_t len);

@@ -10,7 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "vmm/devices.h"
 #include "vmm/state/state_priv.h"
 
@@ -34,7 +34,7 @@ void vs_blob_finish(struct vs_enc *e)
 	vs_enc_u32(e, crc32c(0, e->buf, e->len));
 }
 
-int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *err,
+int vs_blob_open(const uint8_t *blob, size_t len, struct dec *records, char *err,
 		 size_t errlen)
 {
 	uint32_t version, flags, crc;
@@ -49,15 +49,15 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *
 		snprintf(err, errlen, "not a godwit VM state blob (bad magic)");
 		return -EBADMSG;
 	}
-	version = vs_get32(blob + 4);
-	flags = vs_get32(blob + 8);
-	total = vs_get64(blob + 16);
+	version = le32_decode(blob + 4);
+	flags = le32_decode(blob + 8);
+	total = le64_decode(blob + 16);
 	if (version != VS_FORMAT_VERSION) {
 		snprintf(err, errlen, "VM state format version %" PRIu32 " is not supported "
 			 "(this godwit reads version %u)", version, VS_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
-	if (flags != 0 || vs_get32(blob + 12) != 0) {
+	if (flags != 0 || le32_decode(blob + 12) != 0) {
 		snprintf(err, errlen, "VM state blob has unknown header flags 0x%" PRIx32, flags);
 		return -EPROTONOSUPPORT;
 	}
@@ -67,24 +67,24 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *
 		return -EBADMSG;
 	}
 	crc = crc32c(0, blob, len - VS_TRAILER_BYTES);
-	if (crc != vs_get32(blob + len - VS_TRAILER_BYTES)) {
+	if (crc != le32_decode(blob + len - VS_TRAILER_BYTES)) {
 		snprintf(err, errlen, "VM state blob is corrupt (checksum mismatch)");
 		return -EBADMSG;
 	}
-	vs_dec_init(records, blob + VS_HEADER_BYTES, len - VS_HEADER_BYTES - VS_TRAILER_BYTES);
+	*records = dec_init(blob + VS_HEADER_BYTES, len - VS_HEADER_BYTES - VS_TRAILER_BYTES);
 	return 0;
 }
 
-int vs_blob_next(struct vs_dec *records, struct vs_record *rec, char *err, size_t errlen)
+int vs_blob_next(struct dec *records, struct vs_record *rec, char *err, size_t errlen)
 {
 	uint16_t type, reserved;
 	uint32_t len;
 
-	if (vs_dec_left(records) == 0 && !records->err)
+	if (dec_left(records) == 0 && !records->err)
 		return 0;
-	type = vs_dec_u16(records);
-	reserved = vs_dec_u16(records);
-	len = vs_dec_u32(records);
+	dec_u16(records, &type);
+	dec_u16(records, &reserved);
+	dec_u32(records, &len);
 	if (records->err) {
 		snprintf(err, errlen, "VM state blob: record header cut short");
 		return -EBADMSG;
@@ -94,7 +94,7 @@ int vs_blob_next(struct vs_dec *records, struct vs_record *rec, char *err, size_
 			 type, reserved);
 		return -EBADMSG;
 	}
-	rec->payload = vs_dec_ptr(records, len);
+	rec->payload = dec_take(records, len);
 	if (!rec->payload) {
 		snprintf(err, errlen, "VM state blob: record type %u claims %" PRIu32
 			 " bytes, past the end", type, len);
@@ -108,7 +108,7 @@ int vs_blob_next(struct vs_dec *records, struct vs_record *rec, char *err, size_
 int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_record *rec,
 		 char *err, size_t errlen)
 {
-	struct vs_dec records;
+	struct dec records;
 	int rc;
 
 	rc = vs_blob_open(blob, len, &records, err, errlen);
@@ -128,23 +128,24 @@ int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_recor
 int vs_nics_split(const uint8_t *payload, size_t len, struct vs_record nic[VS_MAX_NICS],
 		  unsigned *count)
 {
-	struct vs_dec d;
+	struct dec d;
 	uint32_t n;
 
-	vs_dec_init(&d, payload, len);
-	n = vs_dec_u32(&d);
+	d = dec_init(payload, len);
+	dec_u32(&d, &n);
 	if (d.err || n == 0 || n > VS_MAX_NICS)
 		return -EBADMSG;
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t bytes = vs_dec_u32(&d);
+		uint32_t bytes;
 
+		dec_u32(&d, &bytes);
 		nic[i].type = VS_REC_VIRTIO_NET;
 		nic[i].len = bytes;
-		nic[i].payload = bytes <= VS_NIC_MAX_BYTES ? vs_dec_ptr(&d, bytes) : NULL;
+		nic[i].payload = bytes <= VS_NIC_MAX_BYTES ? dec_take(&d, bytes) : NULL;
 		if (!nic[i].payload)
 			return -EBADMSG;
 	}
-	if (!vs_dec_done(&d))
+	if (!dec_done(&d))
 		return -EBADMSG;
 	*count = n;
 	return 0;
@@ -178,16 +179,16 @@ int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, ch
 {
 	struct vs_record rec;
 	struct vs_machine m = { 0 };
-	struct vs_dec d;
+	struct dec d;
 	struct vs_io io = { .d = &d };
 	int rc;
 
 	rc = vs_blob_find(blob, len, VS_REC_MACHINE, &rec, err, errlen);
 	if (rc < 0)
 		return rc;
-	vs_dec_init(&d, rec.payload, rec.len);
+	d = dec_init(rec.payload, rec.len);
 	vs_io_machine(&io, &m);
-	if (!vs_dec_done(&d)) {
+	if (!dec_done(&d)) {
 		snprintf(err, errlen, "VM state blob: machine record of %" PRIu32 " bytes, "
 			 "expected %u", rec.len, VS_MACHINE_BYTES);
 		return -EBADMSG;
@@ -203,7 +204,7 @@ int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen
 {
 	struct cpuid_table *want, *host;
 	struct vs_record rec;
-	struct vs_dec d;
+	struct dec d;
 	char missing[512];
 	int rc, kvm_fd;
 
@@ -217,7 +218,7 @@ int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen
 		snprintf(err, errlen, "checking CPU features: out of memory");
 		goto out;
 	}
-	vs_dec_init(&d, rec.payload, rec.len);
+	d = dec_init(rec.payload, rec.len);
 	rc = vs_dec_cpuid(&d, want);
 	if (rc < 0) {
 		snprintf(err, errlen, "VM state blob: malformed CPUID record");
@@ -250,7 +251,7 @@ int vs_blob_msr(const uint8_t *blob, size_t len, unsigned vcpu, uint32_t index,
 		uint64_t *value)
 {
 	struct vcpu_state *s = calloc(1, sizeof(*s));
-	struct vs_dec records, d;
+	struct dec records, d;
 	struct vs_io io = { .d = &d };
 	struct vs_record rec;
 	char err[160];
@@ -262,10 +263,10 @@ int vs_blob_msr(const uint8_t *blob, size_t len, unsigned vcpu, uint32_t index,
 	while (rc >= 0 && (rc = vs_blob_next(&records, &rec, err, sizeof(err))) > 0) {
 		if (rec.type != VS_REC_VCPU)
 			continue;
-		vs_dec_init(&d, rec.payload, rec.len);
+		d = dec_init(rec.payload, rec.len);
 		vs_io_vcpu(&io, s);
 		vcpu_state_free(s);
-		if (!vs_dec_done(&d)) {
+		if (!dec_done(&d)) {
 			rc = -EBADMSG;
 			break;
 		}

@@ -69,7 +69,7 @@ void vs_enc_u32(struct vs_enc *e, uint32_t v)
 {
 	uint8_t b[4];
 
-	vs_put32(b, v);
+	le32_encode(b, v);
 	vs_enc_bytes(e, b, sizeof(b));
 }
 
@@ -77,14 +77,14 @@ void vs_enc_u64(struct vs_enc *e, uint64_t v)
 {
 	uint8_t b[8];
 
-	vs_put64(b, v);
+	le64_encode(b, v);
 	vs_enc_bytes(e, b, sizeof(b));
 }
 
 void vs_enc_patch_u32(struct vs_enc *e, size_t at, uint32_t v)
 {
 	if (!e->err && at <= e->len && e->len - at >= 4)
-		vs_put32(e->buf + at, v);
+		le32_encode(e->buf + at, v);
 }
 
 size_t vs_enc_record_begin(struct vs_enc *e, uint16_t type)
@@ -109,80 +109,12 @@ void vs_enc_record_end(struct vs_enc *e, size_t at)
 	vs_enc_patch_u32(e, at, (uint32_t)(e->len - at - 4));
 }
 
-void vs_dec_init(struct vs_dec *d, const void *p, size_t len)
-{
-	*d = (struct vs_dec){ .p = p, .len = len };
-}
-
-const uint8_t *vs_dec_ptr(struct vs_dec *d, size_t n)
-{
-	const uint8_t *p;
-
-	if (d->err)
-		return NULL;
-	if (n > d->len - d->off) {
-		d->err = -EBADMSG;
-		return NULL;
-	}
-	p = d->p + d->off;
-	d->off += n;
-	return p;
-}
-
-void vs_dec_bytes(struct vs_dec *d, void *out, size_t n)
-{
-	const uint8_t *p = vs_dec_ptr(d, n);
-
-	if (p)
-		memcpy(out, p, n);
-	else
-		memset(out, 0, n);
-}
-
-uint8_t vs_dec_u8(struct vs_dec *d)
-{
-	const uint8_t *p = vs_dec_ptr(d, 1);
-
-	return p ? p[0] : 0;
-}
-
-uint16_t vs_dec_u16(struct vs_dec *d)
-{
-	const uint8_t *p = vs_dec_ptr(d, 2);
-
-	return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
-}
-
-uint32_t vs_dec_u32(struct vs_dec *d)
-{
-	const uint8_t *p = vs_dec_ptr(d, 4);
-
-	return p ? vs_get32(p) : 0;
-}
-
-uint64_t vs_dec_u64(struct vs_dec *d)
-{
-	const uint8_t *p = vs_dec_ptr(d, 8);
-
-	return p ? vs_get64(p) : 0;
-}
-
-size_t vs_dec_left(const struct vs_dec *d)
-{
-	return d->err ? 0 : d->len - d->off;
-}
-
-bool vs_dec_done(const struct vs_dec *d)
-{
-	return !d->err && d->off == d->len;
-}
-
 void vs_io_u8(struct vs_io *io, uint8_t *v)
 {
 	if (io->e)
 		vs_enc_u8(io->e, *v);
 	else
-		*v = vs_dec_u8(io->d);
+		dec_u8(io->d, v);
 }
 
 void vs_io_u16(struct vs_io *io, uint16_t *v)
@@ -190,7 +122,7 @@ void vs_io_u16(struct vs_io *io, uint16_t *v)
 	if (io->e)
 		vs_enc_u16(io->e, *v);
 	else
-		*v = vs_dec_u16(io->d);
+		dec_u16(io->d, v);
 }
 
 void vs_io_u32(struct vs_io *io, uint32_t *v)
@@ -198,7 +130,7 @@ void vs_io_u32(struct vs_io *io, uint32_t *v)
 	if (io->e)
 		vs_enc_u32(io->e, *v);
 	else
-		*v = vs_dec_u32(io->d);
+		dec_u32(io->d, v);
 }
 
 void vs_io_u64(struct vs_io *io, uint64_t *v)
@@ -206,15 +138,19 @@ void vs_io_u64(struct vs_io *io, uint64_t *v)
 	if (io->e)
 		vs_enc_u64(io->e, *v);
 	else
-		*v = vs_dec_u64(io->d);
+		dec_u64(io->d, v);
 }
 
 void vs_io_k64(struct vs_io *io, __u64 *v)
 {
-	if (io->e)
+	uint64_t w;
+
+	if (io->e) {
 		vs_enc_u64(io->e, *v);
-	else
-		*v = vs_dec_u64(io->d);
+	} else {
+		dec_u64(io->d, &w);
+		*v = w;
+	}
 }
 
 void vs_io_bytes(struct vs_io *io, void *p, size_t n)
@@ -222,5 +158,5 @@ void vs_io_bytes(struct vs_io *io, void *p, size_t n)
 	if (io->e)
 		vs_enc_bytes(io->e, p, n);
 	else
-		vs_dec_bytes(io->d, p, n);
+		dec_bytes(io->d, p, n);
 }

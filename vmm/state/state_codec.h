@@ -8,10 +8,14 @@
 
 #include <linux/types.h>
 
+#include "util/byteorder.h"
+#include "util/dec.h"
+
 /*
  * Every integer in a state blob goes through these functions: written least significant
- * byte first, read back the same way, never by casting a struct onto the buffer. Both
- * sides keep a sticky error, so a caller emits or parses a whole record and checks once.
+ * byte first, read back the same way (util/dec.h), never by casting a struct onto the
+ * buffer. Both sides keep a sticky error, so a caller emits or parses a whole record and
+ * checks once.
  */
 
 /* A growing output buffer. err: 0, -ENOMEM, or -EFBIG past VS_ENC_MAX_BYTES. */
@@ -22,16 +26,6 @@ struct vs_enc {
 };
 
 #define VS_ENC_MAX_BYTES (64u << 20) /* far above any real VM's state; a runaway guard */
-
-/*
- * A window onto untrusted bytes. Reads past len return zeros and set err to -EBADMSG;
- * nothing ever reads outside [p, p + len).
- */
-struct vs_dec {
-	const uint8_t *p;
-	size_t len, off;
-	int err;
-};
 
 void vs_enc_init(struct vs_enc *e);
 /* Free the buffer (after a failure; on success the caller takes e->buf). */
@@ -48,44 +42,6 @@ size_t vs_enc_record_begin(struct vs_enc *e, uint16_t type);
 /* Close the record opened at at: its length is everything written since. */
 void vs_enc_record_end(struct vs_enc *e, size_t at);
 
-void vs_dec_init(struct vs_dec *d, const void *p, size_t len);
-uint8_t vs_dec_u8(struct vs_dec *d);
-uint16_t vs_dec_u16(struct vs_dec *d);
-uint32_t vs_dec_u32(struct vs_dec *d);
-uint64_t vs_dec_u64(struct vs_dec *d);
-void vs_dec_bytes(struct vs_dec *d, void *out, size_t n);
-/* n bytes in place (NULL and -EBADMSG if fewer remain). */
-const uint8_t *vs_dec_ptr(struct vs_dec *d, size_t n);
-/* Bytes not yet read (0 once err is set). */
-size_t vs_dec_left(const struct vs_dec *d);
-/* True when every byte was read without error: records must be consumed exactly. */
-bool vs_dec_done(const struct vs_dec *d);
-
-/* Little-endian helpers on raw buffers, for fixed headers. */
-static inline uint32_t vs_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t vs_get64(const uint8_t *p)
-{
-	return (uint64_t)vs_get32(p) | (uint64_t)vs_get32(p + 4) << 32;
-}
-
-static inline void vs_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline void vs_put64(uint8_t *p, uint64_t v)
-{
-	vs_put32(p, (uint32_t)v);
-	vs_put32(p + 4, (uint32_t)(v >> 32));
-}
-
 /*
  * One description of a structure's wire layout serves both directions: with e set, the
  * vs_io_* calls write *v; with d set, they read into *v. Used for KVM's structures, whose
@@ -93,7 +49,7 @@ static inline void vs_put64(uint8_t *p, uint64_t v)
  */
 struct vs_io {
 	struct vs_enc *e;
-	struct vs_dec *d;
+	struct dec *d;
 };
 
 void vs_io_u8(struct vs_io *io, uint8_t *v);

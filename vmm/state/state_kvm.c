@@ -107,7 +107,7 @@ static void io_fpu(struct vs_io *io, struct vcpu_state *s)
 	if (io->d) {
 		/* The area is bytes from the wire: bound it before allocating. */
 		if (s->xsave_bytes < VS_XSAVE_MIN_BYTES || s->xsave_bytes > VS_XSAVE_MAX_BYTES ||
-		    s->xsave_bytes % 4 || s->xsave_bytes > vs_dec_left(io->d)) {
+		    s->xsave_bytes % 4 || s->xsave_bytes > dec_left(io->d)) {
 			io->d->err = -EBADMSG;
 			return;
 		}
@@ -291,24 +291,25 @@ void vs_enc_cpuid(struct vs_enc *e, const struct cpuid_table *t)
 	}
 }
 
-int vs_dec_cpuid(struct vs_dec *d, struct cpuid_table *t)
+int vs_dec_cpuid(struct dec *d, struct cpuid_table *t)
 {
-	uint32_t n = vs_dec_u32(d);
+	uint32_t n;
 
+	dec_u32(d, &n);
 	memset(t, 0, sizeof(*t));
-	if (d->err || n == 0 || n > CPUID_MAX_ENTRIES || vs_dec_left(d) != (size_t)n * 28)
+	if (d->err || n == 0 || n > CPUID_MAX_ENTRIES || dec_left(d) != (size_t)n * 28)
 		return -EBADMSG;
 	t->hdr.nent = n;
 	for (uint32_t i = 0; i < n; i++) {
 		struct kvm_cpuid_entry2 *c = &t->hdr.entries[i];
 
-		c->function = vs_dec_u32(d);
-		c->index = vs_dec_u32(d);
-		c->flags = vs_dec_u32(d);
-		c->eax = vs_dec_u32(d);
-		c->ebx = vs_dec_u32(d);
-		c->ecx = vs_dec_u32(d);
-		c->edx = vs_dec_u32(d);
+		dec_u32(d, &c->function);
+		dec_u32(d, &c->index);
+		dec_u32(d, &c->flags);
+		dec_u32(d, &c->eax);
+		dec_u32(d, &c->ebx);
+		dec_u32(d, &c->ecx);
+		dec_u32(d, &c->edx);
 	}
-	return vs_dec_done(d) ? 0 : -EBADMSG;
+	return dec_done(d) ? 0 : -EBADMSG;
 }

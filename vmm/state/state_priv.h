@@ -65,7 +65,7 @@ void vs_io_clock(struct vs_io *io, struct kvm_clock_data *clock);
 void vs_io_machine(struct vs_io *io, struct vs_machine *m);
 void vs_enc_cpuid(struct vs_enc *e, const struct cpuid_table *t);
 /* Decode a CPUID record into t. Returns 0 or -EBADMSG (count out of range, bad length). */
-int vs_dec_cpuid(struct vs_dec *d, struct cpuid_table *t);
+int vs_dec_cpuid(struct dec *d, struct cpuid_table *t);
 
 /* ---- vcpu_state.c: KVM <-> struct vcpu_state ------------------------------------------- */
 
@@ -163,13 +163,13 @@ void vs_blob_finish(struct vs_enc *e);
  * Check a blob's header (magic, version, flags, total == len) and trailer, and point
  * records at its records. Returns 0, or -EBADMSG / -EPROTONOSUPPORT with a reason in err.
  */
-int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *err,
+int vs_blob_open(const uint8_t *blob, size_t len, struct dec *records, char *err,
 		 size_t errlen);
 /*
  * The next record into rec: returns 1, 0 at the end, or -EBADMSG (type 0, reserved bits,
  * a length past the end) with a reason in err.
  */
-int vs_blob_next(struct vs_dec *records, struct vs_record *rec, char *err, size_t errlen);
+int vs_blob_next(struct dec *records, struct vs_record *rec, char *err, size_t errlen);
 /* Open blob and find the first record of type. Returns 0, -ENOENT, or a vs_blob_open error. */
 int vs_blob_find(const uint8_t *blob, size_t len, uint16_t type, struct vs_record *rec,
 		 char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include "vmm/x86/layout.h"
 #include "vmm/virtio/pci_priv.h"
 #include "vmm/state/state_codec.h"
+#include "util/byteorder.h"
 
 #define PCI_MMIO_BAR_ALIGN 4096u /* keep memory BARs on their own pages */
 
@@ -41,23 +42,6 @@ struct pci_bus {
 	struct pci_dev dev[PCI_MAX_SLOTS];
 };
 
-static uint32_t cfg_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void cfg_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void cfg_put32(uint8_t *p, uint32_t v)
-{
-	cfg_put16(p, (uint16_t)v);
-	cfg_put16(p + 2, (uint16_t)(v >> 16));
-}
-
 unsigned pci_slot_gsi(unsigned slot)
 {
 	return LAYOUT_PCI_IRQ_BASE + slot - 1;
@@ -76,7 +60,7 @@ static struct bus *pci_bar_bus(struct pci_bus *b, const struct pci_bar *bar)
 static bool pci_bar_live(const struct pci_dev *d, unsigned i, uint64_t *base)
 {
 	const struct pci_bar *bar = &d->bar[i];
-	uint32_t reg = cfg_get32(&d->cfg[PCI_BAR0 + 4 * i]);
+	uint32_t reg = le32_decode(&d->cfg[PCI_BAR0 + 4 * i]);
 	uint16_t cmd = (uint16_t)(d->cfg[PCI_COMMAND] | d->cfg[PCI_COMMAND + 1] << 8);
 	uint64_t start, size = bar->desc.size;
 
@@ -161,8 +145,8 @@ static bool pci_config_write_byte(struct pci_dev *d, unsigned off, uint8_t v)
 			return false;
 		d->cfg[off] = v;
 		mask = ~(bar->desc.size - 1) & (bar->desc.io ? PCI_BAR_IO_MASK : PCI_BAR_MEM_MASK);
-		reg = (cfg_get32(&d->cfg[at]) & mask) | (bar->desc.io ? PCI_BAR_SPACE_IO : 0);
-		cfg_put32(&d->cfg[at], reg);
+		reg = (le32_decode(&d->cfg[at]) & mask) | (bar->desc.io ? PCI_BAR_SPACE_IO : 0);
+		le32_encode(&d->cfg[at], reg);
 		return true;
 	}
 	v = (uint8_t)((d->cfg[off] & ~d->wmask[off]) | (v & d->wmask[off]));
@@ -187,7 +171,7 @@ static void pci_config_read(void *opaque, uint64_t off, void *data, unsigned siz
 	memset(data, 0xff, size);
 	pthread_mutex_lock(&b->lock);
 	if (off == 0 && size == 4) {
-		cfg_put32(out, b->config_addr);
+		le32_encode(out, b->config_addr);
 	} else if (off >= 4 && (d = pci_config_target(b, &reg)) != NULL) {
 		for (unsigned n = 0; n < size && off - 4 + n < 4; n++)
 			out[n] = d->cfg[reg + off - 4 + n];
@@ -205,7 +189,7 @@ static void pci_config_write(void *opaque, uint64_t off, const void *data, unsig
 
 	pthread_mutex_lock(&b->lock);
 	if (off == 0 && size == 4) {
-		b->config_addr = cfg_get32(in) & PCI_CONFIG_ADDR_MASK;
+		b->config_addr = le32_decode(in) & PCI_CONFIG_ADDR_MASK;
 	} else if (off >= 4 && (d = pci_config_target(b, &reg)) != NULL) {
 		for (unsigned n = 0; n < size && off - 4 + n < 4; n++)
 			remap |= pci_config_write_byte(d, (unsigned)(reg + off - 4 + n), in[n]);
@@ -227,28 +211,28 @@ static void pci_dev_init(struct pci_dev *d, const struct pci_dev_desc *desc, uns
 	uint8_t *c = d->cfg;
 
 	memset(d, 0, sizeof(*d));
-	cfg_put16(&c[PCI_VENDOR_ID], desc->vendor_id);
-	cfg_put16(&c[PCI_DEVICE_ID], desc->device_id);
+	le16_encode(&c[PCI_VENDOR_ID], desc->vendor_id);
+	le16_encode(&c[PCI_DEVICE_ID], desc->device_id);
 	/* Decoding on, as firmware leaves an assigned device; the guest may turn it off. */
-	cfg_put16(&c[PCI_COMMAND], PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+	le16_encode(&c[PCI_COMMAND], PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
 	c[PCI_REVISION_ID] = desc->revision;
 	c[PCI_CLASS_PROG] = (uint8_t)desc->class_code;
 	c[PCI_CLASS_PROG + 1] = (uint8_t)(desc->class_code >> 8);
 	c[PCI_CLASS_PROG + 2] = (uint8_t)(desc->class_code >> 16);
-	cfg_put16(&c[PCI_SUBSYSTEM_VENDOR_ID], desc->subsys_vendor_id);
-	cfg_put16(&c[PCI_SUBSYSTEM_ID], desc->subsys_id);
+	le16_encode(&c[PCI_SUBSYSTEM_VENDOR_ID], desc->subsys_vendor_id);
+	le16_encode(&c[PCI_SUBSYSTEM_ID], desc->subsys_id);
 	if (slot > 0) {
 		c[PCI_INTERRUPT_LINE] = (uint8_t)pci_slot_gsi(slot);
 		c[PCI_INTERRUPT_PIN] = PCI_INTERRUPT_PIN_INTA;
 	}
-	cfg_put16(&d->wmask[PCI_COMMAND], PCI_COMMAND_WRITABLE);
+	le16_encode(&d->wmask[PCI_COMMAND], PCI_COMMAND_WRITABLE);
 	d->wmask[PCI_CACHE_LINE_SIZE] = 0xff;
 	d->wmask[PCI_LATENCY_TIMER] = 0xff;
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		d->bar[i].desc = desc->bar[i];
 		if (desc->bar[i].size)
-			cfg_put32(&c[PCI_BAR0 + 4 * i],
+			le32_encode(&c[PCI_BAR0 + 4 * i],
 				  base[i] | (desc->bar[i].io ? PCI_BAR_SPACE_IO : 0));
 	}
 	d->present = true;
@@ -450,7 +434,7 @@ static int pci_cfg_merge(const struct pci_dev *d, const uint8_t *saved, uint8_t 
 		if (!bar->desc.size)
 			continue;
 		mask = ~(bar->desc.size - 1) & (bar->desc.io ? PCI_BAR_IO_MASK : PCI_BAR_MEM_MASK);
-		cfg_put32(at, (cfg_get32(at) & mask) | (bar->desc.io ? PCI_BAR_SPACE_IO : 0));
+		le32_encode(at, (le32_decode(at) & mask) | (bar->desc.io ? PCI_BAR_SPACE_IO : 0));
 	}
 	return 0;
 }
@@ -461,15 +445,15 @@ int pci_state_load(struct pci_bus *b, const uint8_t *payload, size_t len)
 	bool seen[PCI_MAX_SLOTS] = { false };
 	uint32_t config_addr, next_io, n;
 	uint64_t next_mmio;
-	struct vs_dec d;
+	struct dec d;
 	int rc = 0;
 
-	vs_dec_init(&d, payload, len);
-	config_addr = vs_dec_u32(&d);
-	next_io = vs_dec_u32(&d);
-	next_mmio = vs_dec_u64(&d);
-	n = vs_dec_u32(&d);
-	if (d.err || n > PCI_MAX_SLOTS || vs_dec_left(&d) != (size_t)n * (1 + PCI_CFG_BYTES))
+	d = dec_init(payload, len);
+	dec_u32(&d, &config_addr);
+	dec_u32(&d, &next_io);
+	dec_u64(&d, &next_mmio);
+	dec_u32(&d, &n);
+	if (d.err || n > PCI_MAX_SLOTS || dec_left(&d) != (size_t)n * (1 + PCI_CFG_BYTES))
 		return -EBADMSG;
 	if (next_io < LAYOUT_PCI_IO_BASE || next_io > PCI_IO_SPACE_END ||
 	    next_mmio < LAYOUT_PCI_MMIO_GPA || next_mmio > LAYOUT_PCI_MMIO_GPA + LAYOUT_PCI_MMIO_BYTES)
@@ -479,8 +463,8 @@ int pci_state_load(struct pci_bus *b, const uint8_t *payload, size_t len)
 		return -ENOMEM;
 	pthread_mutex_lock(&b->lock);
 	for (uint32_t k = 0; k < n && rc == 0; k++) {
-		uint8_t slot = vs_dec_u8(&d);
-		const uint8_t *cfg = vs_dec_ptr(&d, PCI_CFG_BYTES);
+		uint8_t slot;
+		const uint8_t *cfg = dec_u8(&d, &slot) ? dec_take(&d, PCI_CFG_BYTES) : NULL;
 
 		if (!cfg || slot >= PCI_MAX_SLOTS || seen[slot] || !b->dev[slot].present)
 			rc = -EINVAL;

@@ -123,11 +123,11 @@ static uint8_t vblk_handle(struct virtio_blk *vb, const struct vq_chain *r, uint
 		memcpy(hdr + at, vb->iov[k].iov_base, vb->iov[k].iov_len);
 		at += vb->iov[k].iov_len;
 	}
-	switch (vring_get32(hdr)) {
+	switch (le32_decode(hdr)) {
 	case VIRTIO_BLK_T_IN:
-		return vblk_rw(vb, r, vring_get64(hdr + 8), false, written);
+		return vblk_rw(vb, r, le64_decode(hdr + 8), false, written);
 	case VIRTIO_BLK_T_OUT:
-		return vblk_rw(vb, r, vring_get64(hdr + 8), true, written);
+		return vblk_rw(vb, r, le64_decode(hdr + 8), true, written);
 	case VIRTIO_BLK_T_FLUSH:
 		while (fdatasync(vb->fd) < 0) {
 			if (errno != EINTR)
@@ -244,11 +244,11 @@ static uint8_t vblk_reg_byte(struct virtio_blk *vb, unsigned off)
 		irq_set(&vb->irq, vb->gsi, 0);
 		return isr;
 	}
-	vring_put32(regs + VIRTIO_PCI_HOST_FEATURES, vb->host_features);
-	vring_put32(regs + VIRTIO_PCI_GUEST_FEATURES, vb->guest_features);
-	vring_put32(regs + VIRTIO_PCI_QUEUE_PFN, q0 ? vb->queue_pfn : 0);
-	vring_put16(regs + VIRTIO_PCI_QUEUE_NUM, q0 ? VBLK_QUEUE_NUM : 0);
-	vring_put16(regs + VIRTIO_PCI_QUEUE_SEL, vb->queue_sel);
+	le32_encode(regs + VIRTIO_PCI_HOST_FEATURES, vb->host_features);
+	le32_encode(regs + VIRTIO_PCI_GUEST_FEATURES, vb->guest_features);
+	le32_encode(regs + VIRTIO_PCI_QUEUE_PFN, q0 ? vb->queue_pfn : 0);
+	le16_encode(regs + VIRTIO_PCI_QUEUE_NUM, q0 ? VBLK_QUEUE_NUM : 0);
+	le16_encode(regs + VIRTIO_PCI_QUEUE_SEL, vb->queue_sel);
 	regs[VIRTIO_PCI_STATUS] = vb->status;
 	if (vb->broken)
 		regs[VIRTIO_PCI_STATUS] |= VIRTIO_STATUS_NEEDS_RESET;
@@ -277,18 +277,18 @@ static void vblk_bar_write(void *opaque, uint64_t off, const void *data, unsigne
 
 	pthread_mutex_lock(&vb->lock);
 	if (off == VIRTIO_PCI_GUEST_FEATURES && size == 4) {
-		vb->guest_features = vring_get32(in) & vb->host_features;
+		vb->guest_features = le32_decode(in) & vb->host_features;
 	} else if (off == VIRTIO_PCI_QUEUE_PFN && size == 4) {
 		if (vb->queue_sel == 0) {
 			/* A new ring (or 0, deleting the queue) starts from index 0. */
-			vb->queue_pfn = vring_get32(in);
+			vb->queue_pfn = le32_decode(in);
 			vb->last_avail_idx = 0;
 			vb->used_idx = 0;
 		}
 	} else if (off == VIRTIO_PCI_QUEUE_SEL && size == 2) {
-		vb->queue_sel = vring_get16(in);
+		vb->queue_sel = le16_decode(in);
 	} else if (off == VIRTIO_PCI_QUEUE_NOTIFY && size == 2) {
-		if (vring_get16(in) == 0)
+		if (le16_decode(in) == 0)
 			vblk_queue_notify(vb);
 	} else if (off == VIRTIO_PCI_STATUS && size == 1) {
 		if (in[0] == 0)
@@ -320,9 +320,9 @@ static void vblk_id_make(char id[VIRTIO_BLK_ID_BYTES], const char *path)
 
 static void vblk_config_fill(struct virtio_blk *vb)
 {
-	vring_put64(vb->config + VIRTIO_BLK_CFG_CAPACITY, vb->capacity_sectors);
-	vring_put32(vb->config + VIRTIO_BLK_CFG_SEG_MAX, VBLK_SEG_MAX);
-	vring_put32(vb->config + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR_BYTES);
+	le64_encode(vb->config + VIRTIO_BLK_CFG_CAPACITY, vb->capacity_sectors);
+	le32_encode(vb->config + VIRTIO_BLK_CFG_SEG_MAX, VBLK_SEG_MAX);
+	le32_encode(vb->config + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR_BYTES);
 	vb->host_features = 1u << VIRTIO_BLK_F_SEG_MAX | 1u << VIRTIO_BLK_F_BLK_SIZE |
 			    1u << VIRTIO_BLK_F_FLUSH | 1u << VIRTIO_RING_F_INDIRECT_DESC;
 	if (vb->read_only)

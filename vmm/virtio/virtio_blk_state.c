@@ -34,20 +34,20 @@ int virtio_blk_state_load(struct virtio_blk *vb, const uint8_t *payload, size_t 
 	uint16_t queue_sel, last_avail, used;
 	uint8_t status, isr, broken;
 	uint64_t capacity;
-	struct vs_dec d;
+	struct dec d;
 
-	vs_dec_init(&d, payload, len);
-	host_features = vs_dec_u32(&d);
-	guest_features = vs_dec_u32(&d);
-	queue_pfn = vs_dec_u32(&d);
-	queue_sel = vs_dec_u16(&d);
-	last_avail = vs_dec_u16(&d);
-	used = vs_dec_u16(&d);
-	status = vs_dec_u8(&d);
-	isr = vs_dec_u8(&d);
-	broken = vs_dec_u8(&d);
-	capacity = vs_dec_u64(&d);
-	if (!vs_dec_done(&d))
+	d = dec_init(payload, len);
+	dec_u32(&d, &host_features);
+	dec_u32(&d, &guest_features);
+	dec_u32(&d, &queue_pfn);
+	dec_u16(&d, &queue_sel);
+	dec_u16(&d, &last_avail);
+	dec_u16(&d, &used);
+	dec_u8(&d, &status);
+	dec_u8(&d, &isr);
+	dec_u8(&d, &broken);
+	dec_u64(&d, &capacity);
+	if (!dec_done(&d))
 		return -EBADMSG;
 	/*
 	 * The driver negotiated against the saved host_features and read F_RO once: it may

@@ -171,7 +171,7 @@ static uint8_t vnet_reg_byte(struct virtio_net *n, unsigned off)
 		uint8_t cfg[VIRTIO_PCI_BAR_BYTES - VIRTIO_PCI_CONFIG] = { 0 };
 
 		memcpy(cfg + VIRTIO_NET_CFG_MAC, n->mac, VIRTIO_NET_MAC_BYTES);
-		vring_put16(cfg + VIRTIO_NET_CFG_STATUS, n->link_status);
+		le16_encode(cfg + VIRTIO_NET_CFG_STATUS, n->link_status);
 		return cfg[off - VIRTIO_PCI_CONFIG];
 	}
 	if (off == VIRTIO_PCI_ISR) {
@@ -181,11 +181,11 @@ static uint8_t vnet_reg_byte(struct virtio_net *n, unsigned off)
 		irq_set(&n->irq, n->gsi, 0);
 		return isr;
 	}
-	vring_put32(regs + VIRTIO_PCI_HOST_FEATURES, n->host_features);
-	vring_put32(regs + VIRTIO_PCI_GUEST_FEATURES, n->guest_features);
-	vring_put32(regs + VIRTIO_PCI_QUEUE_PFN, q_ok ? n->q[n->queue_sel].pfn : 0);
-	vring_put16(regs + VIRTIO_PCI_QUEUE_NUM, q_ok ? VNET_QUEUE_NUM : 0);
-	vring_put16(regs + VIRTIO_PCI_QUEUE_SEL, n->queue_sel);
+	le32_encode(regs + VIRTIO_PCI_HOST_FEATURES, n->host_features);
+	le32_encode(regs + VIRTIO_PCI_GUEST_FEATURES, n->guest_features);
+	le32_encode(regs + VIRTIO_PCI_QUEUE_PFN, q_ok ? n->q[n->queue_sel].pfn : 0);
+	le16_encode(regs + VIRTIO_PCI_QUEUE_NUM, q_ok ? VNET_QUEUE_NUM : 0);
+	le16_encode(regs + VIRTIO_PCI_QUEUE_SEL, n->queue_sel);
 	regs[VIRTIO_PCI_STATUS] = n->status;
 	if (n->broken)
 		regs[VIRTIO_PCI_STATUS] |= VIRTIO_STATUS_NEEDS_RESET;
@@ -227,18 +227,18 @@ static void vnet_bar_write(void *opaque, uint64_t off, const void *data, unsigne
 
 	if (off == VIRTIO_PCI_QUEUE_NOTIFY && size == 2) {
 		/* Without an ioeventfd (or for a queue it does not match): same eventfd. */
-		vnet_kick(n, vring_get16(in));
+		vnet_kick(n, le16_decode(in));
 		return;
 	}
 	pthread_mutex_lock(&n->lock);
 	if (off == VIRTIO_PCI_GUEST_FEATURES && size == 4) {
-		n->guest_features = vring_get32(in) & n->host_features;
+		n->guest_features = le32_decode(in) & n->host_features;
 		if (vnet_features_apply(n) < 0)
 			vnet_set_broken(n);
 	} else if (off == VIRTIO_PCI_QUEUE_PFN && size == 4) {
-		vnet_queue_set(n, vring_get32(in));
+		vnet_queue_set(n, le32_decode(in));
 	} else if (off == VIRTIO_PCI_QUEUE_SEL && size == 2) {
-		n->queue_sel = vring_get16(in);
+		n->queue_sel = le16_decode(in);
 	} else if (off == VIRTIO_PCI_STATUS && size == 1) {
 		if (in[0] == 0)
 			vnet_reset(n);

@@ -68,7 +68,7 @@ static bool ctrl_mac_table(struct virtio_net *n, const struct vq_chain *c, uint6
 
 	if (!ctrl_read(n, c, *off, raw, sizeof(raw)))
 		return false;
-	entries = vring_get32(raw);
+	entries = le32_decode(raw);
 	*off += 4;
 	if (entries > (c->rd_bytes - *off) / 6)
 		return false;

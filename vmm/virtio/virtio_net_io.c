@@ -163,7 +163,7 @@ static enum vnet_place vnet_rx_place(struct virtio_net *n, const uint8_t *frame,
 			tail[nt++].len -= (uint32_t)skip;
 			skip = 0;
 		}
-		vring_put16(nb, (uint16_t)nbuf);
+		le16_encode(nb, (uint16_t)nbuf);
 		vq_chain_write(n->mem, tail, nt, nb, sizeof(nb));
 	}
 	vnet_rx_commit(n, q, nbuf);

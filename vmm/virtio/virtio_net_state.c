@@ -57,15 +57,15 @@ int virtio_net_state_mac(const uint8_t *payload, size_t len, uint8_t mac[VIRTIO_
 }
 
 /* A MAC table: count u32 (at most VNET_MAC_TABLE), then count MACs. */
-static void vnet_dec_table(struct vs_dec *d, uint8_t (*table)[6], uint32_t *count)
+static void vnet_dec_table(struct dec *d, uint8_t (*table)[6], uint32_t *count)
 {
-	*count = vs_dec_u32(d);
+	dec_u32(d, count);
 	if (*count > VNET_MAC_TABLE) {
 		d->err = -EBADMSG;
 		*count = 0;
 		return;
 	}
-	vs_dec_bytes(d, table, (size_t)*count * 6);
+	dec_bytes(d, table, (size_t)*count * 6);
 }
 
 int virtio_net_state_load(struct virtio_net *n, const uint8_t *payload, size_t len)
@@ -75,27 +75,27 @@ int virtio_net_state_load(struct virtio_net *n, const uint8_t *payload, size_t l
 	uint32_t host_features, guest_features;
 	uint8_t status, isr, broken, mac[VIRTIO_NET_MAC_BYTES], flag[4];
 	uint16_t queue_sel, link_status;
-	struct vs_dec d;
+	struct dec d;
 	int rc;
 
-	vs_dec_init(&d, payload, len);
-	host_features = vs_dec_u32(&d);
-	guest_features = vs_dec_u32(&d);
-	status = vs_dec_u8(&d);
-	isr = vs_dec_u8(&d);
-	queue_sel = vs_dec_u16(&d);
-	broken = vs_dec_u8(&d);
-	vs_dec_bytes(&d, mac, sizeof(mac));
-	link_status = vs_dec_u16(&d);
+	d = dec_init(payload, len);
+	dec_u32(&d, &host_features);
+	dec_u32(&d, &guest_features);
+	dec_u8(&d, &status);
+	dec_u8(&d, &isr);
+	dec_u16(&d, &queue_sel);
+	dec_u8(&d, &broken);
+	dec_bytes(&d, mac, sizeof(mac));
+	dec_u16(&d, &link_status);
 	for (unsigned qi = 0; qi < VIRTIO_NET_QUEUES; qi++) {
-		q[qi].pfn = vs_dec_u32(&d);
-		q[qi].last_avail = vs_dec_u16(&d);
-		q[qi].used_idx = vs_dec_u16(&d);
+		dec_u32(&d, &q[qi].pfn);
+		dec_u16(&d, &q[qi].last_avail);
+		dec_u16(&d, &q[qi].used_idx);
 	}
-	vs_dec_bytes(&d, flag, sizeof(flag));
+	dec_bytes(&d, flag, sizeof(flag));
 	vnet_dec_table(&d, f.uni, &f.n_uni);
 	vnet_dec_table(&d, f.multi, &f.n_multi);
-	if (!vs_dec_done(&d))
+	if (!dec_done(&d))
 		return -EBADMSG;
 	/* The driver negotiated against the saved host features: it may use only what we offer. */
 	(void)host_features;

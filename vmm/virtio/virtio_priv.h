@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "util/byteorder.h"
+
 /*
  * Legacy virtio-pci (virtio 0.9.5; virtio 1.x "Legacy Interface: A Note on PCI Device
  * Layout"): BAR0 is I/O space, guest-native (little-endian on x86) registers:
@@ -93,40 +95,6 @@ static inline uint64_t vring_bytes(unsigned num)
 	return vring_used_off(num) + 6 + (uint64_t)VRING_USED_ELEM_BYTES * num;
 }
 
-/* Little-endian loads and stores on guest memory, which may be unaligned or shared. */
-static inline uint16_t vring_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t vring_get32(const uint8_t *p)
-{
-	return (uint32_t)vring_get16(p) | (uint32_t)vring_get16(p + 2) << 16;
-}
-
-static inline uint64_t vring_get64(const uint8_t *p)
-{
-	return (uint64_t)vring_get32(p) | (uint64_t)vring_get32(p + 4) << 32;
-}
-
-static inline void vring_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void vring_put32(uint8_t *p, uint32_t v)
-{
-	vring_put16(p, (uint16_t)v);
-	vring_put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static inline void vring_put64(uint8_t *p, uint64_t v)
-{
-	vring_put32(p, (uint32_t)v);
-	vring_put32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* One descriptor, copied out of guest memory once so the guest cannot change it under us. */
 struct vring_desc {
 	uint64_t addr;
@@ -141,10 +109,10 @@ static inline struct vring_desc vring_desc_decode(const uint8_t *p)
 
 	memcpy(raw, p, sizeof(raw));
 	return (struct vring_desc){
-		.addr = vring_get64(raw),
-		.len = vring_get32(raw + 8),
-		.flags = vring_get16(raw + 12),
-		.next = vring_get16(raw + 14),
+		.addr = le64_decode(raw),
+		.len = le32_decode(raw + 8),
+		.flags = le16_decode(raw + 12),
+		.next = le16_decode(raw + 14),
 	};
 }
 
@@ -152,10 +120,10 @@ static inline struct vring_desc vring_desc_decode(const uint8_t *p)
 static inline void vring_desc_encode(uint8_t *p, uint64_t addr, uint32_t len, uint16_t flags,
 				     uint16_t next)
 {
-	vring_put64(p, addr);
-	vring_put32(p + 8, len);
-	vring_put16(p + 12, flags);
-	vring_put16(p + 14, next);
+	le64_encode(p, addr);
+	le32_encode(p + 8, len);
+	le16_encode(p + 12, flags);
+	le16_encode(p + 14, next);
 }
 
 /*

@@ -40,7 +40,7 @@ uint16_t vq_avail_flags(const struct vq *q)
 
 uint16_t vq_avail_head(const struct vq *q, uint16_t idx)
 {
-	return vring_get16(q->avail + VRING_AVAIL_RING_OFF + 2 * (size_t)(idx % q->num));
+	return le16_decode(q->avail + VRING_AVAIL_RING_OFF + 2 * (size_t)(idx % q->num));
 }
 
 int vq_chain_collect(const struct vq *q, const struct guest_mem *mem, uint16_t head,
@@ -157,8 +157,8 @@ void vq_used_put(struct vq *q, const struct guest_mem *mem, uint16_t used_idx, u
 {
 	uint64_t off = VRING_USED_RING_OFF + (uint64_t)VRING_USED_ELEM_BYTES * (used_idx % q->num);
 
-	vring_put32(q->used + off, id);
-	vring_put32(q->used + off + 4, len);
+	le32_encode(q->used + off, id);
+	le32_encode(q->used + off + 4, len);
 	guest_mem_mark_dirty(mem, q->ring_gpa + vring_used_off(q->num) + off,
 			     VRING_USED_ELEM_BYTES);
 }

@@ -88,17 +88,17 @@ static uint64_t bz_field(const struct bzimage *bz, uint32_t off, unsigned bytes)
 	case 1:
 		return bz->file[off];
 	case 2:
-		return boot_le16_get(bz->file + off);
+		return le16_decode(bz->file + off);
 	case 4:
-		return boot_le32_get(bz->file + off);
+		return le32_decode(bz->file + off);
 	default:
-		return boot_le64_get(bz->file + off);
+		return le64_decode(bz->file + off);
 	}
 }
 
 bool boot_bzimage_probe(const uint8_t *kernel, size_t len)
 {
-	return len >= HDR_HEADER + 4 && boot_le16_get(kernel + HDR_BOOT_FLAG) == HDR_BOOT_FLAG_MAGIC &&
+	return len >= HDR_HEADER + 4 && le16_decode(kernel + HDR_BOOT_FLAG) == HDR_BOOT_FLAG_MAGIC &&
 	       memcmp(kernel + HDR_HEADER, "HdrS", 4) == 0;
 }
 
@@ -110,50 +110,50 @@ static int bzimage_parse(struct bzimage *bz, const uint8_t *file, size_t len, ch
 
 	*bz = (struct bzimage){ .file = file, .len = len };
 	if (len < HDR_VERSION + 2) {
-		boot_err(err, errlen, "bzImage of %zu bytes is too short for a setup header", len);
+		err_set(err, errlen, "bzImage of %zu bytes is too short for a setup header", len);
 		return -ENOEXEC;
 	}
-	if (boot_le16_get(file + HDR_BOOT_FLAG) != HDR_BOOT_FLAG_MAGIC) {
-		boot_err(err, errlen, "bzImage has no boot flag 0xaa55 at offset 0x1fe");
+	if (le16_decode(file + HDR_BOOT_FLAG) != HDR_BOOT_FLAG_MAGIC) {
+		err_set(err, errlen, "bzImage has no boot flag 0xaa55 at offset 0x1fe");
 		return -ENOEXEC;
 	}
 	if (memcmp(file + HDR_HEADER, "HdrS", 4) != 0) {
-		boot_err(err, errlen, "bzImage has no \"HdrS\" setup header at offset 0x202");
+		err_set(err, errlen, "bzImage has no \"HdrS\" setup header at offset 0x202");
 		return -ENOEXEC;
 	}
-	bz->version = boot_le16_get(file + HDR_VERSION);
+	bz->version = le16_decode(file + HDR_VERSION);
 	if (bz->version < HDR_MIN_VERSION) {
-		boot_err(err, errlen, "bzImage boot protocol %u.%02u is too old: need 2.06 or newer",
-			 bz->version >> 8, bz->version & 0xff);
+		err_set(err, errlen, "bzImage boot protocol %u.%02u is too old: need 2.06 or newer",
+			bz->version >> 8, bz->version & 0xff);
 		return -ENOEXEC;
 	}
 	end = HDR_HEADER + (uint64_t)file[HDR_JUMP + 1];
 	if (end > len) {
-		boot_err(err, errlen, "bzImage setup header ends at 0x%llx, past the %zu-byte file",
-			 (unsigned long long)end, len);
+		err_set(err, errlen, "bzImage setup header ends at 0x%llx, past the %zu-byte file",
+			(unsigned long long)end, len);
 		return -ENOEXEC;
 	}
 	if (end < HDR_CMDLINE_SIZE + 4) {
-		boot_err(err, errlen,
-			 "bzImage setup header ends at 0x%llx, before the protocol 2.06 fields",
-			 (unsigned long long)end);
+		err_set(err, errlen,
+			"bzImage setup header ends at 0x%llx, before the protocol 2.06 fields",
+			(unsigned long long)end);
 		return -ENOEXEC;
 	}
 	bz->hdr_end = end < BP_HDR_LIMIT ? (uint32_t)end : BP_HDR_LIMIT;
 
 	if (bz->version < 0x020c || !(bz_field(bz, HDR_XLOADFLAGS, 2) & HDR_XLF_KERNEL_64)) {
-		boot_err(err, errlen,
-			 "bzImage is a 32-bit-only kernel (no XLF_KERNEL_64 in xloadflags): "
-			 "build a 64-bit kernel");
+		err_set(err, errlen,
+			"bzImage is a 32-bit-only kernel (no XLF_KERNEL_64 in xloadflags): "
+			"build a 64-bit kernel");
 		return -ENOEXEC;
 	}
 
 	setup_sects = file[HDR_SETUP_SECTS] ? file[HDR_SETUP_SECTS] : 4;
 	bz->pm_offset = ((uint64_t)setup_sects + 1) * BZ_SECTOR_BYTES;
 	if (bz->pm_offset >= len) {
-		boot_err(err, errlen,
-			 "bzImage setup code of %u sectors reaches past the %zu-byte file",
-			 setup_sects, len);
+		err_set(err, errlen,
+			"bzImage setup code of %u sectors reaches past the %zu-byte file",
+			setup_sects, len);
 		return -ENOEXEC;
 	}
 	bz->pm_bytes = len - bz->pm_offset;
@@ -192,24 +192,24 @@ static void zero_page_build(uint8_t *zp, const struct bzimage *bz, const struct 
 
 	zp[HDR_TYPE_OF_LOADER] = HDR_LOADER_UNDEFINED;
 	zp[HDR_LOADFLAGS] |= HDR_CAN_USE_HEAP;
-	boot_le16_put(zp + HDR_HEAP_END_PTR, HDR_HEAP_END);
-	boot_le32_put(zp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_GPA);
-	boot_le32_put(zp + BP_EXT_CMD_LINE_PTR, (uint32_t)(LAYOUT_CMDLINE_GPA >> 32));
-	boot_le32_put(zp + HDR_RAMDISK_IMAGE, (uint32_t)plan->initrd_gpa);
-	boot_le32_put(zp + HDR_RAMDISK_SIZE, (uint32_t)plan->initrd_bytes);
-	boot_le32_put(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(plan->initrd_gpa >> 32));
-	boot_le32_put(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(plan->initrd_bytes >> 32));
+	le16_encode(zp + HDR_HEAP_END_PTR, HDR_HEAP_END);
+	le32_encode(zp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_GPA);
+	le32_encode(zp + BP_EXT_CMD_LINE_PTR, (uint32_t)(LAYOUT_CMDLINE_GPA >> 32));
+	le32_encode(zp + HDR_RAMDISK_IMAGE, (uint32_t)plan->initrd_gpa);
+	le32_encode(zp + HDR_RAMDISK_SIZE, (uint32_t)plan->initrd_bytes);
+	le32_encode(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(plan->initrd_gpa >> 32));
+	le32_encode(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(plan->initrd_bytes >> 32));
 	/* No setup_data chain: whatever the file carries there means nothing to us. */
 	if (bz->hdr_end >= HDR_SETUP_DATA + 8)
-		boot_le64_put(zp + HDR_SETUP_DATA, 0);
+		le64_encode(zp + HDR_SETUP_DATA, 0);
 
 	zp[BP_E820_ENTRIES] = (uint8_t)nmap;
 	for (unsigned i = 0; i < nmap; i++) {
 		uint8_t *e = zp + BP_E820_TABLE + i * BP_E820_ENTRY_BYTES;
 
-		boot_le64_put(e, map[i].gpa);
-		boot_le64_put(e + 8, map[i].bytes);
-		boot_le32_put(e + 16, map[i].type);
+		le64_encode(e, map[i].gpa);
+		le64_encode(e + 8, map[i].bytes);
+		le32_encode(e + 16, map[i].type);
 	}
 }
 
@@ -231,12 +231,12 @@ int boot_bzimage_load(const struct guest_mem *m, const struct boot_params_in *in
 		return rc;
 	plan.kernel_end = bzimage_kernel_end(&bz);
 	if (plan.kernel_end > plan.lowmem_top) {
-		boot_err(err, errlen,
-			 "kernel of %llu MiB needs guest RAM up to %llu MiB but it ends at %llu MiB: "
-			 "give --mem more",
-			 (unsigned long long)((bz.pm_bytes + BOOT_MIB - 1) / BOOT_MIB),
-			 (unsigned long long)((plan.kernel_end + BOOT_MIB - 1) / BOOT_MIB),
-			 (unsigned long long)(plan.lowmem_top / BOOT_MIB));
+		err_set(err, errlen,
+			"kernel of %llu MiB needs guest RAM up to %llu MiB but it ends at %llu MiB: "
+			"give --mem more",
+			(unsigned long long)((bz.pm_bytes + BOOT_MIB - 1) / BOOT_MIB),
+			(unsigned long long)((plan.kernel_end + BOOT_MIB - 1) / BOOT_MIB),
+			(unsigned long long)(plan.lowmem_top / BOOT_MIB));
 		return -ENOMEM;
 	}
 	/* cmdline_size excludes the NUL; initrd_addr_max is the last byte the initrd may use. */
@@ -258,7 +258,7 @@ int boot_bzimage_load(const struct guest_mem *m, const struct boot_params_in *in
 	if (rc == 0)
 		rc = boot_pagetables_write(m);
 	if (rc < 0) {
-		boot_err(err, errlen, "bzImage: writing guest memory failed");
+		err_set(err, errlen, "bzImage: writing guest memory failed");
 		return rc;
 	}
 

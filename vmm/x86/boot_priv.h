@@ -10,6 +10,9 @@
 
 #include "vmm/x86/boot.h"
 #include "vmm/guest_mem.h"
+#include "util/byteorder.h"
+#include "util/range.h"
+#include "util/err.h"
 
 #define BOOT_MIB (1ULL << 20)
 
@@ -48,50 +51,6 @@ struct boot_plan {
 	uint64_t initrd_bytes;
 	size_t cmdline_bytes; /* including the NUL */
 };
-
-/* Little-endian encoders for guest-visible tables; never a packed-struct cast. */
-static inline void boot_le16_put(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void boot_le32_put(uint8_t *p, uint32_t v)
-{
-	boot_le16_put(p, (uint16_t)v);
-	boot_le16_put(p + 2, (uint16_t)(v >> 16));
-}
-
-static inline void boot_le64_put(uint8_t *p, uint64_t v)
-{
-	boot_le32_put(p, (uint32_t)v);
-	boot_le32_put(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint16_t boot_le16_get(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static inline uint32_t boot_le32_get(const uint8_t *p)
-{
-	return (uint32_t)boot_le16_get(p) | ((uint32_t)boot_le16_get(p + 2) << 16);
-}
-
-static inline uint64_t boot_le64_get(const uint8_t *p)
-{
-	return (uint64_t)boot_le32_get(p) | ((uint64_t)boot_le32_get(p + 4) << 32);
-}
-
-/* Is [off, off + len) inside a buffer of total bytes? Overflow-safe. */
-static inline bool boot_range_ok(uint64_t off, uint64_t len, uint64_t total)
-{
-	return off <= total && len <= total - off;
-}
-
-/* Format a one-line reason into err (err may be NULL or errlen 0: then nothing is written). */
-void boot_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* Copy len bytes to guest [gpa, gpa + len) through guest_mem_ptr. Returns 0 or -EFAULT. */
 int boot_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);

@@ -114,62 +114,62 @@ static int elf_parse(struct elf_file *ef, const uint8_t *file, size_t len, char 
 
 	*ef = (struct elf_file){ .file = file, .len = len };
 	if (len < ELF_EI_DATA + 1 || !boot_elf_probe(file, len)) {
-		boot_err(err, errlen, "not an ELF file");
+		err_set(err, errlen, "not an ELF file");
 		return -ENOEXEC;
 	}
 	if (h[ELF_EI_CLASS] != ELF_CLASS32 && h[ELF_EI_CLASS] != ELF_CLASS64) {
-		boot_err(err, errlen, "ELF kernel has class %u: neither 32- nor 64-bit",
-			 h[ELF_EI_CLASS]);
+		err_set(err, errlen, "ELF kernel has class %u: neither 32- nor 64-bit",
+			h[ELF_EI_CLASS]);
 		return -ENOEXEC;
 	}
 	if (h[ELF_EI_DATA] != ELF_DATA2LSB) {
-		boot_err(err, errlen, "ELF kernel is not little-endian");
+		err_set(err, errlen, "ELF kernel is not little-endian");
 		return -ENOEXEC;
 	}
 	ef->is64 = h[ELF_EI_CLASS] == ELF_CLASS64;
 	if (len < (ef->is64 ? ELF64_EHDR_BYTES : ELF32_EHDR_BYTES)) {
-		boot_err(err, errlen, "ELF header is truncated: the file has %zu bytes", len);
+		err_set(err, errlen, "ELF header is truncated: the file has %zu bytes", len);
 		return -ENOEXEC;
 	}
-	machine = boot_le16_get(h + 18);
+	machine = le16_decode(h + 18);
 	if (machine != ELF_EM_386 && machine != ELF_EM_X86_64) {
-		boot_err(err, errlen, "ELF kernel is for machine %u, not x86", machine);
+		err_set(err, errlen, "ELF kernel is for machine %u, not x86", machine);
 		return -ENOEXEC;
 	}
 	if (ef->is64) {
-		ef->phoff = boot_le64_get(h + 32);
-		ef->shoff = boot_le64_get(h + 40);
-		ef->phentsize = boot_le16_get(h + 54);
-		ef->phnum = boot_le16_get(h + 56);
-		ef->shentsize = boot_le16_get(h + 58);
-		ef->shnum = boot_le16_get(h + 60);
+		ef->phoff = le64_decode(h + 32);
+		ef->shoff = le64_decode(h + 40);
+		ef->phentsize = le16_decode(h + 54);
+		ef->phnum = le16_decode(h + 56);
+		ef->shentsize = le16_decode(h + 58);
+		ef->shnum = le16_decode(h + 60);
 	} else {
-		ef->phoff = boot_le32_get(h + 28);
-		ef->shoff = boot_le32_get(h + 32);
-		ef->phentsize = boot_le16_get(h + 42);
-		ef->phnum = boot_le16_get(h + 44);
-		ef->shentsize = boot_le16_get(h + 46);
-		ef->shnum = boot_le16_get(h + 48);
+		ef->phoff = le32_decode(h + 28);
+		ef->shoff = le32_decode(h + 32);
+		ef->phentsize = le16_decode(h + 42);
+		ef->phnum = le16_decode(h + 44);
+		ef->shentsize = le16_decode(h + 46);
+		ef->shnum = le16_decode(h + 48);
 	}
 	if (ef->phnum == 0) {
-		boot_err(err, errlen, "ELF kernel has no program headers");
+		err_set(err, errlen, "ELF kernel has no program headers");
 		return -ENOEXEC;
 	}
 	if (ef->phentsize < (ef->is64 ? ELF64_PHDR_BYTES : ELF32_PHDR_BYTES)) {
-		boot_err(err, errlen, "ELF program header size %u is too small", ef->phentsize);
+		err_set(err, errlen, "ELF program header size %u is too small", ef->phentsize);
 		return -ENOEXEC;
 	}
 	/* phnum and phentsize are u16: their product cannot overflow. */
-	if (!boot_range_ok(ef->phoff, (uint64_t)ef->phnum * ef->phentsize, len)) {
-		boot_err(err, errlen,
-			 "ELF program headers (%u at offset 0x%llx) run past the %zu-byte file",
-			 ef->phnum, (unsigned long long)ef->phoff, len);
+	if (!range_ok(ef->phoff, (uint64_t)ef->phnum * ef->phentsize, len)) {
+		err_set(err, errlen,
+			"ELF program headers (%u at offset 0x%llx) run past the %zu-byte file",
+			ef->phnum, (unsigned long long)ef->phoff, len);
 		return -ENOEXEC;
 	}
 	/* Sections only matter as a second place to look for the note: drop a bad table. */
 	shmin = ef->is64 ? ELF64_SHDR_BYTES : ELF32_SHDR_BYTES;
 	if (ef->shoff == 0 || ef->shentsize < shmin ||
-	    !boot_range_ok(ef->shoff, (uint64_t)ef->shnum * ef->shentsize, len))
+	    !range_ok(ef->shoff, (uint64_t)ef->shnum * ef->shentsize, len))
 		ef->shnum = 0;
 	return 0;
 }
@@ -180,20 +180,20 @@ static struct elf_phdr elf_phdr_read(const struct elf_file *ef, uint32_t i)
 
 	if (ef->is64)
 		return (struct elf_phdr){
-			.type = boot_le32_get(p),
-			.offset = boot_le64_get(p + 8),
-			.paddr = boot_le64_get(p + 24),
-			.filesz = boot_le64_get(p + 32),
-			.memsz = boot_le64_get(p + 40),
-			.align = boot_le64_get(p + 48),
+			.type = le32_decode(p),
+			.offset = le64_decode(p + 8),
+			.paddr = le64_decode(p + 24),
+			.filesz = le64_decode(p + 32),
+			.memsz = le64_decode(p + 40),
+			.align = le64_decode(p + 48),
 		};
 	return (struct elf_phdr){
-		.type = boot_le32_get(p),
-		.offset = boot_le32_get(p + 4),
-		.paddr = boot_le32_get(p + 12),
-		.filesz = boot_le32_get(p + 16),
-		.memsz = boot_le32_get(p + 20),
-		.align = boot_le32_get(p + 28),
+		.type = le32_decode(p),
+		.offset = le32_decode(p + 4),
+		.paddr = le32_decode(p + 12),
+		.filesz = le32_decode(p + 16),
+		.memsz = le32_decode(p + 20),
+		.align = le32_decode(p + 28),
 	};
 }
 
@@ -204,16 +204,16 @@ static struct elf_phdr elf_shdr_read(const struct elf_file *ef, uint32_t i)
 
 	if (ef->is64)
 		return (struct elf_phdr){
-			.type = boot_le32_get(p + 4),
-			.offset = boot_le64_get(p + 24),
-			.filesz = boot_le64_get(p + 32),
-			.align = boot_le64_get(p + 48),
+			.type = le32_decode(p + 4),
+			.offset = le64_decode(p + 24),
+			.filesz = le64_decode(p + 32),
+			.align = le64_decode(p + 48),
 		};
 	return (struct elf_phdr){
-		.type = boot_le32_get(p + 4),
-		.offset = boot_le32_get(p + 16),
-		.filesz = boot_le32_get(p + 20),
-		.align = boot_le32_get(p + 32),
+		.type = le32_decode(p + 4),
+		.offset = le32_decode(p + 16),
+		.filesz = le32_decode(p + 20),
+		.align = le32_decode(p + 32),
 	};
 }
 
@@ -227,9 +227,9 @@ static bool note_find(const uint8_t *buf, uint64_t size, uint64_t align, uint32_
 	uint64_t pos = 0;
 
 	while (size - pos >= ELF_NHDR_BYTES) {
-		uint64_t namesz = boot_le32_get(buf + pos);
-		uint64_t descsz = boot_le32_get(buf + pos + 4);
-		uint32_t type = boot_le32_get(buf + pos + 8);
+		uint64_t namesz = le32_decode(buf + pos);
+		uint64_t descsz = le32_decode(buf + pos + 4);
+		uint32_t type = le32_decode(buf + pos + 8);
 		uint64_t name = pos + ELF_NHDR_BYTES, desc;
 
 		/* namesz and descsz are u32 and size is a file length: no u64 overflow. */
@@ -240,7 +240,7 @@ static bool note_find(const uint8_t *buf, uint64_t size, uint64_t align, uint32_
 			return false;
 		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
 		    memcmp(buf + name, "Xen", 4) == 0 && (descsz == 4 || descsz == 8)) {
-			*entry = boot_le32_get(buf + desc);
+			*entry = le32_decode(buf + desc);
 			return true;
 		}
 		pos = desc + ((descsz + align - 1) & ~(align - 1));
@@ -258,7 +258,7 @@ static bool note_find_in(const struct elf_file *ef, const struct elf_phdr *ph, u
 {
 	const uint8_t *buf;
 
-	if (!boot_range_ok(ph->offset, ph->filesz, ef->len))
+	if (!range_ok(ph->offset, ph->filesz, ef->len))
 		return false;
 	buf = ef->file + ph->offset;
 	if (ph->align == 8 && note_find(buf, ph->filesz, 8, entry))
@@ -310,38 +310,38 @@ static int pvh_segments_check(const struct elf_file *ef, uint32_t entry, struct 
 		if (ph.type != ELF_PT_LOAD)
 			continue;
 		if (ph.filesz > ph.memsz) {
-			boot_err(err, errlen,
-				 "ELF segment %u has p_filesz 0x%llx larger than p_memsz 0x%llx", i,
-				 (unsigned long long)ph.filesz, (unsigned long long)ph.memsz);
+			err_set(err, errlen,
+				"ELF segment %u has p_filesz 0x%llx larger than p_memsz 0x%llx", i,
+				(unsigned long long)ph.filesz, (unsigned long long)ph.memsz);
 			return -ENOEXEC;
 		}
-		if (!boot_range_ok(ph.offset, ph.filesz, ef->len)) {
-			boot_err(err, errlen,
-				 "ELF segment %u (0x%llx bytes at offset 0x%llx) runs past the "
-				 "%zu-byte file",
-				 i, (unsigned long long)ph.filesz, (unsigned long long)ph.offset,
-				 ef->len);
+		if (!range_ok(ph.offset, ph.filesz, ef->len)) {
+			err_set(err, errlen,
+				"ELF segment %u (0x%llx bytes at offset 0x%llx) runs past the "
+				"%zu-byte file",
+				i, (unsigned long long)ph.filesz, (unsigned long long)ph.offset,
+				ef->len);
 			return -ENOEXEC;
 		}
 		if (ph.align > 1 && (ph.align & (ph.align - 1))) {
-			boot_err(err, errlen, "ELF segment %u has p_align 0x%llx: not a power of two",
-				 i, (unsigned long long)ph.align);
+			err_set(err, errlen, "ELF segment %u has p_align 0x%llx: not a power of two",
+				i, (unsigned long long)ph.align);
 			return -ENOEXEC;
 		}
 		if (ph.memsz == 0)
 			continue;
 		if (ph.paddr < LAYOUT_KERNEL_GPA) {
-			boot_err(err, errlen,
-				 "ELF segment %u at 0x%llx is below 1 MiB, where the boot tables live",
-				 i, (unsigned long long)ph.paddr);
+			err_set(err, errlen,
+				"ELF segment %u at 0x%llx is below 1 MiB, where the boot tables live",
+				i, (unsigned long long)ph.paddr);
 			return -ENOEXEC;
 		}
-		if (!boot_range_ok(ph.paddr, ph.memsz, plan->lowmem_top)) {
-			boot_err(err, errlen,
-				 "ELF segment %u (0x%llx bytes at 0x%llx) does not fit in guest RAM "
-				 "below %llu MiB: give --mem more",
-				 i, (unsigned long long)ph.memsz, (unsigned long long)ph.paddr,
-				 (unsigned long long)(plan->lowmem_top / BOOT_MIB));
+		if (!range_ok(ph.paddr, ph.memsz, plan->lowmem_top)) {
+			err_set(err, errlen,
+				"ELF segment %u (0x%llx bytes at 0x%llx) does not fit in guest RAM "
+				"below %llu MiB: give --mem more",
+				i, (unsigned long long)ph.memsz, (unsigned long long)ph.paddr,
+				(unsigned long long)(plan->lowmem_top / BOOT_MIB));
 			return -ENOMEM;
 		}
 		if (ph.paddr + ph.memsz > plan->kernel_end)
@@ -351,12 +351,12 @@ static int pvh_segments_check(const struct elf_file *ef, uint32_t entry, struct 
 		nload++;
 	}
 	if (nload == 0) {
-		boot_err(err, errlen, "ELF kernel has no loadable segments");
+		err_set(err, errlen, "ELF kernel has no loadable segments");
 		return -ENOEXEC;
 	}
 	if (!entry_loaded) {
-		boot_err(err, errlen, "PVH entry point 0x%x is not inside any loaded ELF segment",
-			 entry);
+		err_set(err, errlen, "PVH entry point 0x%x is not inside any loaded ELF segment",
+			entry);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -384,26 +384,26 @@ static void start_info_build(uint8_t *page, const struct boot_plan *plan,
 	uint8_t *si = page, *mod = page + PVH_MODLIST_OFF;
 
 	memset(page, 0, PVH_PAGE_BYTES);
-	boot_le32_put(si + SI_MAGIC, SI_MAGIC_VALUE);
-	boot_le32_put(si + SI_VERSION, SI_VERSION_VALUE);
-	boot_le32_put(si + SI_FLAGS, 0);
-	boot_le64_put(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE_GPA);
-	boot_le64_put(si + SI_RSDP_PADDR, 0); /* 0: the guest scans 0xe0000..0xfffff */
+	le32_encode(si + SI_MAGIC, SI_MAGIC_VALUE);
+	le32_encode(si + SI_VERSION, SI_VERSION_VALUE);
+	le32_encode(si + SI_FLAGS, 0);
+	le64_encode(si + SI_CMDLINE_PADDR, LAYOUT_CMDLINE_GPA);
+	le64_encode(si + SI_RSDP_PADDR, 0); /* 0: the guest scans 0xe0000..0xfffff */
 	if (plan->initrd_bytes) {
-		boot_le32_put(si + SI_NR_MODULES, 1);
-		boot_le64_put(si + SI_MODLIST_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MODLIST_OFF);
-		boot_le64_put(mod + MOD_PADDR, plan->initrd_gpa);
-		boot_le64_put(mod + MOD_SIZE, plan->initrd_bytes);
-		boot_le64_put(mod + MOD_CMDLINE_PADDR, 0);
+		le32_encode(si + SI_NR_MODULES, 1);
+		le64_encode(si + SI_MODLIST_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MODLIST_OFF);
+		le64_encode(mod + MOD_PADDR, plan->initrd_gpa);
+		le64_encode(mod + MOD_SIZE, plan->initrd_bytes);
+		le64_encode(mod + MOD_CMDLINE_PADDR, 0);
 	}
-	boot_le64_put(si + SI_MEMMAP_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MEMMAP_OFF);
-	boot_le32_put(si + SI_MEMMAP_ENTRIES, nmap);
+	le64_encode(si + SI_MEMMAP_PADDR, LAYOUT_PVH_INFO_GPA + PVH_MEMMAP_OFF);
+	le32_encode(si + SI_MEMMAP_ENTRIES, nmap);
 	for (unsigned i = 0; i < nmap; i++) {
 		uint8_t *e = page + PVH_MEMMAP_OFF + i * MM_BYTES;
 
-		boot_le64_put(e + MM_ADDR, map[i].gpa);
-		boot_le64_put(e + MM_SIZE, map[i].bytes);
-		boot_le32_put(e + MM_TYPE, map[i].type);
+		le64_encode(e + MM_ADDR, map[i].gpa);
+		le64_encode(e + MM_SIZE, map[i].bytes);
+		le32_encode(e + MM_TYPE, map[i].type);
 	}
 }
 
@@ -422,7 +422,7 @@ int boot_pvh_load(const struct guest_mem *m, const struct boot_params_in *in,
 	if (rc < 0)
 		return rc;
 	if (!elf_pvh_entry(&ef, &entry)) {
-		boot_err(err, errlen, "ELF kernel has no PVH entry note: build it with CONFIG_PVH=y");
+		err_set(err, errlen, "ELF kernel has no PVH entry note: build it with CONFIG_PVH=y");
 		return -ENOEXEC;
 	}
 	rc = boot_lowmem_check(m, &plan.lowmem_top, err, errlen);
@@ -446,7 +446,7 @@ int boot_pvh_load(const struct guest_mem *m, const struct boot_params_in *in,
 	if (rc == 0)
 		rc = boot_gdt_write(m, BOOT_CPU_PROTECTED);
 	if (rc < 0) {
-		boot_err(err, errlen, "PVH: writing guest memory failed");
+		err_set(err, errlen, "PVH: writing guest memory failed");
 		return rc;
 	}
 

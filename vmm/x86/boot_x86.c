@@ -51,17 +51,6 @@ _Static_assert(LAYOUT_GDT_GPA + BOOT_GDT_ENTRIES * 8 <= LAYOUT_PVH_INFO_GPA,
 _Static_assert(LAYOUT_PD_GPA + BOOT_PD_PAGES * BOOT_PAGE_BYTES <= LAYOUT_CMDLINE_GPA,
 	       "the page directories must not reach the command line");
 
-void boot_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int boot_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len)
 {
 	void *dst = guest_mem_ptr(m, gpa, len);
@@ -96,15 +85,15 @@ int boot_lowmem_check(const struct guest_mem *m, uint64_t *top, char *err, size_
 		if (r->gpa != 0)
 			continue;
 		if (r->bytes <= LAYOUT_BIOS_END) {
-			boot_err(err, errlen,
-				 "guest RAM of %llu KiB is too small: the kernel needs more than 1 MiB",
-				 (unsigned long long)(r->bytes >> 10));
+			err_set(err, errlen,
+				"guest RAM of %llu KiB is too small: the kernel needs more than 1 MiB",
+				(unsigned long long)(r->bytes >> 10));
 			return -ENOMEM;
 		}
 		*top = r->bytes;
 		return 0;
 	}
-	boot_err(err, errlen, "guest RAM does not start at address 0");
+	err_set(err, errlen, "guest RAM does not start at address 0");
 	return -ENOMEM;
 }
 
@@ -160,9 +149,9 @@ int boot_plan_place(struct boot_plan *plan, const struct boot_params_in *in, uin
 	if (max_chars > LAYOUT_CMDLINE_MAX - 1)
 		max_chars = LAYOUT_CMDLINE_MAX - 1;
 	if (chars > max_chars) {
-		boot_err(err, errlen,
-			 "kernel command line of %zu bytes is too long: this kernel takes at most %llu",
-			 chars, (unsigned long long)max_chars);
+		err_set(err, errlen,
+			"kernel command line of %zu bytes is too long: this kernel takes at most %llu",
+			chars, (unsigned long long)max_chars);
 		return -E2BIG;
 	}
 	plan->cmdline_bytes = chars + 1;
@@ -179,11 +168,11 @@ int boot_plan_place(struct boot_plan *plan, const struct boot_params_in *in, uin
 	if (in->initrd_len <= UINT32_MAX && in->initrd_len <= top)
 		gpa = (top - in->initrd_len) & ~(uint64_t)(BOOT_PAGE_BYTES - 1);
 	if (gpa == 0 || gpa < bottom) {
-		boot_err(err, errlen,
-			 "initrd of %llu MiB does not fit below %llu MiB of guest RAM: "
-			 "give --mem more or a smaller initrd",
-			 (unsigned long long)((in->initrd_len + BOOT_MIB - 1) / BOOT_MIB),
-			 (unsigned long long)(top / BOOT_MIB));
+		err_set(err, errlen,
+			"initrd of %llu MiB does not fit below %llu MiB of guest RAM: "
+			"give --mem more or a smaller initrd",
+			(unsigned long long)((in->initrd_len + BOOT_MIB - 1) / BOOT_MIB),
+			(unsigned long long)(top / BOOT_MIB));
 		return -ENOMEM;
 	}
 	plan->initrd_gpa = gpa;
@@ -255,7 +244,7 @@ int boot_gdt_write(const struct guest_mem *m, enum boot_cpu_mode mode)
 	uint8_t gdt[BOOT_GDT_ENTRIES * 8];
 
 	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
-		boot_le64_put(gdt + i * 8, gdt_desc(mode, i));
+		le64_encode(gdt + i * 8, gdt_desc(mode, i));
 	return boot_mem_write(m, LAYOUT_GDT_GPA, gdt, sizeof(gdt));
 }
 
@@ -265,14 +254,14 @@ int boot_pagetables_write(const struct guest_mem *m)
 	int rc;
 
 	memset(page, 0, sizeof(page));
-	boot_le64_put(page, LAYOUT_PDPT_GPA | X86_PTE_P | X86_PTE_RW);
+	le64_encode(page, LAYOUT_PDPT_GPA | X86_PTE_P | X86_PTE_RW);
 	rc = boot_mem_write(m, LAYOUT_PML4_GPA, page, sizeof(page));
 	if (rc < 0)
 		return rc;
 
 	memset(page, 0, sizeof(page));
 	for (unsigned i = 0; i < BOOT_PD_PAGES; i++)
-		boot_le64_put(page + i * 8,
+		le64_encode(page + i * 8,
 			      (LAYOUT_PD_GPA + i * BOOT_PAGE_BYTES) | X86_PTE_P | X86_PTE_RW);
 	rc = boot_mem_write(m, LAYOUT_PDPT_GPA, page, sizeof(page));
 	if (rc < 0)
@@ -282,7 +271,7 @@ int boot_pagetables_write(const struct guest_mem *m)
 		for (unsigned i = 0; i < BOOT_PTES_PER_PAGE; i++) {
 			uint64_t gpa = ((uint64_t)pd * BOOT_PTES_PER_PAGE + i) << 21;
 
-			boot_le64_put(page + i * 8, gpa | X86_PTE_P | X86_PTE_RW | X86_PTE_PS);
+			le64_encode(page + i * 8, gpa | X86_PTE_P | X86_PTE_RW | X86_PTE_PS);
 		}
 		rc = boot_mem_write(m, LAYOUT_PD_GPA + pd * BOOT_PAGE_BYTES, page, sizeof(page));
 		if (rc < 0)
@@ -337,12 +326,12 @@ int boot_load(const struct guest_mem *m, const struct boot_params_in *in, struct
 	int rc;
 
 	if (!m || !in || !out || !sregs || !in->kernel) {
-		boot_err(err, errlen, "no kernel to load");
+		err_set(err, errlen, "no kernel to load");
 		return -EINVAL;
 	}
 	if (in->ncpus == 0 || in->ncpus > LAYOUT_MAX_VCPUS) {
-		boot_err(err, errlen, "%u vCPUs: the MP table describes 1 to %d", in->ncpus,
-			 LAYOUT_MAX_VCPUS);
+		err_set(err, errlen, "%u vCPUs: the MP table describes 1 to %d", in->ncpus,
+			LAYOUT_MAX_VCPUS);
 		return in->ncpus ? -E2BIG : -EINVAL;
 	}
 
@@ -357,12 +346,12 @@ int boot_load(const struct guest_mem *m, const struct boot_params_in *in, struct
 		/* Let the loader that nearly matched explain what is wrong. */
 		if (boot_elf_probe(in->kernel, in->kernel_len)) {
 			rc = boot_pvh_load(m, in, out, sregs, err, errlen);
-		} else if (in->kernel_len >= 0x200 && boot_le16_get(in->kernel + 0x1fe) == 0xaa55) {
+		} else if (in->kernel_len >= 0x200 && le16_decode(in->kernel + 0x1fe) == 0xaa55) {
 			rc = boot_bzimage_load(m, in, out, sregs, err, errlen);
 		} else {
-			boot_err(err, errlen,
-				 "not a Linux bzImage or an ELF with a PVH entry note "
-				 "(XEN_ELFNOTE_PHYS32_ENTRY)");
+			err_set(err, errlen,
+				"not a Linux bzImage or an ELF with a PVH entry note "
+				"(XEN_ELFNOTE_PHYS32_ENTRY)");
 			rc = -ENOEXEC;
 		}
 		break;
@@ -372,7 +361,7 @@ int boot_load(const struct guest_mem *m, const struct boot_params_in *in, struct
 
 	rc = mptable_write(m, in->ncpus);
 	if (rc < 0) {
-		boot_err(err, errlen, "MP table for %u vCPUs: %s", in->ncpus, strerror(-rc));
+		err_set(err, errlen, "MP table for %u vCPUs: %s", in->ncpus, strerror(-rc));
 		return rc;
 	}
 	return 0;

@@ -90,7 +90,7 @@ static uint8_t *mp_intr_put(uint8_t *e, uint8_t entry, uint8_t kind, uint16_t fl
 {
 	e[0] = entry;
 	e[1] = kind;
-	boot_le16_put(e + 2, flags);
+	le16_encode(e + 2, flags);
 	e[4] = bus;
 	e[5] = bus_irq;
 	e[6] = dst_id;
@@ -110,8 +110,8 @@ static size_t mp_build(uint8_t *buf, unsigned ncpus)
 		e[1] = (uint8_t)i;
 		e[2] = MP_LAPIC_VERSION;
 		e[3] = MP_CPU_ENABLED | (i == 0 ? MP_CPU_BSP : 0);
-		boot_le32_put(e + 4, MP_CPU_SIGNATURE);
-		boot_le32_put(e + 8, MP_CPU_FEATURES);
+		le32_encode(e + 4, MP_CPU_SIGNATURE);
+		le32_encode(e + 8, MP_CPU_FEATURES);
 		e += MP_CPU_BYTES;
 	}
 
@@ -128,7 +128,7 @@ static size_t mp_build(uint8_t *buf, unsigned ncpus)
 	e[1] = ioapic_id;
 	e[2] = MP_IOAPIC_VERSION;
 	e[3] = MP_IOAPIC_ENABLED;
-	boot_le32_put(e + 4, (uint32_t)LAYOUT_IOAPIC_GPA);
+	le32_encode(e + 4, (uint32_t)LAYOUT_IOAPIC_GPA);
 	e += MP_ENTRY_BYTES;
 
 	/* ISA: edge, active high, as the bus defines ("conforms"). */
@@ -147,16 +147,16 @@ static size_t mp_build(uint8_t *buf, unsigned ncpus)
 
 	table_bytes = (size_t)(e - hdr);
 	memcpy(hdr, "PCMP", 4);
-	boot_le16_put(hdr + 4, (uint16_t)table_bytes);
+	le16_encode(hdr + 4, (uint16_t)table_bytes);
 	hdr[6] = MP_SPEC_REV;
 	memcpy(hdr + 8, "GODWIT  ", 8);
 	memcpy(hdr + 16, "GODWIT VM   ", 12);
-	boot_le16_put(hdr + 34, (uint16_t)(ncpus + MP_FIXED_ENTRIES));
-	boot_le32_put(hdr + 36, (uint32_t)LAYOUT_LAPIC_GPA);
+	le16_encode(hdr + 34, (uint16_t)(ncpus + MP_FIXED_ENTRIES));
+	le32_encode(hdr + 36, (uint32_t)LAYOUT_LAPIC_GPA);
 	hdr[7] = mp_checksum(hdr, table_bytes);
 
 	memcpy(fps, "_MP_", 4);
-	boot_le32_put(fps + 4, (uint32_t)(LAYOUT_MPTABLE_GPA + MP_FPS_BYTES));
+	le32_encode(fps + 4, (uint32_t)(LAYOUT_MPTABLE_GPA + MP_FPS_BYTES));
 	fps[8] = 1;
 	fps[9] = MP_SPEC_REV;
 	fps[10] = mp_checksum(fps, MP_FPS_BYTES);

@@ -153,14 +153,14 @@ void pm_state_save(struct pm_dev *pm, struct vs_enc *e)
 
 int pm_state_load(struct pm_dev *pm, const uint8_t *payload, size_t len)
 {
-	struct vs_dec d;
+	struct dec d;
 	uint16_t sts, en, cnt;
 
-	vs_dec_init(&d, payload, len);
-	sts = vs_dec_u16(&d);
-	en = vs_dec_u16(&d);
-	cnt = vs_dec_u16(&d);
-	if (!vs_dec_done(&d))
+	d = dec_init(payload, len);
+	dec_u16(&d, &sts);
+	dec_u16(&d, &en);
+	dec_u16(&d, &cnt);
+	if (!dec_done(&d))
 		return -EBADMSG;
 	if (cnt & LAYOUT_PM1_SLP_EN)
 		return -EINVAL; /* never stored: writing it powers off */

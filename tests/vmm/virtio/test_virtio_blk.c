@@ -146,10 +146,10 @@ static void desc_set(uint8_t *table, unsigned i, uint64_t addr, uint32_t len, ui
 {
 	uint8_t *d = table + VRING_DESC_BYTES * i;
 
-	vring_put64(d, addr);
-	vring_put32(d + 8, len);
-	vring_put16(d + 12, flags);
-	vring_put16(d + 14, next);
+	le64_encode(d, addr);
+	le32_encode(d + 8, len);
+	le16_encode(d + 12, flags);
+	le16_encode(d + 14, next);
 }
 
 static uint8_t *desc_table(void)
@@ -169,7 +169,7 @@ static uint8_t *used_ring(void)
 
 static uint16_t used_idx(void)
 {
-	return vring_get16(used_ring() + VRING_USED_IDX_OFF);
+	return le16_decode(used_ring() + VRING_USED_IDX_OFF);
 }
 
 /* Publish head and kick; returns the used element's length after checking its id. */
@@ -178,20 +178,20 @@ static uint32_t kick(uint16_t head)
 	uint16_t before = used_idx();
 	uint8_t *elem = used_ring() + VRING_USED_RING_OFF + VRING_USED_ELEM_BYTES * (before % QN);
 
-	vring_put16(avail_ring() + VRING_AVAIL_RING_OFF + 2 * (avail_idx % QN), head);
+	le16_encode(avail_ring() + VRING_AVAIL_RING_OFF + 2 * (avail_idx % QN), head);
 	avail_idx++;
-	vring_put16(avail_ring() + VRING_AVAIL_IDX_OFF, avail_idx);
+	le16_encode(avail_ring() + VRING_AVAIL_IDX_OFF, avail_idx);
 	reg_out(VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);
 	cr_assert_eq(used_idx(), (uint16_t)(before + 1), "one request, one used element");
-	cr_assert_eq(vring_get32(elem), head);
-	return vring_get32(elem + 4);
+	cr_assert_eq(le32_decode(elem), head);
+	return le32_decode(elem + 4);
 }
 
 static void put_hdr(uint32_t type, uint64_t sector)
 {
-	vring_put32(gpa(HDR_GPA), type);
-	vring_put32(gpa(HDR_GPA) + 4, 0);
-	vring_put64(gpa(HDR_GPA) + 8, sector);
+	le32_encode(gpa(HDR_GPA), type);
+	le32_encode(gpa(HDR_GPA) + 4, 0);
+	le64_encode(gpa(HDR_GPA) + 8, sector);
 }
 
 /* A request as Linux builds it: header, one data buffer (if len), status. */
@@ -625,12 +625,12 @@ Test(virtio_blk, avail_index_jumping_past_the_queue_stops_the_device_until_reset
 	desc_set(desc_table(), 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
 	desc_set(desc_table(), 1, DATA_GPA, 512, VRING_DESC_F_NEXT, 2);
 	desc_set(desc_table(), 2, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	vring_put16(avail_ring() + VRING_AVAIL_IDX_OFF, QN + 1);
+	le16_encode(avail_ring() + VRING_AVAIL_IDX_OFF, QN + 1);
 	reg_out(VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);
 	cr_assert_eq(used_idx(), 0);
 	cr_assert(reg_in(VIRTIO_PCI_STATUS, 1) & VIRTIO_STATUS_NEEDS_RESET);
 	cr_assert_eq(reg_in(VIRTIO_PCI_ISR, 1), VIRTIO_ISR_CONFIG);
-	vring_put16(avail_ring() + VRING_AVAIL_IDX_OFF, 1);
+	le16_encode(avail_ring() + VRING_AVAIL_IDX_OFF, 1);
 	reg_out(VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);
 	cr_assert_eq(used_idx(), 0, "broken until reset");
 	assert_disk_is(disk);
@@ -655,8 +655,8 @@ Test(virtio_blk, notify_for_another_queue_does_nothing)
 	put_hdr(VIRTIO_BLK_T_FLUSH, 0);
 	desc_set(desc_table(), 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
 	desc_set(desc_table(), 1, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	vring_put16(avail_ring() + VRING_AVAIL_RING_OFF, 0);
-	vring_put16(avail_ring() + VRING_AVAIL_IDX_OFF, 1);
+	le16_encode(avail_ring() + VRING_AVAIL_RING_OFF, 0);
+	le16_encode(avail_ring() + VRING_AVAIL_IDX_OFF, 1);
 	reg_out(VIRTIO_PCI_QUEUE_NOTIFY, 1, 2);
 	cr_assert_eq(used_idx(), 0);
 	reg_out(VIRTIO_PCI_QUEUE_NOTIFY, 0, 2);

@@ -207,8 +207,8 @@ static void used_elem(unsigned q, uint16_t i, uint32_t *id, uint32_t *len)
 {
 	uint8_t *e = used_ring(q) + VRING_USED_RING_OFF + VRING_USED_ELEM_BYTES * (i % QN);
 
-	*id = vring_get32(e);
-	*len = vring_get32(e + 4);
+	*id = le32_decode(e);
+	*len = le32_decode(e + 4);
 }
 
 static void desc_set(unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
@@ -237,7 +237,7 @@ static void driver_init(uint32_t features)
 
 static void publish(unsigned q, uint16_t head, bool notify)
 {
-	vring_put16(avail_ring(q) + VRING_AVAIL_RING_OFF + 2 * (avail_idx[q] % QN), head);
+	le16_encode(avail_ring(q) + VRING_AVAIL_RING_OFF + 2 * (avail_idx[q] % QN), head);
 	avail_idx[q]++;
 	__atomic_store_n((uint16_t *)(avail_ring(q) + VRING_AVAIL_IDX_OFF), avail_idx[q],
 			 __ATOMIC_RELEASE);
@@ -437,7 +437,7 @@ Test(virtio_net, mergeable_frame_spans_buffers_and_says_how_many)
 	wire_send(f, sizeof(f));
 	cr_assert(wait_used(0, 4), "used %u, want 4", used_idx(0));
 	cr_assert_eq(used_idx(0), 4, "(12 + 1000) bytes take four 256-byte buffers");
-	cr_assert_eq(vring_get16(gpa(BUF_GPA + VIRTIO_NET_HDR_NUM_BUFFERS)), 4);
+	cr_assert_eq(le16_decode(gpa(BUF_GPA + VIRTIO_NET_HDR_NUM_BUFFERS)), 4);
 	for (uint16_t i = 0; i < 4; i++) {
 		used_elem(0, i, &id, &len);
 		cr_assert_eq(id, i);
@@ -523,7 +523,7 @@ Test(virtio_net, paused_device_reads_nothing_and_dirties_no_page)
 
 static uint16_t avail_event(unsigned q)
 {
-	return vring_get16(used_ring(q) + VRING_USED_RING_OFF + VRING_USED_ELEM_BYTES * QN);
+	return le16_decode(used_ring(q) + VRING_USED_RING_OFF + VRING_USED_ELEM_BYTES * QN);
 }
 
 Test(virtio_net, event_idx_interrupts_only_when_used_event_is_passed)
@@ -534,7 +534,7 @@ Test(virtio_net, event_idx_interrupts_only_when_used_event_is_passed)
 	driver_init(NET_FEATURES | F(VIRTIO_RING_F_EVENT_IDX));
 	nic_mac(mac);
 	/* used_event, after the avail ring: interrupt me once used->idx passes 4. */
-	vring_put16(avail_ring(0) + VRING_AVAIL_RING_OFF + 2 * QN, 4);
+	le16_encode(avail_ring(0) + VRING_AVAIL_RING_OFF + 2 * QN, 4);
 	for (unsigned i = 0; i < 8; i++)
 		rx_post(BUF_GPA + 2048 * i, 2048);
 	for (uint16_t i = 1; i <= 6; i++) {
@@ -713,8 +713,8 @@ Test(virtio_net, receive_filter_follows_rx_mode_and_mac_tables)
 		rx_post(BUF_GPA + 2048 * i, 2048);
 	cr_assert(delivered(other, 1), "a fresh device is promiscuous");
 	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1), VIRTIO_NET_CTRL_OK);
-	vring_put32(tables, 0);
-	vring_put32(tables + 4, 1);
+	le32_encode(tables, 0);
+	le32_encode(tables + 4, 1);
 	memcpy(tables + 8, mcast_in, 6);
 	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, tables, sizeof(tables)),
 		     VIRTIO_NET_CTRL_OK);
@@ -726,7 +726,7 @@ Test(virtio_net, receive_filter_follows_rx_mode_and_mac_tables)
 	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), VIRTIO_NET_CTRL_OK);
 	cr_assert(delivered(mcast_out, 7));
 	/* Malformed: a table count past the data, an unknown class. Both refused, nothing changed. */
-	vring_put32(tables, 9);
+	le32_encode(tables, 9);
 	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, tables, sizeof(tables)),
 		     VIRTIO_NET_CTRL_ERR);
 	cr_assert_eq(ctrl(99, 0, NULL, 0), VIRTIO_NET_CTRL_ERR);
@@ -816,13 +816,13 @@ Test(virtio_net, state_load_checks_everything_before_it_changes_anything)
 	for (size_t cut = 0; cut < e.len; cut += 7)
 		cr_assert_eq(virtio_net_state_load(vn, e.buf, cut), -EBADMSG, "cut at %zu", cut);
 	memcpy(b, e.buf, e.len);
-	vs_put32(b + 4, 0xffffffff); /* guest features beyond what the device offers */
+	le32_encode(b + 4, 0xffffffff); /* guest features beyond what the device offers */
 	cr_assert_eq(virtio_net_state_load(vn, b, e.len), -EINVAL);
 	memcpy(b, e.buf, e.len);
 	b[4 + 4 + 1 + 1 + 2 + 1 + 6 + 2 + 4] ^= 1; /* receive queue: last avail != used */
 	cr_assert_eq(virtio_net_state_load(vn, b, e.len), -EINVAL);
 	memcpy(b, e.buf, e.len);
-	vs_put32(b + e.len - 8, 65); /* unicast table count over 64 (both tables are empty) */
+	le32_encode(b + e.len - 8, 65); /* unicast table count over 64 (both tables are empty) */
 	cr_assert_eq(virtio_net_state_load(vn, b, e.len), -EBADMSG);
 	cr_assert_eq(reg_in(VIRTIO_PCI_GUEST_FEATURES, 4), NET_FEATURES, "a bad load changed it");
 	free(b);

@@ -141,14 +141,14 @@ Test(virtqueue, used_ring_writes_publish_and_mark_dirty)
 	uint8_t *used = q.used;
 
 	vq_used_put(&q, &mem, 17, 5, 1234);
-	cr_assert_eq(vring_get32(used + VRING_USED_RING_OFF + 8 * (17 % QN)), 5);
-	cr_assert_eq(vring_get32(used + VRING_USED_RING_OFF + 8 * (17 % QN) + 4), 1234);
+	cr_assert_eq(le32_decode(used + VRING_USED_RING_OFF + 8 * (17 % QN)), 5);
+	cr_assert_eq(le32_decode(used + VRING_USED_RING_OFF + 8 * (17 % QN) + 4), 1234);
 	vq_used_publish(&q, &mem, 18);
-	cr_assert_eq(vring_get16(used + VRING_USED_IDX_OFF), 18);
+	cr_assert_eq(le16_decode(used + VRING_USED_IDX_OFF), 18);
 	cr_assert_eq(dirty[(RING + vring_used_off(QN)) / 4096 / 64] >>
 		     ((RING + vring_used_off(QN)) / 4096 % 64) & 1, 1);
 	vq_used_notify_set(&q, &mem, false);
-	cr_assert_eq(vring_get16(used) & VRING_USED_F_NO_NOTIFY, VRING_USED_F_NO_NOTIFY);
+	cr_assert_eq(le16_decode(used) & VRING_USED_F_NO_NOTIFY, VRING_USED_F_NO_NOTIFY);
 	vq_used_notify_set(&q, &mem, true);
-	cr_assert_eq(vring_get16(used) & VRING_USED_F_NO_NOTIFY, 0);
+	cr_assert_eq(le16_decode(used) & VRING_USED_F_NO_NOTIFY, 0);
 }

@@ -10,6 +10,7 @@
 
 #include "vmm/guest_mem.h"
 #include "vmm/x86/layout.h"
+#include "util/byteorder.h"
 
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
@@ -82,33 +83,6 @@ static void ram_use_sparse(uint64_t bytes)
 	guest_mem_layout(&fx.m, fx.ram, bytes);
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = bytes; i-- > 0;)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Guest memory at gpa, asserting the range is RAM. */
 static uint8_t *gp(uint64_t gpa, uint64_t len)
 {
@@ -121,17 +95,17 @@ static uint8_t *gp(uint64_t gpa, uint64_t len)
 
 static uint64_t g16(uint64_t gpa)
 {
-	return get(gp(gpa, 2), 2);
+	return le16_decode(gp(gpa, 2));
 }
 
 static uint64_t g32(uint64_t gpa)
 {
-	return get(gp(gpa, 4), 4);
+	return le32_decode(gp(gpa, 4));
 }
 
 static uint64_t g64(uint64_t gpa)
 {
-	return get(gp(gpa, 8), 8);
+	return le64_decode(gp(gpa, 8));
 }
 
 /* A bzImage as a 64-bit Linux 5.x would build it: protocol 2.15, relocatable, 64-bit entry. */
@@ -141,20 +115,20 @@ static uint8_t *bz_make(void)
 
 	cr_assert_not_null(k);
 	k[0x1f1] = BZ_SETUP_SECTS;
-	put16(k + 0x1fe, 0xaa55);
+	le16_encode(k + 0x1fe, 0xaa55);
 	k[0x200] = 0xeb;
 	k[0x201] = 0x6a; /* header ends at 0x26c */
 	memcpy(k + 0x202, "HdrS", 4);
-	put16(k + 0x206, 0x020f);
+	le16_encode(k + 0x206, 0x020f);
 	k[0x211] = 0x01; /* LOADED_HIGH */
-	put32(k + 0x214, 0x100000);
-	put32(k + 0x22c, 0x7fffffff);
-	put32(k + 0x230, 0x200000);
+	le32_encode(k + 0x214, 0x100000);
+	le32_encode(k + 0x22c, 0x7fffffff);
+	le32_encode(k + 0x230, 0x200000);
 	k[0x234] = 1;
-	put16(k + 0x236, 0x0003); /* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
-	put32(k + 0x238, 2047);
-	put64(k + 0x258, BZ_PREF_ADDRESS);
-	put32(k + 0x260, BZ_INIT_SIZE);
+	le16_encode(k + 0x236, 0x0003); /* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
+	le32_encode(k + 0x238, 2047);
+	le64_encode(k + 0x258, BZ_PREF_ADDRESS);
+	le32_encode(k + 0x260, BZ_INIT_SIZE);
 	for (unsigned i = 0; i < BZ_PM_BYTES; i++)
 		k[BZ_PM_OFFSET + i] = (uint8_t)(i * 7 + 1);
 	fx.kernel = k;
@@ -204,23 +178,23 @@ static uint8_t *elf_make(bool is64, unsigned desc_bytes)
 	e[4] = is64 ? 2 : 1;
 	e[5] = 1;
 	e[6] = 1;
-	put16(e + 16, 2);               /* ET_EXEC */
-	put16(e + 18, is64 ? 62 : 3);   /* EM_X86_64 / EM_386 */
-	put32(e + 20, 1);
+	le16_encode(e + 16, 2);               /* ET_EXEC */
+	le16_encode(e + 18, is64 ? 62 : 3);   /* EM_X86_64 / EM_386 */
+	le32_encode(e + 20, 1);
 	if (is64) {
-		put64(e + 24, 0xffffffff81000000ULL);
-		put64(e + 32, phoff);
-		put16(e + 52, 64);
-		put16(e + 54, phsz);
-		put16(e + 56, 2);
-		put16(e + 58, 64);
+		le64_encode(e + 24, 0xffffffff81000000ULL);
+		le64_encode(e + 32, phoff);
+		le16_encode(e + 52, 64);
+		le16_encode(e + 54, phsz);
+		le16_encode(e + 56, 2);
+		le16_encode(e + 58, 64);
 	} else {
-		put32(e + 24, 0xc1000000);
-		put32(e + 28, phoff);
-		put16(e + 40, 52);
-		put16(e + 42, phsz);
-		put16(e + 44, 2);
-		put16(e + 46, 40);
+		le32_encode(e + 24, 0xc1000000);
+		le32_encode(e + 28, phoff);
+		le16_encode(e + 40, 52);
+		le16_encode(e + 42, phsz);
+		le16_encode(e + 44, 2);
+		le16_encode(e + 46, 40);
 	}
 	for (unsigned i = 0; i < 2; i++) {
 		uint8_t *ph = e + phoff + i * phsz;
@@ -231,31 +205,31 @@ static uint8_t *elf_make(bool is64, unsigned desc_bytes)
 		uint64_t memsz = i == 0 ? ELF_LOAD_MEMSZ : 0;
 		uint64_t align = i == 0 ? 0x1000 : 4;
 
-		put32(ph, type);
+		le32_encode(ph, type);
 		if (is64) {
-			put64(ph + 8, off);
-			put64(ph + 16, paddr + 0xffffffff80000000ULL);
-			put64(ph + 24, paddr);
-			put64(ph + 32, filesz);
-			put64(ph + 40, memsz);
-			put64(ph + 48, align);
+			le64_encode(ph + 8, off);
+			le64_encode(ph + 16, paddr + 0xffffffff80000000ULL);
+			le64_encode(ph + 24, paddr);
+			le64_encode(ph + 32, filesz);
+			le64_encode(ph + 40, memsz);
+			le64_encode(ph + 48, align);
 		} else {
-			put32(ph + 4, (uint32_t)off);
-			put32(ph + 8, (uint32_t)paddr);
-			put32(ph + 12, (uint32_t)paddr);
-			put32(ph + 16, (uint32_t)filesz);
-			put32(ph + 20, (uint32_t)memsz);
-			put32(ph + 28, (uint32_t)align);
+			le32_encode(ph + 4, (uint32_t)off);
+			le32_encode(ph + 8, (uint32_t)paddr);
+			le32_encode(ph + 12, (uint32_t)paddr);
+			le32_encode(ph + 16, (uint32_t)filesz);
+			le32_encode(ph + 20, (uint32_t)memsz);
+			le32_encode(ph + 28, (uint32_t)align);
 		}
 	}
-	put32(note, 4);
-	put32(note + 4, desc_bytes);
-	put32(note + 8, 18); /* XEN_ELFNOTE_PHYS32_ENTRY */
+	le32_encode(note, 4);
+	le32_encode(note + 4, desc_bytes);
+	le32_encode(note + 8, 18); /* XEN_ELFNOTE_PHYS32_ENTRY */
 	memcpy(note + 12, "Xen", 4);
 	if (desc_bytes == 8)
-		put64(note + 16, ELF_ENTRY);
+		le64_encode(note + 16, ELF_ENTRY);
 	else
-		put32(note + 16, (uint32_t)ELF_ENTRY);
+		le32_encode(note + 16, (uint32_t)ELF_ENTRY);
 	for (unsigned i = 0; i < ELF_LOAD_FILESZ; i++)
 		e[ELF_DATA_OFF + i] = (uint8_t)(i * 3 + 11);
 	fx.kernel = e;
@@ -365,7 +339,7 @@ Test(boot, probe_classifies_bzimage_pvh_and_other)
 Test(boot, probe_rejects_elf_without_pvh_note)
 {
 	elf_make(true, 8);
-	put32(fx.kernel + ELF_NOTE_OFF + 8, 17);
+	le32_encode(fx.kernel + ELF_NOTE_OFF + 8, 17);
 	cr_assert_eq(boot_probe(fx.kernel, ELF_LEN), BOOT_KIND_INVALID);
 }
 
@@ -380,7 +354,7 @@ Test(boot, load_rejects_unknown_format_with_one_line_reason)
 Test(boot, load_explains_elf_without_pvh_note)
 {
 	elf_make(true, 8);
-	put32(fx.kernel + ELF_NOTE_OFF + 8, 17);
+	le32_encode(fx.kernel + ELF_NOTE_OFF + 8, 17);
 	cr_assert_eq(any_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("ELF kernel has no PVH entry note: build it with CONFIG_PVH=y");
 }
@@ -487,7 +461,7 @@ Test(boot, bzimage_keeps_initrd_below_initrd_addr_max)
 	uint64_t image;
 
 	bz_make();
-	put32(fx.kernel + 0x22c, 48 * MIB - 1);
+	le32_encode(fx.kernel + 0x22c, 48 * MIB - 1);
 	initrd_make(len);
 	cr_assert_eq(bz_load(BZ_LEN, len, ""), 0, "%s", fx.err);
 	image = g32(LAYOUT_ZERO_PAGE_GPA + 0x218);
@@ -634,7 +608,7 @@ Test(boot, bzimage_rejects_setup_sectors_past_end_of_file)
 Test(boot, bzimage_rejects_bad_boot_flag)
 {
 	bz_make();
-	put16(fx.kernel + 0x1fe, 0x55aa);
+	le16_encode(fx.kernel + 0x1fe, 0x55aa);
 	cr_assert_eq(bz_load(BZ_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("0xaa55");
 }
@@ -653,7 +627,7 @@ Test(boot, bzimage_rejects_missing_hdrs_magic)
 Test(boot, bzimage_rejects_protocol_older_than_2_06)
 {
 	bz_make();
-	put16(fx.kernel + 0x206, 0x0205);
+	le16_encode(fx.kernel + 0x206, 0x0205);
 	cr_assert_eq(bz_load(BZ_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("2.05 is too old");
 }
@@ -661,12 +635,12 @@ Test(boot, bzimage_rejects_protocol_older_than_2_06)
 Test(boot, bzimage_rejects_32bit_only_kernel)
 {
 	bz_make();
-	put16(fx.kernel + 0x236, 0x0000);
+	le16_encode(fx.kernel + 0x236, 0x0000);
 	cr_assert_eq(bz_load(BZ_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("32-bit-only");
 	/* Protocol 2.11 predates xloadflags: no way to tell, so also refused. */
-	put16(fx.kernel + 0x236, 0x0003);
-	put16(fx.kernel + 0x206, 0x020b);
+	le16_encode(fx.kernel + 0x236, 0x0003);
+	le16_encode(fx.kernel + 0x206, 0x020b);
 	cr_assert_eq(bz_load(BZ_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("32-bit-only");
 }
@@ -688,7 +662,7 @@ Test(boot, bzimage_rejects_command_line_longer_than_cmdline_size)
 	char cmdline[18];
 
 	bz_make();
-	put32(fx.kernel + 0x238, 16);
+	le32_encode(fx.kernel + 0x238, 16);
 	memset(cmdline, 'a', 16);
 	cmdline[16] = '\0';
 	cr_assert_eq(bz_load(BZ_LEN, 0, cmdline), 0, "exactly cmdline_size is fine: %s", fx.err);
@@ -701,7 +675,7 @@ Test(boot, bzimage_rejects_command_line_longer_than_cmdline_size)
 Test(boot, bzimage_rejects_kernel_larger_than_ram)
 {
 	bz_make();
-	put32(fx.kernel + 0x260, 128 * MIB);
+	le32_encode(fx.kernel + 0x260, 128 * MIB);
 	cr_assert_eq(bz_load(BZ_LEN, 0, ""), -ENOMEM);
 	assert_err_has("give --mem more");
 }
@@ -852,15 +826,15 @@ Test(boot, pvh_finds_note_in_section_headers)
 	cr_assert_not_null(k);
 	fx.kernel = k;
 	memset(k + ELF_LEN, 0, 2 * 64);
-	put32(elf64_phdr(1), 0); /* PT_NULL: the note is only reachable as a section */
-	put64(k + 40, ELF_LEN);
-	put16(k + 58, 64);
-	put16(k + 60, 2);
+	le32_encode(elf64_phdr(1), 0); /* PT_NULL: the note is only reachable as a section */
+	le64_encode(k + 40, ELF_LEN);
+	le16_encode(k + 58, 64);
+	le16_encode(k + 60, 2);
 	sh = k + ELF_LEN + 64;
-	put32(sh + 4, 7); /* SHT_NOTE */
-	put64(sh + 24, ELF_NOTE_OFF);
-	put64(sh + 32, 12 + 4 + 8);
-	put64(sh + 48, 4);
+	le32_encode(sh + 4, 7); /* SHT_NOTE */
+	le64_encode(sh + 24, ELF_NOTE_OFF);
+	le64_encode(sh + 32, 12 + 4 + 8);
+	le64_encode(sh + 48, 4);
 	cr_assert_eq(pvh_load(len, 0, ""), 0, "%s", fx.err);
 	cr_assert_eq(fx.entry.regs.rip, ELF_ENTRY);
 }
@@ -876,7 +850,7 @@ Test(boot, pvh_rejects_elf_without_pvh_note)
 Test(boot, pvh_rejects_note_whose_name_runs_past_its_segment)
 {
 	elf_make(true, 8);
-	put32(fx.kernel + ELF_NOTE_OFF, 0xfffffff0);
+	le32_encode(fx.kernel + ELF_NOTE_OFF, 0xfffffff0);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("no PVH entry note");
 }
@@ -884,8 +858,8 @@ Test(boot, pvh_rejects_note_whose_name_runs_past_its_segment)
 Test(boot, pvh_rejects_segment_outside_ram)
 {
 	elf_make(true, 8);
-	put64(elf64_phdr(0) + 24, 256 * MIB);
-	put64(fx.kernel + ELF_NOTE_OFF + 16, 256 * MIB + 0x40);
+	le64_encode(elf64_phdr(0) + 24, 256 * MIB);
+	le64_encode(fx.kernel + ELF_NOTE_OFF + 16, 256 * MIB + 0x40);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOMEM);
 	assert_err_has("does not fit in guest RAM below 64 MiB");
 }
@@ -893,16 +867,16 @@ Test(boot, pvh_rejects_segment_outside_ram)
 Test(boot, pvh_rejects_segment_straddling_end_of_ram)
 {
 	elf_make(true, 8);
-	put64(elf64_phdr(0) + 24, RAM_BYTES - 0x1000);
-	put64(fx.kernel + ELF_NOTE_OFF + 16, RAM_BYTES - 0x1000);
+	le64_encode(elf64_phdr(0) + 24, RAM_BYTES - 0x1000);
+	le64_encode(fx.kernel + ELF_NOTE_OFF + 16, RAM_BYTES - 0x1000);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOMEM);
 }
 
 Test(boot, pvh_rejects_segment_below_1mib)
 {
 	elf_make(true, 8);
-	put64(elf64_phdr(0) + 24, 0x8000);
-	put64(fx.kernel + ELF_NOTE_OFF + 16, 0x8040);
+	le64_encode(elf64_phdr(0) + 24, 0x8000);
+	le64_encode(fx.kernel + ELF_NOTE_OFF + 16, 0x8040);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("below 1 MiB");
 	cr_assert_eq(*gp(0x8000, 1), 0, "nothing loaded over the boot tables");
@@ -920,7 +894,7 @@ Test(boot, pvh_rejects_truncated_program_headers)
 Test(boot, pvh_rejects_program_header_offset_that_wraps)
 {
 	elf_make(true, 8);
-	put64(fx.kernel + 32, UINT64_MAX - 16);
+	le64_encode(fx.kernel + 32, UINT64_MAX - 16);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("program headers");
 }
@@ -928,8 +902,8 @@ Test(boot, pvh_rejects_program_header_offset_that_wraps)
 Test(boot, pvh_rejects_huge_filesz_that_would_overflow)
 {
 	elf_make(true, 8);
-	put64(elf64_phdr(0) + 32, UINT64_MAX - 0x100);
-	put64(elf64_phdr(0) + 40, UINT64_MAX - 0x100);
+	le64_encode(elf64_phdr(0) + 32, UINT64_MAX - 0x100);
+	le64_encode(elf64_phdr(0) + 40, UINT64_MAX - 0x100);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("runs past the");
 }
@@ -937,7 +911,7 @@ Test(boot, pvh_rejects_huge_filesz_that_would_overflow)
 Test(boot, pvh_rejects_filesz_larger_than_memsz)
 {
 	elf_make(true, 8);
-	put64(elf64_phdr(0) + 40, ELF_LOAD_FILESZ - 1);
+	le64_encode(elf64_phdr(0) + 40, ELF_LOAD_FILESZ - 1);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("larger than p_memsz");
 }
@@ -945,14 +919,14 @@ Test(boot, pvh_rejects_filesz_larger_than_memsz)
 Test(boot, pvh_rejects_huge_memsz_that_would_wrap)
 {
 	elf_make(true, 8);
-	put64(elf64_phdr(0) + 40, UINT64_MAX - 0x1000);
+	le64_encode(elf64_phdr(0) + 40, UINT64_MAX - 0x1000);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOMEM);
 }
 
 Test(boot, pvh_rejects_entry_outside_loaded_segments)
 {
 	elf_make(true, 8);
-	put64(fx.kernel + ELF_NOTE_OFF + 16, 0x4000000);
+	le64_encode(fx.kernel + ELF_NOTE_OFF + 16, 0x4000000);
 	cr_assert_eq(pvh_load(ELF_LEN, 0, ""), -ENOEXEC);
 	assert_err_has("not inside any loaded");
 }

@@ -8,6 +8,7 @@
 
 #include "vmm/guest_mem.h"
 #include "vmm/x86/layout.h"
+#include "util/byteorder.h"
 
 #define RAM_BYTES (2ULL << 20)
 
@@ -37,15 +38,6 @@ static void teardown(void)
 
 TestSuite(mptable, .init = setup, .fini = teardown);
 
-static uint64_t get(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = bytes; i-- > 0;)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static uint8_t sum(const uint8_t *p, size_t len)
 {
 	uint8_t s = 0;
@@ -66,11 +58,11 @@ static const uint8_t *fps(void)
 /* The configuration table the floating pointer points at, bounds-checked against RAM. */
 static const uint8_t *config(size_t *len)
 {
-	uint64_t gpa = get(fps() + 4, 4);
+	uint64_t gpa = le32_decode(fps() + 4);
 	const uint8_t *hdr = guest_mem_ptr(&fx.m, gpa, 44);
 
 	cr_assert_not_null(hdr);
-	*len = get(hdr + 4, 2);
+	*len = le16_decode(hdr + 4);
 	cr_assert_not_null(guest_mem_ptr(&fx.m, gpa, *len));
 	return hdr;
 }
@@ -100,7 +92,7 @@ static void walk(struct walk *w)
 		off += type == T_PROCESSOR ? 20 : 8;
 	}
 	cr_assert_eq(off, len, "entries end exactly at the base table length");
-	cr_assert_eq(w->n, get(hdr + 34, 2), "entry count");
+	cr_assert_eq(w->n, le16_decode(hdr + 34), "entry count");
 }
 
 static const uint8_t *find_intr(const struct walk *w, uint8_t type, uint8_t bus, uint8_t irq)
@@ -134,7 +126,7 @@ Test(mptable, checksums_are_valid)
 Test(mptable, floating_pointer_points_at_config_table_after_it)
 {
 	cr_assert_eq(mptable_write(&fx.m, 1), 0);
-	cr_assert_eq(get(fps() + 4, 4), LAYOUT_MPTABLE_GPA + 16);
+	cr_assert_eq(le32_decode(fps() + 4), LAYOUT_MPTABLE_GPA + 16);
 	cr_assert_eq(fps()[8], 1, "length in 16-byte paragraphs");
 	cr_assert_eq(fps()[9], 4, "spec revision 1.4");
 	cr_assert_eq(fps()[11], 0, "feature byte 1: a configuration table is present");
@@ -148,9 +140,9 @@ Test(mptable, header_names_local_apic_and_spec_revision)
 	cr_assert_eq(mptable_write(&fx.m, 2), 0);
 	hdr = config(&len);
 	cr_assert_eq(hdr[6], 4, "spec revision 1.4");
-	cr_assert_eq(get(hdr + 36, 4), LAYOUT_LAPIC_GPA);
-	cr_assert_eq(get(hdr + 28, 4), 0, "no OEM table");
-	cr_assert_eq(get(hdr + 40, 2), 0, "no extended table");
+	cr_assert_eq(le32_decode(hdr + 36), LAYOUT_LAPIC_GPA);
+	cr_assert_eq(le32_decode(hdr + 28), 0, "no OEM table");
+	cr_assert_eq(le16_decode(hdr + 40), 0, "no extended table");
 	cr_assert_neq(hdr[8], 0, "OEM id is set");
 }
 
@@ -232,7 +224,7 @@ Test(mptable, has_pci_and_isa_buses_and_one_ioapic)
 	cr_assert_eq(io[1], 4, "IOAPIC id follows the CPUs' APIC ids");
 	cr_assert_eq(io[2], 0x11, "IOAPIC version");
 	cr_assert_eq(io[3] & 1, 1, "enabled");
-	cr_assert_eq(get(io + 4, 4), LAYOUT_IOAPIC_GPA);
+	cr_assert_eq(le32_decode(io + 4), LAYOUT_IOAPIC_GPA);
 }
 
 Test(mptable, routes_isa_irqs_to_same_ioapic_pin_like_kvm)
@@ -246,7 +238,7 @@ Test(mptable, routes_isa_irqs_to_same_ioapic_pin_like_kvm)
 
 		cr_assert_not_null(e, "ISA IRQ %u has a route", irq);
 		cr_assert_eq(e[1], 0, "vectored interrupt");
-		cr_assert_eq(get(e + 2, 2), 0, "polarity and trigger conform to ISA");
+		cr_assert_eq(le16_decode(e + 2), 0, "polarity and trigger conform to ISA");
 		cr_assert_eq(e[6], 2, "to the IOAPIC");
 		cr_assert_eq(e[7], irq, "GSI n on pin n, the PIT on pin 0");
 	}
@@ -263,8 +255,8 @@ Test(mptable, routes_pci_slots_inta_to_pins_16_to_23_level_high)
 		const uint8_t *e = find_intr(&w, T_IOINTR, 0, (uint8_t)(slot << 2));
 
 		cr_assert_not_null(e, "PCI slot %u INTA# has a route", slot);
-		cr_assert_eq(get(e + 2, 2) & 3, 1, "active high");
-		cr_assert_eq((get(e + 2, 2) >> 2) & 3, 3, "level triggered");
+		cr_assert_eq(le16_decode(e + 2) & 3, 1, "active high");
+		cr_assert_eq((le16_decode(e + 2) >> 2) & 3, 3, "level triggered");
 		cr_assert_eq(e[7], LAYOUT_PCI_IRQ_BASE + slot - 1);
 	}
 	for (unsigned i = 0; i < w.n; i++)

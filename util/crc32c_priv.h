@@ -1,6 +1,6 @@
 /* CRC32C internals exposed for tests: the portable path, so both paths can be compared. */
-#ifndef TRANSPORT_CRC32C_PRIV_H
-#define TRANSPORT_CRC32C_PRIV_H
+#ifndef UTIL_CRC32C_PRIV_H
+#define UTIL_CRC32C_PRIV_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* CRC32C (Castagnoli): the SSE4.2 crc32 instruction when the CPU has it, a table otherwise. */
-#include "transport/crc32c.h"
-#include "transport/crc32c_priv.h"
+#include "util/crc32c.h"
+#include "util/crc32c_priv.h"
 
 #include <string.h>
 

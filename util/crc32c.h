@@ -1,6 +1,6 @@
 /* CRC32C (Castagnoli): frame records, the VMM's state blobs and disk-log sidecars. */
-#ifndef TRANSPORT_CRC32C_H
-#define TRANSPORT_CRC32C_H
+#ifndef UTIL_CRC32C_H
+#define UTIL_CRC32C_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,8 +1,7 @@
 /* Little-endian integer encode and decode for wire formats, so no struct is ever cast onto a buffer. */
-#ifndef TRANSPORT_BYTEORDER_H
-#define TRANSPORT_BYTEORDER_H
+#ifndef UTIL_BYTEORDER_H
+#define UTIL_BYTEORDER_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,13 +44,10 @@ static inline uint64_t le64_decode(const uint8_t *p)
 	return (uint64_t)le32_decode(p) | (uint64_t)le32_decode(p + 4) << 32;
 }
 
-/*
- * The one checked range test for untrusted lengths and offsets: true when [off, off + len)
- * lies inside [0, size), computed without overflow.
- */
-static inline bool range_ok(uint64_t off, uint64_t len, uint64_t size)
+/* Big-endian, for the few foreign formats that use it (librsync's signature header). */
+static inline uint32_t be32_decode(const uint8_t *p)
 {
-	return off <= size && len <= size - off;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 #endif
