@@ -77,10 +77,16 @@ int mig_dest_read_hello(struct mig_dest *d, char *err, size_t errlen)
 	if (type != MIG_REC_HELLO || mig_hello_decode(d->buf, len, &d->hello) < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
 			      "the source sent no valid HELLO (record type %u)", type);
-	if (d->hello.proto != MIG_PROTO_VERSION)
+	if (d->hello.proto > MIG_PROTO_VERSION)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
-			      "migration protocol %u is not %u: run the same godwit on both hosts",
+			      "the source's migration protocol %u is newer than %u, the newest "
+			      "this godwit speaks: upgrade godwit here",
 			      d->hello.proto, MIG_PROTO_VERSION);
+	if (d->hello.proto < MIG_PROTO_PREV_VERSION)
+		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
+			      "the source's migration protocol %u is older than %u, the oldest "
+			      "this godwit speaks: upgrade godwit on the source",
+			      d->hello.proto, MIG_PROTO_PREV_VERSION);
 	return 0;
 }
 

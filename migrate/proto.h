@@ -83,8 +83,19 @@
  * A source that cancels or fails before 3 sends ABORT(reason) if it can. Changing
  * anything in this file requires a MIG_PROTO_VERSION bump.
  */
-/* 5: HELLO carries the NIC count, RUNNING the announcement; NET_FRAME records. */
+/*
+ * Compatibility (snapshot/README.md, "Compatibility", states it for every format): a
+ * destination accepts a HELLO of its own protocol version and of MIG_PROTO_PREV_VERSION,
+ * the version the previous release (RELEASES) speaks, and then talks that version; a
+ * source speaks the version the destination accepts, so an old and a new release migrate
+ * both ways. Anything else is refused with REFUSE before the first page, naming both
+ * versions and which side to upgrade; the source's VM keeps running. A version bump keeps
+ * the previous version's reader and writer for one release.
+ *
+ * 5: HELLO carries the NIC count, RUNNING the announcement; NET_FRAME records (0.1.0).
+ */
 #define MIG_PROTO_VERSION 5
+#define MIG_PROTO_PREV_VERSION 5
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {

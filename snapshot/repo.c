@@ -1,5 +1,6 @@
 /* Opening and creating repositories: location, the config and its key, and loading every index. */
 #include "snapshot/repo.h"
+#include "snapshot/compat.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -489,7 +490,11 @@ static int repo_load_config(struct repo *r, const char *dir, const struct repo_k
 		return rc;
 	}
 	rc = repo_config_decode(buf, len, &r->cfg, &why);
-	if (rc < 0)
+	if (rc == -EPROTONOSUPPORT && compat_object_version(buf, len) > REPO_CONFIG_FORMAT_VERSION)
+		repo_errf(err, errlen, "%s/config: format version %u is newer than %u, the newest "
+			  "this godwit reads: upgrade godwit", dir, compat_object_version(buf, len),
+			  REPO_CONFIG_FORMAT_VERSION);
+	else if (rc < 0)
 		repo_errf(err, errlen, "%s/config: %s", dir, why);
 	else
 		rc = repo_load_keys(r, dir, buf, len, key, err, errlen);

@@ -52,13 +52,20 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct vs_dec *records, char *
 	version = vs_get32(blob + 4);
 	flags = vs_get32(blob + 8);
 	total = vs_get64(blob + 16);
-	if (version != VS_FORMAT_VERSION) {
-		snprintf(err, errlen, "VM state format version %" PRIu32 " is not supported "
-			 "(this godwit reads version %u)", version, VS_FORMAT_VERSION);
+	/* Every earlier version is read (snapshot/README.md, "Compatibility"). */
+	if (version == 0) {
+		snprintf(err, errlen, "VM state blob: format version 0 is invalid");
+		return -EBADMSG;
+	}
+	if (version > VS_FORMAT_VERSION) {
+		snprintf(err, errlen, "VM state format version %" PRIu32 " is newer than %u, the "
+			 "newest this godwit reads: upgrade godwit", version, VS_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (flags != 0 || vs_get32(blob + 12) != 0) {
-		snprintf(err, errlen, "VM state blob has unknown header flags 0x%" PRIx32, flags);
+		snprintf(err, errlen, "VM state blob (format version %" PRIu32 ", this godwit reads "
+			 "%u) has header flags 0x%" PRIx32 " it does not know: upgrade godwit",
+			 version, VS_FORMAT_VERSION, flags);
 		return -EPROTONOSUPPORT;
 	}
 	if (total != len) {
