@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/net_opts.h"
 #include "cli/prune_cli.h"
+#include "cli/restore_check.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
 #include "snapshot/manifest.h"
@@ -44,6 +45,8 @@ static const char restore_usage[] =
 	"  --lock-wait SECONDS   wait this long for a prune of the repository (default 0);\n"
 	"                        until all of RAM is in, a prune waits for the restore\n"
 	"  --verbose             say how RAM was restored and when the vCPUs started\n"
+	"  --check               start nothing: say whether the snapshot would restore here\n"
+	"                        (format, CPU features, RAM, disk, NICs); exit 0 for go\n"
 	"With latest (the default) the snapshot restored is named on stderr, and a damaged\n"
 	"newest snapshot is refused, naming the newest intact one, never restored around.\n";
 
@@ -108,6 +111,7 @@ int cmd_restore(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "verify", no_argument, NULL, 'V' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "check", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		VM_HOST_ACCESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -128,7 +132,7 @@ int cmd_restore(int argc, char **argv)
 	enum snap_ram_mode ram_mode = SNAP_RAM_LAZY;
 	struct cli_console console = { .fd = -1 };
 	struct net_opts nets = { 0 };
-	bool disk_created = false, verbose = false, verify = false;
+	bool disk_created = false, verbose = false, verify = false, check = false;
 	char err[512] = "";
 	int opt, rc, status = CLI_EXIT_ERROR;
 
@@ -194,6 +198,9 @@ int cmd_restore(int argc, char **argv)
 				return CLI_EXIT_ERROR;
 			}
 			break;
+		case 'C':
+			check = true;
+			break;
 		case 'h':
 			fputs(restore_usage, stdout);
 			return CLI_EXIT_OK;
@@ -220,6 +227,12 @@ int cmd_restore(int argc, char **argv)
 	cli_s3_opts(&s3, endpoint, s3_retry, verbose);
 	ro.s3 = &s3;
 	rc = cli_repo_open(&r, repo, &s3, key_file, err, sizeof(err));
+	if (rc == 0 && check) {
+		status = restore_check(r, id, ro.vm_name, disk, base, nets.n);
+		repo_close(r);
+		net_opts_free(&nets);
+		return status;
+	}
 	if (rc == 0)
 		rc = snap_restore_open(&rs, r, id, &ro, err, sizeof(err));
 	if (rc < 0) {
