@@ -93,8 +93,12 @@ json_str() { # JSON KEY
 	python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
 }
 
-last_hb() { # CONSOLE: the counter of the newest heartbeat
-	grep '^HB ' "$1" | tail -1 | awk '{print $3}'
+last_hb() { # CONSOLE: the counter of the newest whole heartbeat line
+	local c
+	c=$(cat "$1"; echo .) # one read; the dot keeps a final newline
+	c=${c%.}
+	[ "${c: -1}" = $'\n' ] || c=${c%$'\n'*} # drop an unfinished last line
+	printf '%s\n' "$c" | grep -E '^HB .* e=[0-9]+$' | tail -1 | awk '{print $3}'
 }
 
 "$gw" repo init --repo "$out/repo" --key-file "$out/repo.key" >/dev/null
