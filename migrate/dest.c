@@ -130,7 +130,7 @@ static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ct
 				      d->disk_path, strerror(-rc));
 		}
 	}
-	rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, NULL);
+	rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, MIG_CAPS);
 	if (rc < 0)
 		snprintf(err, errlen, "answering the source: %s", strerror(-rc));
 	return rc;
@@ -427,6 +427,22 @@ int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 			if (mig_dest_net_frame(d, len) < 0)
 				goto bad;
 			break;
+		case MIG_REC_CPUID: {
+			/* Announced in ACCEPT (MIG_CAP_CPUID): the source waits for the answer. */
+			char why[MIG_REPLY_MAX_MSG];
+
+			rc = vm_cpuid_check(d->vm, d->buf, len, why, sizeof(why));
+			if (rc == -EBADMSG)
+				goto bad;
+			if (rc < 0)
+				return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
+			rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, NULL);
+			if (rc < 0) {
+				snprintf(err, errlen, "answering the source: %s", strerror(-rc));
+				return rc;
+			}
+			break;
+		}
 		case MIG_REC_DONE:
 			if (!d->state) {
 				snprintf(err, errlen, "the source finished without sending VM state");

@@ -334,6 +334,49 @@ static int setup_buffers(struct mig_source *m)
 	return 0;
 }
 
+/* Whether a capability list (ACCEPT's message) names cap. */
+static bool mig_caps_has(const char *caps, const char *cap)
+{
+	size_t n = strlen(cap);
+
+	for (const char *p = caps; *p; p += strcspn(p, " "), p += strspn(p, " ")) {
+		if (strncmp(p, cap, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* The VM's CPUID for the destination to check before any page (proto.h, "cpuid"). */
+static int send_cpuid(struct mig_source *m, char *err, size_t errlen)
+{
+	char msg[MIG_REPLY_MAX_MSG + 1];
+	enum mig_reply reply;
+	uint8_t *table;
+	size_t len;
+	int rc;
+
+	rc = vm_cpuid_save(m->vm, &table, &len);
+	if (rc < 0) {
+		snprintf(err, errlen, "the VM's CPUID: %s", strerror(-rc));
+		return rc;
+	}
+	rc = frame_write(m->out, MIG_REC_CPUID, 0, table, len);
+	free(table);
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc == 0)
+		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
+	if (rc < 0) {
+		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
+		return rc;
+	}
+	if (reply != MIG_REPLY_ACCEPT) {
+		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
+		return -ECONNREFUSED;
+	}
+	return 0;
+}
+
 static int send_hello(struct mig_source *m, char *err, size_t errlen)
 {
 	struct mig_hello h = {
@@ -373,7 +416,7 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
 		return -ECONNREFUSED;
 	}
-	return 0;
+	return mig_caps_has(msg, MIG_CAP_CPUID) ? send_cpuid(m, err, errlen) : 0;
 }
 
 /*

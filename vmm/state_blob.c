@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "transport/crc32c.h"
+#include "vmm/cpu_compat_priv.h"
 #include "vmm/devices.h"
 #include "vmm/state_priv.h"
 
@@ -208,21 +209,18 @@ int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, ch
 
 int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen)
 {
-	struct cpuid_table *want, *host;
+	struct cpuid_table *want;
 	struct vs_record rec;
 	struct vs_dec d;
-	char missing[512];
 	int rc, kvm_fd;
 
 	rc = vs_blob_find(blob, len, VS_REC_CPUID, &rec, err, errlen);
 	if (rc < 0)
 		return rc;
 	want = malloc(sizeof(*want));
-	host = calloc(1, sizeof(*host));
-	if (!want || !host) {
-		rc = -ENOMEM;
+	if (!want) {
 		snprintf(err, errlen, "checking CPU features: out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	vs_dec_init(&d, rec.payload, rec.len);
 	rc = vs_dec_cpuid(&d, want);
@@ -236,19 +234,9 @@ int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen
 		snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(-rc));
 		goto out;
 	}
-	host->hdr.nent = CPUID_MAX_ENTRIES;
-	rc = ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, &host->hdr) < 0 ? -errno : 0;
+	rc = cpu_compat_check(kvm_fd, want, err, errlen);
 	close(kvm_fd);
-	if (rc < 0) {
-		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
-		goto out;
-	}
-	if (cpuid_missing_features(want, host, missing, sizeof(missing)) > 0) {
-		snprintf(err, errlen, "CPU features missing on this host: %s", missing);
-		rc = -ENOTSUP;
-	}
 out:
-	free(host);
 	free(want);
 	return rc;
 }

@@ -1,0 +1,188 @@
+/*
+ * `godwit receive` checks the source VM's CPUID before any page (proto.h, capability
+ * "cpuid"): a real source's HELLO and CPUID (the 0.1.0 golden sample's migration stream,
+ * tests/fixtures) are accepted; the same CPUID with one feature bit this host's KVM does
+ * not offer (test input made from the real one) is refused, naming the feature, and the
+ * receiver exits saying so, with no RAM sent.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "migrate/conn.h"
+#include "migrate/proto.h"
+#include "tests/common/gw_test.h"
+#include "transport/file_stream.h"
+#include "transport/frame.h"
+#include "transport/stream.h"
+#include "transport/zstd_stream.h"
+#include "vmm/cpuid.h"
+#include "vmm/state_format.h"
+#include "vmm/state_priv.h"
+
+#define STREAM FIXTURES_DIR "/0.1.0/migration.stream"
+#define BUF_BYTES (2u << 20)
+
+static struct gw_proc DST;
+static uint8_t *hello, *cpuid;
+static size_t hello_len, cpuid_len;
+
+static void setup(void)
+{
+	gw_proc_init(&DST);
+	hello = cpuid = NULL;
+}
+
+static void teardown(void)
+{
+	gw_proc_cleanup(&DST);
+	free(hello);
+	free(cpuid);
+}
+
+TestSuite(cpu_check, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The sample source's HELLO payload and its VM's CPUID table (from its STATE record). */
+static void read_sample(void)
+{
+	struct stream *file, *z, *in;
+	struct vs_record rec;
+	uint8_t *buf = malloc(BUF_BYTES);
+	uint16_t type;
+	size_t len;
+	char err[256];
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(file_stream_open(&file, STREAM), 0);
+	cr_assert_eq(zstd_reader_open(&z, file), 0);
+	cr_assert_eq(frame_reader_open(&in, z), 0);
+	do {
+		cr_assert_eq(frame_read(in, &type, NULL, buf, BUF_BYTES, &len), 0);
+		if (type == MIG_REC_HELLO) {
+			hello = malloc(len);
+			memcpy(hello, buf, len);
+			hello_len = len;
+		}
+	} while (type != MIG_REC_STATE);
+	cr_assert_eq(vs_blob_find(buf, len, VS_REC_CPUID, &rec, err, sizeof(err)), 0, "%s", err);
+	cpuid = malloc(rec.len);
+	memcpy(cpuid, rec.payload, rec.len);
+	cpuid_len = rec.len;
+	stream_close(in, false);
+	free(buf);
+}
+
+/* Set a leaf 7 EBX feature bit this host's KVM lacks in the table; its name, or NULL. */
+static const char *add_missing_feature(void)
+{
+	static const struct {
+		const char *name;
+		int bit;
+	} candidates[] = {
+		{ "avx512f", 16 }, { "rtm", 11 }, { "hle", 4 }, { "avx2", 5 }, { "bmi2", 8 },
+	};
+	struct cpuid_table *host = calloc(1, sizeof(*host));
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	const char *name = NULL;
+	uint32_t ebx = 0, count = vs_get32(cpuid);
+
+	cr_assert(host && fd >= 0);
+	host->hdr.nent = CPUID_MAX_ENTRIES;
+	cr_assert_eq(ioctl(fd, KVM_GET_SUPPORTED_CPUID, &host->hdr), 0);
+	close(fd);
+	for (uint32_t i = 0; i < host->hdr.nent; i++) {
+		if (host->hdr.entries[i].function == 7 && host->hdr.entries[i].index == 0)
+			ebx = host->hdr.entries[i].ebx;
+	}
+	free(host);
+	for (size_t c = 0; c < sizeof(candidates) / sizeof(candidates[0]) && !name; c++) {
+		if (ebx & (1u << candidates[c].bit))
+			continue;
+		for (uint32_t i = 0; i < count; i++) {
+			uint8_t *e = cpuid + 4 + (size_t)i * 28;
+
+			if (vs_get32(e) == 7 && vs_get32(e + 4) == 0) {
+				vs_put32(e + 16, vs_get32(e + 16) | 1u << candidates[c].bit);
+				name = candidates[c].name;
+			}
+		}
+	}
+	return name;
+}
+
+/*
+ * Start `godwit receive` (plaintext, loopback), play the sample source up to its CPUID,
+ * and return the destination's answer to it (msg: its reason).
+ */
+static enum mig_reply offer_cpuid(char *msg, size_t cap)
+{
+	const struct mig_auth auth = { .insecure_plaintext = true };
+	const struct zstd_stream_opts zo = { .no_checksum = true, .adaptive = true };
+	struct stream *conn, *z, *out;
+	enum mig_reply reply;
+	char line[256], err[256];
+	const char *port;
+	int fd;
+
+	gw_spawn(&DST, (const char *const[]){ "receive", "--listen", "127.0.0.1:0",
+					      "--insecure-plaintext", "--console", DST.console,
+					      NULL });
+	cr_assert(gw_wait_line(&DST, DST.err, "godwit: waiting for a VM on ", 1, line,
+			       sizeof(line), 30000), "%s", gw_read_file(DST.err));
+	port = strrchr(line, ':');
+	cr_assert_not_null(port);
+	snprintf(err, sizeof(err), "127.0.0.1:%d", atoi(port + 1));
+	cr_assert_eq(mig_conn_connect(&conn, &fd, err, &auth, 10000, NULL, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(zstd_writer_open(&z, conn, &zo), 0);
+	cr_assert_eq(frame_writer_open_flags(&out, z, 0), 0);
+	cr_assert_eq(frame_write(out, MIG_REC_HELLO, 0, hello, hello_len), 0);
+	cr_assert_eq(stream_flush(out), 0);
+	cr_assert_eq(mig_reply_recv(conn, &reply, msg, cap), 0);
+	cr_assert_eq(reply, MIG_REPLY_ACCEPT, "%s", msg);
+	cr_assert(strstr(msg, MIG_CAP_CPUID), "ACCEPT names no cpuid capability: \"%s\"", msg);
+	cr_assert_eq(frame_write(out, MIG_REC_CPUID, 0, cpuid, cpuid_len), 0);
+	cr_assert_eq(stream_flush(out), 0);
+	cr_assert_eq(mig_reply_recv(conn, &reply, msg, cap), 0);
+	/* No page was sent; end the stream as a cancelling source does. */
+	frame_write(out, MIG_REC_ABORT, 0, "test over", 9);
+	stream_close(out, false);
+	return reply;
+}
+
+Test(cpu_check, the_sample_sources_cpuid_is_accepted_before_any_page)
+{
+	char msg[MIG_REPLY_MAX_MSG + 1];
+
+	require_kvm();
+	read_sample();
+	cr_assert_eq(offer_cpuid(msg, sizeof(msg)), MIG_REPLY_ACCEPT, "%s", msg);
+}
+
+Test(cpu_check, a_feature_this_host_lacks_is_refused_before_any_page_naming_it)
+{
+	char msg[MIG_REPLY_MAX_MSG + 1], want[128];
+	const char *name;
+	char *err;
+
+	require_kvm();
+	read_sample();
+	name = add_missing_feature();
+	if (!name)
+		cr_skip_test("this host offers every candidate feature of CPUID leaf 7");
+	cr_assert_eq(offer_cpuid(msg, sizeof(msg)), MIG_REPLY_REFUSE, "%s", msg);
+	snprintf(want, sizeof(want), "CPU features missing on this host: %s", name);
+	cr_assert(strstr(msg, want), "%s", msg);
+	cr_assert(gw_wait_exit(&DST, 30000), "receive did not exit");
+	cr_assert_neq(WEXITSTATUS(DST.status), 0);
+	err = gw_read_file(DST.err);
+	cr_assert(strstr(err, want), "%s", err);
+	free(err);
+}
