@@ -346,11 +346,35 @@ static bool mig_caps_has(const char *caps, const char *cap)
 	return false;
 }
 
+/*
+ * The handshake record just written (rc: frame_write's result) goes out; read the
+ * destination's answer (msg, cap: its message). Returns 0 for ACCEPT, -ECONNREFUSED with
+ * the destination's reason in err, or the stream's error.
+ */
+static int handshake_answer(struct mig_source *m, int rc, char *msg, size_t cap, char *err,
+			    size_t errlen)
+{
+	enum mig_reply reply;
+
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc == 0)
+		rc = mig_reply_recv(m->conn, &reply, msg, cap);
+	if (rc < 0) {
+		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
+		return rc;
+	}
+	if (reply != MIG_REPLY_ACCEPT) {
+		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
+		return -ECONNREFUSED;
+	}
+	return 0;
+}
+
 /* The VM's CPUID for the destination to check before any page (proto.h, "cpuid"). */
 static int send_cpuid(struct mig_source *m, char *err, size_t errlen)
 {
 	char msg[MIG_REPLY_MAX_MSG + 1];
-	enum mig_reply reply;
 	uint8_t *table;
 	size_t len;
 	int rc;
@@ -362,19 +386,7 @@ static int send_cpuid(struct mig_source *m, char *err, size_t errlen)
 	}
 	rc = frame_write(m->out, MIG_REC_CPUID, 0, table, len);
 	free(table);
-	if (rc == 0)
-		rc = stream_flush(m->out);
-	if (rc == 0)
-		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
-	if (rc < 0) {
-		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
-		return rc;
-	}
-	if (reply != MIG_REPLY_ACCEPT) {
-		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
-		return -ECONNREFUSED;
-	}
-	return 0;
+	return handshake_answer(m, rc, msg, sizeof(msg), err, errlen);
 }
 
 static int send_hello(struct mig_source *m, char *err, size_t errlen)
@@ -392,7 +404,6 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 	};
 	uint8_t buf[256];
 	char msg[MIG_REPLY_MAX_MSG + 1];
-	enum mig_reply reply;
 	int len, rc;
 
 	snprintf(h.version, sizeof(h.version), "%s", GODWIT_VERSION);
@@ -404,18 +415,9 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 	if (len < 0)
 		return len;
 	rc = frame_write(m->out, MIG_REC_HELLO, 0, buf, (size_t)len);
-	if (rc == 0)
-		rc = stream_flush(m->out);
-	if (rc == 0)
-		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
-	if (rc < 0) {
-		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
+	rc = handshake_answer(m, rc, msg, sizeof(msg), err, errlen);
+	if (rc < 0)
 		return rc;
-	}
-	if (reply != MIG_REPLY_ACCEPT) {
-		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
-		return -ECONNREFUSED;
-	}
 	return mig_caps_has(msg, MIG_CAP_CPUID) ? send_cpuid(m, err, errlen) : 0;
 }
 

@@ -44,32 +44,8 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$out"
 
-api() { # SOCKET JSON: one request, one reply line on stdout
-	python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    part = s.recv(4096)
-    if not part:
-        break
-    buf += part
-sys.stdout.write(buf.decode())
-PY
-}
-
-wait_hb() { # CONSOLE N: until the console holds N heartbeats
-	for _ in $(seq 600); do
-		local n
-		n=$(grep -c '^HB ' "$1" 2>/dev/null || true)
-		[ "${n:-0}" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "make-fixtures: no heartbeat $2 in $1" >&2
-	exit 1
-}
+# shellcheck source=scripts/gw-lib.sh
+. "$(dirname "$0")/gw-lib.sh"
 
 text_segment() { # ELF: paddr, bytes and SHA-256 of its code (the executable PT_LOAD)
 	python3 - "$1" <<'PY'
@@ -89,34 +65,22 @@ else:
 PY
 }
 
-json_str() { # JSON KEY
-	python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
-}
-
-last_hb() { # CONSOLE: the counter of the newest whole heartbeat line
-	local c
-	c=$(cat "$1"; echo .) # one read; the dot keeps a final newline
-	c=${c%.}
-	[ "${c: -1}" = $'\n' ] || c=${c%$'\n'*} # drop an unfinished last line
-	printf '%s\n' "$c" | grep -E '^HB .* e=[0-9]+$' | tail -1 | awk '{print $3}'
-}
-
 "$gw" repo init --repo "$out/repo" --key-file "$out/repo.key" >/dev/null
 "$gw" run --kernel "$elf" --mem "${mem_mib}M" --cpus 1 --cmdline "$cmdline" \
 	--console "$work/vm.console" --api "$work/vm.api" --allow-plaintext-migration \
 	2>"$work/vm.err" &
 vm=$!
 pids+=("$vm")
-wait_hb "$work/vm.console" 2
+gw_wait_hb "$work/vm.console" 2
 boot=$(grep '^HB ' "$work/vm.console" | head -1 | awk '{print $2}')
 
 snap() { # NAME: a snapshot of the running VM, and the heartbeat just before it
 	local json hb
-	hb=$(last_hb "$work/vm.console")
+	hb=$(gw_last_hb "$work/vm.console" | awk '{print $3}')
 	json=$("$gw" snapshot --api "$work/vm.api" --repo "$out/repo" --key-file "$out/repo.key" \
 		--json)
-	echo "$1=$(json_str "$json" id)"
-	echo "$1_parent=$(json_str "$json" parent)"
+	echo "$1=$(gw_json "$json" id)"
+	echo "$1_parent=$(gw_json "$json" parent)"
 	echo "$1_heartbeat=$hb"
 }
 {
@@ -126,7 +90,7 @@ snap() { # NAME: a snapshot of the running VM, and the heartbeat just before it
 	echo "boot_id=$boot"
 	text_segment "$elf"
 	snap full
-	wait_hb "$work/vm.console" "$(( $(grep -c '^HB ' "$work/vm.console") + 2 ))"
+	gw_wait_hb "$work/vm.console" "$(( $(gw_hbs "$work/vm.console") + 2 ))"
 	snap incremental
 } >"$work/expected"
 
@@ -169,7 +133,7 @@ for _ in $(seq 100); do [ -s "$work/proxy.port" ] && break; sleep 0.1; done
 "$gw" migrate --api "$work/vm.api" --to "127.0.0.1:$(cat "$work/proxy.port")" \
 	--insecure-plaintext >/dev/null 2>"$work/migrate.err" ||
 	{ echo "make-fixtures: migration failed" >&2; cat "$work/migrate.err" >&2; exit 1; }
-api "$work/dst.api" '{"cmd":"quit"}' >/dev/null
+gw_api "$work/dst.api" '{"cmd":"quit"}' >/dev/null
 wait "${pids[-1]}" # the proxy: the stream file is whole
 {
 	echo "migration_proto=5"

@@ -6,27 +6,21 @@
  * is started: the check takes no lock and leaves the repository as it was.
  */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "snapshot/manifest.h"
 #include "snapshot/repo.h"
 #include "snapshot/repo_key.h"
+#include "tests/common/gw_fixture.h"
 #include "tests/common/gw_test.h"
 #include "transport/crc32c.h"
-#include "vmm/cpuid.h"
 #include "vmm/state_format.h"
 #include "vmm/state_priv.h"
 
-#define SAMPLES FIXTURES_DIR "/0.1.0"
 #define CMD_MS 60000
 
 static struct gw_proc CMD;
@@ -34,23 +28,16 @@ static char WORK[128], REPO[192], KEY[192];
 
 static void setup(void)
 {
-	char cmd[512];
-
 	gw_proc_init(&CMD);
-	snprintf(WORK, sizeof(WORK), "/tmp/gwchk.XXXXXX");
-	cr_assert_not_null(mkdtemp(WORK));
+	gw_fixture_copy("0.1.0", WORK, sizeof(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
 	snprintf(KEY, sizeof(KEY), "%s/repo.key", WORK);
-	snprintf(cmd, sizeof(cmd), "cp -r '" SAMPLES "/repo' '" SAMPLES "/repo.key' '%s'/ && "
-		 "mkdir -p '%s/locks'", WORK, REPO);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
-	cr_assert_eq(chmod(KEY, 0600), 0);
 }
 
 static void teardown(void)
 {
 	gw_proc_cleanup(&CMD);
-	gw_rm_rf(WORK);
+	gw_fixture_remove(WORK);
 }
 
 TestSuite(restore_check, .init = setup, .fini = teardown, .timeout = 120);
@@ -73,14 +60,7 @@ static void expect_out(const char *needle)
 
 static void sample_id(char *id, size_t len)
 {
-	char *all = gw_read_file(SAMPLES "/expected"), *p;
-
-	cr_assert_not_null(all);
-	p = strstr(all, "\nincremental=");
-	cr_assert_not_null(p);
-	p += strlen("\nincremental=");
-	snprintf(id, len, "%.*s", (int)strcspn(p, "\n"), p);
-	free(all);
+	gw_fixture_expect("0.1.0", "incremental", id, len);
 }
 
 Test(restore_check, a_snapshot_this_host_can_run_is_go)
@@ -111,42 +91,11 @@ Test(restore_check, a_nic_or_a_disk_the_snapshot_lacks_is_no_go)
 	cr_assert_eq(access(disk, F_OK), -1, "--check made %s", disk);
 }
 
-/* A feature of cpuid.c's list that KVM here does not offer: leaf 7 EBX bits. */
-static int missing_leaf7_ebx_bit(const char **name)
-{
-	static const struct {
-		const char *name;
-		int bit;
-	} candidates[] = {
-		{ "avx512f", 16 }, { "rtm", 11 }, { "hle", 4 }, { "avx2", 5 }, { "bmi2", 8 },
-	};
-	struct cpuid_table *host = calloc(1, sizeof(*host));
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), bit = -1;
-	uint32_t ebx = 0;
-
-	cr_assert(host && fd >= 0);
-	host->hdr.nent = CPUID_MAX_ENTRIES;
-	cr_assert_eq(ioctl(fd, KVM_GET_SUPPORTED_CPUID, &host->hdr), 0);
-	close(fd);
-	for (uint32_t i = 0; i < host->hdr.nent; i++) {
-		if (host->hdr.entries[i].function == 7 && host->hdr.entries[i].index == 0)
-			ebx = host->hdr.entries[i].ebx;
-	}
-	for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]) && bit < 0; i++) {
-		if (!(ebx & (1u << candidates[i].bit))) {
-			bit = candidates[i].bit;
-			*name = candidates[i].name;
-		}
-	}
-	free(host);
-	return bit;
-}
-
 /*
  * Test input: the sample's state with one CPUID bit set that this host lacks, published
  * as a new snapshot beside the sample's (same RAM), whose id goes to out.
  */
-static void publish_with_cpuid_bit(int bit, char *out, size_t outlen)
+static void publish_with_cpuid_bit(unsigned bit, char *out, size_t outlen)
 {
 	struct snap_manifest m;
 	struct repo_key key;
@@ -155,8 +104,6 @@ static void publish_with_cpuid_bit(int bit, char *out, size_t outlen)
 	uint8_t *blob;
 	size_t len;
 	char id[64], err[512];
-	uint32_t count;
-	bool set = false;
 
 	sample_id(id, sizeof(id));
 	cr_assert_eq(repo_key_load(&key, KEY, err, sizeof(err)), 0, "%s", err);
@@ -165,16 +112,7 @@ static void publish_with_cpuid_bit(int bit, char *out, size_t outlen)
 	cr_assert_eq(snap_load(r, id, &m, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(repo_blob_get(r, &m.state_id, &blob, &len), 0);
 	cr_assert_eq(vs_blob_find(blob, len, VS_REC_CPUID, &rec, err, sizeof(err)), 0, "%s", err);
-	count = vs_get32(rec.payload);
-	for (uint32_t i = 0; i < count; i++) {
-		uint8_t *e = blob + (rec.payload - blob) + 4 + (size_t)i * 28;
-
-		if (vs_get32(e) == 7 && vs_get32(e + 4) == 0) {
-			vs_put32(e + 16, vs_get32(e + 16) | 1u << bit);
-			set = true;
-		}
-	}
-	cr_assert(set, "the sample's CPUID has no leaf 7");
+	gw_fixture_set_leaf7_ebx(blob + (rec.payload - blob), rec.len, bit);
 	vs_put32(blob + len - 4, crc32c(0, blob, len - 4));
 	cr_assert_eq(repo_blob_put(r, BLOB_T_STATE, blob, len, &m.state_id), 0);
 	m.id[0] = '\0';
@@ -189,13 +127,13 @@ static void publish_with_cpuid_bit(int bit, char *out, size_t outlen)
 
 Test(restore_check, a_cpu_feature_this_host_lacks_is_no_go_and_named)
 {
-	const char *name = NULL;
+	const char *name;
 	char id[64], want[128], *err;
-	int bit;
+	unsigned bit;
 
 	require_kvm();
-	bit = missing_leaf7_ebx_bit(&name);
-	if (bit < 0)
+	name = gw_fixture_missing_feature(&bit);
+	if (!name)
 		cr_skip_test("this host offers every candidate feature of CPUID leaf 7");
 	publish_with_cpuid_bit(bit, id, sizeof(id));
 	cr_assert_eq(check(id, NULL, NULL), 1, "%s", gw_read_file(CMD.out));

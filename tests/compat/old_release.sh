@@ -50,45 +50,15 @@ repo=$work/repo key=$work/repo.key psk=$work/psk
 openssl rand -hex 32 >"$psk"
 chmod 600 "$psk"
 
-api() { # SOCKET JSON
-	python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    part = s.recv(4096)
-    if not part:
-        break
-    buf += part
-sys.stdout.write(buf.decode())
-PY
-}
-hbs() { # CONSOLE: heartbeats so far
-	local n
-	n=$(grep -c '^HB ' "$1" 2>/dev/null || true)
-	echo "${n:-0}"
-}
-wait_hb() { # CONSOLE N: until N heartbeats (60 s)
-	for _ in $(seq 600); do
-		[ "$(hbs "$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	fail "no heartbeat $2 in $1: $(tail -3 "$1" 2>/dev/null)"
-}
-last_hb() { # CONSOLE: the newest whole heartbeat line (the guest may be printing one)
-	local c
-	c=$(cat "$1"; echo .) # one read; the dot keeps a final newline
-	c=${c%.}
-	[ "${c: -1}" = $'\n' ] || c=${c%$'\n'*} # drop an unfinished last line
-	printf '%s\n' "$c" | grep -E '^HB .* e=[0-9]+$' | tail -1
-}
+# shellcheck source=scripts/gw-lib.sh
+. "$src/scripts/gw-lib.sh"
+wait_hb() { gw_wait_hb "$@" || fail "no heartbeat"; }
+
 # The guest at CONSOLE goes on: 3 heartbeats, boot BOOT, counter past AFTER, no error.
 expect_continues() { # CONSOLE BOOT AFTER WHAT
 	wait_hb "$1" 3
 	local line
-	line=$(last_hb "$1")
+	line=$(gw_last_hb "$1")
 	set -- "$@" "$line"
 	read -r _ b c _ <<<"$5"
 	[ "$b" = "$2" ] || fail "$4: another boot: $5 (was $2)"
@@ -97,9 +67,8 @@ expect_continues() { # CONSOLE BOOT AFTER WHAT
 	! grep -q '^GUEST' "$1" || fail "$4: the guest complained: $(grep '^GUEST' "$1")"
 	say "$4: the guest goes on ($5)"
 }
-json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 quit() { # API PID
-	api "$1" '{"cmd":"quit"}' >/dev/null
+	gw_api "$1" '{"cmd":"quit"}' >/dev/null
 	wait "$2" || fail "godwit (pid $2) exited $?"
 }
 start() { # NAME GODWIT ARGS...: background, console and api in work/NAME.*
@@ -117,31 +86,31 @@ truncate -s 8M "$work/disk.img"
 start vm1 "$old" run --kernel "$old_elf" --mem 64M --cpus 2 --disk "$work/disk.img" \
 	--cmdline "mb=4 rate=2 verify=1 disk=w:0:2048:7"
 wait_hb "$work/vm1.console" 2
-boot=$(last_hb "$work/vm1.console" | awk '{print $2}')
+boot=$(gw_last_hb "$work/vm1.console" | awk '{print $2}')
 snap() { # API GODWIT: a snapshot; prints its JSON
 	"$2" snapshot --api "$1" --repo "$repo" --key-file "$key" --json 2>>"$work/snap.err" ||
 		fail "snapshot failed: $(cat "$work/snap.err")"
 }
 full=$(snap "$work/vm1.api" "$old")
-wait_hb "$work/vm1.console" $(( $(hbs "$work/vm1.console") + 2 ))
+wait_hb "$work/vm1.console" $(( $(gw_hbs "$work/vm1.console") + 2 ))
 inc=$(snap "$work/vm1.api" "$old")
-inc_hb=$(last_hb "$work/vm1.console" | awk '{print $3}')
-[ "$(json "$inc" parent)" = "$(json "$full" id)" ] || fail "the old build's second snapshot is not incremental: $inc"
+inc_hb=$(gw_last_hb "$work/vm1.console" | awk '{print $3}')
+[ "$(gw_json "$inc" parent)" = "$(gw_json "$full" id)" ] || fail "the old build's second snapshot is not incremental: $inc"
 quit "$work/vm1.api" "$vm1_pid"
-say "$old_version: full $(json "$full" id), incremental $(json "$inc" id)"
+say "$old_version: full $(gw_json "$full" id), incremental $(gw_json "$inc" id)"
 
-start r1 "$new" restore --repo "$repo" --key-file "$key" --snapshot "$(json "$inc" id)" \
+start r1 "$new" restore --repo "$repo" --key-file "$key" --snapshot "$(gw_json "$inc" id)" \
 	--disk "$work/r1.img"
 expect_continues "$work/r1.console" "$boot" "$inc_hb" "$old_version's incremental restored by this build"
 
 # 2. This build's snapshot on top of the old one's, restored.
 new_snap=$(snap "$work/r1.api" "$new")
-new_hb=$(last_hb "$work/r1.console" | awk '{print $3}')
-mode=$(json "$new_snap" disk_mode)
+new_hb=$(gw_last_hb "$work/r1.console" | awk '{print $3}')
+mode=$(gw_json "$new_snap" disk_mode)
 case "$mode" in log | rsync) ;; *) fail "this build's snapshot did not build on the old one's disk ($mode): $new_snap" ;; esac
 quit "$work/r1.api" "$r1_pid"
-say "this build's snapshot $(json "$new_snap" id): disk from the old snapshot ($mode), $(json "$new_snap" bytes_new_stored) bytes new"
-start r2 "$new" restore --repo "$repo" --key-file "$key" --snapshot "$(json "$new_snap" id)" \
+say "this build's snapshot $(gw_json "$new_snap" id): disk from the old snapshot ($mode), $(gw_json "$new_snap" bytes_new_stored) bytes new"
+start r2 "$new" restore --repo "$repo" --key-file "$key" --snapshot "$(gw_json "$new_snap" id)" \
 	--disk "$work/r2.img" --verify
 expect_continues "$work/r2.console" "$boot" "$new_hb" "this build's snapshot over $old_version's, restored with --verify"
 quit "$work/r2.api" "$r2_pid"
@@ -162,7 +131,7 @@ migrate() { # NAME WHAT FROM_GODWIT FROM_ELF TO_GODWIT
 	"$from" migrate --api "$work/${name}_src.api" --to "127.0.0.1:$port" --psk-file "$psk" \
 		--verify >/dev/null 2>"$work/$name.migrate.err" ||
 		fail "$what: migration failed: $(cat "$work/$name.migrate.err")"
-	line=$(last_hb "$work/${name}_src.console")
+	line=$(gw_last_hb "$work/${name}_src.console")
 	read -r _ b c _ <<<"$line"
 	eval "wait \$${name}_src_pid" || fail "$what: the source did not exit 0"
 	expect_continues "$work/${name}_dst.console" "$b" "$c" "$what"

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "migrate/proto.h"
 #include "snapshot/index_file.h"
@@ -20,6 +19,7 @@
 #include "snapshot/repo.h"
 #include "snapshot/repo_config.h"
 #include "snapshot/repo_key.h"
+#include "tests/common/gw_fixture.h"
 #include "transport/file_stream.h"
 #include "transport/frame.h"
 #include "transport/zstd_stream.h"
@@ -27,23 +27,20 @@
 #include "vmm/state_priv.h"
 #include "vmm/vm_state.h"
 
-#define SAMPLES FIXTURES_DIR "/0.1.0"
-#define MAX_KEYS 32
+#define SAMPLES GW_FIXTURE("0.1.0")
 
 static char WORK[128], REPO[192], KEY[192];
-static char key_name[MAX_KEYS][48], key_value[MAX_KEYS][96];
-static unsigned nkeys;
 static struct repo *repo;
 
-/* A value of the samples' expected file (asserts it is there). */
+/* A value of the samples' expected file (asserts it is there); valid for 8 more calls. */
 static const char *expect(const char *name)
 {
-	for (unsigned i = 0; i < nkeys; i++) {
-		if (strcmp(key_name[i], name) == 0)
-			return key_value[i];
-	}
-	cr_assert_fail("no %s in " SAMPLES "/expected", name);
-	return NULL;
+	static char value[8][96];
+	static unsigned next;
+	char *out = value[next++ % 8];
+
+	gw_fixture_expect("0.1.0", name, out, sizeof(value[0]));
+	return out;
 }
 
 static uint64_t expect_u64(const char *name)
@@ -51,44 +48,15 @@ static uint64_t expect_u64(const char *name)
 	return strtoull(expect(name), NULL, 10);
 }
 
-static void read_expected(void)
-{
-	FILE *f = fopen(SAMPLES "/expected", "r");
-	char line[160];
-
-	cr_assert_not_null(f, "no " SAMPLES "/expected");
-	nkeys = 0;
-	while (fgets(line, sizeof(line), f) && nkeys < MAX_KEYS) {
-		char *eq = strchr(line, '=');
-
-		if (!eq)
-			continue;
-		*eq = '\0';
-		eq[strcspn(eq + 1, "\n") + 1] = '\0';
-		cr_assert_lt(strlen(line), sizeof(key_name[0]), "%s", line);
-		cr_assert_lt(strlen(eq + 1), sizeof(key_value[0]), "%s", eq + 1);
-		memcpy(key_name[nkeys], line, strlen(line) + 1);
-		memcpy(key_value[nkeys], eq + 1, strlen(eq + 1) + 1);
-		nkeys++;
-	}
-	fclose(f);
-}
-
 /* The samples are never written to: the repository is opened in a copy. */
 static void setup(void)
 {
 	struct repo_key key;
-	char cmd[512], err[256];
+	char err[256];
 
-	read_expected();
-	snprintf(WORK, sizeof(WORK), "/tmp/gwfix.XXXXXX");
-	cr_assert_not_null(mkdtemp(WORK));
+	gw_fixture_copy("0.1.0", WORK, sizeof(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
 	snprintf(KEY, sizeof(KEY), "%s/repo.key", WORK);
-	snprintf(cmd, sizeof(cmd), "cp -r '" SAMPLES "/repo' '" SAMPLES "/repo.key' '%s'/ && "
-		 "mkdir -p '%s/locks'", WORK, REPO);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
-	cr_assert_eq(chmod(KEY, 0600), 0); /* git keeps no modes but the executable bit */
 	cr_assert_eq(repo_key_load(&key, KEY, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(repo_open_keyed(&repo, REPO, &key, err, sizeof(err)), 0, "%s", err);
 	repo_key_wipe(&key);
@@ -96,13 +64,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[160];
-
 	repo_close(repo);
 	repo = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", WORK);
-	if (system(cmd) != 0)
-		cr_log_warn("could not remove %s", WORK);
+	gw_fixture_remove(WORK);
 }
 
 TestSuite(fixtures_0_1_0, .init = setup, .fini = teardown, .timeout = 60);

@@ -7,56 +7,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "tests/common/gw_fixture.h"
 #include "tests/common/gw_test.h"
 
-#define SAMPLES FIXTURES_DIR "/0.1.0"
 #define BOOT_MS 60000
 
 static struct gw_proc RST;
 static char WORK[128], REPO[192], KEY[192];
 
+/* A restore takes a lock in the repository: it runs on a copy of the samples. */
 static void setup(void)
 {
-	char cmd[512];
-
 	gw_proc_init(&RST);
-	snprintf(WORK, sizeof(WORK), "/tmp/gwfixr.XXXXXX");
-	cr_assert_not_null(mkdtemp(WORK));
+	gw_fixture_copy("0.1.0", WORK, sizeof(WORK));
 	snprintf(REPO, sizeof(REPO), "%s/repo", WORK);
 	snprintf(KEY, sizeof(KEY), "%s/repo.key", WORK);
-	/* A restore takes a lock in the repository: it runs on a copy of the samples. */
-	snprintf(cmd, sizeof(cmd), "cp -r '" SAMPLES "/repo' '" SAMPLES "/repo.key' '%s'/ && "
-		 "mkdir -p '%s/locks'", WORK, REPO);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
-	cr_assert_eq(chmod(KEY, 0600), 0);
 }
 
 static void teardown(void)
 {
 	gw_proc_cleanup(&RST);
-	gw_rm_rf(WORK);
+	gw_fixture_remove(WORK);
 }
 
 TestSuite(fixtures_restore, .init = setup, .fini = teardown, .timeout = 300);
 
-/* A value of the samples' expected file, into out (asserts it is there). */
 static void expect(const char *name, char *out, size_t len)
 {
-	char *all = gw_read_file(SAMPLES "/expected"), *line;
-	size_t n = strlen(name);
-
-	cr_assert_not_null(all);
-	for (line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
-		if (strncmp(line, name, n) == 0 && line[n] == '=') {
-			snprintf(out, len, "%s", line + n + 1);
-			free(all);
-			return;
-		}
-	}
-	cr_assert_fail("no %s in " SAMPLES "/expected", name);
+	gw_fixture_expect("0.1.0", name, out, len);
 }
 
 static void restore_continues(const char *which)

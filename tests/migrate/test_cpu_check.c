@@ -6,28 +6,24 @@
  * receiver exits saying so, with no RAM sent.
  */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "migrate/conn.h"
 #include "migrate/proto.h"
+#include "tests/common/gw_fixture.h"
 #include "tests/common/gw_test.h"
 #include "transport/file_stream.h"
 #include "transport/frame.h"
 #include "transport/stream.h"
 #include "transport/zstd_stream.h"
-#include "vmm/cpuid.h"
 #include "vmm/state_format.h"
 #include "vmm/state_priv.h"
 
-#define STREAM FIXTURES_DIR "/0.1.0/migration.stream"
+#define STREAM GW_FIXTURE("0.1.0") "/migration.stream"
 #define BUF_BYTES (2u << 20)
 
 static struct gw_proc DST;
@@ -77,44 +73,6 @@ static void read_sample(void)
 	cpuid_len = rec.len;
 	stream_close(in, false);
 	free(buf);
-}
-
-/* Set a leaf 7 EBX feature bit this host's KVM lacks in the table; its name, or NULL. */
-static const char *add_missing_feature(void)
-{
-	static const struct {
-		const char *name;
-		int bit;
-	} candidates[] = {
-		{ "avx512f", 16 }, { "rtm", 11 }, { "hle", 4 }, { "avx2", 5 }, { "bmi2", 8 },
-	};
-	struct cpuid_table *host = calloc(1, sizeof(*host));
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	const char *name = NULL;
-	uint32_t ebx = 0, count = vs_get32(cpuid);
-
-	cr_assert(host && fd >= 0);
-	host->hdr.nent = CPUID_MAX_ENTRIES;
-	cr_assert_eq(ioctl(fd, KVM_GET_SUPPORTED_CPUID, &host->hdr), 0);
-	close(fd);
-	for (uint32_t i = 0; i < host->hdr.nent; i++) {
-		if (host->hdr.entries[i].function == 7 && host->hdr.entries[i].index == 0)
-			ebx = host->hdr.entries[i].ebx;
-	}
-	free(host);
-	for (size_t c = 0; c < sizeof(candidates) / sizeof(candidates[0]) && !name; c++) {
-		if (ebx & (1u << candidates[c].bit))
-			continue;
-		for (uint32_t i = 0; i < count; i++) {
-			uint8_t *e = cpuid + 4 + (size_t)i * 28;
-
-			if (vs_get32(e) == 7 && vs_get32(e + 4) == 0) {
-				vs_put32(e + 16, vs_get32(e + 16) | 1u << candidates[c].bit);
-				name = candidates[c].name;
-			}
-		}
-	}
-	return name;
 }
 
 /*
@@ -170,13 +128,15 @@ Test(cpu_check, a_feature_this_host_lacks_is_refused_before_any_page_naming_it)
 {
 	char msg[MIG_REPLY_MAX_MSG + 1], want[128];
 	const char *name;
+	unsigned bit;
 	char *err;
 
 	require_kvm();
 	read_sample();
-	name = add_missing_feature();
+	name = gw_fixture_missing_feature(&bit);
 	if (!name)
 		cr_skip_test("this host offers every candidate feature of CPUID leaf 7");
+	gw_fixture_set_leaf7_ebx(cpuid, cpuid_len, bit);
 	cr_assert_eq(offer_cpuid(msg, sizeof(msg)), MIG_REPLY_REFUSE, "%s", msg);
 	snprintf(want, sizeof(want), "CPU features missing on this host: %s", name);
 	cr_assert(strstr(msg, want), "%s", msg);
