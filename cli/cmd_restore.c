@@ -13,6 +13,7 @@
 #include "cli/net_opts.h"
 #include "cli/prune_cli.h"
 #include "cli/repo_opts.h"
+#include "cli/restore_check.h"
 #include "cli/vm_host.h"
 #include "snapshot/lazy_mem.h"
 #include "repo/manifest.h"
@@ -45,6 +46,8 @@ static const char restore_usage[] =
 	"  --lock-wait SECONDS   wait this long for a prune of the repository (default 0);\n"
 	"                        until all of RAM is in, a prune waits for the restore\n"
 	"  --verbose             say how RAM was restored and when the vCPUs started\n"
+	"  --check               start nothing: say whether the snapshot would restore here\n"
+	"                        (format, CPU features, RAM, disk, NICs); exit 0 for go\n"
 	"With latest (the default) the snapshot restored is named on stderr, and a damaged\n"
 	"newest snapshot is refused, naming the newest intact one, never restored around.\n";
 
@@ -100,7 +103,7 @@ struct restore_cmd {
 	struct vm_host_access access;
 	enum snap_ram_mode ram_mode;
 	struct net_opts nets;
-	bool verbose, verify;
+	bool verbose, verify, check;
 	/* Opened by the steps. */
 	struct backend_s3_opts s3;
 	struct repo *r;
@@ -130,6 +133,7 @@ static int restore_parse(int argc, char **argv, struct restore_cmd *c)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "verify", no_argument, NULL, 'V' },
 		{ "net", required_argument, NULL, 'N' },
+		{ "check", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		VM_HOST_ACCESS_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -191,6 +195,9 @@ static int restore_parse(int argc, char **argv, struct restore_cmd *c)
 				return CLI_EXIT_ERROR;
 			}
 			break;
+		case 'C':
+			c->check = true;
+			break;
 		case 'h':
 			fputs(restore_usage, stdout);
 			return CLI_EXIT_OK;
@@ -226,6 +233,14 @@ static int restore_open_snapshot(struct restore_cmd *c)
 	}
 	c->ro.s3 = &c->s3;
 	rc = cli_repo_args_open(&c->r, &c->s3, &c->ra, c->verbose, c->err, sizeof(c->err));
+	if (rc == 0 && c->check) {
+		int status = restore_check(c->r, c->id, c->ro.vm_name, c->disk, c->base,
+					   c->nets.n);
+
+		repo_close(c->r);
+		net_opts_free(&c->nets);
+		return status;
+	}
 	if (rc == 0)
 		rc = snap_restore_open(&c->rs, c->r, c->id, &c->ro, c->err, sizeof(c->err));
 	if (rc < 0) {

@@ -79,10 +79,16 @@ int mig_dest_read_hello(struct mig_dest *d, char *err, size_t errlen)
 	if (type != MIG_REC_HELLO || mig_hello_decode(d->buf, len, &d->hello) < 0)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
 			      "the source sent no valid HELLO (record type %u)", type);
-	if (d->hello.proto != MIG_PROTO_VERSION)
+	if (d->hello.proto > MIG_PROTO_VERSION)
 		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
-			      "migration protocol %u is not %u: run the same godwit on both hosts",
+			      "the source's migration protocol %u is newer than %u, the newest "
+			      "this godwit speaks: upgrade godwit here",
 			      d->hello.proto, MIG_PROTO_VERSION);
+	if (d->hello.proto < MIG_PROTO_PREV_VERSION)
+		return refuse(d, MIG_REPLY_REFUSE, err, errlen, -EPROTO,
+			      "the source's migration protocol %u is older than %u, the oldest "
+			      "this godwit speaks: upgrade godwit on the source",
+			      d->hello.proto, MIG_PROTO_PREV_VERSION);
 	return 0;
 }
 
@@ -126,7 +132,7 @@ static int handle_hello(struct mig_dest *d, mig_create_vm_fn create_vm, void *ct
 				      d->disk_path, strerror(-rc));
 		}
 	}
-	rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, NULL);
+	rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, MIG_CAPS);
 	if (rc < 0)
 		snprintf(err, errlen, "answering the source: %s", strerror(-rc));
 	return rc;
@@ -423,6 +429,22 @@ int mig_dest_receive_data(struct mig_dest *d, char *err, size_t errlen)
 			if (mig_dest_net_frame(d, len) < 0)
 				goto bad;
 			break;
+		case MIG_REC_CPUID: {
+			/* Announced in ACCEPT (MIG_CAP_CPUID): the source waits for the answer. */
+			char why[MIG_REPLY_MAX_MSG];
+
+			rc = vm_cpuid_check(d->vm, d->buf, len, why, sizeof(why));
+			if (rc == -EBADMSG)
+				goto bad;
+			if (rc < 0)
+				return refuse(d, MIG_REPLY_REFUSE, err, errlen, rc, "%s", why);
+			rc = mig_reply_send(d->conn, MIG_REPLY_ACCEPT, NULL);
+			if (rc < 0) {
+				snprintf(err, errlen, "answering the source: %s", strerror(-rc));
+				return rc;
+			}
+			break;
+		}
 		case MIG_REC_DONE:
 			if (!d->state) {
 				snprintf(err, errlen, "the source finished without sending VM state");

@@ -22,7 +22,9 @@
  *
  *   source                                     destination
  *   HELLO (machine: RAM layout, vCPUs, disk) ->
- *                                           <- ACCEPT | REFUSE(reason)
+ *                                           <- ACCEPT(capabilities) | REFUSE(reason)
+ *   [CPUID: if ACCEPT named "cpuid"]        ->  compared with what this host's KVM gives
+ *                                           <- ACCEPT | REFUSE(the missing features)
  *   round 0: PAGES for every non-zero page  ->  (RAM starts zero: zero pages cost nothing)
  *   ROUND_END                               ->  applies everything before it, then
  *                                           <- ROUND_DONE
@@ -81,10 +83,22 @@
  * here (the destination does). Resuming it unasked could run it on both hosts.
  *
  * A source that cancels or fails before 3 sends ABORT(reason) if it can. Changing
- * anything in this file requires a MIG_PROTO_VERSION bump.
+ * anything in this file requires a MIG_PROTO_VERSION bump, except adding a capability
+ * (below), which a peer without it never sees.
  */
-/* 5: HELLO carries the NIC count, RUNNING the announcement; NET_FRAME records. */
+/*
+ * Compatibility (repo/README.md, "Compatibility", states it for every format): a
+ * destination accepts a HELLO of its own protocol version and of MIG_PROTO_PREV_VERSION,
+ * the version the previous release (RELEASES) speaks, and then talks that version; a
+ * source speaks the version the destination accepts, so an old and a new release migrate
+ * both ways. Anything else is refused with REFUSE before the first page, naming both
+ * versions and which side to upgrade; the source's VM keeps running. A version bump keeps
+ * the previous version's reader and writer for one release.
+ *
+ * 5: HELLO carries the NIC count, RUNNING the announcement; NET_FRAME records (0.1.0).
+ */
 #define MIG_PROTO_VERSION 5
+#define MIG_PROTO_PREV_VERSION 5
 
 /* Record types (frame types), source -> destination. 0 is invalid. */
 enum mig_rec {
@@ -102,7 +116,22 @@ enum mig_rec {
 	MIG_REC_VERIFY = 11,   /* run hdr + count * MIG_DIGEST_BYTES: digests of pages */
 	MIG_REC_VERIFY_DISK = 12, /* run hdr (region 0) + count * MIG_DIGEST_BYTES: of blocks */
 	MIG_REC_NET_FRAME = 13, /* u32 nic, then a frame for its guest (below) */
+	MIG_REC_CPUID = 14,    /* the VM's CPUID policy (vm_cpuid_save); only after MIG_CAP_CPUID */
 };
+
+/*
+ * Capabilities: ACCEPT's message is the destination's capabilities, space-separated words
+ * (0.1.0 sends none, and its source ignores the message). A source uses one only when the
+ * destination named it, so a capability adds to protocol 5 without a version bump: each
+ * side still speaks plain protocol 5 to a peer without it.
+ *
+ *   cpuid  right after ACCEPT the source sends CPUID (its VM's CPUID table) and waits for
+ *          the answer: ACCEPT, or REFUSE naming the CPU features this host lacks ("CPU
+ *          features missing on this host: ..."), before any page is sent. The source's VM
+ *          runs on.
+ */
+#define MIG_CAP_CPUID "cpuid"
+#define MIG_CAPS MIG_CAP_CPUID /* what this destination announces */
 
 /*
  * NET_FRAME: a frame that reached the source's tap after the guest's final pause, for the

@@ -327,6 +327,61 @@ static int setup_buffers(struct mig_source *m)
 	return 0;
 }
 
+/* Whether a capability list (ACCEPT's message) names cap. */
+static bool mig_caps_has(const char *caps, const char *cap)
+{
+	size_t n = strlen(cap);
+
+	for (const char *p = caps; *p; p += strcspn(p, " "), p += strspn(p, " ")) {
+		if (strncmp(p, cap, n) == 0 && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The handshake record just written (rc: frame_write's result) goes out; read the
+ * destination's answer (msg, cap: its message). Returns 0 for ACCEPT, -ECONNREFUSED with
+ * the destination's reason in err, or the stream's error.
+ */
+static int handshake_answer(struct mig_source *m, int rc, char *msg, size_t cap, char *err,
+			    size_t errlen)
+{
+	enum mig_reply reply;
+
+	if (rc == 0)
+		rc = stream_flush(m->out);
+	if (rc == 0)
+		rc = mig_reply_recv(m->conn, &reply, msg, cap);
+	if (rc < 0) {
+		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
+		return rc;
+	}
+	if (reply != MIG_REPLY_ACCEPT) {
+		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
+		return -ECONNREFUSED;
+	}
+	return 0;
+}
+
+/* The VM's CPUID for the destination to check before any page (proto.h, "cpuid"). */
+static int send_cpuid(struct mig_source *m, char *err, size_t errlen)
+{
+	char msg[MIG_REPLY_MAX_MSG + 1];
+	uint8_t *table;
+	size_t len;
+	int rc;
+
+	rc = vm_cpuid_save(m->vm, &table, &len);
+	if (rc < 0) {
+		snprintf(err, errlen, "the VM's CPUID: %s", strerror(-rc));
+		return rc;
+	}
+	rc = frame_write(m->out, MIG_REC_CPUID, 0, table, len);
+	free(table);
+	return handshake_answer(m, rc, msg, sizeof(msg), err, errlen);
+}
+
 static int send_hello(struct mig_source *m, char *err, size_t errlen)
 {
 	struct mig_hello h = {
@@ -342,7 +397,6 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 	};
 	uint8_t buf[256];
 	char msg[MIG_REPLY_MAX_MSG + 1];
-	enum mig_reply reply;
 	int len, rc;
 
 	snprintf(h.version, sizeof(h.version), "%s", GODWIT_VERSION);
@@ -354,19 +408,10 @@ static int send_hello(struct mig_source *m, char *err, size_t errlen)
 	if (len < 0)
 		return len;
 	rc = frame_write(m->out, MIG_REC_HELLO, 0, buf, (size_t)len);
-	if (rc == 0)
-		rc = stream_flush(m->out);
-	if (rc == 0)
-		rc = mig_reply_recv(m->conn, &reply, msg, sizeof(msg));
-	if (rc < 0) {
-		snprintf(err, errlen, "handshake with %s failed: %s", m->p.to, strerror(-rc));
+	rc = handshake_answer(m, rc, msg, sizeof(msg), err, errlen);
+	if (rc < 0)
 		return rc;
-	}
-	if (reply != MIG_REPLY_ACCEPT) {
-		snprintf(err, errlen, "destination refused the VM: %.240s", msg[0] ? msg : "no reason");
-		return -ECONNREFUSED;
-	}
-	return 0;
+	return mig_caps_has(msg, MIG_CAP_CPUID) ? send_cpuid(m, err, errlen) : 0;
 }
 
 /*

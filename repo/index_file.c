@@ -1,5 +1,6 @@
 /* Encoding and checking index files: blob entries grouped by pack, maybe sealed, then a SHA-256. */
 #include "repo/index_file.h"
+#include "repo/compat.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -174,8 +175,10 @@ int index_file_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
 	dec_take(&d, 4);
 	dec_u16(&d, &version);
 	dec_u16(&d, &flags);
-	if (version != INDEX_FORMAT_VERSION)
-		return fail(why, "unsupported index format version", -EPROTONOSUPPORT);
+	if (version == 0)
+		return fail(why, "index format version 0 is invalid", -EBADMSG);
+	if (version > INDEX_FORMAT_VERSION)
+		return fail(why, COMPAT_NEWER("index", INDEX_FORMAT_VERSION), -EPROTONOSUPPORT);
 	if (flags & ~INDEX_F_AEAD)
 		return fail(why, "unsupported index flags", -EPROTONOSUPPORT);
 	aead = flags & INDEX_F_AEAD;

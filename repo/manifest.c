@@ -1,5 +1,6 @@
 /* Encoding and checking snapshot manifests: header, zstd body of maps (maybe sealed), trailing SHA-256. */
 #include "repo/manifest.h"
+#include "repo/compat.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -564,8 +565,11 @@ int manifest_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
 	dec_take(&d, 4);
 	dec_u16(&d, &version);
 	dec_u16(&d, &flags);
-	if (version != MANIFEST_FORMAT_VERSION)
-		return fail(why, "unsupported manifest format version", -EPROTONOSUPPORT);
+	if (version == 0)
+		return fail(why, "manifest format version 0 is invalid", -EBADMSG);
+	if (version > MANIFEST_FORMAT_VERSION)
+		return fail(why, COMPAT_NEWER("manifest", MANIFEST_FORMAT_VERSION),
+			    -EPROTONOSUPPORT);
 	if ((flags & ~(MANIFEST_F_ZSTD | MANIFEST_F_AEAD)) ||
 	    flags == MANIFEST_F_AEAD)
 		return fail(why, "unsupported manifest flags", -EPROTONOSUPPORT);

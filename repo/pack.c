@@ -1,5 +1,6 @@
 /* Building and checking packs, plaintext or sealed: records, a trailer of entries, a SHA-256. */
 #include "repo/pack.h"
+#include "repo/compat.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -265,8 +266,10 @@ int pack_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
 	dec_take(&d, 4);
 	dec_u16(&d, &version);
 	dec_u16(&d, &flags);
-	if (version != PACK_FORMAT_VERSION)
-		return fail(why, "unsupported pack format version", -EPROTONOSUPPORT);
+	if (version == 0)
+		return fail(why, "pack format version 0 is invalid", -EBADMSG);
+	if (version > PACK_FORMAT_VERSION)
+		return fail(why, COMPAT_NEWER("pack", PACK_FORMAT_VERSION), -EPROTONOSUPPORT);
 	if (flags & ~PACK_F_AEAD)
 		return fail(why, "unsupported pack flags", -EPROTONOSUPPORT);
 	aead = flags & PACK_F_AEAD;

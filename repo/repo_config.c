@@ -1,5 +1,6 @@
 /* Encoding, decoding and checking of the repository config object. */
 #include "repo/repo_config.h"
+#include "repo/compat.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -145,8 +146,11 @@ int repo_config_decode(const uint8_t *buf, size_t len, struct repo_config *out,
 	dec_take(&d, 4);
 	dec_u16(&d, &version);
 	dec_u16(&d, &flags);
-	if (version != REPO_CONFIG_FORMAT_VERSION && version != 1)
-		return fail(why, "unsupported config format version", -EPROTONOSUPPORT);
+	if (version == 0)
+		return fail(why, "config format version 0 is invalid", -EBADMSG);
+	if (version > REPO_CONFIG_FORMAT_VERSION)
+		return fail(why, COMPAT_NEWER("config", REPO_CONFIG_FORMAT_VERSION),
+			    -EPROTONOSUPPORT);
 	if (flags != 0)
 		return fail(why, "unsupported config flags", -EPROTONOSUPPORT);
 	want = version == 1 ? REPO_CONFIG_V1_BYTES : REPO_CONFIG_BYTES;

@@ -48,8 +48,10 @@ static int restore_index(struct vs_restore *r, const uint8_t *blob, size_t len, 
 		if (rec.type >= VS_REC_COUNT) {
 			if (rec.type & VS_REC_OPTIONAL)
 				continue; /* a newer writer's extra, declared safe to ignore */
-			snprintf(err, errlen, "VM state blob: record type %u is unknown to this "
-				 "godwit (written by a newer one?)", rec.type);
+			snprintf(err, errlen, "VM state blob: mandatory record type %u is newer than "
+				 "this godwit knows (state format version %" PRIu32 ", it reads up to "
+				 "%u): upgrade godwit", rec.type, le32_decode(blob + 4),
+				 VS_FORMAT_VERSION);
 			return -EPROTONOSUPPORT;
 		}
 		if (rec.type == VS_REC_VCPU) {
@@ -94,7 +96,8 @@ static int restore_check_machine(struct vs_restore *r, const struct vs_shape *sh
 	}
 	if (m->layout != VS_LAYOUT_VERSION) {
 		snprintf(err, errlen, "VM state has memory layout version %" PRIu32 ", this godwit "
-			 "uses %u", m->layout, VS_LAYOUT_VERSION);
+			 "uses %u%s", m->layout, VS_LAYOUT_VERSION,
+			 m->layout > VS_LAYOUT_VERSION ? ": upgrade godwit" : "");
 		return -EPROTONOSUPPORT;
 	}
 	if (m->ram_bytes != shape->ram_bytes) {

@@ -291,4 +291,19 @@ int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, ch
  */
 int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen);
 
+/*
+ * The VM's CPUID policy (the state blob's CPUID record payload), for a peer to check
+ * before anything else is sent (vm, out, len): *out is malloc'd. Returns 0 or -ENOMEM.
+ */
+int vm_cpuid_save(struct vm *vm, uint8_t **out, size_t *len);
+
+/*
+ * Check a CPUID policy from vm_cpuid_save on another host (untrusted) against what this
+ * VM's KVM can give (vm, payload, len, err, errlen). Works in the sandbox: it uses the
+ * VM's own /dev/kvm descriptor. Returns 0; -ENOTSUP with "CPU features missing on this
+ * host: a b" in err; -EBADMSG for a malformed table; or an ioctl error.
+ */
+int vm_cpuid_check(struct vm *vm, const uint8_t *payload, size_t len, char *err,
+		   size_t errlen);
+
 #endif

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,6 +125,44 @@ Test(mig_dest, read_hello_refuses_disk_flag_without_a_disk)
 	start_reading();
 	cr_assert_eq(mig_dest_read_hello(&d, err, sizeof(err)), -EPROTO);
 	cr_assert(strstr(err, "no valid HELLO"), "%s", err);
+}
+
+/* The compatibility rule: its own and the previous release's protocol, nothing newer. */
+Test(mig_dest, read_hello_accepts_this_and_the_previous_protocol)
+{
+	struct mig_hello h = hello(0, 0);
+
+	h.proto = MIG_PROTO_PREV_VERSION;
+	send_hello(&h);
+	start_reading();
+	cr_assert_eq(mig_dest_read_hello(&d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.hello.proto, MIG_PROTO_PREV_VERSION);
+}
+
+Test(mig_dest, read_hello_refuses_a_newer_protocol_naming_both)
+{
+	struct mig_hello h = hello(0, 0);
+	enum mig_reply type;
+	char msg[MIG_REPLY_MAX_MSG + 1], want[80];
+	const uint8_t *sent;
+	size_t sent_len;
+	struct stream *back;
+
+	h.proto = MIG_PROTO_VERSION + 1;
+	send_hello(&h);
+	start_reading();
+	cr_assert_eq(mig_dest_read_hello(&d, err, sizeof(err)), -EPROTO);
+	snprintf(want, sizeof(want), "protocol %u is newer than %u", MIG_PROTO_VERSION + 1,
+		 MIG_PROTO_VERSION);
+	cr_assert(strstr(err, want), "%s", err);
+	cr_assert(strstr(err, "upgrade godwit"), "%s", err);
+	/* The source is told the same, before any page. */
+	sent = mem_stream_peek(reply_sink, &sent_len);
+	cr_assert_eq(mem_stream_reader(&back, sent, sent_len), 0);
+	cr_assert_eq(mig_reply_recv(back, &type, msg, sizeof(msg)), 0);
+	cr_assert_eq(type, MIG_REPLY_REFUSE);
+	cr_assert(strstr(msg, "upgrade godwit"), "%s", msg);
+	stream_close(back, false);
 }
 
 Test(mig_dest, layout_must_match)

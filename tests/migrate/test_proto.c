@@ -566,16 +566,27 @@ Test(mig_receiver, a_flipped_byte_anywhere_fails_cleanly, .timeout = 120)
 	free(good);
 }
 
-Test(mig_receiver, another_protocol_version_is_refused_with_the_fix)
+/* The compatibility rule (migrate/proto.h): this and the previous protocol, no other. */
+static void refused_version(uint32_t proto, const char *fix)
 {
 	char said[4];
 
-	put_hello(MIG_PROTO_VERSION - 1);
+	put_hello(proto);
 	start_reading(true);
 	cr_assert_eq(receive(), -EPROTO);
-	cr_assert(strstr(err, "run the same godwit on both hosts"), "%s", err);
+	cr_assert(strstr(err, fix), "%s", err);
 	replies_as_text(said, sizeof(said));
 	cr_assert_str_eq(said, "2", "a REFUSE, got \"%s\"", said);
+}
+
+Test(mig_receiver, an_older_protocol_than_the_previous_is_refused_with_the_fix)
+{
+	refused_version(MIG_PROTO_PREV_VERSION - 1, "upgrade godwit on the source");
+}
+
+Test(mig_receiver, a_newer_protocol_is_refused_with_the_fix)
+{
+	refused_version(MIG_PROTO_VERSION + 1, "upgrade godwit here");
 }
 
 Test(mig_receiver, a_stream_without_hello_is_refused)

@@ -271,13 +271,28 @@ Test(vm_state, rejects_bad_magic)
 	cr_assert(strstr(fx.err, "magic"), "%s", fx.err);
 }
 
-Test(vm_state, rejects_another_version)
+Test(vm_state, refuses_a_newer_version_naming_both)
 {
+	char want[64];
+
 	save_created_vm();
 	le32_encode(fx.blob + 4, VS_FORMAT_VERSION + 1);
 	blob_fix(fx.blob, fx.len);
 	cr_assert_eq(load_into_shell(fx.blob, fx.len), -EPROTONOSUPPORT);
-	cr_assert(strstr(fx.err, "version"), "%s", fx.err);
+	snprintf(want, sizeof(want), "version %u is newer than %u", VS_FORMAT_VERSION + 1,
+		 VS_FORMAT_VERSION);
+	cr_assert(strstr(fx.err, want), "%s", fx.err);
+	cr_assert(strstr(fx.err, "upgrade godwit"), "%s", fx.err);
+	cr_assert_null(strchr(fx.err, '\n'), "one line: %s", fx.err);
+}
+
+Test(vm_state, rejects_version_zero_as_invalid)
+{
+	save_created_vm();
+	le32_encode(fx.blob + 4, 0);
+	blob_fix(fx.blob, fx.len);
+	cr_assert_eq(load_into_shell(fx.blob, fx.len), -EBADMSG);
+	cr_assert(strstr(fx.err, "version 0"), "%s", fx.err);
 }
 
 Test(vm_state, rejects_unknown_header_flags)
@@ -369,7 +384,8 @@ Test(vm_state, rejects_an_unknown_mandatory_record)
 	b = blob_copy(64);
 	len = blob_add_record(b, 0x7777, 16);
 	cr_assert_eq(load_into_shell(b, len), -EPROTONOSUPPORT);
-	cr_assert(strstr(fx.err, "unknown"), "%s", fx.err);
+	cr_assert(strstr(fx.err, "type 30583"), "%s", fx.err);
+	cr_assert(strstr(fx.err, "upgrade godwit"), "%s", fx.err);
 	free(b);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#include "vmm/x86/cpu_compat_priv.h"
 #include "vmm/devices.h"
 #include "vmm/state/state_priv.h"
 
@@ -52,13 +53,20 @@ int vs_blob_open(const uint8_t *blob, size_t len, struct dec *records, char *err
 	version = le32_decode(blob + 4);
 	flags = le32_decode(blob + 8);
 	total = le64_decode(blob + 16);
-	if (version != VS_FORMAT_VERSION) {
-		snprintf(err, errlen, "VM state format version %" PRIu32 " is not supported "
-			 "(this godwit reads version %u)", version, VS_FORMAT_VERSION);
+	/* Every earlier version is read (repo/README.md, "Compatibility"). */
+	if (version == 0) {
+		snprintf(err, errlen, "VM state blob: format version 0 is invalid");
+		return -EBADMSG;
+	}
+	if (version > VS_FORMAT_VERSION) {
+		snprintf(err, errlen, "VM state format version %" PRIu32 " is newer than %u, the "
+			 "newest this godwit reads: upgrade godwit", version, VS_FORMAT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (flags != 0 || le32_decode(blob + 12) != 0) {
-		snprintf(err, errlen, "VM state blob has unknown header flags 0x%" PRIx32, flags);
+		snprintf(err, errlen, "VM state blob (format version %" PRIu32 ", this godwit reads "
+			 "%u) has header flags 0x%" PRIx32 " it does not know: upgrade godwit",
+			 version, VS_FORMAT_VERSION, flags);
 		return -EPROTONOSUPPORT;
 	}
 	if (total != len) {
@@ -202,21 +210,18 @@ int vm_state_peek(const uint8_t *blob, size_t len, struct vm_state_info *out, ch
 
 int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen)
 {
-	struct cpuid_table *want, *host;
+	struct cpuid_table *want;
 	struct vs_record rec;
 	struct dec d;
-	char missing[512];
 	int rc, kvm_fd;
 
 	rc = vs_blob_find(blob, len, VS_REC_CPUID, &rec, err, errlen);
 	if (rc < 0)
 		return rc;
 	want = malloc(sizeof(*want));
-	host = calloc(1, sizeof(*host));
-	if (!want || !host) {
-		rc = -ENOMEM;
+	if (!want) {
 		snprintf(err, errlen, "checking CPU features: out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	d = dec_init(rec.payload, rec.len);
 	rc = vs_dec_cpuid(&d, want);
@@ -230,19 +235,9 @@ int vm_state_check_cpu(const uint8_t *blob, size_t len, char *err, size_t errlen
 		snprintf(err, errlen, "cannot open /dev/kvm: %s", strerror(-rc));
 		goto out;
 	}
-	host->hdr.nent = CPUID_MAX_ENTRIES;
-	rc = ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, &host->hdr) < 0 ? -errno : 0;
+	rc = cpu_compat_check(kvm_fd, want, err, errlen);
 	close(kvm_fd);
-	if (rc < 0) {
-		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
-		goto out;
-	}
-	if (cpuid_missing_features(want, host, missing, sizeof(missing)) > 0) {
-		snprintf(err, errlen, "CPU features missing on this host: %s", missing);
-		rc = -ENOTSUP;
-	}
 out:
-	free(host);
 	free(want);
 	return rc;
 }

@@ -65,6 +65,15 @@
  * Changing this layout, any record's payload, or what a field means requires a
  * VS_FORMAT_VERSION bump (and so does changing vmm/x86/layout.h's fixed addresses, which
  * VS_LAYOUT_VERSION stands for).
+ *
+ * Compatibility (repo/README.md, "Compatibility"): a reader loads every version from
+ * 1 to VS_FORMAT_VERSION (a bump keeps the older versions' decoding), and refuses a newer
+ * version, an unknown header flag, or an unknown record type without VS_REC_OPTIONAL with
+ * one line naming both versions and "upgrade godwit". A record type a later release adds
+ * is written with VS_REC_OPTIONAL set only if a VM loaded without it runs correctly (an
+ * older reader skips it: state it can rebuild or a device the VM can lose without harm);
+ * otherwise it is mandatory and an older reader refuses the blob. A newer reader of an
+ * older blob that lacks such a record gives the device its reset state.
  */
 #define VS_MAGIC "GWVS"
 #define VS_FORMAT_VERSION 1u
