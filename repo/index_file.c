@@ -178,9 +178,10 @@ int index_file_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
 	if (version == 0)
 		return fail(why, "index format version 0 is invalid", -EBADMSG);
 	if (version > INDEX_FORMAT_VERSION)
-		return fail(why, COMPAT_NEWER("index", INDEX_FORMAT_VERSION), -EPROTONOSUPPORT);
+		return fail(why, compat_newer("index", version, INDEX_FORMAT_VERSION),
+			    -EPROTONOSUPPORT);
 	if (flags & ~INDEX_F_AEAD)
-		return fail(why, "unsupported index flags", -EPROTONOSUPPORT);
+		return fail(why, "index flags this godwit does not know: upgrade godwit", -EPROTONOSUPPORT);
 	aead = flags & INDEX_F_AEAD;
 	if (aead && !c)
 		return fail(why, "sealed index: the repository key is needed", -ENOKEY);

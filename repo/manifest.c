@@ -568,11 +568,11 @@ int manifest_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
 	if (version == 0)
 		return fail(why, "manifest format version 0 is invalid", -EBADMSG);
 	if (version > MANIFEST_FORMAT_VERSION)
-		return fail(why, COMPAT_NEWER("manifest", MANIFEST_FORMAT_VERSION),
+		return fail(why, compat_newer("manifest", version, MANIFEST_FORMAT_VERSION),
 			    -EPROTONOSUPPORT);
 	if ((flags & ~(MANIFEST_F_ZSTD | MANIFEST_F_AEAD)) ||
 	    flags == MANIFEST_F_AEAD)
-		return fail(why, "unsupported manifest flags", -EPROTONOSUPPORT);
+		return fail(why, "manifest flags this godwit does not know: upgrade godwit", -EPROTONOSUPPORT);
 	aead = flags & MANIFEST_F_AEAD;
 	if (aead && !c)
 		return fail(why, "sealed manifest: the repository key is needed", -ENOKEY);

@@ -269,9 +269,10 @@ int pack_decode(const uint8_t *buf, size_t len, struct repo_crypto *c,
 	if (version == 0)
 		return fail(why, "pack format version 0 is invalid", -EBADMSG);
 	if (version > PACK_FORMAT_VERSION)
-		return fail(why, COMPAT_NEWER("pack", PACK_FORMAT_VERSION), -EPROTONOSUPPORT);
+		return fail(why, compat_newer("pack", version, PACK_FORMAT_VERSION),
+			    -EPROTONOSUPPORT);
 	if (flags & ~PACK_F_AEAD)
-		return fail(why, "unsupported pack flags", -EPROTONOSUPPORT);
+		return fail(why, "pack flags this godwit does not know: upgrade godwit", -EPROTONOSUPPORT);
 	aead = flags & PACK_F_AEAD;
 	if (aead && !c)
 		return fail(why, "sealed pack: the repository key is needed", -ENOKEY);

@@ -1,6 +1,5 @@
 /* Opening and creating repositories: location, the config and its key, and loading every index. */
 #include "repo/repo.h"
-#include "repo/compat.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -479,11 +478,7 @@ static int repo_load_config(struct repo *r, const char *dir, const struct repo_k
 		return rc;
 	}
 	rc = repo_config_decode(buf, len, &r->cfg, &why);
-	if (rc == -EPROTONOSUPPORT && compat_object_version(buf, len) > REPO_CONFIG_FORMAT_VERSION)
-		err_set(err, errlen, "%s/config: format version %u is newer than %u, the newest "
-			"this godwit reads: upgrade godwit", dir, compat_object_version(buf, len),
-			REPO_CONFIG_FORMAT_VERSION);
-	else if (rc < 0)
+	if (rc < 0)
 		err_set(err, errlen, "%s/config: %s", dir, why);
 	else
 		rc = repo_load_keys(r, dir, buf, len, key, err, errlen);

@@ -149,10 +149,10 @@ int repo_config_decode(const uint8_t *buf, size_t len, struct repo_config *out,
 	if (version == 0)
 		return fail(why, "config format version 0 is invalid", -EBADMSG);
 	if (version > REPO_CONFIG_FORMAT_VERSION)
-		return fail(why, COMPAT_NEWER("config", REPO_CONFIG_FORMAT_VERSION),
+		return fail(why, compat_newer("config", version, REPO_CONFIG_FORMAT_VERSION),
 			    -EPROTONOSUPPORT);
 	if (flags != 0)
-		return fail(why, "unsupported config flags", -EPROTONOSUPPORT);
+		return fail(why, "config flags this godwit does not know: upgrade godwit", -EPROTONOSUPPORT);
 	want = version == 1 ? REPO_CONFIG_V1_BYTES : REPO_CONFIG_BYTES;
 	sum_off = want - 32;
 	if (len < want)
