@@ -252,9 +252,20 @@ static int gate_sweep(struct gate *g, uint64_t now)
 			continue;
 		if (s->rc == 0)
 			return (int)i;
-		if (s->overdue)
+		if (s->overdue) {
 			snprintf(s->err, sizeof(s->err), "no authenticated HELLO within %d ms",
 				 MIG_GATE_DEADLINE_MS);
+		} else if (now - s->start_ms >= MIG_GATE_DEADLINE_MS) {
+			/*
+			 * The handshake's own timeout (the same deadline) fired before this sweep
+			 * saw the slot overdue: the same line, with what the handshake said.
+			 */
+			char why[160];
+
+			snprintf(why, sizeof(why), "%s", s->err);
+			snprintf(s->err, sizeof(s->err), "no authenticated HELLO within %d ms: %s",
+				 MIG_GATE_DEADLINE_MS, why);
+		}
 		gate_reject(g, s->peer, s->err);
 		gate_slot_end(s, false);
 	}
