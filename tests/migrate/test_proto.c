@@ -559,6 +559,8 @@ Test(mig_receiver, a_flipped_byte_anywhere_fails_cleanly, .timeout = 120)
 		if (rc == 0) {
 			rc = receive();
 			stream_close(d.in, false);
+		} else {
+			stream_close(mem, false); /* still ours: the reader owns it only when open */
 		}
 		d.in = NULL;
 		cr_assert_lt(rc, 0, "flip at byte %zu of %zu passed", i, len);
